@@ -1,0 +1,12 @@
+//! The audit trail (SPEC §6): one record per `/token` request, written by one writer that
+//! commits concurrent records together, and queried newest first.
+
+pub mod format;
+pub mod query;
+pub mod record;
+mod row;
+pub mod writer;
+
+pub use query::{Cursor, Filters};
+pub use record::{ExchangeRecord, Outcome};
+pub use writer::AuditWriter;

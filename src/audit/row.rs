@@ -1,0 +1,115 @@
+//! Records to and from database rows (lists are stored as JSON arrays).
+
+use diesel::prelude::*;
+
+use super::record::{ExchangeRecord, Outcome};
+use crate::store::schema::exchanges;
+
+#[derive(Debug, Insertable, Queryable, Selectable)]
+#[diesel(table_name = exchanges)]
+pub struct ExchangeRow {
+    pub id: String,
+    pub time_us: i64,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub reason: String,
+    pub client_id: Option<String>,
+    pub subject_issuer: Option<String>,
+    pub subject: Option<String>,
+    pub subject_jti: Option<String>,
+    pub actor_issuer: Option<String>,
+    pub actor: Option<String>,
+    pub requested_audiences: String,
+    pub requested_resources: String,
+    pub requested_scopes: String,
+    pub granted_audiences: String,
+    pub granted_scopes: String,
+    pub rule: Option<String>,
+    pub token_jti: Option<String>,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+    pub remote_addr: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: String,
+    pub duration_us: i64,
+    pub chain: String,
+    pub seq: i64,
+}
+
+fn list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+fn unlist(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+impl From<&ExchangeRecord> for ExchangeRow {
+    fn from(r: &ExchangeRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            time_us: r.time_us,
+            outcome: r.outcome.as_str().into(),
+            error: r.error.clone(),
+            reason: r.reason.clone(),
+            client_id: r.client_id.clone(),
+            subject_issuer: r.subject_issuer.clone(),
+            subject: r.subject.clone(),
+            subject_jti: r.subject_jti.clone(),
+            actor_issuer: r.actor_issuer.clone(),
+            actor: r.actor.clone(),
+            requested_audiences: list(&r.requested_audiences),
+            requested_resources: list(&r.requested_resources),
+            requested_scopes: list(&r.requested_scopes),
+            granted_audiences: list(&r.granted_audiences),
+            granted_scopes: list(&r.granted_scopes),
+            rule: r.rule.clone(),
+            token_jti: r.token_jti.clone(),
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            remote_addr: r.remote_addr.clone(),
+            user_agent: r.user_agent.clone(),
+            request_id: r.request_id.clone(),
+            duration_us: r.duration_us,
+            chain: r.chain.clone(),
+            seq: r.seq,
+        }
+    }
+}
+
+impl From<ExchangeRow> for ExchangeRecord {
+    fn from(r: ExchangeRow) -> Self {
+        Self {
+            id: r.id,
+            time_us: r.time_us,
+            outcome: if r.outcome == "granted" {
+                Outcome::Granted
+            } else {
+                Outcome::Denied
+            },
+            error: r.error,
+            reason: r.reason,
+            client_id: r.client_id,
+            subject_issuer: r.subject_issuer,
+            subject: r.subject,
+            subject_jti: r.subject_jti,
+            actor_issuer: r.actor_issuer,
+            actor: r.actor,
+            requested_audiences: unlist(&r.requested_audiences),
+            requested_resources: unlist(&r.requested_resources),
+            requested_scopes: unlist(&r.requested_scopes),
+            granted_audiences: unlist(&r.granted_audiences),
+            granted_scopes: unlist(&r.granted_scopes),
+            rule: r.rule,
+            token_jti: r.token_jti,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+            remote_addr: r.remote_addr,
+            user_agent: r.user_agent,
+            request_id: r.request_id,
+            duration_us: r.duration_us,
+            chain: r.chain,
+            seq: r.seq,
+        }
+    }
+}

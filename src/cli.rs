@@ -1,0 +1,333 @@
+//! The command line (SPEC §1). Each command reports failure as one sentence on stderr and a
+//! non-zero exit status.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use clap::{Args, Parser, Subcommand};
+use jsonwebtoken::Algorithm;
+
+use crate::audit::format::{Format, Writer};
+use crate::audit::query::{self, Cursor, Filters, parse_time_bound};
+use crate::config::{self, Config, KeySource, StorageUrl};
+use crate::keys::{SigningKeys, generate_pkcs8_pem, public_jwk_of};
+use crate::startup::Application;
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "tessera",
+    version,
+    about = "OAuth 2.0 Token Exchange (RFC 8693) service"
+)]
+struct Cli {
+    /// The configuration file [default: $TESSERA_CONFIG, else tessera.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: apply migrations, load keys, fetch issuers' keys, listen
+    Serve,
+    /// Validate the configuration without starting, and summarise it
+    Check,
+    /// Query the exchange records, newest first
+    Audit(Box<AuditArgs>),
+    /// Manage signing keys
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print a new random client secret and the secret_sha256 to configure
+    Secret,
+    /// Apply database migrations and exit
+    Migrate,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Write a new private signing key (PKCS#8 PEM) and print its public JWK
+    Generate {
+        #[arg(long, value_parser = ["ES256", "EdDSA", "RS256", "PS256"])]
+        alg: String,
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct AuditArgs {
+    #[arg(long)]
+    subject: Option<String>,
+    #[arg(long)]
+    client: Option<String>,
+    /// The subject token's issuer id
+    #[arg(long)]
+    issuer: Option<String>,
+    #[arg(long)]
+    audience: Option<String>,
+    #[arg(long)]
+    rule: Option<String>,
+    /// granted or denied
+    #[arg(long)]
+    outcome: Option<String>,
+    /// An OAuth error code, e.g. invalid_target
+    #[arg(long)]
+    error: Option<String>,
+    /// A minted token's jti
+    #[arg(long)]
+    jti: Option<String>,
+    /// Every token minted from this subject token
+    #[arg(long)]
+    subject_jti: Option<String>,
+    /// RFC 3339 time, or a duration back from now such as 1h
+    #[arg(long)]
+    since: Option<String>,
+    #[arg(long)]
+    until: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    #[arg(long, default_value_t = 100)]
+    limit: u64,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config_path = cli.config.clone().unwrap_or_else(config::default_path);
+    crate::telemetry::init(if matches!(cli.command, Command::Serve) {
+        "info"
+    } else {
+        "warn"
+    });
+    crate::install_crypto_provider();
+    let result = match cli.command {
+        Command::Serve => serve(&config_path),
+        Command::Check => check(&config_path),
+        Command::Audit(args) => audit(&config_path, *args),
+        Command::Keys {
+            command: KeysCommand::Generate { alg, out },
+        } => generate_key(&alg, &out),
+        Command::Secret => secret(),
+        Command::Migrate => migrate(&config_path),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("tessera: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<Config, String> {
+    config::load(path).map_err(|e| e.to_string())
+}
+
+fn serve(path: &Path) -> Result<(), String> {
+    let config = load(path)?;
+    check_key_files(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async {
+        let app = Application::build(config).await?;
+        app.run_until_stopped()
+            .await
+            .map_err(|e| format!("the server failed: {e}"))
+    })
+}
+
+/// Everything `check` validates beyond the file itself: signing keys and JWKS files.
+fn check_key_files(config: &Config) -> Result<SigningKeys, String> {
+    let keys = SigningKeys::load(&config.signing)?;
+    for issuer in &config.issuers {
+        if let KeySource::File(file) = &issuer.keys {
+            let bytes = std::fs::read(file)
+                .map_err(|e| format!("{}: issuer \"{}\": {e}", file.display(), issuer.id))?;
+            let (usable, _) = crate::issuers::jwks::parse(&bytes)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            if usable.is_empty() {
+                return Err(format!(
+                    "{}: issuer \"{}\": the JWKS holds no usable key",
+                    file.display(),
+                    issuer.id
+                ));
+            }
+        }
+    }
+    Ok(keys)
+}
+
+fn check(path: &Path) -> Result<(), String> {
+    let config = load(path)?;
+    let keys = check_key_files(&config)?;
+    let mut out = std::io::stdout().lock();
+    let _ = print_summary(&mut out, &config, &keys);
+    Ok(())
+}
+
+fn print_summary(out: &mut impl Write, config: &Config, keys: &SigningKeys) -> std::io::Result<()> {
+    let names = |list: &[String]| {
+        if list.is_empty() {
+            "-".to_string()
+        } else {
+            list.join(", ")
+        }
+    };
+    writeln!(out, "{}: configuration is valid", config.file.display())?;
+    writeln!(
+        out,
+        "server: {} on {}",
+        config.server.issuer, config.server.listen
+    )?;
+    let StorageUrl::Sqlite(db) = &config.storage.url;
+    writeln!(out, "storage: sqlite {}", db.display())?;
+    for (i, k) in keys.iter().enumerate() {
+        writeln!(
+            out,
+            "signing key: {} {:?}{}",
+            k.kid,
+            k.alg,
+            if i == 0 { " (signs)" } else { "" }
+        )?;
+    }
+    writeln!(out, "issuers ({}):", config.issuers.len())?;
+    for i in &config.issuers {
+        let source = match &i.keys {
+            KeySource::Uri(u) => format!("jwks_uri {u}"),
+            KeySource::File(f) => format!("jwks_file {}", f.display()),
+            KeySource::Discovery(_) => "discovery".into(),
+            KeySource::Local => "this server's signing keys".into(),
+        };
+        let algs: Vec<String> = i.algorithms.iter().map(|a| format!("{a:?}")).collect();
+        writeln!(
+            out,
+            "  {}  {}  ({source}; {})",
+            i.id,
+            i.issuer,
+            algs.join(" ")
+        )?;
+    }
+    writeln!(out, "clients ({}):", config.clients.len())?;
+    for c in &config.clients {
+        writeln!(out, "  {}", c.id)?;
+    }
+    writeln!(out, "rules ({}):", config.rules.len())?;
+    for r in &config.rules {
+        writeln!(
+            out,
+            "  {}: clients {}; issuers {}; audiences {}; resources {}; scopes {}",
+            r.name,
+            names(&r.clients),
+            names(&r.issuers),
+            names(&r.audiences),
+            names(&r.resources),
+            names(&r.scopes)
+        )?;
+    }
+    Ok(())
+}
+
+fn migrate(path: &Path) -> Result<(), String> {
+    let config = load(path)?;
+    let store = Store::open(&config.storage.url)?;
+    let applied = store.migrate()?;
+    println!("{applied} migration(s) applied; the schema is current");
+    Ok(())
+}
+
+fn audit(path: &Path, args: AuditArgs) -> Result<(), String> {
+    let config = load(path)?;
+    let StorageUrl::Sqlite(db) = &config.storage.url;
+    if !db.is_file() {
+        return Err(format!(
+            "{}: no database yet (run `tessera migrate` or `tessera serve`)",
+            db.display()
+        ));
+    }
+    let bound = |v: &Option<String>, name: &str| {
+        v.as_deref()
+            .map(parse_time_bound)
+            .transpose()
+            .map_err(|e| format!("--{name}: {e}"))
+    };
+    let filters = Filters {
+        since: bound(&args.since, "since")?,
+        until: bound(&args.until, "until")?,
+        subject: args.subject,
+        client: args.client,
+        issuer: args.issuer,
+        audience: args.audience,
+        rule: args.rule,
+        outcome: args.outcome,
+        error: args.error,
+        jti: args.jti,
+        subject_jti: args.subject_jti,
+    };
+    filters.validate().map_err(|e| format!("--outcome: {e}"))?;
+    let store = Store::open(&config.storage.url)?;
+    let mut conn = store.pooled()?;
+    let mut writer =
+        Writer::new(std::io::stdout().lock(), args.format).map_err(|e| e.to_string())?;
+    let mut remaining = args.limit;
+    let mut cursor: Option<Cursor> = None;
+    while remaining > 0 {
+        let batch = remaining.min(500) as i64;
+        let page = query::page(&mut conn, &filters, batch, cursor.as_ref())
+            .map_err(|e| format!("the audit query failed: {e}"))?;
+        for record in &page {
+            if writer.write(record).is_err() {
+                return Ok(()); // the reader went away (e.g. `| head`)
+            }
+        }
+        remaining -= page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() as i64 == batch => cursor = Some(Cursor::after(last)),
+            _ => break,
+        }
+    }
+    let _ = writer.finish();
+    Ok(())
+}
+
+fn generate_key(alg: &str, out: &Path) -> Result<(), String> {
+    let alg: Algorithm = alg
+        .parse()
+        .map_err(|_| format!("--alg {alg}: not a signing algorithm"))?;
+    let pem = generate_pkcs8_pem(alg)?;
+    write_private(out, pem.as_bytes())?;
+    let jwk = public_jwk_of(alg, pem.as_bytes())?;
+    let text = serde_json::to_string_pretty(&jwk).map_err(|e| e.to_string())?;
+    println!("{text}");
+    Ok(())
+}
+
+/// Creates the file readable by its owner only, and never overwrites one.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    file.write_all(bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn secret() -> Result<(), String> {
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "the random generator failed".to_string())?;
+    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    println!("secret: {secret}");
+    println!("secret_sha256: {}", crate::clients::sha256_hex(&secret));
+    Ok(())
+}

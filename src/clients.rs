@@ -1,0 +1,233 @@
+//! Client authentication at the token endpoint (RFC 6749 §2.3): `client_secret_basic` or
+//! `client_secret_post`, exactly one per request, checked against the SHA-256 of the secret in
+//! constant time.
+
+use std::collections::HashMap;
+
+use aws_lc_rs::digest::{SHA256, digest};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::config::ClientConfig;
+use crate::error::OAuthError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    SecretBasic,
+    SecretPost,
+}
+
+/// Credentials as presented, before they are checked.
+#[derive(Debug)]
+pub struct Presented {
+    pub method: Method,
+    pub client_id: String,
+    secret: String,
+}
+
+/// What the request carries that bears on client authentication.
+pub struct Evidence<'a> {
+    pub authorization: Option<&'a str>,
+    pub form_client_id: Option<&'a str>,
+    pub form_client_secret: Option<&'a str>,
+    pub form_client_assertion: bool,
+}
+
+/// Finds the one authentication method the request uses. The error tells the client
+/// whether Basic was attempted, for the `WWW-Authenticate` challenge.
+pub fn presented(evidence: &Evidence<'_>) -> Result<Presented, OAuthError> {
+    let methods = [
+        evidence.authorization.is_some(),
+        evidence.form_client_secret.is_some(),
+        evidence.form_client_assertion,
+    ];
+    if methods.iter().filter(|m| **m).count() > 1 {
+        return Err(OAuthError::invalid_request(
+            "the request uses more than one client authentication method",
+        ));
+    }
+    if evidence.form_client_assertion {
+        return Err(OAuthError::invalid_client(
+            "client assertions (private_key_jwt) are not supported by this server yet",
+            false,
+        ));
+    }
+    if let Some(header) = evidence.authorization {
+        let (id, secret) = parse_basic(header).ok_or_else(|| {
+            OAuthError::invalid_client(
+                "the Authorization header is not valid HTTP Basic client authentication",
+                true,
+            )
+        })?;
+        if evidence.form_client_id.is_some_and(|form_id| form_id != id) {
+            return Err(OAuthError::invalid_client(
+                "client_id in the body differs from the authenticated client",
+                true,
+            ));
+        }
+        return Ok(Presented {
+            method: Method::SecretBasic,
+            client_id: id,
+            secret,
+        });
+    }
+    match (evidence.form_client_id, evidence.form_client_secret) {
+        (Some(id), Some(secret)) => Ok(Presented {
+            method: Method::SecretPost,
+            client_id: id.into(),
+            secret: secret.into(),
+        }),
+        (None, Some(_)) => Err(OAuthError::invalid_client(
+            "client_secret was sent without client_id",
+            false,
+        )),
+        _ => Err(OAuthError::invalid_client(
+            "client authentication is required (HTTP Basic or client_secret_post)",
+            true,
+        )),
+    }
+}
+
+/// `Basic base64(urlencode(id) ":" urlencode(secret))`, RFC 6749 §2.3.1.
+fn parse_basic(header: &str) -> Option<(String, String)> {
+    let (scheme, value) = header.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(value.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
+            .ok()
+            .and_then(|mut v| v.pop())
+            .map(|(_, v)| v)
+    };
+    let id = unescape(id)?;
+    (!id.is_empty()).then_some(())?;
+    Some((id, unescape(secret)?))
+}
+
+pub struct Clients {
+    by_id: HashMap<String, ClientConfig>,
+}
+
+impl Clients {
+    pub fn new(configs: &[ClientConfig]) -> Self {
+        Self {
+            by_id: configs.iter().map(|c| (c.id.clone(), c.clone())).collect(),
+        }
+    }
+
+    /// The authenticated client's id. An unknown client costs the same comparison as a known
+    /// one, so timing does not reveal which ids exist.
+    pub fn authenticate(&self, presented: &Presented) -> Result<String, OAuthError> {
+        let hash = digest(&SHA256, presented.secret.as_bytes());
+        let known = self.by_id.get(&presented.client_id);
+        let expected = known.map_or([0u8; 32], |c| c.secret_sha256);
+        let matches =
+            aws_lc_rs::constant_time::verify_slices_are_equal(hash.as_ref(), &expected).is_ok();
+        if matches && known.is_some() {
+            Ok(presented.client_id.clone())
+        } else {
+            Err(OAuthError::invalid_client(
+                "client authentication failed",
+                presented.method == Method::SecretBasic,
+            ))
+        }
+    }
+}
+
+/// Lowercase hex SHA-256, as `secret_sha256` takes it.
+pub fn sha256_hex(secret: &str) -> String {
+    digest(&SHA256, secret.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::decode_sha256_hex;
+    use crate::error::ErrorCode;
+
+    fn clients() -> Clients {
+        let hash = decode_sha256_hex(&sha256_hex("s3cret")).expect("hex");
+        Clients::new(&[ClientConfig {
+            id: "orders-svc".into(),
+            secret_sha256: hash,
+        }])
+    }
+
+    fn evidence<'a>(
+        auth: Option<&'a str>,
+        id: Option<&'a str>,
+        secret: Option<&'a str>,
+    ) -> Evidence<'a> {
+        Evidence {
+            authorization: auth,
+            form_client_id: id,
+            form_client_secret: secret,
+            form_client_assertion: false,
+        }
+    }
+
+    fn basic(id: &str, secret: &str) -> String {
+        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+    }
+
+    #[test]
+    fn basic_and_post_both_authenticate() {
+        let header = basic("orders-svc", "s3cret");
+        let p = presented(&evidence(Some(&header), None, None)).expect("basic");
+        assert_eq!(
+            clients().authenticate(&p).ok().as_deref(),
+            Some("orders-svc")
+        );
+        let p = presented(&evidence(None, Some("orders-svc"), Some("s3cret"))).expect("post");
+        assert_eq!(p.method, Method::SecretPost);
+        assert!(clients().authenticate(&p).is_ok());
+    }
+
+    #[test]
+    fn basic_credentials_are_form_urlencoded() {
+        let header = basic("orders%2Dsvc", "s3cr%65t");
+        let p = presented(&evidence(Some(&header), None, None)).expect("basic");
+        assert_eq!(p.client_id, "orders-svc");
+        assert!(clients().authenticate(&p).is_ok());
+    }
+
+    #[test]
+    fn wrong_or_unknown_credentials_fail_alike() {
+        for (id, secret) in [
+            ("orders-svc", "wrong"),
+            ("nobody", "s3cret"),
+            ("orders-svc", ""),
+        ] {
+            let p = presented(&evidence(None, Some(id), Some(secret))).expect("post");
+            let err = clients().authenticate(&p).expect_err("must fail");
+            assert_eq!(err.code, ErrorCode::InvalidClient);
+            assert_eq!(err.description, "client authentication failed");
+        }
+    }
+
+    #[test]
+    fn exactly_one_method_is_allowed() {
+        let header = basic("orders-svc", "s3cret");
+        let err = presented(&evidence(Some(&header), Some("orders-svc"), Some("s3cret")))
+            .expect_err("two methods");
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        let err = presented(&evidence(None, None, None)).expect_err("none");
+        assert_eq!(err.code, ErrorCode::InvalidClient);
+        let err = presented(&evidence(Some("Bearer abc"), None, None)).expect_err("not basic");
+        assert!(err.basic_challenge);
+        let err = presented(&evidence(
+            Some(&basic("other", "x")),
+            Some("orders-svc"),
+            None,
+        ))
+        .expect_err("ids differ");
+        assert_eq!(err.code, ErrorCode::InvalidClient);
+    }
+}

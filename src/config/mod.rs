@@ -1,0 +1,740 @@
+//! Typed settings (SPEC §2): loaded from TOML with `TESSERA__SECTION__KEY` overrides, then
+//! checked as a whole: every value parsed, every reference between sections resolved. Nothing
+//! else in the service reads raw configuration.
+
+mod duration;
+mod raw;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jsonwebtoken::Algorithm;
+use reqwest::Url;
+
+pub use duration::parse as parse_duration;
+use raw::{RawClient, RawConfig, RawIssuer, RawRule, RawServer, RawSigning, RawStorage};
+
+/// A configuration error: the file, the key at fault and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file.display(), self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub signing: SigningConfig,
+    pub issuers: Vec<IssuerConfig>,
+    pub clients: Vec<ClientConfig>,
+    pub rules: Vec<RuleConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: String,
+    /// Without a trailing slash.
+    pub issuer: String,
+    pub token_endpoint: String,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageUrl {
+    Sqlite(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    pub url: StorageUrl,
+    pub retention: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SigningConfig {
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+    pub keys: Vec<SigningKeyConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SigningKeyConfig {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub private_key_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Uri(Url),
+    File(PathBuf),
+    /// OIDC discovery / RFC 8414 metadata under the issuer URL.
+    Discovery(Url),
+    /// The issuer is Tessera itself: its keys are the signing keys.
+    Local,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    AccessToken,
+    IdToken,
+    Jwt,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::IdToken => "id_token",
+            Self::Jwt => "jwt",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    pub id: String,
+    pub issuer: String,
+    pub keys: KeySource,
+    pub algorithms: Vec<Algorithm>,
+    pub audiences: Vec<String>,
+    pub accept: Vec<TokenKind>,
+    pub leeway: Duration,
+    pub max_age: Option<Duration>,
+    pub jwks_refresh: Duration,
+    pub jwks_min_refetch: Duration,
+    pub access_token_typ: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub id: String,
+    pub secret_sha256: [u8; 32],
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScopeMode {
+    Intersect,
+    Grant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActorMode {
+    None,
+    Client,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleConfig {
+    pub name: String,
+    pub clients: Vec<String>,
+    pub issuers: Vec<String>,
+    pub audiences: Vec<String>,
+    pub resources: Vec<String>,
+    pub scopes: Vec<String>,
+    pub default_scopes: Vec<String>,
+    pub scope_mode: ScopeMode,
+    pub require_scopes: Vec<String>,
+    pub actor: ActorMode,
+    pub ttl: Option<Duration>,
+    pub copy_claims: Vec<String>,
+}
+
+/// Claims a minted token sets itself, which `copy_claims` therefore may not name.
+pub const RESERVED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "act",
+    "cnf",
+    "may_act",
+];
+
+pub const SIGNING_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::ES256,
+    Algorithm::EdDSA,
+    Algorithm::RS256,
+    Algorithm::PS256,
+];
+
+/// Where the configuration file is when `--config` is not given.
+pub fn default_path() -> PathBuf {
+    std::env::var_os("TESSERA_CONFIG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("tessera.toml"))
+}
+
+/// Reads the file, applies `TESSERA__…` environment overrides and checks the result.
+pub fn load(file: &Path) -> Result<Config, ConfigError> {
+    let whole = |message: String| ConfigError {
+        file: file.to_path_buf(),
+        key: String::new(),
+        message,
+    };
+    if !file.is_file() {
+        return Err(whole(
+            "the configuration file does not exist or is not a file".into(),
+        ));
+    }
+    let raw: RawConfig = ::config::Config::builder()
+        .add_source(::config::File::from(file).format(::config::FileFormat::Toml))
+        .add_source(
+            ::config::Environment::with_prefix("TESSERA")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| whole(e.to_string()))?;
+    build(file, raw)
+}
+
+/// Checks raw settings as a whole. `file` names the source in errors and anchors relative paths.
+fn build(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
+    let ctx = Ctx {
+        file,
+        base: file.parent().unwrap_or(Path::new(".")).to_path_buf(),
+    };
+    if raw.admin.is_some() {
+        return Err(ctx.err(
+            "admin",
+            "the admin listener is not supported by this version yet; remove [admin]",
+        ));
+    }
+    let server = ctx.server(raw.server)?;
+    let storage = ctx.storage(raw.storage)?;
+    let signing = ctx.signing(raw.signing)?;
+    let mut issuers = Vec::with_capacity(raw.issuers.len());
+    for (i, issuer) in raw.issuers.into_iter().enumerate() {
+        let issuer = ctx.issuer(i, issuer, &server)?;
+        if issuers.iter().any(|o: &IssuerConfig| o.id == issuer.id) {
+            return Err(ctx.err(
+                format!("issuers[{i}].id"),
+                format!("\"{}\" is used by two issuers", issuer.id),
+            ));
+        }
+        if issuers
+            .iter()
+            .any(|o: &IssuerConfig| o.issuer == issuer.issuer)
+        {
+            return Err(ctx.err(
+                format!("issuers[{i}].issuer"),
+                format!("\"{}\" is configured twice", issuer.issuer),
+            ));
+        }
+        issuers.push(issuer);
+    }
+    let mut clients = Vec::with_capacity(raw.clients.len());
+    for (i, client) in raw.clients.into_iter().enumerate() {
+        let client = ctx.client(i, client)?;
+        if clients.iter().any(|o: &ClientConfig| o.id == client.id) {
+            return Err(ctx.err(
+                format!("clients[{i}].id"),
+                format!("\"{}\" is used by two clients", client.id),
+            ));
+        }
+        clients.push(client);
+    }
+    let mut rules = Vec::with_capacity(raw.rules.len());
+    for (i, rule) in raw.rules.into_iter().enumerate() {
+        let rule = ctx.rule(i, rule, &issuers, &clients, &signing)?;
+        if rules.iter().any(|o: &RuleConfig| o.name == rule.name) {
+            return Err(ctx.err(
+                format!("rules[{i}].name"),
+                format!("\"{}\" is used by two rules", rule.name),
+            ));
+        }
+        rules.push(rule);
+    }
+    Ok(Config {
+        file: file.to_path_buf(),
+        server,
+        storage,
+        signing,
+        issuers,
+        clients,
+        rules,
+    })
+}
+
+struct Ctx<'a> {
+    file: &'a Path,
+    base: PathBuf,
+}
+
+impl Ctx<'_> {
+    fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_path_buf(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn duration(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
+        parse_duration(value.unwrap_or(default)).map_err(|m| self.err(key, m))
+    }
+
+    fn path(&self, value: &str) -> PathBuf {
+        self.base.join(value)
+    }
+
+    fn server(&self, raw: RawServer) -> Result<ServerConfig, ConfigError> {
+        let listen = raw.listen.unwrap_or_else(|| "127.0.0.1:8080".into());
+        if listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(self.err(
+                "server.listen",
+                format!("\"{listen}\" is not an address such as \"127.0.0.1:8080\""),
+            ));
+        }
+        let issuer = raw.issuer.trim_end_matches('/').to_string();
+        let url = self.web_url("server.issuer", &issuer)?;
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(self.err("server.issuer", "must not have a query or fragment"));
+        }
+        let max_body_bytes = raw.max_body_bytes.unwrap_or(65_536);
+        if !(1024..=16 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(self.err("server.max_body_bytes", "must be between 1024 and 16777216"));
+        }
+        Ok(ServerConfig {
+            listen,
+            token_endpoint: format!("{issuer}/token"),
+            issuer,
+            max_body_bytes: max_body_bytes as usize,
+        })
+    }
+
+    /// An https URL, or http on a loopback host (127.0.0.0/8, ::1, localhost).
+    fn web_url(&self, key: &str, value: &str) -> Result<Url, ConfigError> {
+        let url = Url::parse(value)
+            .map_err(|e| self.err(key, format!("\"{value}\" is not a URL: {e}")))?;
+        match url.scheme() {
+            "https" => Ok(url),
+            "http" if is_loopback(&url) => Ok(url),
+            "http" => Err(self.err(
+                key,
+                format!("\"{value}\" must use https (http is allowed on loopback hosts only)"),
+            )),
+            other => Err(self.err(
+                key,
+                format!("\"{value}\" has scheme \"{other}\"; use https"),
+            )),
+        }
+    }
+
+    fn storage(&self, raw: RawStorage) -> Result<StorageConfig, ConfigError> {
+        let url = raw.url.unwrap_or_else(|| "sqlite://tessera.db".into());
+        let url = if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(self.err(
+                    "storage.url",
+                    "names no database file, e.g. \"sqlite://tessera.db\"",
+                ));
+            }
+            StorageUrl::Sqlite(self.path(path))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Err(self.err(
+                "storage.url",
+                "PostgreSQL is not supported by this version yet; use sqlite://",
+            ));
+        } else {
+            return Err(self.err(
+                "storage.url",
+                format!("\"{url}\" is neither sqlite://PATH nor postgres://…"),
+            ));
+        };
+        let retention = self.duration("storage.retention", raw.retention.as_deref(), "90d")?;
+        Ok(StorageConfig { url, retention })
+    }
+
+    fn signing(&self, raw: RawSigning) -> Result<SigningConfig, ConfigError> {
+        let default_ttl = self.duration("signing.default_ttl", raw.default_ttl.as_deref(), "5m")?;
+        let max_ttl = self.duration("signing.max_ttl", raw.max_ttl.as_deref(), "1h")?;
+        if default_ttl.is_zero() || default_ttl > max_ttl {
+            return Err(self.err(
+                "signing.default_ttl",
+                "must be more than zero and at most signing.max_ttl",
+            ));
+        }
+        if raw.keys.is_empty() {
+            return Err(self.err(
+                "signing.keys",
+                "at least one [[signing.keys]] is required (see `tessera keys generate`)",
+            ));
+        }
+        let mut keys: Vec<SigningKeyConfig> = Vec::with_capacity(raw.keys.len());
+        for (i, key) in raw.keys.into_iter().enumerate() {
+            let at = |k: &str| format!("signing.keys[{i}].{k}");
+            if key.kid.trim().is_empty() {
+                return Err(self.err(at("kid"), "must not be empty"));
+            }
+            if keys.iter().any(|k| k.kid == key.kid) {
+                return Err(self.err(at("kid"), format!("\"{}\" is used by two keys", key.kid)));
+            }
+            let alg = key
+                .alg
+                .parse::<Algorithm>()
+                .ok()
+                .filter(|a| SIGNING_ALGORITHMS.contains(a))
+                .ok_or_else(|| {
+                    self.err(
+                        at("alg"),
+                        format!("\"{}\" is not one of ES256, EdDSA, RS256, PS256", key.alg),
+                    )
+                })?;
+            keys.push(SigningKeyConfig {
+                kid: key.kid,
+                alg,
+                private_key_file: self.path(&key.private_key_file),
+            });
+        }
+        Ok(SigningConfig {
+            default_ttl,
+            max_ttl,
+            keys,
+        })
+    }
+
+    fn issuer(
+        &self,
+        i: usize,
+        raw: RawIssuer,
+        server: &ServerConfig,
+    ) -> Result<IssuerConfig, ConfigError> {
+        let at = |k: &str| format!("issuers[{i}].{k}");
+        if raw.id.trim().is_empty() {
+            return Err(self.err(at("id"), "must not be empty"));
+        }
+        let is_self = raw.issuer.trim_end_matches('/') == server.issuer;
+        let chosen = [
+            raw.jwks_uri.is_some(),
+            raw.jwks_file.is_some(),
+            raw.discovery == Some(true),
+        ];
+        let keys = match (is_self, chosen.iter().filter(|c| **c).count()) {
+            (true, 0) => KeySource::Local,
+            (true, _) => {
+                return Err(self.err(at("issuer"), "is this server's own issuer, whose keys are the signing keys: remove jwks_uri, jwks_file and discovery"));
+            }
+            (false, 1) => {
+                if let Some(uri) = &raw.jwks_uri {
+                    KeySource::Uri(self.web_url(&at("jwks_uri"), uri)?)
+                } else if let Some(path) = &raw.jwks_file {
+                    KeySource::File(self.path(path))
+                } else {
+                    KeySource::Discovery(self.web_url(&at("issuer"), &raw.issuer)?)
+                }
+            }
+            (false, _) => {
+                return Err(self.err(
+                    at("jwks_uri"),
+                    "set exactly one of jwks_uri, jwks_file and discovery = true",
+                ));
+            }
+        };
+        let algorithms = raw
+            .algorithms
+            .unwrap_or_else(|| vec!["RS256".into(), "ES256".into()]);
+        if algorithms.is_empty() {
+            return Err(self.err(at("algorithms"), "must list at least one algorithm"));
+        }
+        let algorithms = algorithms
+            .iter()
+            .map(|a| self.verify_algorithm(&at("algorithms"), a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let audiences = raw.audiences.unwrap_or_default();
+        if audiences.is_empty() || audiences.iter().any(|a| a.is_empty()) {
+            return Err(self.err(at("audiences"), "must list the audience(s) subject tokens are issued for, e.g. this server's issuer URL"));
+        }
+        let accept = raw
+            .accept
+            .unwrap_or_else(|| vec!["access_token".into()])
+            .iter()
+            .map(|kind| match kind.as_str() {
+                "access_token" => Ok(TokenKind::AccessToken),
+                "id_token" => Ok(TokenKind::IdToken),
+                "jwt" => Ok(TokenKind::Jwt),
+                other => Err(self.err(
+                    at("accept"),
+                    format!("\"{other}\" is not one of access_token, id_token, jwt"),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if accept.is_empty() {
+            return Err(self.err(at("accept"), "must list at least one token kind"));
+        }
+        let jwks_refresh =
+            self.duration(&at("jwks_refresh"), raw.jwks_refresh.as_deref(), "10m")?;
+        if jwks_refresh < Duration::from_secs(1) {
+            return Err(self.err(at("jwks_refresh"), "must be at least 1s"));
+        }
+        Ok(IssuerConfig {
+            id: raw.id,
+            issuer: raw.issuer,
+            keys,
+            algorithms,
+            audiences,
+            accept,
+            leeway: self.duration(&at("leeway"), raw.leeway.as_deref(), "30s")?,
+            max_age: Some(self.duration(&at("max_age"), raw.max_age.as_deref(), "24h")?),
+            jwks_refresh,
+            jwks_min_refetch: self.duration(
+                &at("jwks_min_refetch"),
+                raw.jwks_min_refetch.as_deref(),
+                "30s",
+            )?,
+            access_token_typ: raw.access_token_typ,
+        })
+    }
+
+    fn verify_algorithm(&self, key: &str, name: &str) -> Result<Algorithm, ConfigError> {
+        if name.eq_ignore_ascii_case("none") || name.to_ascii_uppercase().starts_with("HS") {
+            return Err(self.err(
+                key,
+                format!(
+                    "\"{name}\" is never accepted: only asymmetric algorithms verify subject tokens"
+                ),
+            ));
+        }
+        name.parse::<Algorithm>()
+            .map_err(|_| self.err(key, format!("\"{name}\" is not a supported algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)")))
+    }
+
+    fn client(&self, i: usize, raw: RawClient) -> Result<ClientConfig, ConfigError> {
+        let at = |k: &str| format!("clients[{i}].{k}");
+        if raw.id.trim().is_empty() {
+            return Err(self.err(at("id"), "must not be empty"));
+        }
+        if raw.jwks_file.is_some() {
+            return Err(self.err(
+                at("jwks_file"),
+                "private_key_jwt is not supported by this version yet; use secret_sha256",
+            ));
+        }
+        if raw.rate_limit.is_some() {
+            return Err(self.err(
+                at("rate_limit"),
+                "rate limits are not supported by this version yet",
+            ));
+        }
+        let hex = raw
+            .secret_sha256
+            .ok_or_else(|| self.err(at("secret_sha256"), "is required (see `tessera secret`)"))?;
+        let secret_sha256 = decode_sha256_hex(&hex).ok_or_else(|| {
+            self.err(
+                at("secret_sha256"),
+                "must be 64 hexadecimal characters (a SHA-256 digest; see `tessera secret`)",
+            )
+        })?;
+        Ok(ClientConfig {
+            id: raw.id,
+            secret_sha256,
+        })
+    }
+
+    fn rule(
+        &self,
+        i: usize,
+        raw: RawRule,
+        issuers: &[IssuerConfig],
+        clients: &[ClientConfig],
+        signing: &SigningConfig,
+    ) -> Result<RuleConfig, ConfigError> {
+        let at = |k: &str| format!("rules[{i}].{k}");
+        if raw.name.trim().is_empty() {
+            return Err(self.err(at("name"), "must not be empty"));
+        }
+        if raw.condition.is_some() {
+            return Err(self.err(
+                at("condition"),
+                "CEL conditions are not supported by this version yet; remove the condition",
+            ));
+        }
+        if raw.clients.is_empty() {
+            return Err(self.err(at("clients"), "must name at least one client"));
+        }
+        for c in &raw.clients {
+            if !clients.iter().any(|k| &k.id == c) {
+                return Err(self.err(at("clients"), format!("\"{c}\" is not a configured client")));
+            }
+        }
+        if raw.issuers.is_empty() {
+            return Err(self.err(at("issuers"), "must name at least one issuer"));
+        }
+        for s in &raw.issuers {
+            if !issuers.iter().any(|k| &k.id == s) {
+                return Err(self.err(
+                    at("issuers"),
+                    format!("\"{s}\" is not a configured issuer id"),
+                ));
+            }
+        }
+        if raw.audiences.is_empty() && raw.resources.is_empty() {
+            return Err(self.err(
+                at("audiences"),
+                "a rule must grant at least one audience or resource",
+            ));
+        }
+        for r in &raw.resources {
+            if !is_resource_indicator(r) {
+                return Err(self.err(
+                    at("resources"),
+                    format!("\"{r}\" is not an absolute URI without a fragment (RFC 8707)"),
+                ));
+            }
+        }
+        for list in [&raw.scopes, &raw.default_scopes, &raw.require_scopes] {
+            if let Some(bad) = list.iter().find(|s| !is_scope_token(s)) {
+                return Err(self.err(
+                    at("scopes"),
+                    format!("\"{bad}\" is not a valid scope (no spaces, quotes or backslashes)"),
+                ));
+            }
+        }
+        if let Some(extra) = raw.default_scopes.iter().find(|s| !raw.scopes.contains(s)) {
+            return Err(self.err(
+                at("default_scopes"),
+                format!("\"{extra}\" is not in the rule's scopes"),
+            ));
+        }
+        let scope_mode = match raw.scope_mode.as_deref().unwrap_or("intersect") {
+            "intersect" => ScopeMode::Intersect,
+            "grant" => ScopeMode::Grant,
+            other => {
+                return Err(self.err(
+                    at("scope_mode"),
+                    format!("\"{other}\" is not intersect or grant"),
+                ));
+            }
+        };
+        let actor = match raw.actor.as_deref().unwrap_or("none") {
+            "none" => ActorMode::None,
+            "client" => ActorMode::Client,
+            "token" => {
+                return Err(self.err(at("actor"), "actor = \"token\" (delegation with actor tokens) is not supported by this version yet"));
+            }
+            other => {
+                return Err(self.err(
+                    at("actor"),
+                    format!("\"{other}\" is not none, client or token"),
+                ));
+            }
+        };
+        if raw.actors.is_some() {
+            return Err(self.err(at("actors"), "applies only to actor = \"token\""));
+        }
+        let ttl = match raw.ttl.as_deref() {
+            None => None,
+            Some(t) => {
+                let ttl = parse_duration(t).map_err(|m| self.err(at("ttl"), m))?;
+                if ttl.is_zero() || ttl > signing.max_ttl {
+                    return Err(self.err(
+                        at("ttl"),
+                        "must be more than zero and at most signing.max_ttl",
+                    ));
+                }
+                Some(ttl)
+            }
+        };
+        if let Some(reserved) = raw
+            .copy_claims
+            .iter()
+            .find(|c| RESERVED_CLAIMS.contains(&c.as_str()))
+        {
+            return Err(self.err(
+                at("copy_claims"),
+                format!("\"{reserved}\" is set by Tessera itself and cannot be copied"),
+            ));
+        }
+        Ok(RuleConfig {
+            name: raw.name,
+            clients: raw.clients,
+            issuers: raw.issuers,
+            audiences: raw.audiences,
+            resources: raw.resources,
+            scopes: dedup(raw.scopes),
+            default_scopes: dedup(raw.default_scopes),
+            scope_mode,
+            require_scopes: dedup(raw.require_scopes),
+            actor,
+            ttl,
+            copy_claims: raw.copy_claims,
+        })
+    }
+}
+
+fn dedup(list: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    list.into_iter()
+        .filter(|s| seen.insert(s.clone()))
+        .collect()
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
+pub fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+/// RFC 8707 §2: an absolute URI without a fragment.
+pub fn is_resource_indicator(s: &str) -> bool {
+    Url::parse(s).is_ok_and(|u| u.fragment().is_none()) && !s.contains('#')
+}
+
+pub fn decode_sha256_hex(hex: &str) -> Option<[u8; 32]> {
+    let hex = hex.trim();
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests;

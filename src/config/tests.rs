@@ -1,0 +1,202 @@
+use super::*;
+
+const BASE: &str = r#"
+[server]
+issuer = "https://sts.example.internal"
+[signing]
+[[signing.keys]]
+kid = "k1"
+alg = "ES256"
+private_key_file = "keys/k1.pem"
+[[issuers]]
+id = "corp"
+issuer = "https://idp.example.com"
+jwks_uri = "https://idp.example.com/jwks"
+audiences = ["https://sts.example.internal"]
+[[clients]]
+id = "orders-svc"
+secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+[[rules]]
+name = "r1"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["inventory-api"]
+scopes = ["inventory:read"]
+"#;
+
+fn parse(toml: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = ::config::Config::builder()
+        .add_source(::config::File::from_str(toml, ::config::FileFormat::Toml))
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| ConfigError {
+            file: "t.toml".into(),
+            key: String::new(),
+            message: e.to_string(),
+        })?;
+    build(Path::new("/etc/tessera/t.toml"), raw)
+}
+
+fn error_of(toml: &str) -> String {
+    parse(toml).err().map(|e| e.to_string()).unwrap_or_default()
+}
+
+#[test]
+fn a_minimal_file_gets_the_documented_defaults() {
+    let config = parse(BASE).expect("valid");
+    assert_eq!(config.server.listen, "127.0.0.1:8080");
+    assert_eq!(
+        config.server.token_endpoint,
+        "https://sts.example.internal/token"
+    );
+    assert_eq!(config.server.max_body_bytes, 65_536);
+    assert_eq!(
+        config.storage.url,
+        StorageUrl::Sqlite("/etc/tessera/tessera.db".into())
+    );
+    assert_eq!(config.signing.default_ttl, Duration::from_secs(300));
+    assert_eq!(
+        config.signing.keys[0].private_key_file,
+        PathBuf::from("/etc/tessera/keys/k1.pem")
+    );
+    let issuer = &config.issuers[0];
+    assert_eq!(issuer.algorithms, vec![Algorithm::RS256, Algorithm::ES256]);
+    assert_eq!(issuer.accept, vec![TokenKind::AccessToken]);
+    assert_eq!(issuer.leeway, Duration::from_secs(30));
+    let rule = &config.rules[0];
+    assert_eq!(rule.scope_mode, ScopeMode::Intersect);
+    assert_eq!(rule.actor, ActorMode::None);
+    assert!(rule.default_scopes.is_empty());
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    let err = error_of(&BASE.replace("[server]", "[server]\nlisten_port = 1"));
+    assert!(err.contains("listen_port"), "{err}");
+}
+
+#[test]
+fn each_bad_value_is_named_by_its_key() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("alg = \"ES256\"", "alg = \"HS256\"", "signing.keys[0].alg"),
+        (
+            "audiences = [\"https://sts",
+            "algorithms = [\"none\"]\naudiences = [\"https://sts",
+            "issuers[0].algorithms",
+        ),
+        (
+            "audiences = [\"https://sts",
+            "algorithms = [\"HS256\"]\naudiences = [\"https://sts",
+            "issuers[0].algorithms",
+        ),
+        (
+            "jwks_uri = \"https://idp.example.com/jwks\"",
+            "jwks_uri = \"http://idp.example.com/jwks\"",
+            "issuers[0].jwks_uri",
+        ),
+        (
+            "jwks_uri = \"https://idp.example.com/jwks\"",
+            "jwks_uri = \"https://idp.example.com/jwks\"\ndiscovery = true",
+            "issuers[0].jwks_uri",
+        ),
+        (
+            "jwks_uri = \"https://idp.example.com/jwks\"",
+            "",
+            "issuers[0].jwks_uri",
+        ),
+        (
+            "clients = [\"orders-svc\"]",
+            "clients = [\"nobody\"]",
+            "rules[0].clients",
+        ),
+        (
+            "issuers = [\"corp\"]",
+            "issuers = [\"elsewhere\"]",
+            "rules[0].issuers",
+        ),
+        (
+            "scopes = [\"inventory:read\"]",
+            "scopes = [\"inventory:read\"]\ndefault_scopes = [\"x\"]",
+            "rules[0].default_scopes",
+        ),
+        (
+            "scopes = [\"inventory:read\"]",
+            "scopes = [\"inventory:read\"]\ncondition = \"true\"",
+            "rules[0].condition",
+        ),
+        (
+            "scopes = [\"inventory:read\"]",
+            "scopes = [\"inventory:read\"]\nactor = \"token\"",
+            "rules[0].actor",
+        ),
+        (
+            "scopes = [\"inventory:read\"]",
+            "scopes = [\"inventory:read\"]\nttl = \"2h\"",
+            "rules[0].ttl",
+        ),
+        (
+            "scopes = [\"inventory:read\"]",
+            "scopes = [\"inventory:read\"]\ncopy_claims = [\"sub\"]",
+            "rules[0].copy_claims",
+        ),
+        (
+            "audiences = [\"inventory-api\"]",
+            "audiences = []",
+            "rules[0].audiences",
+        ),
+        (
+            "secret_sha256 = \"2bb8",
+            "secret_sha256 = \"zz",
+            "clients[0].secret_sha256",
+        ),
+        (
+            "[signing]",
+            "[signing]\nmax_ttl = \"1 hour\"",
+            "signing.max_ttl",
+        ),
+        (
+            "[server]",
+            "[storage]\nurl = \"mysql://x\"\n[server]",
+            "storage.url",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let toml = BASE.replacen(from, to, 1);
+        assert_ne!(toml, BASE, "case {key} did not change the file");
+        let err = error_of(&toml);
+        assert!(
+            err.contains(key),
+            "expected an error naming {key}, got {err:?}"
+        );
+        assert!(
+            err.starts_with("/etc/tessera/t.toml") || err.starts_with("t.toml"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn an_issuer_that_is_this_server_needs_no_keys() {
+    let toml = BASE.replace(
+        "[[clients]]",
+        "[[issuers]]\nid = \"self\"\nissuer = \"https://sts.example.internal\"\naudiences = [\"x\"]\n[[clients]]",
+    );
+    let config = parse(&toml).expect("valid");
+    assert_eq!(config.issuers[1].keys, KeySource::Local);
+}
+
+#[test]
+fn loopback_issuers_may_use_http() {
+    let toml = BASE.replace("https://idp.example.com/jwks", "http://127.0.0.1:9999/jwks");
+    assert!(parse(&toml).is_ok());
+    let toml = BASE.replace("https://idp.example.com/jwks", "http://localhost:9999/jwks");
+    assert!(parse(&toml).is_ok());
+}
+
+#[test]
+fn scope_tokens_follow_rfc_6749() {
+    assert!(is_scope_token("inventory:read"));
+    assert!(!is_scope_token("a b"));
+    assert!(!is_scope_token("a\"b"));
+    assert!(!is_scope_token(""));
+}

@@ -1,0 +1,250 @@
+//! The token request (RFC 8693 §2.1) parsed at the edge into types that cannot be wrong.
+
+use std::str::FromStr;
+
+use crate::config::{is_resource_indicator, is_scope_token};
+use crate::error::{ErrorCode, OAuthError};
+use crate::tokens::TokenType;
+
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// Parameters that may be given more than once (RFC 8693 §2.1).
+const REPEATABLE: &[&str] = &["audience", "resource"];
+
+/// A form body, with every parameter but `audience` and `resource` given at most once.
+/// Empty values count as absent (RFC 6749 §3.1).
+pub struct Params {
+    pairs: Vec<(String, String)>,
+}
+
+impl Params {
+    pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
+            OAuthError::invalid_request(
+                "the body is not a valid application/x-www-form-urlencoded form",
+            )
+        })?;
+        let pairs: Vec<(String, String)> =
+            pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        for (i, (name, _)) in pairs.iter().enumerate() {
+            if !REPEATABLE.contains(&name.as_str())
+                && pairs.iter().skip(i + 1).any(|(n, _)| n == name)
+            {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter \"{}\" is given more than once",
+                    printable(name)
+                )));
+            }
+        }
+        Ok(Self { pairs })
+    }
+
+    pub fn one(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn all(&self, name: &str) -> Vec<String> {
+        self.pairs
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    fn required(&self, name: &str) -> Result<&str, OAuthError> {
+        self.one(name)
+            .ok_or_else(|| OAuthError::invalid_request(format!("parameter \"{name}\" is required")))
+    }
+
+    pub fn check_grant_type(&self) -> Result<(), OAuthError> {
+        match self.required("grant_type")? {
+            TOKEN_EXCHANGE => Ok(()),
+            _ => Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!("only grant_type={TOKEN_EXCHANGE} is supported"),
+            )),
+        }
+    }
+}
+
+/// A parameter name shown back to the client, cut short and stripped of control characters.
+fn printable(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).take(64).collect()
+}
+
+#[derive(Debug)]
+pub struct TokenRequest {
+    pub subject_token: String,
+    pub subject_token_type: TokenType,
+    pub actor_token: Option<(String, TokenType)>,
+    pub audiences: Vec<String>,
+    pub resources: Vec<String>,
+    /// `None` when no scope was requested.
+    pub scopes: Option<Vec<String>>,
+    pub requested_token_type: TokenType,
+}
+
+impl TokenRequest {
+    pub fn from_params(p: &Params) -> Result<Self, OAuthError> {
+        let subject_token = p.required("subject_token")?.to_string();
+        let subject_token_type =
+            token_type(p.required("subject_token_type")?, "subject_token_type")?;
+        let actor_token = match (p.one("actor_token"), p.one("actor_token_type")) {
+            (Some(t), Some(ty)) => Some((t.to_string(), token_type(ty, "actor_token_type")?)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(OAuthError::invalid_request(
+                    "actor_token requires actor_token_type",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(OAuthError::invalid_request(
+                    "actor_token_type was given without actor_token",
+                ));
+            }
+        };
+        let requested_token_type = match p.one("requested_token_type") {
+            None => TokenType::AccessToken,
+            Some(uri) => match token_type(uri, "requested_token_type")? {
+                t @ (TokenType::AccessToken | TokenType::Jwt) => t,
+                other => {
+                    return Err(OAuthError::invalid_request(format!(
+                        "requested_token_type {} is not supported; request an access_token or a jwt",
+                        other.uri()
+                    )));
+                }
+            },
+        };
+        let audiences = p.all("audience");
+        let resources = p.all("resource");
+        if audiences.is_empty() && resources.is_empty() {
+            return Err(OAuthError::invalid_request(
+                "name the target API with an audience or resource parameter",
+            ));
+        }
+        if let Some(bad) = resources.iter().find(|r| !is_resource_indicator(r)) {
+            return Err(OAuthError::invalid_target(format!(
+                "resource \"{}\" is not an absolute URI without a fragment",
+                printable(bad)
+            )));
+        }
+        let scopes = match p.one("scope") {
+            None => None,
+            Some(text) => {
+                let list: Vec<String> = text
+                    .split(' ')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if let Some(bad) = list.iter().find(|s| !is_scope_token(s)) {
+                    return Err(OAuthError::invalid_scope(format!(
+                        "scope \"{}\" contains characters scopes may not have",
+                        printable(bad)
+                    )));
+                }
+                (!list.is_empty()).then_some(list)
+            }
+        };
+        Ok(Self {
+            subject_token,
+            subject_token_type,
+            actor_token,
+            audiences,
+            resources,
+            scopes,
+            requested_token_type,
+        })
+    }
+}
+
+fn token_type(uri: &str, param: &str) -> Result<TokenType, OAuthError> {
+    TokenType::from_str(uri).map_err(|_| {
+        OAuthError::invalid_request(format!("{param} is not a token type URI of RFC 8693 §3"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(body: &str) -> Result<TokenRequest, OAuthError> {
+        TokenRequest::from_params(&Params::parse(body.as_bytes())?)
+    }
+
+    const BASE: &str = "subject_token=t&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&audience=a";
+
+    #[test]
+    fn a_full_request_parses() {
+        let r = request(&format!(
+            "{BASE}&audience=b&resource=https%3A%2F%2Fr%2F&scope=x+y"
+        ))
+        .expect("valid");
+        assert_eq!(r.audiences, vec!["a", "b"]);
+        assert_eq!(r.resources, vec!["https://r/"]);
+        assert_eq!(r.scopes, Some(vec!["x".to_string(), "y".to_string()]));
+        assert_eq!(r.requested_token_type, TokenType::AccessToken);
+    }
+
+    #[test]
+    fn bad_requests_get_the_right_code() {
+        let at = "urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token";
+        let cases: Vec<(String, ErrorCode)> = vec![
+            (format!("{BASE}&scope=a&scope=b"), ErrorCode::InvalidRequest),
+            (format!("{BASE}&subject_token=u"), ErrorCode::InvalidRequest),
+            (
+                "subject_token_type=x&audience=a".into(),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                BASE.replace("access_token", "bogus"),
+                ErrorCode::InvalidRequest,
+            ),
+            (format!("{BASE}&actor_token=x"), ErrorCode::InvalidRequest),
+            (
+                format!("{BASE}&actor_token_type={at}"),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                format!(
+                    "{BASE}&requested_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Arefresh_token"
+                ),
+                ErrorCode::InvalidRequest,
+            ),
+            (BASE.replace("&audience=a", ""), ErrorCode::InvalidRequest),
+            (
+                format!("{BASE}&resource=relative%2Fpath"),
+                ErrorCode::InvalidTarget,
+            ),
+            (format!("{BASE}&scope=a%22b"), ErrorCode::InvalidScope),
+            ("%zz=1".into(), ErrorCode::InvalidRequest),
+        ];
+        for (body, code) in cases {
+            let err = request(&body).expect_err(&body);
+            assert_eq!(err.code, code, "{body}: {}", err.description);
+        }
+    }
+
+    #[test]
+    fn empty_values_count_as_absent() {
+        let r = request(&format!("{BASE}&scope=&actor_token=&actor_token_type=")).expect("valid");
+        assert_eq!(r.scopes, None);
+        assert!(r.actor_token.is_none());
+    }
+
+    #[test]
+    fn only_token_exchange_is_a_supported_grant() {
+        let p = Params::parse(b"grant_type=client_credentials").expect("parse");
+        assert_eq!(
+            p.check_grant_type().expect_err("unsupported").code,
+            ErrorCode::UnsupportedGrantType
+        );
+        let p = Params::parse(b"x=1").expect("parse");
+        assert_eq!(
+            p.check_grant_type().expect_err("missing").code,
+            ErrorCode::InvalidRequest
+        );
+    }
+}

@@ -1,0 +1,38 @@
+//! The public HTTP interface (SPEC §3).
+
+mod errors;
+pub mod form;
+mod health;
+mod meta;
+mod request_id;
+mod token;
+
+use actix_web::{HttpResponse, ResponseError, web};
+
+use crate::error::OAuthError;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/token")
+            .route(web::post().to(token::token))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .route("/jwks.json", web::get().to(meta::jwks))
+    .route(
+        "/.well-known/oauth-authorization-server",
+        web::get().to(meta::metadata),
+    )
+    .route("/healthz", web::get().to(health::healthz))
+    .route("/readyz", web::get().to(health::readyz));
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    let mut response =
+        OAuthError::invalid_request("the token endpoint takes POST only").error_response();
+    *response.status_mut() = actix_web::http::StatusCode::METHOD_NOT_ALLOWED;
+    response.headers_mut().insert(
+        actix_web::http::header::ALLOW,
+        actix_web::http::header::HeaderValue::from_static("POST"),
+    );
+    response
+}

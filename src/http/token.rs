@@ -1,0 +1,227 @@
+//! `POST /token`: the exchange (RFC 8693). The handler orchestrates; each step lives with its
+//! concern: parse → authenticate → validate → decide → mint → record → respond.
+
+use std::time::Instant;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use futures_util::StreamExt;
+use serde::Serialize;
+
+use crate::audit::record::now_micros;
+use crate::audit::{ExchangeRecord, Outcome};
+use crate::clients::{self, Evidence};
+use crate::error::OAuthError;
+use crate::http::request_id;
+use crate::rules::{self, Exchange, Targets};
+use crate::state::{AppState, Policy};
+use crate::tokens::mint::mint;
+use crate::tokens::{TokenType, verify};
+
+#[derive(Serialize)]
+struct Issued {
+    access_token: String,
+    issued_token_type: &'static str,
+    token_type: &'static str,
+    expires_in: i64,
+    scope: String,
+}
+
+pub async fn token(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let started = Instant::now();
+    let policy = state.policy.load_full();
+    let request_id = request_id::of(&req);
+    let mut record = ExchangeRecord::begin(
+        now_micros(),
+        request_id.clone(),
+        req.peer_addr().map(|a| a.ip().to_string()),
+        req.headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|ua| ua.chars().take(512).collect()),
+    );
+    let result = exchange(&req, body, &state, &policy, &mut record).await;
+    record.duration_us = started.elapsed().as_micros() as i64;
+    match &result {
+        Ok(_) => {
+            record.outcome = Outcome::Granted;
+            record.reason = "granted".into();
+        }
+        Err(e) => {
+            record.outcome = Outcome::Denied;
+            record.error = Some(e.code.as_str().into());
+            record.reason.clone_from(&e.description);
+        }
+    }
+    tracing::info!(
+        request_id = %request_id,
+        client_id = record.client_id.as_deref().unwrap_or("-"),
+        rule = record.rule.as_deref().unwrap_or("-"),
+        outcome = record.outcome.as_str(),
+        error = record.error.as_deref().unwrap_or("-"),
+        "token exchange"
+    );
+    let committed = state.audit.commit(record).await;
+    let mut response = match (result, committed) {
+        (Ok(issued), Ok(())) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"))
+            .json(issued),
+        (Ok(_), Err(e)) => {
+            tracing::error!(request_id = %request_id, error = %e, "exchange not recorded; token withheld");
+            OAuthError::temporarily_unavailable("the exchange could not be recorded; retry later")
+                .error_response()
+        }
+        (Err(denial), committed) => {
+            if let Err(e) = committed {
+                tracing::error!(request_id = %request_id, error = %e, "denied exchange not recorded");
+            }
+            denial.error_response()
+        }
+    };
+    request_id::attach(&mut response, &request_id);
+    response
+}
+
+async fn exchange(
+    req: &HttpRequest,
+    body: web::Payload,
+    state: &AppState,
+    policy: &Policy,
+    record: &mut ExchangeRecord,
+) -> Result<Issued, OAuthError> {
+    let body = read_form_body(req, body, state.server.max_body_bytes).await?;
+    let params = super::form::Params::parse(&body)?;
+    params.check_grant_type()?;
+    let client_id = authenticate(req, &params, policy, record)?;
+    if !rules::names_client(&policy.rules, &client_id) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "client \"{client_id}\" is not allowed to exchange tokens"
+        )));
+    }
+    let request = super::form::TokenRequest::from_params(&params)?;
+    record.requested_audiences.clone_from(&request.audiences);
+    record.requested_resources.clone_from(&request.resources);
+    record.requested_scopes = request.scopes.clone().unwrap_or_default();
+    if request.actor_token.is_some() {
+        return Err(OAuthError::invalid_request(
+            "actor tokens are not supported by this server yet",
+        ));
+    }
+    if matches!(
+        request.subject_token_type,
+        TokenType::RefreshToken | TokenType::Saml1 | TokenType::Saml2
+    ) {
+        return Err(OAuthError::invalid_request(format!(
+            "subject_token_type {} is not supported; send a JWT access token",
+            request.subject_token_type.uri()
+        )));
+    }
+    let now = now_micros() / 1_000_000;
+    let subject = verify::verify(
+        &request.subject_token,
+        request.subject_token_type,
+        &policy.issuers,
+        now,
+        "subject token",
+    )
+    .await?;
+    record.subject_issuer = Some(subject.issuer_id.clone());
+    record.subject = Some(subject.sub.clone());
+    record.subject_jti.clone_from(&subject.jti);
+    let ex = Exchange {
+        client_id: &client_id,
+        subject: &subject,
+        targets: Targets {
+            audiences: &request.audiences,
+            resources: &request.resources,
+        },
+        requested_scopes: request.scopes.as_deref(),
+        now,
+    };
+    let rule = rules::choose(&policy.rules, &client_id, &subject, &ex.targets)?;
+    record.rule = Some(rule.name.clone());
+    let grant = rules::grant_for(rule, &policy.signing, &ex)?;
+    let minted = mint(state.keys.current(), &state.server.issuer, &grant).map_err(|e| {
+        tracing::error!(error = %e, "minting failed");
+        OAuthError::server_error()
+    })?;
+    record.token_jti = Some(minted.jti);
+    record.expires_at = Some(grant.expires_at);
+    record.granted_audiences.clone_from(&grant.audiences);
+    record.granted_scopes.clone_from(&grant.scopes);
+    Ok(Issued {
+        access_token: minted.token,
+        issued_token_type: request.requested_token_type.uri(),
+        token_type: "Bearer",
+        expires_in: grant.expires_at - now,
+        scope: grant.scopes.join(" "),
+    })
+}
+
+fn authenticate(
+    req: &HttpRequest,
+    params: &super::form::Params,
+    policy: &Policy,
+    record: &mut ExchangeRecord,
+) -> Result<String, OAuthError> {
+    let authorization = match req.headers().get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            OAuthError::invalid_client(
+                "the Authorization header is not valid HTTP Basic client authentication",
+                true,
+            )
+        })?),
+    };
+    let presented = clients::presented(&Evidence {
+        authorization,
+        form_client_id: params.one("client_id"),
+        form_client_secret: params.one("client_secret"),
+        form_client_assertion: params.one("client_assertion").is_some()
+            || params.one("client_assertion_type").is_some(),
+    })?;
+    record.client_id = Some(presented.client_id.chars().take(256).collect());
+    policy.clients.authenticate(&presented)
+}
+
+/// The body, refused before it is read whole when it is larger than allowed, or not a form.
+async fn read_form_body(
+    req: &HttpRequest,
+    mut body: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, OAuthError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(OAuthError::payload_too_large(limit));
+    }
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|_| OAuthError::invalid_request("the request body could not be read"))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(OAuthError::payload_too_large(limit));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,187 @@
+//! Getting an issuer's keys: from a file, a JWKS URL, or OIDC discovery / RFC 8414 metadata.
+//! Every network read is bounded in time and size, and redirects are not followed, so one slow
+//! or hostile identity provider cannot stall anything but its own refresh.
+
+use std::time::Duration;
+
+use reqwest::Url;
+use serde::Deserialize;
+
+use super::jwks::{self, VerifyKey};
+use crate::config::KeySource;
+
+const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
+
+#[derive(Clone)]
+pub struct Fetcher {
+    client: reqwest::Client,
+}
+
+impl Fetcher {
+    pub fn new(timeout: Duration) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(Self { client })
+    }
+
+    /// The keys an issuer publishes now, with notes on keys it published but we skipped.
+    pub async fn keys(
+        &self,
+        source: &KeySource,
+        issuer: &str,
+    ) -> Result<(Vec<VerifyKey>, Vec<String>), String> {
+        let bytes = match source {
+            KeySource::File(path) => read_file(path)?,
+            KeySource::Uri(url) => self.get(url.clone()).await?,
+            KeySource::Discovery(issuer_url) => {
+                let jwks_uri = self.discover(issuer_url, issuer).await?;
+                self.get(jwks_uri).await?
+            }
+            KeySource::Local => return Err("the local issuer has no keys to fetch".into()),
+        };
+        jwks::parse(&bytes)
+    }
+
+    async fn discover(&self, issuer_url: &Url, issuer: &str) -> Result<Url, String> {
+        #[derive(Deserialize)]
+        struct Metadata {
+            issuer: String,
+            jwks_uri: Option<String>,
+        }
+        let mut last_error = String::new();
+        for url in discovery_urls(issuer_url) {
+            let bytes = match self.get(url).await {
+                Ok(b) => b,
+                Err(e) => {
+                    last_error = e;
+                    continue;
+                }
+            };
+            let metadata: Metadata = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("the discovery document is not valid metadata: {e}"))?;
+            if metadata.issuer != issuer {
+                return Err(format!(
+                    "the discovery document names issuer \"{}\", not \"{issuer}\"",
+                    metadata.issuer
+                ));
+            }
+            let jwks_uri = metadata
+                .jwks_uri
+                .ok_or_else(|| "the discovery document has no jwks_uri".to_string())?;
+            let url = Url::parse(&jwks_uri)
+                .map_err(|e| format!("the discovered jwks_uri is not a URL: {e}"))?;
+            if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback_host(&url)) {
+                return Err(format!(
+                    "the discovered jwks_uri \"{jwks_uri}\" does not use https"
+                ));
+            }
+            return Ok(url);
+        }
+        Err(last_error)
+    }
+
+    async fn get(&self, url: Url) -> Result<Vec<u8>, String> {
+        let shown = url.to_string();
+        let mut response = self
+            .client
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("GET {shown} failed: {}", describe(&e)))?;
+        if !response.status().is_success() {
+            return Err(format!("GET {shown} answered {}", response.status()));
+        }
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
+        {
+            return Err(format!(
+                "GET {shown}: the document is larger than {MAX_DOCUMENT_BYTES} bytes"
+            ));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| format!("GET {shown}: reading the body failed: {}", describe(&e)))?
+        {
+            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+                return Err(format!(
+                    "GET {shown}: the document is larger than {MAX_DOCUMENT_BYTES} bytes"
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// OIDC discovery first, then RFC 8414 (which puts the well-known segment before the path).
+fn discovery_urls(issuer: &Url) -> Vec<Url> {
+    let base = issuer.as_str().trim_end_matches('/');
+    let mut urls = Vec::new();
+    if let Ok(u) = Url::parse(&format!("{base}/.well-known/openid-configuration")) {
+        urls.push(u);
+    }
+    let path = issuer.path().trim_end_matches('/');
+    let mut rfc8414 = issuer.clone();
+    rfc8414.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
+    urls.push(rfc8414);
+    urls
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > MAX_DOCUMENT_BYTES as u64 {
+        return Err(format!(
+            "{}: larger than {MAX_DOCUMENT_BYTES} bytes",
+            path.display()
+        ));
+    }
+    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "could not connect".into()
+    } else if e.is_redirect() {
+        "redirects are not followed".into()
+    } else {
+        e.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_tries_oidc_then_rfc8414() {
+        let urls = discovery_urls(&Url::parse("https://idp.example.com/realms/a").expect("url"));
+        let urls: Vec<String> = urls.iter().map(Url::to_string).collect();
+        assert_eq!(
+            urls,
+            vec![
+                "https://idp.example.com/realms/a/.well-known/openid-configuration",
+                "https://idp.example.com/.well-known/oauth-authorization-server/realms/a",
+            ]
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! JWKS documents into verification keys. Keys Tessera cannot or must not use (symmetric,
+//! encryption-only, unknown types, RSA below 2048 bits) are skipped, never guessed at.
+
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    Rsa,
+    P256,
+    P384,
+    Ed25519,
+}
+
+pub struct VerifyKey {
+    pub kid: Option<String>,
+    /// The JWK's own `alg`, when it pins one.
+    pub alg: Option<Algorithm>,
+    pub key_type: KeyType,
+    pub key: DecodingKey,
+}
+
+impl VerifyKey {
+    /// Whether this key may verify a signature made with `alg`.
+    pub fn fits(&self, alg: Algorithm) -> bool {
+        if self.alg.is_some_and(|pinned| pinned != alg) {
+            return false;
+        }
+        matches!(
+            (self.key_type, alg),
+            (
+                KeyType::Rsa,
+                Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512
+            ) | (
+                KeyType::Rsa,
+                Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512
+            ) | (KeyType::P256, Algorithm::ES256)
+                | (KeyType::P384, Algorithm::ES384)
+                | (KeyType::Ed25519, Algorithm::EdDSA)
+        )
+    }
+
+    pub fn from_jwk(jwk: &Jwk) -> Result<Self, String> {
+        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
+            return Err("an encryption key (use = enc)".into());
+        }
+        let key_type = match &jwk.algorithm {
+            AlgorithmParameters::RSA(rsa) => {
+                let bits = base64_len(&rsa.n) * 8;
+                if bits < 2048 {
+                    return Err(format!("an RSA key of {bits} bits (2048 at least)"));
+                }
+                KeyType::Rsa
+            }
+            AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
+                EllipticCurve::P256 => KeyType::P256,
+                EllipticCurve::P384 => KeyType::P384,
+                ref other => return Err(format!("an EC key on unsupported curve {other:?}")),
+            },
+            AlgorithmParameters::OctetKeyPair(okp) if okp.curve == EllipticCurve::Ed25519 => {
+                KeyType::Ed25519
+            }
+            AlgorithmParameters::OctetKeyPair(_) => {
+                return Err("an OKP key that is not Ed25519".into());
+            }
+            AlgorithmParameters::OctetKey(_) => return Err("a symmetric key".into()),
+            _ => return Err("a key of unknown type".into()),
+        };
+        let alg = match jwk.common.key_algorithm {
+            None => None,
+            Some(a) => Some(
+                a.to_string()
+                    .parse::<Algorithm>()
+                    .map_err(|_| format!("a key for algorithm {a}"))?,
+            ),
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("an unusable key: {e}"))?;
+        Ok(Self {
+            kid: jwk.common.key_id.clone(),
+            alg,
+            key_type,
+            key,
+        })
+    }
+}
+
+/// Decoded length of unpadded base64url text.
+fn base64_len(text: &str) -> usize {
+    text.trim_end_matches('=').len() * 3 / 4
+}
+
+#[derive(Deserialize)]
+struct Document {
+    keys: Vec<serde_json::Value>,
+}
+
+/// Parses a JWKS; returns the usable keys and a note for each key skipped.
+pub fn parse(bytes: &[u8]) -> Result<(Vec<VerifyKey>, Vec<String>), String> {
+    let document: Document =
+        serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS document: {e}"))?;
+    let mut keys = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, value) in document.keys.into_iter().enumerate() {
+        let parsed = serde_json::from_value::<Jwk>(value)
+            .map_err(|e| format!("malformed: {e}"))
+            .and_then(|jwk| VerifyKey::from_jwk(&jwk));
+        match parsed {
+            Ok(key) => keys.push(key),
+            Err(why) => skipped.push(format!("key {i} skipped: {why}")),
+        }
+    }
+    Ok((keys, skipped))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EC: &str = r#"{"kty":"EC","crv":"P-256","kid":"ec1","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}"#;
+
+    #[test]
+    fn usable_keys_are_kept_and_others_noted() {
+        let doc = format!(
+            r#"{{"keys":[{EC},{{"kty":"oct","k":"c2VjcmV0","kid":"h"}},{{"kty":"EC","crv":"P-256","use":"enc","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}},{{"kty":"RSA","n":"AQAB","e":"AQAB"}},{{"kty":"weird"}}]}}"#
+        );
+        let (keys, skipped) = parse(doc.as_bytes()).expect("parse");
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].kid.as_deref(), Some("ec1"));
+        assert_eq!(skipped.len(), 4, "{skipped:?}");
+    }
+
+    #[test]
+    fn a_key_fits_only_its_own_family_and_pinned_alg() {
+        let (keys, _) = parse(format!(r#"{{"keys":[{EC}]}}"#).as_bytes()).expect("parse");
+        let key = &keys[0];
+        assert!(key.fits(Algorithm::ES256));
+        assert!(!key.fits(Algorithm::ES384));
+        assert!(!key.fits(Algorithm::RS256));
+        assert!(!key.fits(Algorithm::HS256));
+        let pinned = EC.replace(r#""kid":"ec1""#, r#""kid":"ec1","alg":"ES384""#);
+        let (keys, _) = parse(format!(r#"{{"keys":[{pinned}]}}"#).as_bytes()).expect("parse");
+        assert!(!keys[0].fits(Algorithm::ES256));
+    }
+
+    #[test]
+    fn garbage_is_not_a_jwks() {
+        assert!(parse(b"<html>").is_err());
+        assert!(parse(b"{\"keys\": 3}").is_err());
+    }
+}

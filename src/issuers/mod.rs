@@ -1,0 +1,250 @@
+//! Trusted issuers and their keys (SPEC §2, §5): fetched at start, refreshed every
+//! `jwks_refresh`, refetched on an unknown `kid` no more often than `jwks_min_refetch`, the last
+//! good keys kept when a fetch fails, and a key that a successful fetch drops no longer accepted.
+
+pub mod fetch;
+pub mod jwks;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
+
+use arc_swap::ArcSwapOption;
+use jsonwebtoken::Algorithm;
+use tokio::runtime::Handle;
+
+use crate::config::{IssuerConfig, KeySource};
+use crate::keys::SigningKeys;
+pub use fetch::Fetcher;
+use jwks::{KeyType, VerifyKey};
+
+pub struct KeySet {
+    pub keys: Vec<VerifyKey>,
+    pub fetched_at: SystemTime,
+}
+
+impl KeySet {
+    /// The keys that may verify a token with this header: the one its `kid` names, or, when
+    /// it names none, every key of the right type.
+    pub fn candidates<'a>(
+        &'a self,
+        kid: Option<&'a str>,
+        alg: Algorithm,
+    ) -> impl Iterator<Item = &'a VerifyKey> {
+        self.keys
+            .iter()
+            .filter(move |k| k.fits(alg) && (kid.is_none() || k.kid.as_deref() == kid))
+    }
+
+    pub fn has_kid(&self, kid: &str) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    }
+}
+
+pub struct Issuer {
+    pub config: IssuerConfig,
+    keys: ArcSwapOption<KeySet>,
+    last_attempt: Mutex<Option<Instant>>,
+    last_error: Mutex<Option<String>>,
+    refetch: tokio::sync::Mutex<()>,
+}
+
+impl Issuer {
+    fn new(config: IssuerConfig) -> Self {
+        Self {
+            config,
+            keys: ArcSwapOption::empty(),
+            last_attempt: Mutex::new(None),
+            last_error: Mutex::new(None),
+            refetch: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn keys(&self) -> Option<Arc<KeySet>> {
+        self.keys.load_full()
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.keys
+            .load()
+            .as_ref()
+            .is_some_and(|k| !k.keys.is_empty())
+    }
+
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    /// Fetches the keys now. A failure keeps the last good keys.
+    pub async fn refresh(&self, fetcher: &Fetcher) -> Result<(), String> {
+        if let Ok(mut at) = self.last_attempt.lock() {
+            *at = Some(Instant::now());
+        }
+        let outcome = fetcher.keys(&self.config.keys, &self.config.issuer).await;
+        let result = match outcome {
+            Ok((keys, skipped)) => {
+                for note in &skipped {
+                    tracing::warn!(issuer = %self.config.id, "{note}");
+                }
+                if keys.is_empty() {
+                    Err("the issuer publishes no usable key".to_string())
+                } else {
+                    tracing::info!(issuer = %self.config.id, keys = keys.len(), "issuer keys loaded");
+                    self.keys.store(Some(Arc::new(KeySet {
+                        keys,
+                        fetched_at: SystemTime::now(),
+                    })));
+                    Ok(())
+                }
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &result {
+            tracing::warn!(issuer = %self.config.id, error = %e, kept_last_good_keys = self.is_ready(), "issuer key fetch failed");
+        }
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = result.as_ref().err().cloned();
+        }
+        result
+    }
+
+    /// For a `kid` we do not know: fetch again unless the last attempt, failed or not, is more
+    /// recent than `jwks_min_refetch`. Concurrent callers share one fetch.
+    async fn refetch_for_unknown_kid(self: &Arc<Self>, fetcher: &Fetcher, runtime: &Handle) {
+        let _one_at_a_time = self.refetch.lock().await;
+        let recent = self
+            .last_attempt
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| at.elapsed() < self.config.jwks_min_refetch);
+        if recent || self.config.keys == KeySource::Local {
+            return;
+        }
+        // On the background runtime, so a client that hangs up cannot cancel the fetch halfway.
+        let (issuer, fetcher) = (Arc::clone(self), fetcher.clone());
+        let _ = runtime
+            .spawn(async move { issuer.refresh(&fetcher).await })
+            .await;
+    }
+}
+
+/// Every configured issuer, found by its `iss` value.
+pub struct Issuers {
+    by_iss: HashMap<String, Arc<Issuer>>,
+    fetcher: Fetcher,
+    runtime: Handle,
+}
+
+impl Issuers {
+    /// Builds the registry; the local issuer (this server) gets the signing keys at once, and
+    /// file-based JWKS are read now so they are usable from the first request.
+    pub async fn new(
+        configs: &[IssuerConfig],
+        signing: &SigningKeys,
+        fetcher: Fetcher,
+        runtime: Handle,
+    ) -> Self {
+        let mut by_iss = HashMap::new();
+        for config in configs {
+            let issuer = Arc::new(Issuer::new(config.clone()));
+            match &config.keys {
+                KeySource::Local => issuer.keys.store(Some(Arc::new(local_keys(signing)))),
+                KeySource::File(_) => {
+                    let _ = issuer.refresh(&fetcher).await;
+                }
+                KeySource::Uri(_) | KeySource::Discovery(_) => {}
+            }
+            by_iss.insert(config.issuer.clone(), issuer);
+        }
+        Self {
+            by_iss,
+            fetcher,
+            runtime,
+        }
+    }
+
+    pub fn get(&self, iss: &str) -> Option<&Arc<Issuer>> {
+        self.by_iss.get(iss)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Issuer>> {
+        self.by_iss.values()
+    }
+
+    /// Ids of issuers that have no usable keys yet, sorted.
+    pub fn not_ready(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .iter()
+            .filter(|i| !i.is_ready())
+            .map(|i| i.config.id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    pub async fn refetch_for_unknown_kid(&self, issuer: &Arc<Issuer>) {
+        issuer
+            .refetch_for_unknown_kid(&self.fetcher, &self.runtime)
+            .await;
+    }
+
+    /// One background task per remote issuer; each ends when its issuer is dropped.
+    pub fn spawn_refreshers(&self) {
+        for issuer in self.iter().filter(|i| i.config.keys != KeySource::Local) {
+            let weak = Arc::downgrade(issuer);
+            let fetcher = self.fetcher.clone();
+            let first_wait = if issuer.is_ready() {
+                issuer.config.jwks_refresh
+            } else {
+                Duration::ZERO
+            };
+            self.runtime.spawn(refresh_loop(weak, fetcher, first_wait));
+        }
+    }
+}
+
+async fn refresh_loop(issuer: Weak<Issuer>, fetcher: Fetcher, first_wait: Duration) {
+    const MAX_BACKOFF: Duration = Duration::from_secs(60);
+    tokio::time::sleep(first_wait).await;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let Some(strong) = issuer.upgrade() else {
+            return;
+        };
+        let refresh = strong.config.jwks_refresh;
+        let wait = match strong.refresh(&fetcher).await {
+            Ok(()) => {
+                backoff = Duration::from_secs(1);
+                refresh
+            }
+            Err(_) => {
+                let wait = backoff.min(refresh);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                wait
+            }
+        };
+        drop(strong);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn local_keys(signing: &SigningKeys) -> KeySet {
+    let keys = signing
+        .iter()
+        .map(|k| VerifyKey {
+            kid: Some(k.kid.clone()),
+            alg: Some(k.alg),
+            key_type: match k.alg {
+                Algorithm::ES256 => KeyType::P256,
+                Algorithm::EdDSA => KeyType::Ed25519,
+                _ => KeyType::Rsa,
+            },
+            key: k.decoding.clone(),
+        })
+        .collect();
+    KeySet {
+        keys,
+        fetched_at: SystemTime::now(),
+    }
+}

@@ -1,0 +1,21 @@
+//! Tessera, an OAuth 2.0 Token Exchange (RFC 8693) Security Token Service.
+
+pub mod audit;
+pub mod cli;
+pub mod clients;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod issuers;
+pub mod keys;
+pub mod rules;
+pub mod startup;
+pub mod state;
+pub mod store;
+pub mod telemetry;
+pub mod tokens;
+
+/// jsonwebtoken 11 signs and verifies through a process-wide provider, chosen here once.
+pub fn install_crypto_provider() {
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
+}

@@ -1,0 +1,181 @@
+//! The never-widen invariants (SPEC §4), checked here and only here, on every grant, just
+//! before signing. Except for key binding, a failure means a bug upstream: it is logged and
+//! the client gets `server_error`, never a wider token.
+
+use crate::config::{RuleConfig, ScopeMode};
+use crate::error::{ErrorCode, OAuthError};
+use crate::rules::actor::kept_chain;
+use crate::tokens::VerifiedToken;
+use crate::tokens::mint::Grant;
+
+pub fn enforce(
+    rule: &RuleConfig,
+    grant: &Grant,
+    subject: &VerifiedToken,
+    actor: Option<&VerifiedToken>,
+) -> Result<(), OAuthError> {
+    if subject.claims.contains_key("cnf") {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "the subject token is bound to a key (cnf), and this server cannot verify a proof of that key",
+        ));
+    }
+    violation(rule, grant, subject, actor).map_or(Ok(()), |what| {
+        tracing::error!(rule = %rule.name, violation = what, "never-widen invariant violated; nothing minted");
+        Err(OAuthError::server_error())
+    })
+}
+
+/// The first invariant the grant breaks, if any.
+fn violation(
+    rule: &RuleConfig,
+    grant: &Grant,
+    subject: &VerifiedToken,
+    actor: Option<&VerifiedToken>,
+) -> Option<&'static str> {
+    if grant.subject != subject.sub {
+        return Some("the subject changed");
+    }
+    if grant.scopes.is_empty() || grant.scopes.iter().any(|s| !rule.scopes.contains(s)) {
+        return Some("scopes outside the rule's");
+    }
+    if rule.scope_mode == ScopeMode::Intersect
+        && grant.scopes.iter().any(|s| !subject.scopes.contains(s))
+    {
+        return Some("scopes outside the subject token's");
+    }
+    if grant.audiences.is_empty()
+        || grant
+            .audiences
+            .iter()
+            .any(|a| !rule.audiences.contains(a) && !rule.resources.contains(a))
+    {
+        return Some("audiences outside the rule's");
+    }
+    if grant.expires_at <= grant.issued_at
+        || grant.expires_at > subject.exp
+        || actor.is_some_and(|a| grant.expires_at > a.exp)
+    {
+        return Some("a lifetime beyond the tokens it came from");
+    }
+    if kept_chain(rule.actor, grant.act.as_ref()) != subject.claims.get("act") {
+        return Some("the subject's actor chain was not kept");
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::ActorMode;
+    use crate::rules::tests::{rule, subject};
+
+    fn good() -> (RuleConfig, Grant, VerifiedToken) {
+        let r = rule("r", &["read", "write"], &[]);
+        let s = subject("corp", &["read"]);
+        let g = Grant {
+            subject: s.sub.clone(),
+            audiences: vec!["inventory-api".into()],
+            client_id: "orders-svc".into(),
+            scopes: vec!["read".into()],
+            issued_at: s.exp - 100,
+            expires_at: s.exp - 50,
+            act: None,
+            copied: Default::default(),
+        };
+        (r, g, s)
+    }
+
+    fn code(r: &RuleConfig, g: &Grant, s: &VerifiedToken) -> Option<ErrorCode> {
+        enforce(r, g, s, None).err().map(|e| e.code)
+    }
+
+    #[test]
+    fn a_grant_within_every_bound_passes() {
+        let (r, g, s) = good();
+        assert_eq!(code(&r, &g, &s), None);
+    }
+
+    #[test]
+    fn scopes_never_widen() {
+        let (r, mut g, s) = good();
+        g.scopes = vec!["admin".into()];
+        assert_eq!(
+            code(&r, &g, &s),
+            Some(ErrorCode::ServerError),
+            "beyond the rule"
+        );
+        g.scopes = vec!["write".into()];
+        assert_eq!(
+            code(&r, &g, &s),
+            Some(ErrorCode::ServerError),
+            "beyond the subject"
+        );
+        g.scopes = vec![];
+        assert_eq!(
+            code(&r, &g, &s),
+            Some(ErrorCode::ServerError),
+            "no scope at all"
+        );
+        let mut grant_mode = r.clone();
+        grant_mode.scope_mode = ScopeMode::Grant;
+        g.scopes = vec!["write".into()];
+        assert_eq!(
+            code(&grant_mode, &g, &s),
+            None,
+            "grant mode consults the rule only"
+        );
+    }
+
+    #[test]
+    fn audiences_never_widen() {
+        let (r, mut g, s) = good();
+        g.audiences.push("billing-api".into());
+        assert_eq!(code(&r, &g, &s), Some(ErrorCode::ServerError));
+    }
+
+    #[test]
+    fn lifetime_never_outlives_the_sources() {
+        let (r, mut g, s) = good();
+        g.expires_at = s.exp + 1;
+        assert_eq!(code(&r, &g, &s), Some(ErrorCode::ServerError));
+        let (r, g, s) = good();
+        let mut actor = s.clone();
+        actor.exp = g.expires_at - 1;
+        assert_eq!(
+            enforce(&r, &g, &s, Some(&actor)).err().map(|e| e.code),
+            Some(ErrorCode::ServerError)
+        );
+    }
+
+    #[test]
+    fn the_subjects_actor_chain_is_kept() {
+        let (mut r, mut g, mut s) = good();
+        s.claims.insert("act".into(), json!({"sub": "gw"}));
+        assert_eq!(
+            code(&r, &g, &s),
+            Some(ErrorCode::ServerError),
+            "impersonation dropped the chain"
+        );
+        g.act = Some(json!({"sub": "gw"}));
+        assert_eq!(code(&r, &g, &s), None);
+        r.actor = ActorMode::Client;
+        g.act = Some(json!({"sub": "orders-svc"}));
+        assert_eq!(
+            code(&r, &g, &s),
+            Some(ErrorCode::ServerError),
+            "the new actor dropped the chain"
+        );
+        g.act = Some(json!({"sub": "orders-svc", "act": {"sub": "gw"}}));
+        assert_eq!(code(&r, &g, &s), None);
+    }
+
+    #[test]
+    fn a_key_bound_subject_token_needs_a_proof() {
+        let (r, g, mut s) = good();
+        s.claims.insert("cnf".into(), json!({"jkt": "abc"}));
+        assert_eq!(code(&r, &g, &s), Some(ErrorCode::InvalidDpopProof));
+    }
+}

@@ -1,0 +1,176 @@
+//! The trust rules (SPEC §4): which rule applies to an exchange, and what it grants. Pure
+//! functions over plain data; `plan` is the whole decision and `invariants` its last check.
+
+pub mod actor;
+pub mod invariants;
+pub mod lifetime;
+pub mod scopes;
+
+use serde_json::Map;
+
+use crate::config::{RuleConfig, SigningConfig};
+use crate::error::OAuthError;
+use crate::tokens::VerifiedToken;
+use crate::tokens::mint::Grant;
+
+/// What the client asked for, as far as rules care.
+#[derive(Debug, Clone, Default)]
+pub struct Targets<'a> {
+    pub audiences: &'a [String],
+    pub resources: &'a [String],
+}
+
+/// An exchange as the rules see it: authenticated client, verified subject, parsed request.
+pub struct Exchange<'a> {
+    pub client_id: &'a str,
+    pub subject: &'a VerifiedToken,
+    pub targets: Targets<'a>,
+    pub requested_scopes: Option<&'a [String]>,
+    pub now: i64,
+}
+
+/// The whole decision: the applying rule and the grant it makes, checked against the
+/// never-widen invariants. Mints nothing and writes nothing.
+pub fn plan<'r>(
+    rules: &'r [RuleConfig],
+    signing: &SigningConfig,
+    ex: &Exchange<'_>,
+) -> Result<(&'r RuleConfig, Grant), OAuthError> {
+    let rule = choose(rules, ex.client_id, ex.subject, &ex.targets)?;
+    grant_for(rule, signing, ex).map(|grant| (rule, grant))
+}
+
+pub fn grant_for(
+    rule: &RuleConfig,
+    signing: &SigningConfig,
+    ex: &Exchange<'_>,
+) -> Result<Grant, OAuthError> {
+    let scopes = scopes::grant(rule, ex.requested_scopes, &ex.subject.scopes)?;
+    let limits = lifetime::Limits {
+        rule_ttl: rule.ttl,
+        default_ttl: signing.default_ttl,
+        max_ttl: signing.max_ttl,
+    };
+    let expires_at = lifetime::expires_at(&limits, ex.now, ex.subject.exp, None)?;
+    let act = actor::act_claim(rule.actor, ex.client_id, ex.subject.claims.get("act"))?;
+    let copied: Map<String, serde_json::Value> = rule
+        .copy_claims
+        .iter()
+        .filter_map(|name| {
+            ex.subject
+                .claims
+                .get(name)
+                .map(|v| (name.clone(), v.clone()))
+        })
+        .collect();
+    let grant = Grant {
+        subject: ex.subject.sub.clone(),
+        audiences: ex
+            .targets
+            .audiences
+            .iter()
+            .chain(ex.targets.resources)
+            .cloned()
+            .collect(),
+        client_id: ex.client_id.to_string(),
+        scopes,
+        issued_at: ex.now,
+        expires_at,
+        act,
+        copied,
+    };
+    invariants::enforce(rule, &grant, ex.subject, None)?;
+    Ok(grant)
+}
+
+pub fn names_client(rules: &[RuleConfig], client_id: &str) -> bool {
+    rules
+        .iter()
+        .any(|r| r.clients.iter().any(|c| c == client_id))
+}
+
+/// The first rule, in file order, that applies. Requested scopes take no part in the choice.
+/// When rules name the client but none applies, the error says what the closest one lacked.
+pub fn choose<'r>(
+    rules: &'r [RuleConfig],
+    client_id: &str,
+    subject: &VerifiedToken,
+    targets: &Targets<'_>,
+) -> Result<&'r RuleConfig, OAuthError> {
+    let mut closest: Option<(usize, &RuleConfig, Vec<String>)> = None;
+    for rule in rules
+        .iter()
+        .filter(|r| r.clients.iter().any(|c| c == client_id))
+    {
+        let misses = misses(rule, subject, targets);
+        if misses.is_empty() {
+            return Ok(rule);
+        }
+        if closest.as_ref().is_none_or(|(n, _, _)| misses.len() < *n) {
+            closest = Some((misses.len(), rule, misses));
+        }
+    }
+    Err(match closest {
+        None => OAuthError::unauthorized_client(format!(
+            "client \"{client_id}\" is not allowed to exchange tokens"
+        )),
+        Some((_, rule, misses)) => OAuthError::invalid_target(format!(
+            "no rule grants this exchange; the closest, \"{}\", {}",
+            rule.name,
+            misses.join("; and ")
+        )),
+    })
+}
+
+/// Each criterion of §4 the rule does not meet, in words (never a condition's text).
+fn misses(rule: &RuleConfig, subject: &VerifiedToken, targets: &Targets<'_>) -> Vec<String> {
+    let mut out = Vec::new();
+    if !rule.issuers.contains(&subject.issuer_id) {
+        out.push(format!(
+            "does not accept subject tokens from issuer \"{}\"",
+            subject.issuer_id
+        ));
+    }
+    let audiences: Vec<&str> = targets
+        .audiences
+        .iter()
+        .filter(|a| !rule.audiences.contains(a))
+        .map(String::as_str)
+        .collect();
+    if !audiences.is_empty() {
+        out.push(format!("does not grant audience {}", quoted(&audiences)));
+    }
+    let resources: Vec<&str> = targets
+        .resources
+        .iter()
+        .filter(|r| !rule.resources.contains(r))
+        .map(String::as_str)
+        .collect();
+    if !resources.is_empty() {
+        out.push(format!("does not grant resource {}", quoted(&resources)));
+    }
+    let missing: Vec<&str> = rule
+        .require_scopes
+        .iter()
+        .filter(|s| !subject.scopes.contains(s))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        out.push(format!(
+            "requires the subject token to carry scope {}",
+            quoted(&missing)
+        ));
+    }
+    out
+}
+
+pub fn quoted(items: &[&str]) -> String {
+    items
+        .iter()
+        .map(|i| format!("\"{i}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

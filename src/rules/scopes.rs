@@ -1,0 +1,122 @@
+//! Scope math (SPEC §4): what a minted token may carry.
+
+use crate::config::{RuleConfig, ScopeMode};
+use crate::error::OAuthError;
+
+/// The scopes to mint. In `intersect` mode a scope must be in the rule's `scopes` and carried
+/// by the subject token; in `grant` mode the rule alone decides. Requested scopes come back in
+/// the order asked, each once; with none requested, the rule's `default_scopes` that pass.
+pub fn grant(
+    rule: &RuleConfig,
+    requested: Option<&[String]>,
+    subject_scopes: &[String],
+) -> Result<Vec<String>, OAuthError> {
+    let allowed = |s: &String| {
+        rule.scopes.contains(s)
+            && (rule.scope_mode == ScopeMode::Grant || subject_scopes.contains(s))
+    };
+    match requested {
+        Some(requested) => {
+            let mut granted: Vec<String> = Vec::with_capacity(requested.len());
+            for scope in requested {
+                if !rule.scopes.contains(scope) {
+                    return Err(OAuthError::invalid_scope(format!(
+                        "scope \"{scope}\" is not allowed by rule \"{}\"",
+                        rule.name
+                    )));
+                }
+                if !allowed(scope) {
+                    return Err(OAuthError::invalid_scope(format!(
+                        "scope \"{scope}\" is not carried by the subject token"
+                    )));
+                }
+                if !granted.contains(scope) {
+                    granted.push(scope.clone());
+                }
+            }
+            Ok(granted)
+        }
+        None => {
+            let granted: Vec<String> = rule
+                .default_scopes
+                .iter()
+                .filter(|s| allowed(s))
+                .cloned()
+                .collect();
+            if granted.is_empty() {
+                return Err(OAuthError::invalid_scope(
+                    if rule.default_scopes.is_empty() {
+                        format!(
+                            "rule \"{}\" has no default scopes: request a scope",
+                            rule.name
+                        )
+                    } else {
+                        "no scope was requested and the subject token carries none of the default scopes".into()
+                    },
+                ));
+            }
+            Ok(granted)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+    use crate::rules::tests::rule;
+
+    fn s(list: &[&str]) -> Vec<String> {
+        list.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn intersect_grants_what_rule_and_subject_both_allow() {
+        let r = rule("r", &["read", "write"], &["read"]);
+        assert_eq!(
+            grant(&r, Some(&s(&["read"])), &s(&["read", "write"])).expect("ok"),
+            s(&["read"])
+        );
+        let err = grant(&r, Some(&s(&["write"])), &s(&["read"])).expect_err("subject lacks write");
+        assert_eq!(err.code, ErrorCode::InvalidScope);
+        assert!(err.description.contains("\"write\""));
+        let err = grant(&r, Some(&s(&["admin"])), &s(&["admin"])).expect_err("rule lacks admin");
+        assert!(err.description.contains("\"admin\""));
+    }
+
+    #[test]
+    fn grant_mode_ignores_the_subjects_scopes() {
+        let mut r = rule("r", &["read", "write"], &["read"]);
+        r.scope_mode = ScopeMode::Grant;
+        assert_eq!(
+            grant(&r, Some(&s(&["write"])), &[]).expect("ok"),
+            s(&["write"])
+        );
+        assert_eq!(grant(&r, None, &[]).expect("ok"), s(&["read"]));
+        assert!(grant(&r, Some(&s(&["admin"])), &[]).is_err());
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_requested() {
+        let r = rule("r", &["read", "write"], &["read", "write"]);
+        assert_eq!(grant(&r, None, &s(&["write"])).expect("ok"), s(&["write"]));
+        assert!(
+            grant(&r, None, &s(&["other"])).is_err(),
+            "subject carries no default scope"
+        );
+        let no_defaults = rule("r", &["read"], &[]);
+        assert!(
+            grant(&no_defaults, None, &s(&["read"])).is_err(),
+            "a scope must be requested"
+        );
+    }
+
+    #[test]
+    fn repeated_scopes_are_granted_once_in_request_order() {
+        let r = rule("r", &["a", "b"], &[]);
+        assert_eq!(
+            grant(&r, Some(&s(&["b", "a", "b"])), &s(&["a", "b"])).expect("ok"),
+            s(&["b", "a"])
+        );
+    }
+}

@@ -1,0 +1,232 @@
+use std::time::Duration;
+
+use serde_json::{Map, json};
+
+use super::*;
+use crate::config::{ActorMode, ScopeMode};
+use crate::error::ErrorCode;
+
+pub fn rule(name: &str, scopes: &[&str], default_scopes: &[&str]) -> RuleConfig {
+    RuleConfig {
+        name: name.into(),
+        clients: vec!["orders-svc".into()],
+        issuers: vec!["corp".into()],
+        audiences: vec!["inventory-api".into()],
+        resources: vec!["https://inventory.internal/".into()],
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        default_scopes: default_scopes.iter().map(|s| s.to_string()).collect(),
+        scope_mode: ScopeMode::Intersect,
+        require_scopes: vec![],
+        actor: ActorMode::None,
+        ttl: None,
+        copy_claims: vec![],
+    }
+}
+
+pub fn subject(issuer_id: &str, scopes: &[&str]) -> VerifiedToken {
+    let mut claims = Map::new();
+    claims.insert("email".into(), json!("alice@example.com"));
+    VerifiedToken {
+        issuer_id: issuer_id.into(),
+        iss: "https://idp".into(),
+        sub: "alice".into(),
+        jti: Some("subject-jti".into()),
+        exp: 10_000,
+        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        claims,
+    }
+}
+
+fn strings(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+fn signing() -> SigningConfig {
+    SigningConfig {
+        default_ttl: Duration::from_secs(300),
+        max_ttl: Duration::from_secs(3600),
+        keys: vec![],
+    }
+}
+
+#[test]
+fn the_first_applying_rule_wins() {
+    let mut second = rule("second", &["read"], &[]);
+    second.audiences.push("billing-api".into());
+    let rules = vec![rule("first", &["read"], &[]), second];
+    let s = subject("corp", &[]);
+    let aud = strings(&["inventory-api"]);
+    let t = Targets {
+        audiences: &aud,
+        resources: &[],
+    };
+    assert_eq!(
+        choose(&rules, "orders-svc", &s, &t)
+            .map(|r| r.name.as_str())
+            .ok(),
+        Some("first")
+    );
+    let aud = strings(&["billing-api"]);
+    let t = Targets {
+        audiences: &aud,
+        resources: &[],
+    };
+    assert_eq!(
+        choose(&rules, "orders-svc", &s, &t)
+            .map(|r| r.name.as_str())
+            .ok(),
+        Some("second")
+    );
+}
+
+#[test]
+fn a_client_no_rule_names_is_unauthorized() {
+    let rules = vec![rule("r", &["read"], &[])];
+    let aud = strings(&["inventory-api"]);
+    let err = choose(
+        &rules,
+        "stranger",
+        &subject("corp", &[]),
+        &Targets {
+            audiences: &aud,
+            resources: &[],
+        },
+    )
+    .expect_err("denied");
+    assert_eq!(err.code, ErrorCode::UnauthorizedClient);
+    assert!(!names_client(&rules, "stranger"));
+    assert!(names_client(&rules, "orders-svc"));
+}
+
+#[test]
+fn every_target_must_be_granted_and_the_closest_rule_explains() {
+    let rules = vec![rule("r", &["read"], &[])];
+    let s = subject("corp", &[]);
+    let aud = strings(&["inventory-api", "billing-api"]);
+    let err = choose(
+        &rules,
+        "orders-svc",
+        &s,
+        &Targets {
+            audiences: &aud,
+            resources: &[],
+        },
+    )
+    .expect_err("denied");
+    assert_eq!(err.code, ErrorCode::InvalidTarget);
+    assert!(
+        err.description.contains("\"r\"") && err.description.contains("\"billing-api\""),
+        "{}",
+        err.description
+    );
+    let res = strings(&["https://inventory.internal/"]);
+    assert!(
+        choose(
+            &rules,
+            "orders-svc",
+            &s,
+            &Targets {
+                audiences: &[],
+                resources: &res
+            }
+        )
+        .is_ok()
+    );
+    let res = strings(&["inventory-api"]);
+    assert!(
+        choose(
+            &rules,
+            "orders-svc",
+            &s,
+            &Targets {
+                audiences: &[],
+                resources: &res
+            }
+        )
+        .is_err(),
+        "an audience value is not a resource"
+    );
+}
+
+#[test]
+fn issuer_and_required_scopes_take_part_in_the_choice() {
+    let mut strict = rule("strict", &["read"], &[]);
+    strict.require_scopes = strings(&["exchange"]);
+    let rules = vec![strict];
+    let aud = strings(&["inventory-api"]);
+    let t = Targets {
+        audiences: &aud,
+        resources: &[],
+    };
+    let err =
+        choose(&rules, "orders-svc", &subject("corp", &["read"]), &t).expect_err("missing scope");
+    assert!(
+        err.description.contains("\"exchange\""),
+        "{}",
+        err.description
+    );
+    assert!(choose(&rules, "orders-svc", &subject("corp", &["exchange"]), &t).is_ok());
+    let err = choose(&rules, "orders-svc", &subject("partner", &["exchange"]), &t)
+        .expect_err("other issuer");
+    assert!(
+        err.description.contains("\"partner\""),
+        "{}",
+        err.description
+    );
+}
+
+#[test]
+fn requested_scopes_do_not_choose_the_rule() {
+    let rules = vec![
+        rule("narrow", &["read"], &[]),
+        rule("wide", &["read", "write"], &[]),
+    ];
+    let s = subject("corp", &["read", "write"]);
+    let aud = strings(&["inventory-api"]);
+    let write = strings(&["write"]);
+    let ex = Exchange {
+        client_id: "orders-svc",
+        subject: &s,
+        targets: Targets {
+            audiences: &aud,
+            resources: &[],
+        },
+        requested_scopes: Some(&write),
+        now: 1_000,
+    };
+    let err = plan(&rules, &signing(), &ex).expect_err("narrow applies and refuses write");
+    assert_eq!(err.code, ErrorCode::InvalidScope);
+}
+
+#[test]
+fn a_plan_carries_targets_scopes_lifetime_actor_and_copied_claims() {
+    let mut r = rule("r", &["read"], &["read"]);
+    r.actor = ActorMode::Client;
+    r.copy_claims = strings(&["email", "absent"]);
+    r.ttl = Some(Duration::from_secs(60));
+    let s = subject("corp", &["read"]);
+    let aud = strings(&["inventory-api"]);
+    let res = strings(&["https://inventory.internal/"]);
+    let ex = Exchange {
+        client_id: "orders-svc",
+        subject: &s,
+        targets: Targets {
+            audiences: &aud,
+            resources: &res,
+        },
+        requested_scopes: None,
+        now: 1_000,
+    };
+    let rules = [r];
+    let (chosen, grant) = plan(&rules, &signing(), &ex).expect("granted");
+    assert_eq!(chosen.name, "r");
+    assert_eq!(
+        grant.audiences,
+        strings(&["inventory-api", "https://inventory.internal/"])
+    );
+    assert_eq!(grant.scopes, strings(&["read"]));
+    assert_eq!(grant.expires_at, 1_060);
+    assert_eq!(grant.act, Some(json!({"sub": "orders-svc"})));
+    assert_eq!(grant.copied.get("email"), Some(&json!("alice@example.com")));
+    assert!(!grant.copied.contains_key("absent"));
+}

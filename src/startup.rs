@@ -1,0 +1,87 @@
+//! Building and running the service: keys, store and migrations, the audit writer, issuers'
+//! keys, then the listener. `build` binds before returning, so port 0 gives a real port.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use arc_swap::ArcSwap;
+
+use crate::audit::AuditWriter;
+use crate::config::Config;
+use crate::issuers::Fetcher;
+use crate::keys::SigningKeys;
+use crate::state::{AppState, Policy};
+use crate::store::Store;
+
+/// How long one JWKS or discovery request to an identity provider may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, String> {
+        crate::install_crypto_provider();
+        let keys = SigningKeys::load(&config.signing)?;
+        let store = Store::open(&config.storage.url)?;
+        let applied = store.migrate()?;
+        if applied > 0 {
+            tracing::info!(applied, "database migrations applied");
+        }
+        let audit = Arc::new(AuditWriter::start(store.clone())?);
+        let fetcher = Fetcher::new(FETCH_TIMEOUT)?;
+        let policy =
+            Policy::build(&config, &keys, fetcher, tokio::runtime::Handle::current()).await;
+        policy.issuers.spawn_refreshers();
+        let listener = TcpListener::bind(&config.server.listen)
+            .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let state = web::Data::new(AppState {
+            server: config.server.clone(),
+            keys,
+            policy: ArcSwap::from_pointee(policy),
+            audit,
+            store,
+        });
+        let app_state = state.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .configure(crate::http::routes)
+        })
+        .listen(listener)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?
+        .shutdown_timeout(30)
+        .run();
+        tracing::info!(listen = %config.server.listen, port, issuer = %config.server.issuer, "tessera is listening");
+        Ok(Self {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the server gracefully when called (SIGTERM and Ctrl-C do the same).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until stopped; requests in flight finish and their records are committed
+    /// before this returns.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.state.audit.close().await;
+        tracing::info!("tessera stopped");
+        result
+    }
+}

@@ -1,0 +1,32 @@
+// The portable schema, shared by every backend (see migrations/).
+
+diesel::table! {
+    exchanges (id) {
+        id -> Text,
+        time_us -> BigInt,
+        outcome -> Text,
+        error -> Nullable<Text>,
+        reason -> Text,
+        client_id -> Nullable<Text>,
+        subject_issuer -> Nullable<Text>,
+        subject -> Nullable<Text>,
+        subject_jti -> Nullable<Text>,
+        actor_issuer -> Nullable<Text>,
+        actor -> Nullable<Text>,
+        requested_audiences -> Text,
+        requested_resources -> Text,
+        requested_scopes -> Text,
+        granted_audiences -> Text,
+        granted_scopes -> Text,
+        rule -> Nullable<Text>,
+        token_jti -> Nullable<Text>,
+        expires_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
+        remote_addr -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        request_id -> Text,
+        duration_us -> BigInt,
+        chain -> Text,
+        seq -> BigInt,
+    }
+}

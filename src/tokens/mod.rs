@@ -1,0 +1,9 @@
+//! JWTs in and out: token type URIs, verification of subject tokens, minting of access tokens.
+
+pub mod mint;
+pub mod types;
+pub mod unverified;
+pub mod verify;
+
+pub use types::TokenType;
+pub use verify::VerifiedToken;

@@ -1,0 +1,241 @@
+//! Subject token verification (SPEC §5), in two explicit steps: `unverified` picks the issuer
+//! and key; then the signature is checked with that issuer's pinned algorithms and the claims
+//! with its rules. `jku`, `x5u` and an embedded `jwk` are never consulted.
+
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value};
+
+use super::TokenType;
+use super::unverified::{self, Unverified};
+use crate::config::{IssuerConfig, TokenKind};
+use crate::error::OAuthError;
+use crate::issuers::{Issuer, Issuers};
+
+/// A token whose signature and claims have been checked.
+#[derive(Debug, Clone)]
+pub struct VerifiedToken {
+    pub issuer_id: String,
+    pub iss: String,
+    pub sub: String,
+    pub jti: Option<String>,
+    pub exp: i64,
+    pub scopes: Vec<String>,
+    pub claims: Map<String, Value>,
+}
+
+/// `role` is "subject token" or "actor token", for the error descriptions.
+pub async fn verify(
+    token: &str,
+    declared: TokenType,
+    issuers: &Issuers,
+    now: i64,
+    role: &str,
+) -> Result<VerifiedToken, OAuthError> {
+    let invalid = |why: &str| OAuthError::invalid_request(format!("the {role} {why}"));
+    let parsed = unverified::parse(token).map_err(invalid)?;
+    let iss = parsed.iss().ok_or_else(|| invalid("has no iss claim"))?;
+    let issuer = issuers
+        .get(iss)
+        .ok_or_else(|| invalid("is from an issuer this server does not trust"))?;
+    let alg = allowed_algorithm(&parsed.header.alg, &issuer.config).map_err(|why| invalid(&why))?;
+    check_signature(&parsed, alg, issuer, issuers, role).await?;
+    check_claims(
+        &issuer.config,
+        declared,
+        parsed.header.typ.as_deref(),
+        parsed.claims,
+        now,
+    )
+    .map_err(|why| invalid(&why))
+}
+
+fn allowed_algorithm(name: &str, issuer: &IssuerConfig) -> Result<Algorithm, String> {
+    name.parse::<Algorithm>()
+        .ok()
+        .filter(|alg| issuer.algorithms.contains(alg))
+        .ok_or_else(|| {
+            format!(
+                "is signed with algorithm \"{name}\", which issuer \"{}\" is not allowed to use",
+                issuer.id
+            )
+        })
+}
+
+async fn check_signature(
+    token: &Unverified<'_>,
+    alg: Algorithm,
+    issuer: &std::sync::Arc<Issuer>,
+    issuers: &Issuers,
+    role: &str,
+) -> Result<(), OAuthError> {
+    let unavailable = || {
+        OAuthError::temporarily_unavailable(format!(
+            "the keys of issuer \"{}\" are not available yet; retry later",
+            issuer.config.id
+        ))
+    };
+    let mut keys = issuer.keys().ok_or_else(unavailable)?;
+    let kid = token.header.kid.as_deref();
+    if let Some(kid) = kid.filter(|k| !keys.has_kid(k)) {
+        issuers.refetch_for_unknown_kid(issuer).await;
+        keys = issuer.keys().ok_or_else(unavailable)?;
+        if !keys.has_kid(kid) {
+            return Err(OAuthError::invalid_request(format!(
+                "the {role} names a key (kid) that issuer \"{}\" does not publish",
+                issuer.config.id
+            )));
+        }
+    }
+    let verified = keys.candidates(kid, alg).any(|key| {
+        jsonwebtoken::crypto::verify(
+            token.signature,
+            token.signing_input.as_bytes(),
+            &key.key,
+            alg,
+        )
+        .unwrap_or(false)
+    });
+    if verified {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request(format!(
+            "the {role} signature does not verify"
+        )))
+    }
+}
+
+/// The claim checks, after the signature: lifetime with leeway, age, audience, subject, and
+/// the kind of token.
+pub fn check_claims(
+    issuer: &IssuerConfig,
+    declared: TokenType,
+    typ: Option<&str>,
+    claims: Map<String, Value>,
+    now: i64,
+) -> Result<VerifiedToken, String> {
+    let leeway = issuer.leeway.as_secs() as i64;
+    let exp = numeric(&claims, "exp")?.ok_or("has no exp claim")?;
+    if now >= exp.saturating_add(leeway) {
+        return Err("has expired".into());
+    }
+    if numeric(&claims, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+        return Err("is not valid yet (nbf is in the future)".into());
+    }
+    let iat = numeric(&claims, "iat")?;
+    if iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+        return Err("was issued in the future (iat)".into());
+    }
+    if let Some(max_age) = issuer.max_age {
+        let iat = iat.ok_or("has no iat claim, so its age cannot be checked")?;
+        if now.saturating_sub(iat) > max_age.as_secs() as i64 + leeway {
+            return Err("is too old (iat is beyond the issuer's max_age)".into());
+        }
+    }
+    if !audience_matches(claims.get("aud"), &issuer.audiences) {
+        return Err(format!(
+            "is not intended for this server (its aud names none of issuer \"{}\"'s audiences)",
+            issuer.id
+        ));
+    }
+    let kind = token_kind(issuer, declared, typ, &claims);
+    if !issuer.accept.contains(&kind) {
+        return Err(match kind {
+            TokenKind::IdToken => {
+                "is an ID token, which is not accepted where an access token is expected".into()
+            }
+            other => format!(
+                "is of kind {}, which issuer \"{}\" does not accept",
+                other.as_str(),
+                issuer.id
+            ),
+        });
+    }
+    let sub = match claims.get("sub") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err("has no sub claim".into()),
+    };
+    let jti = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Ok(VerifiedToken {
+        issuer_id: issuer.id.clone(),
+        iss: issuer.issuer.clone(),
+        sub,
+        jti,
+        exp,
+        scopes: scopes_of(&claims),
+        claims,
+    })
+}
+
+/// An ID token is one declared as such, one carrying ID-token-only claims, or one whose `typ`
+/// differs from the issuer's `access_token_typ`.
+fn token_kind(
+    issuer: &IssuerConfig,
+    declared: TokenType,
+    typ: Option<&str>,
+    claims: &Map<String, Value>,
+) -> TokenKind {
+    let id_claims = ["nonce", "at_hash", "c_hash"]
+        .iter()
+        .any(|c| claims.contains_key(*c));
+    let wrong_typ = issuer
+        .access_token_typ
+        .as_deref()
+        .is_some_and(|expected| typ.is_none_or(|t| normalize_typ(t) != normalize_typ(expected)));
+    match declared {
+        TokenType::IdToken => TokenKind::IdToken,
+        _ if id_claims || wrong_typ => TokenKind::IdToken,
+        TokenType::Jwt => TokenKind::Jwt,
+        _ => TokenKind::AccessToken,
+    }
+}
+
+fn normalize_typ(typ: &str) -> String {
+    let lower = typ.to_ascii_lowercase();
+    lower
+        .strip_prefix("application/")
+        .map(str::to_string)
+        .unwrap_or(lower)
+}
+
+fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .or_else(|| v.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+            .map(Some)
+            .ok_or_else(|| format!("has a {name} claim that is not a number")),
+    }
+}
+
+fn audience_matches(aud: Option<&Value>, accepted: &[String]) -> bool {
+    match aud {
+        Some(Value::String(a)) => accepted.contains(a),
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|a| accepted.iter().any(|x| x == a)),
+        _ => false,
+    }
+}
+
+/// Scopes from `scope` (RFC 9068, space-separated) or `scp` (a list, or a string).
+pub fn scopes_of(claims: &Map<String, Value>) -> Vec<String> {
+    let words = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    match (claims.get("scope"), claims.get("scp")) {
+        (Some(Value::String(s)), _) => words(s),
+        (_, Some(Value::Array(list))) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        (_, Some(Value::String(s))) => words(s),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
