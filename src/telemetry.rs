@@ -1,6 +1,8 @@
 //! Logging, set up once: human-readable lines on stderr, filtered by `TESSERA_LOG`
 //! (default `info` for `serve`, `warn` for the other commands).
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 pub fn init(default_level: &str) {
@@ -9,5 +11,6 @@ pub fn init(default_level: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .try_init();
 }

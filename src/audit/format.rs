@@ -42,7 +42,7 @@ const CSV_COLUMNS: &[&str] = &[
 
 /// Table columns and their widths; longer values are cut with `…`.
 const TABLE_COLUMNS: &[(&str, usize)] = &[
-    ("TIME", 24),
+    ("TIME", 27),
     ("OUTCOME", 7),
     ("ERROR", 22),
     ("CLIENT", 16),

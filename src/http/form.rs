@@ -19,6 +19,11 @@ pub struct Params {
 
 impl Params {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
+        if !well_formed(body) {
+            return Err(OAuthError::invalid_request(
+                "the body is not a valid application/x-www-form-urlencoded form",
+            ));
+        }
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
             OAuthError::invalid_request(
                 "the body is not a valid application/x-www-form-urlencoded form",
@@ -68,6 +73,33 @@ impl Params {
             )),
         }
     }
+}
+
+/// Strictly form-encoded: every `%` starts a two-digit hex escape and every decoded name and
+/// value is UTF-8. (The parser itself is lenient and would guess at broken input.)
+fn well_formed(body: &[u8]) -> bool {
+    body.split(|b| *b == b'&').all(|pair| {
+        pair.split(|b| *b == b'=').all(|part| {
+            let mut decoded = Vec::with_capacity(part.len());
+            let mut i = 0;
+            while let Some(&b) = part.get(i) {
+                if b == b'%' {
+                    let hex = part
+                        .get(i + 1..i + 3)
+                        .and_then(|h| std::str::from_utf8(h).ok());
+                    match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
+                        Some(byte) => decoded.push(byte),
+                        None => return false,
+                    }
+                    i += 3;
+                } else {
+                    decoded.push(b);
+                    i += 1;
+                }
+            }
+            std::str::from_utf8(&decoded).is_ok()
+        })
+    })
 }
 
 /// A parameter name shown back to the client, cut short and stripped of control characters.
@@ -220,6 +252,8 @@ mod tests {
             ),
             (format!("{BASE}&scope=a%22b"), ErrorCode::InvalidScope),
             ("%zz=1".into(), ErrorCode::InvalidRequest),
+            (format!("{BASE}&scope=%ff%fe"), ErrorCode::InvalidRequest),
+            (format!("{BASE}&scope=a%2"), ErrorCode::InvalidRequest),
         ];
         for (body, code) in cases {
             let err = request(&body).expect_err(&body);

@@ -96,6 +96,18 @@ async fn exchange(
 ) -> Result<Issued, OAuthError> {
     let body = read_form_body(req, body, state.server.max_body_bytes).await?;
     let params = super::form::Params::parse(&body)?;
+    // What was asked for is worth recording even when the request goes no further.
+    record.requested_audiences = params.all("audience");
+    record.requested_resources = params.all("resource");
+    record.requested_scopes = params
+        .one("scope")
+        .map(|s| {
+            s.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
     params.check_grant_type()?;
     let client_id = authenticate(req, &params, policy, record)?;
     if !rules::names_client(&policy.rules, &client_id) {
@@ -104,9 +116,6 @@ async fn exchange(
         )));
     }
     let request = super::form::TokenRequest::from_params(&params)?;
-    record.requested_audiences.clone_from(&request.audiences);
-    record.requested_resources.clone_from(&request.resources);
-    record.requested_scopes = request.scopes.clone().unwrap_or_default();
     if request.actor_token.is_some() {
         return Err(OAuthError::invalid_request(
             "actor tokens are not supported by this server yet",

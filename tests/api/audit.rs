@@ -1,0 +1,294 @@
+use diesel::prelude::*;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const FIELDS: &[&str] = &[
+    "id",
+    "time",
+    "outcome",
+    "error",
+    "reason",
+    "client_id",
+    "subject_issuer",
+    "subject",
+    "subject_jti",
+    "actor_issuer",
+    "actor",
+    "requested_audiences",
+    "requested_resources",
+    "requested_scopes",
+    "granted_audiences",
+    "granted_scopes",
+    "rule",
+    "token_jti",
+    "expires_at",
+    "revoked_at",
+    "remote_addr",
+    "user_agent",
+    "request_id",
+    "duration_us",
+    "chain",
+];
+
+#[tokio::test]
+async fn every_exchange_granted_or_denied_leaves_one_record() {
+    let app = TestApp::spawn().await;
+    let subject = app.subject_token(json!({"jti": "subject-1", "sub": "bob"}));
+    let granted = app
+        .http
+        .post(format!("{}/token", app.url))
+        .basic_auth("orders-svc", Some(ORDERS_SECRET))
+        .header("x-request-id", "req-123")
+        .header("user-agent", "orders-svc/1.0")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", &subject),
+                ("subject_token_type", ACCESS_TOKEN),
+                ("audience", "inventory-api"),
+                ("scope", "inventory:read"),
+            ])
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(granted.headers()["x-request-id"], "req-123");
+    let body: Value = granted.json().await.unwrap();
+    let minted_jti = claims_of(body["access_token"].as_str().unwrap())["jti"].clone();
+    app.post_token(
+        &[("grant_type", TOKEN_EXCHANGE)],
+        Some(("orders-svc", "wrong")),
+    )
+    .await;
+    app.exchange(&[("grant_type", "password")]).await;
+
+    let records = app.records(&[]);
+    assert_eq!(records.len(), 3, "one record per request");
+    for r in &records {
+        let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        for f in FIELDS {
+            assert!(keys.contains(f), "field {f} missing from {r}");
+        }
+        assert!(r["time"].as_str().unwrap().ends_with('Z'));
+    }
+    let g = &records[2];
+    assert_eq!(g["outcome"], "granted");
+    assert_eq!(g["error"], Value::Null);
+    assert_eq!(g["client_id"], "orders-svc");
+    assert_eq!(g["subject_issuer"], "corp");
+    assert_eq!(g["subject"], "bob");
+    assert_eq!(g["subject_jti"], "subject-1");
+    assert_eq!(g["requested_audiences"], json!(["inventory-api"]));
+    assert_eq!(g["requested_resources"], json!([]));
+    assert_eq!(g["requested_scopes"], json!(["inventory:read"]));
+    assert_eq!(g["granted_audiences"], json!(["inventory-api"]));
+    assert_eq!(g["granted_scopes"], json!(["inventory:read"]));
+    assert_eq!(g["rule"], "orders-to-inventory");
+    assert_eq!(g["token_jti"], minted_jti);
+    assert!(g["expires_at"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(g["revoked_at"], Value::Null);
+    assert_eq!(g["remote_addr"], "127.0.0.1");
+    assert_eq!(g["user_agent"], "orders-svc/1.0");
+    assert_eq!(g["request_id"], "req-123");
+    assert!(g["duration_us"].as_i64().unwrap() > 0);
+    let bad_secret = &records[1];
+    assert_eq!(
+        (bad_secret["outcome"].as_str(), bad_secret["error"].as_str()),
+        (Some("denied"), Some("invalid_client"))
+    );
+    assert_eq!(bad_secret["client_id"], "orders-svc");
+    assert_eq!(records[0]["error"], "unsupported_grant_type");
+    assert!(!records[0]["reason"].as_str().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn audit_filters_select_the_records_asked_for() {
+    let app = TestApp::spawn().await;
+    let alice = app.subject_token(json!({"jti": "alice-subject"}));
+    let bob = app.subject_token(json!({"sub": "bob", "jti": "bob-subject"}));
+    assert_eq!(app.exchange_subject(&alice).await.status(), 200);
+    assert_eq!(app.exchange_subject(&alice).await.status(), 200);
+    assert_eq!(app.exchange_subject(&bob).await.status(), 200);
+    app.exchange(&[
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", &bob),
+        ("subject_token_type", ACCESS_TOKEN),
+        ("audience", "billing-api"),
+    ])
+    .await;
+    app.post_token(
+        &[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", &bob),
+            ("subject_token_type", ACCESS_TOKEN),
+            ("audience", "inventory-api"),
+        ],
+        Some(("billing-svc", "billing-secret")),
+    )
+    .await;
+
+    let count = |args: &[&str]| app.records(args).len();
+    assert_eq!(count(&[]), 5);
+    assert_eq!(count(&["--subject", "alice"]), 2);
+    assert_eq!(
+        count(&["--subject", "bob"]),
+        2,
+        "unauthorized_client is decided before the token is read"
+    );
+    assert_eq!(count(&["--client", "orders-svc"]), 4);
+    assert_eq!(count(&["--client", "billing-svc"]), 1);
+    assert_eq!(count(&["--issuer", "corp"]), 4);
+    assert_eq!(count(&["--audience", "inventory-api"]), 4);
+    assert_eq!(count(&["--audience", "billing-api"]), 1);
+    assert_eq!(count(&["--audience", "inventory"]), 0, "whole values only");
+    assert_eq!(count(&["--rule", "orders-to-inventory"]), 3);
+    assert_eq!(count(&["--outcome", "granted"]), 3);
+    assert_eq!(count(&["--outcome", "denied"]), 2);
+    assert_eq!(count(&["--error", "invalid_target"]), 1);
+    assert_eq!(count(&["--error", "unauthorized_client"]), 1);
+    assert_eq!(count(&["--subject-jti", "alice-subject"]), 2);
+    assert_eq!(count(&["--since", "1h"]), 5);
+    assert_eq!(count(&["--until", "1h"]), 0);
+    assert_eq!(
+        count(&[
+            "--since",
+            "2000-01-01T00:00:00Z",
+            "--until",
+            "2999-01-01T00:00:00+02:00"
+        ]),
+        5
+    );
+    assert_eq!(count(&["--limit", "2"]), 2);
+    let granted = app.records(&["--outcome", "granted"]);
+    let jti = granted[0]["token_jti"].as_str().unwrap();
+    let by_jti = app.records(&["--jti", jti]);
+    assert_eq!(by_jti.len(), 1);
+    assert_eq!(by_jti[0]["id"], granted[0]["id"]);
+    // Newest first.
+    let all = app.records(&[]);
+    let times: Vec<&str> = all.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(times, sorted);
+
+    let bad = app.cli(&["audit", "--outcome", "maybe"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--outcome"));
+    let bad = app.cli(&["audit", "--since", "last tuesday"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--since"));
+}
+
+#[tokio::test]
+async fn audit_prints_csv_and_an_aligned_table() {
+    let app = TestApp::spawn().await;
+    assert_eq!(
+        app.exchange_subject(&app.subject_token(json!({})))
+            .await
+            .status(),
+        200
+    );
+    let csv = app.cli(&["audit", "--format", "csv"]);
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].starts_with("id,time,outcome,error,reason,client_id"));
+    assert_eq!(lines[0].split(',').count(), 25);
+    assert!(lines[1].contains(",granted,"));
+    let table = app.cli(&["audit"]);
+    let table = String::from_utf8(table.stdout).unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("TIME"));
+    let column = lines[0].find("OUTCOME").unwrap();
+    assert_eq!(&lines[1][column..column + 7], "granted");
+}
+
+#[tokio::test]
+async fn the_database_holds_no_raw_token_or_secret() {
+    let app = TestApp::spawn().await;
+    let subject = app.subject_token(json!({}));
+    let body: Value = app.exchange_subject(&subject).await.json().await.unwrap();
+    let minted = body["access_token"].as_str().unwrap().to_string();
+    let forged = format!("{}x", &subject[..subject.len() - 1]);
+    app.exchange_subject(&forged).await;
+    app.stop().await;
+    let mut bytes = Vec::new();
+    for suffix in ["", "-wal"] {
+        let path = format!("{}{suffix}", app.db_path().display());
+        if let Ok(b) = std::fs::read(&path) {
+            bytes.extend(b);
+        }
+    }
+    assert!(bytes.len() > 1000, "the database was read");
+    let text = String::from_utf8_lossy(&bytes);
+    for secret in [
+        subject.as_str(),
+        minted.as_str(),
+        forged.as_str(),
+        ORDERS_SECRET,
+    ] {
+        assert!(!text.contains(secret), "the database holds a secret");
+        let signature = secret.rsplit('.').next().unwrap();
+        assert!(
+            !text.contains(signature),
+            "the database holds a token signature"
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_token_leaves_without_its_record() {
+    let app = TestApp::spawn().await;
+    let mut conn = SqliteConnection::establish(&app.db_path().to_string_lossy()).unwrap();
+    diesel::sql_query("ALTER TABLE exchanges RENAME TO exchanges_elsewhere")
+        .execute(&mut conn)
+        .unwrap();
+    let resp = app.exchange_subject(&app.subject_token(json!({}))).await;
+    let desc = assert_error(resp, 503, "temporarily_unavailable").await;
+    assert!(desc.contains("recorded"), "{desc}");
+    // Once the store is back, service resumes by itself.
+    diesel::sql_query("ALTER TABLE exchanges_elsewhere RENAME TO exchanges")
+        .execute(&mut conn)
+        .unwrap();
+    assert_eq!(
+        app.exchange_subject(&app.subject_token(json!({})))
+            .await
+            .status(),
+        200
+    );
+    let records = app.records(&[]);
+    assert_eq!(
+        records.len(),
+        1,
+        "only the exchange that was answered with a token is recorded"
+    );
+    assert_eq!(records[0]["outcome"], "granted");
+}
+
+#[tokio::test]
+async fn concurrent_exchanges_each_get_a_committed_record() {
+    let app = TestApp::spawn().await;
+    let tokens: Vec<String> = (0..40)
+        .map(|i| app.subject_token(json!({"jti": format!("c-{i}")})))
+        .collect();
+    let answers =
+        futures_util::future::join_all(tokens.iter().map(|t| app.exchange_subject(t))).await;
+    let mut jtis = Vec::new();
+    for a in answers {
+        assert_eq!(a.status(), 200);
+        let body: Value = a.json().await.unwrap();
+        jtis.push(
+            claims_of(body["access_token"].as_str().unwrap())["jti"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let records = app.records(&["--outcome", "granted"]);
+    assert_eq!(records.len(), 40);
+    for jti in jtis {
+        assert!(records.iter().any(|r| r["token_jti"] == jti.as_str()));
+    }
+}

@@ -1,0 +1,202 @@
+use std::path::Path;
+
+use crate::helpers::*;
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).to_string()
+}
+
+#[tokio::test]
+async fn check_summarises_a_valid_configuration() {
+    let app = TestApp::spawn().await;
+    let out = app.cli(&["check"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("configuration is valid"));
+    assert!(text.contains("corp"));
+    assert!(text.contains("orders-svc"));
+    assert!(text.contains("orders-to-inventory"));
+}
+
+#[test]
+fn the_example_configuration_passes_check() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/tessera.toml");
+    let out = run_cli(&["check"], Some(&example));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn check_names_the_file_and_key_at_fault() {
+    let app = TestApp::spawn().await;
+    let good = std::fs::read_to_string(&app.config_path).unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "algorithms = [\"RS256\", \"ES256\"]",
+            "algorithms = [\"HS256\"]",
+            "issuers[0].algorithms",
+        ),
+        (
+            "algorithms = [\"RS256\", \"ES256\"]",
+            "algorithms = [\"none\"]",
+            "issuers[0].algorithms",
+        ),
+        (
+            "clients = [\"orders-svc\"]",
+            "clients = [\"ghost\"]",
+            "rules[0].clients",
+        ),
+        (
+            "max_body_bytes = 8192",
+            "max_body_bytes = 8192\nport = 1",
+            "port",
+        ),
+        (
+            "default_ttl = \"5m\"",
+            "default_ttl = \"five minutes\"",
+            "signing.default_ttl",
+        ),
+        (
+            "private_key_file = \"signing.pem\"",
+            "private_key_file = \"missing.pem\"",
+            "missing.pem",
+        ),
+        (
+            "copy_claims = [\"email\"]",
+            "copy_claims = [\"email\"]\ncondition = '\"staff\" in subject.groups'",
+            "rules[0].condition",
+        ),
+    ];
+    for (from, to, named) in cases {
+        let path = app.dir.path().join("bad.toml");
+        std::fs::write(&path, good.replacen(from, to, 1)).unwrap();
+        let out = run_cli(&["check"], Some(&path));
+        assert!(!out.status.success(), "{named}: accepted");
+        let err = stderr(&out);
+        assert!(err.contains(named), "expected {named} in: {err}");
+        assert!(
+            err.contains("bad.toml") || named.ends_with(".pem"),
+            "the file is named: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    }
+}
+
+#[tokio::test]
+async fn environment_variables_override_the_file() {
+    let app = TestApp::spawn().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["check", "--config"])
+        .arg(&app.config_path)
+        .env("TESSERA__SERVER__LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("server.listen"), "{}", stderr(&out));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .arg("check")
+        .env("TESSERA_CONFIG", &app.config_path)
+        .env("TESSERA__SERVER__LISTEN", "127.0.0.1:9999")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("127.0.0.1:9999"));
+}
+
+#[test]
+fn keys_generate_writes_a_private_key_and_prints_its_public_jwk() {
+    let dir = tempfile::tempdir().unwrap();
+    for alg in ["ES256", "EdDSA", "RS256", "PS256"] {
+        let out_path = dir.path().join(format!("{alg}.pem"));
+        let out = run_cli(
+            &[
+                "keys",
+                "generate",
+                "--alg",
+                alg,
+                "--out",
+                out_path.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert!(out.status.success(), "{alg}: {}", stderr(&out));
+        let pem = std::fs::read_to_string(&out_path).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let jwk: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert!(jwk.get("kid").is_some() && jwk.get("d").is_none(), "{jwk}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                std::fs::metadata(&out_path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        let again = run_cli(
+            &[
+                "keys",
+                "generate",
+                "--alg",
+                alg,
+                "--out",
+                out_path.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert!(
+            !again.status.success(),
+            "an existing key is never overwritten"
+        );
+    }
+    let bad = run_cli(
+        &["keys", "generate", "--alg", "HS256", "--out", "x.pem"],
+        None,
+    );
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn secret_prints_a_strong_secret_and_its_hash() {
+    let out = run_cli(&["secret"], None);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let secret = text
+        .lines()
+        .find_map(|l| l.strip_prefix("secret: "))
+        .unwrap();
+    let hash = text
+        .lines()
+        .find_map(|l| l.strip_prefix("secret_sha256: "))
+        .unwrap();
+    assert!(secret.len() >= 43, "at least 256 bits");
+    assert_eq!(hash, tessera::clients::sha256_hex(secret));
+    let other = String::from_utf8(run_cli(&["secret"], None).stdout).unwrap();
+    assert_ne!(text, other);
+}
+
+#[tokio::test]
+async fn migrate_creates_the_schema() {
+    let app = TestApp::spawn().await;
+    let path = app.dir.path().join("fresh.toml");
+    let config = std::fs::read_to_string(&app.config_path)
+        .unwrap()
+        .replace("tessera.db", "fresh.db");
+    std::fs::write(&path, config).unwrap();
+    let missing = run_cli(&["audit"], Some(&path));
+    assert!(
+        !missing.status.success(),
+        "audit does not create a database"
+    );
+    let out = run_cli(&["migrate"], Some(&path));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(app.dir.path().join("fresh.db").is_file());
+    let again = run_cli(&["migrate"], Some(&path));
+    assert!(String::from_utf8_lossy(&again.stdout).starts_with("0 migration"));
+    assert!(run_cli(&["audit"], Some(&path)).status.success());
+}
+
+#[test]
+fn a_missing_configuration_file_is_one_clear_error() {
+    let out = run_cli(&["check"], Some(Path::new("/nonexistent/tessera.toml")));
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/nonexistent/tessera.toml"));
+}

@@ -1,0 +1,406 @@
+//! `TestApp` (the real server on port 0 with its own database) and `TestIdp` (an identity
+//! provider serving JWKS and discovery over HTTP).
+
+#![allow(dead_code, reason = "each test uses a part of the helpers")]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use tessera::keys::{generate_pkcs8_pem, public_jwk_of};
+
+pub const STS: &str = "https://sts.test.internal";
+pub const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const ORDERS_SECRET: &str = "orders-secret";
+
+pub fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A private key of the test identity provider, and its public JWK.
+#[derive(Clone)]
+pub struct TestKey {
+    pub alg: Algorithm,
+    pub kid: String,
+    pub pem: String,
+    pub jwk: Value,
+}
+
+impl TestKey {
+    pub fn generate(alg: Algorithm, kid: &str) -> Self {
+        tessera::install_crypto_provider();
+        let pem = generate_pkcs8_pem(alg).unwrap();
+        let mut jwk: Jwk = public_jwk_of(alg, pem.as_bytes()).unwrap();
+        jwk.common.key_id = Some(kid.to_string());
+        Self {
+            alg,
+            kid: kid.into(),
+            pem,
+            jwk: serde_json::to_value(jwk).unwrap(),
+        }
+    }
+
+    /// One RSA key for the whole run: generating RSA keys is slow.
+    pub fn rsa() -> Self {
+        static KEY: OnceLock<TestKey> = OnceLock::new();
+        KEY.get_or_init(|| Self::generate(Algorithm::RS256, "rsa-1"))
+            .clone()
+    }
+
+    pub fn encoding(&self) -> EncodingKey {
+        match self.alg {
+            Algorithm::ES256 => EncodingKey::from_ec_pem(self.pem.as_bytes()).unwrap(),
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(self.pem.as_bytes()).unwrap(),
+            _ => EncodingKey::from_rsa_pem(self.pem.as_bytes()).unwrap(),
+        }
+    }
+
+    pub fn sign(&self, claims: &Value) -> String {
+        self.sign_as(self.alg, Some(&self.kid), claims)
+    }
+
+    pub fn sign_as(&self, alg: Algorithm, kid: Option<&str>, claims: &Value) -> String {
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_string);
+        jsonwebtoken::encode(&header, claims, &self.encoding()).unwrap()
+    }
+}
+
+#[derive(Default)]
+struct IdpState {
+    keys: Vec<Value>,
+    issuer: String,
+    down: bool,
+    fetches: usize,
+}
+
+/// An identity provider on loopback: `/jwks`, `/.well-known/openid-configuration`.
+pub struct TestIdp {
+    pub url: String,
+    state: Arc<Mutex<IdpState>>,
+}
+
+impl TestIdp {
+    pub async fn start(keys: &[&TestKey]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let state = Arc::new(Mutex::new(IdpState {
+            keys: keys.iter().map(|k| k.jwk.clone()).collect(),
+            issuer: url.clone(),
+            ..Default::default()
+        }));
+        let shared = web::Data::new(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .route("/jwks", web::get().to(jwks))
+                .route(
+                    "/.well-known/openid-configuration",
+                    web::get().to(discovery),
+                )
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        Self { url, state }
+    }
+
+    pub fn publish(&self, keys: &[&TestKey]) {
+        self.state.lock().unwrap().keys = keys.iter().map(|k| k.jwk.clone()).collect();
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.state.lock().unwrap().down = down;
+    }
+
+    pub fn fetches(&self) -> usize {
+        self.state.lock().unwrap().fetches
+    }
+}
+
+async fn jwks(state: web::Data<Arc<Mutex<IdpState>>>) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    s.fetches += 1;
+    if s.down {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    HttpResponse::Ok().json(json!({ "keys": s.keys }))
+}
+
+async fn discovery(state: web::Data<Arc<Mutex<IdpState>>>) -> HttpResponse {
+    let s = state.lock().unwrap();
+    HttpResponse::Ok().json(json!({ "issuer": s.issuer, "jwks_uri": format!("{}/jwks", s.issuer) }))
+}
+
+/// The test configuration: one trusted issuer (the test IdP), two clients, one rule.
+pub fn default_config(idp: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+issuer = "{STS}"
+max_body_bytes = 8192
+
+[storage]
+url = "sqlite://tessera.db"
+
+[signing]
+default_ttl = "5m"
+max_ttl = "1h"
+[[signing.keys]]
+kid = "sts-1"
+alg = "ES256"
+private_key_file = "signing.pem"
+
+[[issuers]]
+id = "corp"
+issuer = "{idp}"
+jwks_uri = "{idp}/jwks"
+algorithms = ["RS256", "ES256"]
+audiences = ["{STS}"]
+jwks_min_refetch = "0s"
+
+[[clients]]
+id = "orders-svc"
+secret_sha256 = "{orders}"
+
+[[clients]]
+id = "billing-svc"
+secret_sha256 = "{billing}"
+
+[[rules]]
+name = "orders-to-inventory"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["inventory-api"]
+resources = ["https://inventory.internal/"]
+scopes = ["inventory:read", "inventory:write"]
+default_scopes = ["inventory:read"]
+actor = "client"
+copy_claims = ["email"]
+"#,
+        orders = tessera::clients::sha256_hex(ORDERS_SECRET),
+        billing = tessera::clients::sha256_hex("billing-secret"),
+    )
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub idp: TestIdp,
+    pub key: TestKey,
+    pub http: reqwest::Client,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|c| c).await
+    }
+
+    /// Starts with the default configuration as `edit` changes it, and waits until ready.
+    pub async fn spawn_with(edit: impl FnOnce(String) -> String) -> Self {
+        let app = Self::start(edit).await;
+        app.wait_ready().await;
+        app
+    }
+
+    /// Starts without waiting for readiness.
+    pub async fn start(edit: impl FnOnce(String) -> String) -> Self {
+        let key = TestKey::rsa();
+        let idp = TestIdp::start(&[&key]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let signing = generate_pkcs8_pem(Algorithm::ES256).unwrap();
+        std::fs::write(dir.path().join("signing.pem"), signing).unwrap();
+        let config_path = dir.path().join("tessera.toml");
+        std::fs::write(&config_path, edit(default_config(&idp.url))).unwrap();
+        let config = tessera::config::load(&config_path).unwrap();
+        let app = tessera::startup::Application::build(config).await.unwrap();
+        let url = format!("http://127.0.0.1:{}", app.port());
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            url,
+            dir,
+            config_path,
+            idp,
+            key,
+            http: reqwest::Client::new(),
+            handle,
+        }
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not become ready");
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("tessera.db")
+    }
+
+    /// Standard subject token claims, with `extra` merged over them.
+    pub fn claims(&self, extra: Value) -> Value {
+        let t = now();
+        let mut claims = json!({
+            "iss": self.idp.url, "sub": "alice", "aud": STS, "iat": t, "exp": t + 600,
+            "scope": "inventory:read inventory:write", "jti": format!("subj-{}", uuid_like()),
+            "email": "alice@example.com",
+        });
+        if let (Some(c), Value::Object(e)) = (claims.as_object_mut(), extra) {
+            for (k, v) in e {
+                if v.is_null() {
+                    c.remove(&k);
+                } else {
+                    c.insert(k, v);
+                }
+            }
+        }
+        claims
+    }
+
+    pub fn subject_token(&self, extra: Value) -> String {
+        self.key.sign(&self.claims(extra))
+    }
+
+    /// POST /token with HTTP Basic as orders-svc and these form fields.
+    pub async fn exchange(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.post_token(form, Some(("orders-svc", ORDERS_SECRET)))
+            .await
+    }
+
+    pub async fn post_token(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> reqwest::Response {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        let mut req = self
+            .http
+            .post(format!("{}/token", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some((id, secret)) = basic {
+            req = req.header(
+                "authorization",
+                format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
+            );
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A standard exchange of `subject` for inventory-api.
+    pub async fn exchange_subject(&self, subject: &str) -> reqwest::Response {
+        self.exchange(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", subject),
+            ("subject_token_type", ACCESS_TOKEN),
+            ("audience", "inventory-api"),
+        ])
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `tessera ARGS --config <this app's file>`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        run_cli(args, Some(&self.config_path))
+    }
+
+    /// Records through `tessera audit --format json`, newest first.
+    pub fn records(&self, filters: &[&str]) -> Vec<Value> {
+        let mut args = vec!["audit", "--format", "json"];
+        if !filters.contains(&"--limit") {
+            args.extend(["--limit", "10000"]);
+        }
+        args.extend_from_slice(filters);
+        let out = self.cli(&args);
+        assert!(
+            out.status.success(),
+            "audit failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+pub fn run_cli(args: &[&str], config: Option<&Path>) -> Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+    cmd.args(args).env_remove("TESSERA_CONFIG");
+    if let Some(config) = config {
+        cmd.arg("--config").arg(config);
+    }
+    cmd.output().unwrap()
+}
+
+pub fn uuid_like() -> String {
+    let mut b = [0u8; 12];
+    aws_lc_rs::rand::fill(&mut b).unwrap();
+    URL_SAFE_NO_PAD.encode(b)
+}
+
+/// Asserts an OAuth error response and returns its description.
+pub async fn assert_error(resp: reqwest::Response, status: u16, code: &str) -> String {
+    let got = resp.status().as_u16();
+    assert_eq!(
+        resp.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (got, body["error"].as_str().unwrap_or("")),
+        (status, code),
+        "body: {body}"
+    );
+    body["error_description"].as_str().unwrap().to_string()
+}
+
+/// The claims of a JWT, unverified (for reading what the server minted).
+pub fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+pub fn header_of(token: &str) -> Value {
+    let header = token.split('.').next().unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap()
+}

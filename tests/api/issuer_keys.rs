@@ -1,0 +1,183 @@
+//! Issuers' keys: rotation at the identity provider, refetch limits, last good keys, an
+//! unreachable issuer, discovery and file-based JWKS.
+
+use jsonwebtoken::Algorithm;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn token_follows_key_rotation_at_the_identity_provider() {
+    let app = TestApp::spawn().await;
+    let next = TestKey::generate(Algorithm::ES256, "ec-2");
+    let old_token = app.subject_token(json!({}));
+    app.idp.publish(&[&app.key, &next]);
+    // A token under the new kid makes Tessera fetch the keys again.
+    let new_token = next.sign(&app.claims(json!({})));
+    assert_eq!(app.exchange_subject(&new_token).await.status(), 200);
+    // Once the old key is no longer published, tokens it signed are refused.
+    app.idp.publish(&[&next]);
+    let ghost = TestKey::generate(Algorithm::ES256, "unknown-kid");
+    assert_eq!(
+        app.exchange_subject(&ghost.sign(&app.claims(json!({}))))
+            .await
+            .status(),
+        400,
+        "forces a refetch"
+    );
+    assert_error(
+        app.exchange_subject(&old_token).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(
+        app.exchange_subject(&next.sign(&app.claims(json!({}))))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn token_refetches_unknown_kids_no_more_often_than_allowed() {
+    let app = TestApp::spawn_with(|c| {
+        c.replace("jwks_min_refetch = \"0s\"", "jwks_min_refetch = \"1h\"")
+    })
+    .await;
+    let before = app.idp.fetches();
+    let ghost = TestKey::generate(Algorithm::ES256, "ghost");
+    for _ in 0..5 {
+        let desc = assert_error(
+            app.exchange_subject(&ghost.sign(&app.claims(json!({}))))
+                .await,
+            400,
+            "invalid_request",
+        )
+        .await;
+        assert!(desc.contains("kid"), "{desc}");
+    }
+    assert_eq!(
+        app.idp.fetches(),
+        before,
+        "the start-up fetch is more recent than jwks_min_refetch"
+    );
+}
+
+#[tokio::test]
+async fn token_keeps_the_last_good_keys_when_the_identity_provider_fails() {
+    let app = TestApp::spawn().await;
+    app.idp.set_down(true);
+    let ghost = TestKey::generate(Algorithm::ES256, "ghost");
+    assert_error(
+        app.exchange_subject(&ghost.sign(&app.claims(json!({}))))
+            .await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert!(
+        app.idp.fetches() >= 2,
+        "the unknown kid caused a (failed) fetch"
+    );
+    let good = app.subject_token(json!({}));
+    assert_eq!(app.exchange_subject(&good).await.status(), 200);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn serve_starts_with_an_unreachable_issuer_and_answers_503_for_its_tokens() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port());
+    drop(closed);
+    let app = TestApp::start(|c| {
+        format!(
+            "{c}\n[[issuers]]\nid = \"partner\"\nissuer = \"{dead}\"\njwks_uri = \"{dead}/jwks\"\naudiences = [\"{STS}\"]\n"
+        )
+        .replace("issuers = [\"corp\"]", "issuers = [\"corp\", \"partner\"]")
+    })
+    .await;
+    // corp becomes ready; partner never does.
+    let mut ready: Value = Value::Null;
+    for _ in 0..100 {
+        let resp = app.get("/readyz").await;
+        assert_eq!(resp.status(), 503);
+        ready = resp.json().await.unwrap();
+        if ready["issuers_not_ready"].get("corp").is_none() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(ready["status"], "not_ready");
+    assert!(
+        ready["issuers_not_ready"].get("partner").is_some(),
+        "{ready}"
+    );
+    assert!(ready["issuers_not_ready"].get("corp").is_none(), "{ready}");
+    let partner_token = app.key.sign(&app.claims(json!({"iss": dead})));
+    assert_error(
+        app.exchange_subject(&partner_token).await,
+        503,
+        "temporarily_unavailable",
+    )
+    .await;
+    assert_eq!(
+        app.exchange_subject(&app.subject_token(json!({})))
+            .await
+            .status(),
+        200
+    );
+    let records = app.records(&["--error", "temporarily_unavailable"]);
+    assert_eq!(records.len(), 1);
+}
+
+#[tokio::test]
+async fn token_finds_keys_through_discovery() {
+    let app = TestApp::spawn_with(|c| {
+        let idp = c
+            .split("jwks_uri = \"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        c.replace(&format!("jwks_uri = \"{idp}\""), "discovery = true")
+    })
+    .await;
+    assert_eq!(
+        app.exchange_subject(&app.subject_token(json!({})))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn token_verifies_with_a_jwks_file() {
+    let files = tempfile::tempdir().unwrap();
+    let jwks = files.path().join("idp.jwks.json");
+    std::fs::write(&jwks, json!({"keys": [TestKey::rsa().jwk]}).to_string()).unwrap();
+    let app = TestApp::spawn_with(|c| {
+        let idp = c
+            .split("jwks_uri = \"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_string();
+        c.replace(
+            &format!("jwks_uri = \"{idp}\""),
+            &format!("jwks_file = \"{}\"", jwks.display()),
+        )
+    })
+    .await;
+    assert_eq!(app.idp.fetches(), 0, "nothing is fetched over HTTP");
+    assert_eq!(
+        app.exchange_subject(&app.subject_token(json!({})))
+            .await
+            .status(),
+        200
+    );
+}

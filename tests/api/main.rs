@@ -1,0 +1,16 @@
+//! Tessera seen from outside: the real server on loopback, a real SQLite file, a test identity
+//! provider serving JWKS over HTTP, and the real `tessera` binary for the CLI.
+
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on what it does not expect"
+)]
+
+mod helpers;
+
+mod attacks;
+mod audit;
+mod cli;
+mod issuer_keys;
+mod public_documents;
+mod token;
