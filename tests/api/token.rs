@@ -402,3 +402,75 @@ async fn token_follows_rule_order_and_required_scopes() {
     assert_eq!(records[0]["rule"], "orders-to-inventory");
     assert_eq!(records[1]["rule"], "needs-exchange-scope");
 }
+
+#[tokio::test]
+async fn token_re_exchanges_a_token_this_server_minted() {
+    let app = TestApp::spawn_with(|c| {
+        format!(
+            "{c}\n[[issuers]]\nid = \"tessera\"\nissuer = \"{STS}\"\nalgorithms = [\"ES256\"]\naudiences = [\"inventory-api\"]\n\n[[rules]]\nname = \"inventory-to-stock\"\nclients = [\"orders-svc\"]\nissuers = [\"tessera\"]\naudiences = [\"stock-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nactor = \"client\"\n"
+        )
+    })
+    .await;
+    let first: Value = app
+        .exchange_subject(&app.subject_token(json!({})))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let minted = first["access_token"].as_str().unwrap();
+    let resp = app
+        .exchange(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", minted),
+            ("subject_token_type", ACCESS_TOKEN),
+            ("audience", "stock-api"),
+        ])
+        .await;
+    assert_eq!(resp.status(), 200);
+    let second: Value = resp.json().await.unwrap();
+    let c = claims_of(second["access_token"].as_str().unwrap());
+    assert_eq!(c["aud"], "stock-api");
+    assert_eq!(
+        c["act"],
+        json!({"sub": "orders-svc", "act": {"sub": "orders-svc"}})
+    );
+    assert!(c["exp"].as_i64() <= claims_of(minted)["exp"].as_i64());
+    // The lineage: the second record names the first token as its subject.
+    let first_jti = claims_of(minted)["jti"].as_str().unwrap().to_string();
+    let lineage = app.records(&["--subject-jti", &first_jti]);
+    assert_eq!(lineage.len(), 1);
+    assert_eq!(lineage[0]["subject_issuer"], "tessera");
+}
+
+#[tokio::test]
+async fn token_is_signed_with_each_supported_algorithm() {
+    for alg in ["EdDSA", "RS256", "PS256"] {
+        let app = TestApp::spawn_with(|c| {
+            let pem = tessera::keys::generate_pkcs8_pem(alg.parse().unwrap()).unwrap();
+            let path = std::env::temp_dir().join(format!("tessera-test-{alg}-{}.pem", uuid_like()));
+            std::fs::write(&path, pem).unwrap();
+            c.replace("alg = \"ES256\"", &format!("alg = \"{alg}\""))
+                .replace(
+                    "private_key_file = \"signing.pem\"",
+                    &format!("private_key_file = \"{}\"", path.display()),
+                )
+        })
+        .await;
+        let body: Value = app
+            .exchange_subject(&app.subject_token(json!({})))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let token = body["access_token"].as_str().unwrap();
+        assert_eq!(header_of(token)["alg"], alg);
+        let jwks: jsonwebtoken::jwk::JwkSet = app.get("/jwks.json").await.json().await.unwrap();
+        let key = DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
+        let mut validation = Validation::new(alg.parse().unwrap());
+        validation.set_audience(&["inventory-api"]);
+        assert!(
+            jsonwebtoken::decode::<Value>(token, &key, &validation).is_ok(),
+            "{alg}"
+        );
+    }
+}
