@@ -31,10 +31,9 @@ impl Params {
         })?;
         let pairs: Vec<(String, String)> =
             pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-        for (i, (name, _)) in pairs.iter().enumerate() {
-            if !REPEATABLE.contains(&name.as_str())
-                && pairs.iter().skip(i + 1).any(|(n, _)| n == name)
-            {
+        let mut seen = std::collections::HashSet::with_capacity(pairs.len());
+        for (name, _) in &pairs {
+            if !REPEATABLE.contains(&name.as_str()) && !seen.insert(name.as_str()) {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter \"{}\" is given more than once",
                     printable(name)
@@ -266,6 +265,14 @@ mod tests {
         let r = request(&format!("{BASE}&scope=&actor_token=&actor_token_type=")).expect("valid");
         assert_eq!(r.scopes, None);
         assert!(r.actor_token.is_none());
+    }
+
+    #[test]
+    fn a_repeat_is_found_among_many_parameters() {
+        let body: String = (0..20_000).map(|i| format!("p{i}=1&")).collect();
+        assert!(Params::parse(body.as_bytes()).is_ok());
+        let repeated = format!("{body}p7=2");
+        assert!(Params::parse(repeated.as_bytes()).is_err());
     }
 
     #[test]

@@ -90,6 +90,9 @@ fn base64_len(text: &str) -> usize {
     text.trim_end_matches('=').len() * 3 / 4
 }
 
+/// Keys kept from one JWKS at most: a token without `kid` may be tried against each.
+const MAX_KEYS: usize = 32;
+
 #[derive(Deserialize)]
 struct Document {
     keys: Vec<serde_json::Value>,
@@ -106,6 +109,9 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<VerifyKey>, Vec<String>), String> {
             .map_err(|e| format!("malformed: {e}"))
             .and_then(|jwk| VerifyKey::from_jwk(&jwk));
         match parsed {
+            Ok(_) if keys.len() >= MAX_KEYS => {
+                skipped.push(format!("key {i} skipped: more than {MAX_KEYS} keys"))
+            }
             Ok(key) => keys.push(key),
             Err(why) => skipped.push(format!("key {i} skipped: {why}")),
         }
