@@ -1,6 +1,7 @@
 //! The audit trail (SPEC §6): one record per `/token` request, written by one writer that
 //! commits concurrent records together, and queried newest first.
 
+pub mod chain;
 pub mod format;
 pub mod query;
 pub mod record;

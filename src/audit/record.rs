@@ -52,6 +52,10 @@ pub struct ExchangeRecord {
     pub chain: String,
     #[serde(skip)]
     pub seq: i64,
+    #[serde(skip)]
+    pub prev_hash: String,
+    #[serde(skip)]
+    pub hash: String,
 }
 
 impl ExchangeRecord {
@@ -89,6 +93,8 @@ impl ExchangeRecord {
             duration_us: 0,
             chain: String::new(),
             seq: 0,
+            prev_hash: String::new(),
+            hash: String::new(),
         }
     }
 }
@@ -97,15 +103,23 @@ pub fn now_micros() -> i64 {
     (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
 }
 
+/// RFC 3339 UTC with exactly six fractional digits, so times also sort as text.
 pub fn format_micros(us: i64) -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
     OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
         .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
+        .and_then(|t| t.format(FORMAT).ok())
         .unwrap_or_default()
 }
 
+/// RFC 3339 UTC to the second (token lifetimes are whole seconds).
 pub fn format_secs(secs: i64) -> String {
-    format_micros(secs.saturating_mul(1_000_000))
+    OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_default()
 }
 
 fn micros_rfc3339<S: Serializer>(us: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -152,6 +166,6 @@ mod tests {
     #[test]
     fn times_are_rfc3339_utc() {
         assert_eq!(format_secs(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_micros(1_500_000), "1970-01-01T00:00:01.5Z");
+        assert_eq!(format_micros(1_500_000), "1970-01-01T00:00:01.500000Z");
     }
 }

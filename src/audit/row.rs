@@ -34,6 +34,8 @@ pub struct ExchangeRow {
     pub duration_us: i64,
     pub chain: String,
     pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
 }
 
 fn list(items: &[String]) -> String {
@@ -73,6 +75,8 @@ impl From<&ExchangeRecord> for ExchangeRow {
             duration_us: r.duration_us,
             chain: r.chain.clone(),
             seq: r.seq,
+            prev_hash: r.prev_hash.clone(),
+            hash: r.hash.clone(),
         }
     }
 }
@@ -110,6 +114,8 @@ impl From<ExchangeRow> for ExchangeRecord {
             duration_us: r.duration_us,
             chain: r.chain,
             seq: r.seq,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
         }
     }
 }

@@ -9,9 +9,11 @@ use std::time::Duration;
 use diesel::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-use super::record::ExchangeRecord;
+use super::chain::{ChainRow, GENESIS, record_hash};
+use super::record::{ExchangeRecord, now_micros};
 use super::row::ExchangeRow;
-use crate::store::{DbConnection, Store, schema::exchanges};
+use crate::store::schema::{audit_chains, exchanges};
+use crate::store::{DbConnection, Store};
 
 /// Records committed in one transaction at most.
 const MAX_BATCH: usize = 256;
@@ -34,9 +36,21 @@ pub struct AuditWriter {
 
 impl AuditWriter {
     pub fn start(store: Store) -> Result<Self, String> {
-        let chain = super::record::new_record_id(super::record::now_micros());
+        let chain = super::record::new_record_id(now_micros());
         let (jobs, queue) = mpsc::channel(8 * MAX_BATCH);
-        let first = store.connect()?;
+        let mut first = store.connect()?;
+        let row = ChainRow {
+            chain: chain.clone(),
+            created_us: now_micros(),
+            head_seq: -1,
+            head_hash: GENESIS.into(),
+            anchor_seq: -1,
+            anchor_hash: GENESIS.into(),
+        };
+        diesel::insert_into(audit_chains::table)
+            .values(&row)
+            .execute(&mut first)
+            .map_err(|e| format!("cannot start the audit chain: {e}"))?;
         let thread_chain = chain.clone();
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
@@ -81,6 +95,7 @@ impl AuditWriter {
 fn run(store: Store, first: DbConnection, mut queue: mpsc::Receiver<Job>, chain: String) {
     let mut conn = Some(first);
     let mut next_seq: i64 = 0;
+    let mut prev_hash = GENESIS.to_string();
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     loop {
         let mut closing = false;
@@ -97,13 +112,19 @@ fn run(store: Store, first: DbConnection, mut queue: mpsc::Receiver<Job>, chain:
             }
         }
         if !batch.is_empty() {
+            let mut link = prev_hash.clone();
             for (i, (record, _)) in batch.iter_mut().enumerate() {
                 record.chain.clone_from(&chain);
                 record.seq = next_seq + i as i64;
+                record.prev_hash = std::mem::take(&mut link);
+                record.hash = record_hash(&record.prev_hash, record);
+                link.clone_from(&record.hash);
             }
-            let result = write(&store, &mut conn, &batch);
+            let result = write(&store, &mut conn, &chain, &batch);
+            // The chain advances only with a commit; a failed batch is linked anew next time.
             if result.is_ok() {
                 next_seq += batch.len() as i64;
+                prev_hash = link;
             } else {
                 // Reconnect next time: the fault may have been the connection itself.
                 conn = None;
@@ -121,7 +142,12 @@ fn run(store: Store, first: DbConnection, mut queue: mpsc::Receiver<Job>, chain:
     }
 }
 
-fn write(store: &Store, conn: &mut Option<DbConnection>, batch: &[Pending]) -> Result<(), String> {
+fn write(
+    store: &Store,
+    conn: &mut Option<DbConnection>,
+    chain: &str,
+    batch: &[Pending],
+) -> Result<(), String> {
     if conn.is_none() {
         *conn = Some(store.connect()?);
     }
@@ -132,9 +158,19 @@ fn write(store: &Store, conn: &mut Option<DbConnection>, batch: &[Pending]) -> R
         .iter()
         .map(|(r, _)| ExchangeRow::from(r.as_ref()))
         .collect();
+    let (head_seq, head_hash) = batch
+        .last()
+        .map(|(r, _)| (r.seq, r.hash.clone()))
+        .ok_or_else(|| "an empty batch".to_string())?;
     conn.transaction(|c| {
         diesel::insert_into(exchanges::table)
             .values(&rows)
+            .execute(c)?;
+        diesel::update(audit_chains::table.find(chain))
+            .set((
+                audit_chains::head_seq.eq(head_seq),
+                audit_chains::head_hash.eq(head_hash),
+            ))
             .execute(c)
     })
     .map(|_| ())

@@ -28,5 +28,18 @@ diesel::table! {
         duration_us -> BigInt,
         chain -> Text,
         seq -> BigInt,
+        prev_hash -> Text,
+        hash -> Text,
+    }
+}
+
+diesel::table! {
+    audit_chains (chain) {
+        chain -> Text,
+        created_us -> BigInt,
+        head_seq -> BigInt,
+        head_hash -> Text,
+        anchor_seq -> BigInt,
+        anchor_hash -> Text,
     }
 }

@@ -169,7 +169,10 @@ async fn audit_filters_select_the_records_asked_for() {
     assert_eq!(by_jti[0]["id"], granted[0]["id"]);
     // Newest first.
     let all = app.records(&[]);
-    let times: Vec<&str> = all.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let times: Vec<(&str, &str)> = all
+        .iter()
+        .map(|r| (r["time"].as_str().unwrap(), r["id"].as_str().unwrap()))
+        .collect();
     let mut sorted = times.clone();
     sorted.sort_by(|a, b| b.cmp(a));
     assert_eq!(times, sorted);

@@ -10,6 +10,7 @@ mod helpers;
 
 mod attacks;
 mod audit;
+mod audit_chain;
 mod cli;
 mod issuer_keys;
 mod public_documents;

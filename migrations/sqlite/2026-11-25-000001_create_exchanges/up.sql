@@ -1,4 +1,4 @@
--- One row per /token request (SPEC §6). Portable types: ids and lists as text (lists are JSON
+-- One row per /token request (SPEC §6), each chained to the previous record of its writer. Portable types: ids and lists as text (lists are JSON
 -- arrays), times as integers (time_us in microseconds, expiry and revocation in seconds).
 CREATE TABLE exchanges (
     id TEXT PRIMARY KEY NOT NULL,
@@ -26,7 +26,9 @@ CREATE TABLE exchanges (
     request_id TEXT NOT NULL,
     duration_us BIGINT NOT NULL,
     chain TEXT NOT NULL,
-    seq BIGINT NOT NULL
+    seq BIGINT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
 );
 CREATE INDEX exchanges_by_time ON exchanges (time_us, id);
 CREATE INDEX exchanges_by_subject ON exchanges (subject, time_us, id);
@@ -34,3 +36,14 @@ CREATE INDEX exchanges_by_client ON exchanges (client_id, time_us, id);
 CREATE INDEX exchanges_by_subject_jti ON exchanges (subject_jti, time_us, id);
 CREATE UNIQUE INDEX exchanges_by_token_jti ON exchanges (token_jti);
 CREATE UNIQUE INDEX exchanges_by_chain_seq ON exchanges (chain, seq);
+
+-- One row per writer chain: its head (last record written) and its anchor (the last record
+-- pruned by retention, -1 and zeros when none), so that removal at either end is detected.
+CREATE TABLE audit_chains (
+    chain TEXT PRIMARY KEY NOT NULL,
+    created_us BIGINT NOT NULL,
+    head_seq BIGINT NOT NULL,
+    head_hash TEXT NOT NULL,
+    anchor_seq BIGINT NOT NULL,
+    anchor_hash TEXT NOT NULL
+);
