@@ -164,7 +164,7 @@ fn verify_chain(
             last_id = Some(record.id);
             expected_seq += 1;
             *checked += 1;
-            if *checked % 100_000 == 0 {
+            if checked.is_multiple_of(100_000) {
                 progress(*checked);
             }
         }
