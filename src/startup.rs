@@ -35,6 +35,11 @@ impl Application {
             tracing::info!(applied, "database migrations applied");
         }
         let audit = Arc::new(AuditWriter::start(store.clone())?);
+        crate::audit::retention::spawn(
+            store.clone(),
+            config.storage.retention,
+            &tokio::runtime::Handle::current(),
+        );
         let fetcher = Fetcher::new(FETCH_TIMEOUT)?;
         let policy =
             Policy::build(&config, &keys, fetcher, tokio::runtime::Handle::current()).await;

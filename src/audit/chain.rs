@@ -87,7 +87,15 @@ const PAGE: i64 = 5_000;
 
 /// Checks every chain; `progress` is told how many records have been checked so far.
 /// Returns the number of records checked, or the first break.
+/// It reads one snapshot, so records written or pruned meanwhile do not disturb it.
 pub fn verify(
+    conn: &mut DbConnection,
+    progress: impl FnMut(u64),
+) -> QueryResult<Result<u64, Break>> {
+    conn.transaction(|c| verify_snapshot(c, progress))
+}
+
+fn verify_snapshot(
     conn: &mut DbConnection,
     mut progress: impl FnMut(u64),
 ) -> QueryResult<Result<u64, Break>> {

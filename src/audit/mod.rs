@@ -5,6 +5,7 @@ pub mod chain;
 pub mod format;
 pub mod query;
 pub mod record;
+pub mod retention;
 mod row;
 pub mod writer;
 

@@ -171,3 +171,44 @@ async fn each_server_start_writes_its_own_chain_and_all_verify() {
     let (ok, text) = verify(&app);
     assert!(ok && text.contains("2 records verified"), "{text}");
 }
+
+#[tokio::test]
+async fn retention_prunes_old_records_and_the_chain_still_verifies() {
+    let app = TestApp::spawn_with(|c| {
+        c.replace(
+            "url = \"sqlite://tessera.db\"",
+            "url = \"sqlite://tessera.db\"\nretention = \"2s\"",
+        )
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.exchange_subject(&app.subject_token(json!({})))
+                .await
+                .status(),
+            200
+        );
+    }
+    let mut remaining = usize::MAX;
+    for _ in 0..100 {
+        remaining = app.records(&[]).len();
+        if remaining == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(remaining, 0, "records past retention are pruned");
+    let (ok, text) = verify(&app);
+    assert!(ok, "{text}");
+    assert_eq!(
+        app.exchange_subject(&app.subject_token(json!({})))
+            .await
+            .status(),
+        200
+    );
+    let (ok, text) = verify(&app);
+    assert!(
+        ok && text.contains("1 records verified"),
+        "the chain goes on from its anchor: {text}"
+    );
+}
