@@ -12,6 +12,8 @@ pub enum ErrorCode {
     InvalidScope,
     InvalidTarget,
     InvalidDpopProof,
+    /// A missing or wrong bearer token on the admin API (RFC 6750 §3.1).
+    InvalidToken,
     TemporarilyUnavailable,
     ServerError,
 }
@@ -26,6 +28,7 @@ impl ErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::InvalidTarget => "invalid_target",
             Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::InvalidToken => "invalid_token",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
             Self::ServerError => "server_error",
         }

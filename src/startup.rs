@@ -22,7 +22,24 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Application {
     port: u16,
     server: Server,
+    admin: Option<(u16, Server)>,
     state: web::Data<AppState>,
+}
+
+/// Stops both listeners.
+#[derive(Clone)]
+pub struct AppHandle {
+    public: ServerHandle,
+    admin: Option<ServerHandle>,
+}
+
+impl AppHandle {
+    pub async fn stop(&self, graceful: bool) {
+        if let Some(admin) = &self.admin {
+            admin.stop(graceful).await;
+        }
+        self.public.stop(graceful).await;
+    }
 }
 
 impl Application {
@@ -49,6 +66,7 @@ impl Application {
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let state = web::Data::new(AppState {
             server: config.server.clone(),
+            admin_token_sha256: config.admin.as_ref().map(|a| a.token_sha256),
             keys,
             policy: ArcSwap::from_pointee(policy),
             audit,
@@ -65,9 +83,32 @@ impl Application {
         .shutdown_timeout(30)
         .run();
         tracing::info!(listen = %config.server.listen, port, issuer = %config.server.issuer, "tessera is listening");
+        let admin = match &config.admin {
+            None => None,
+            Some(admin) => {
+                let listener = TcpListener::bind(&admin.listen).map_err(|e| {
+                    format!("cannot listen on {} (admin.listen): {e}", admin.listen)
+                })?;
+                let admin_port = listener.local_addr().map_err(|e| e.to_string())?.port();
+                let admin_state = state.clone();
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(admin_state.clone())
+                        .configure(crate::http::admin::routes)
+                })
+                .workers(1)
+                .listen(listener)
+                .map_err(|e| format!("cannot listen on {} (admin.listen): {e}", admin.listen))?
+                .shutdown_timeout(30)
+                .run();
+                tracing::info!(listen = %admin.listen, port = admin_port, "admin API is listening");
+                Some((admin_port, server))
+            }
+        };
         Ok(Self {
             port,
             server,
+            admin,
             state,
         })
     }
@@ -76,15 +117,28 @@ impl Application {
         self.port
     }
 
-    /// Stops the server gracefully when called (SIGTERM and Ctrl-C do the same).
-    pub fn handle(&self) -> ServerHandle {
-        self.server.handle()
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin.as_ref().map(|(port, _)| *port)
+    }
+
+    /// Stops the listeners gracefully when called (SIGTERM and Ctrl-C do the same).
+    pub fn handle(&self) -> AppHandle {
+        AppHandle {
+            public: self.server.handle(),
+            admin: self.admin.as_ref().map(|(_, s)| s.handle()),
+        }
     }
 
     /// Serves until stopped; requests in flight finish and their records are committed
     /// before this returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let result = match self.admin {
+            None => self.server.await,
+            Some((_, admin)) => {
+                let (public, admin) = futures_util::future::join(self.server, admin).await;
+                public.and(admin)
+            }
+        };
         self.state.audit.close().await;
         tracing::info!("tessera stopped");
         result

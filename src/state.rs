@@ -7,13 +7,15 @@ use arc_swap::ArcSwap;
 
 use crate::audit::AuditWriter;
 use crate::clients::Clients;
-use crate::config::{Config, RuleConfig, ServerConfig, SigningConfig};
+use crate::config::{Config, KeySource, RuleConfig, ServerConfig, SigningConfig};
 use crate::issuers::{Fetcher, Issuers};
 use crate::keys::SigningKeys;
 use crate::store::Store;
 
 pub struct Policy {
     pub issuers: Issuers,
+    /// Ids of the issuer entries that stand for this server (re-exchange of minted tokens).
+    pub local_issuers: Vec<String>,
     pub clients: Clients,
     pub rules: Vec<RuleConfig>,
     pub signing: SigningConfig,
@@ -28,6 +30,12 @@ impl Policy {
     ) -> Self {
         Self {
             issuers: Issuers::new(&config.issuers, keys, fetcher, runtime).await,
+            local_issuers: config
+                .issuers
+                .iter()
+                .filter(|i| i.keys == KeySource::Local)
+                .map(|i| i.id.clone())
+                .collect(),
             clients: Clients::new(&config.clients),
             rules: config.rules.clone(),
             signing: config.signing.clone(),
@@ -37,6 +45,8 @@ impl Policy {
 
 pub struct AppState {
     pub server: ServerConfig,
+    /// SHA-256 of the admin bearer token, when the admin listener is configured.
+    pub admin_token_sha256: Option<[u8; 32]>,
     pub keys: SigningKeys,
     pub policy: ArcSwap<Policy>,
     pub audit: Arc<AuditWriter>,

@@ -6,6 +6,7 @@ pub mod format;
 pub mod query;
 pub mod record;
 pub mod retention;
+pub mod revocation;
 mod row;
 pub mod writer;
 

@@ -41,6 +41,7 @@ impl std::error::Error for ConfigError {}
 pub struct Config {
     pub file: PathBuf,
     pub server: ServerConfig,
+    pub admin: Option<AdminConfig>,
     pub storage: StorageConfig,
     pub signing: SigningConfig,
     pub issuers: Vec<IssuerConfig>,
@@ -55,6 +56,12 @@ pub struct ServerConfig {
     pub issuer: String,
     pub token_endpoint: String,
     pub max_body_bytes: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: String,
+    pub token_sha256: [u8; 32],
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,13 +227,8 @@ fn build(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
         file,
         base: file.parent().unwrap_or(Path::new(".")).to_path_buf(),
     };
-    if raw.admin.is_some() {
-        return Err(ctx.err(
-            "admin",
-            "the admin listener is not supported by this version yet; remove [admin]",
-        ));
-    }
     let server = ctx.server(raw.server)?;
+    let admin = raw.admin.map(|a| ctx.admin(a, &server)).transpose()?;
     let storage = ctx.storage(raw.storage)?;
     let signing = ctx.signing(raw.signing)?;
     let mut issuers = Vec::with_capacity(raw.issuers.len());
@@ -274,6 +276,7 @@ fn build(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     Ok(Config {
         file: file.to_path_buf(),
         server,
+        admin,
         storage,
         signing,
         issuers,
@@ -331,6 +334,31 @@ impl Ctx<'_> {
             token_endpoint: format!("{issuer}/token"),
             issuer,
             max_body_bytes: max_body_bytes as usize,
+        })
+    }
+
+    fn admin(&self, raw: raw::RawAdmin, server: &ServerConfig) -> Result<AdminConfig, ConfigError> {
+        if raw.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(self.err(
+                "admin.listen",
+                format!(
+                    "\"{}\" is not an address such as \"127.0.0.1:9090\"",
+                    raw.listen
+                ),
+            ));
+        }
+        if raw.listen == server.listen && !raw.listen.ends_with(":0") {
+            return Err(self.err(
+                "admin.listen",
+                "must differ from server.listen: the admin API is never on the public listener",
+            ));
+        }
+        let token_sha256 = decode_sha256_hex(&raw.token_sha256).ok_or_else(|| {
+            self.err("admin.token_sha256", "must be 64 hexadecimal characters (the SHA-256 of the admin token; see `tessera secret`)")
+        })?;
+        Ok(AdminConfig {
+            listen: raw.listen,
+            token_sha256,
         })
     }
 

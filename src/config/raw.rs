@@ -29,10 +29,6 @@ pub struct RawServer {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[expect(
-    dead_code,
-    reason = "the admin listener arrives with the audit API; the section is parsed so its keys are checked"
-)]
 pub struct RawAdmin {
     pub listen: String,
     pub token_sha256: String,

@@ -176,6 +176,23 @@ fn each_bad_value_is_named_by_its_key() {
 }
 
 #[test]
+fn the_admin_listener_is_checked() {
+    let hash = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b";
+    let ok = BASE.replace(
+        "[signing]",
+        &format!("[admin]\nlisten = \"127.0.0.1:9090\"\ntoken_sha256 = \"{hash}\"\n[signing]"),
+    );
+    assert_eq!(
+        parse(&ok).expect("valid").admin.map(|a| a.listen),
+        Some("127.0.0.1:9090".into())
+    );
+    let same = ok.replace("127.0.0.1:9090", "127.0.0.1:8080");
+    assert!(error_of(&same).contains("admin.listen"));
+    let bad_hash = ok.replace(hash, "abc");
+    assert!(error_of(&bad_hash).contains("admin.token_sha256"));
+}
+
+#[test]
 fn an_issuer_that_is_this_server_needs_no_keys() {
     let toml = BASE.replace(
         "[[clients]]",

@@ -12,7 +12,7 @@ impl ResponseError for OAuthError {
         match (self.status, self.code) {
             (Status::PayloadTooLarge, _) => StatusCode::PAYLOAD_TOO_LARGE,
             (Status::TooManyRequests { .. }, _) => StatusCode::TOO_MANY_REQUESTS,
-            (_, ErrorCode::InvalidClient) => StatusCode::UNAUTHORIZED,
+            (_, ErrorCode::InvalidClient | ErrorCode::InvalidToken) => StatusCode::UNAUTHORIZED,
             (_, ErrorCode::TemporarilyUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
             (_, ErrorCode::ServerError) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_REQUEST,
@@ -28,6 +28,12 @@ impl ResponseError for OAuthError {
             response.insert_header((
                 "WWW-Authenticate",
                 "Basic realm=\"tessera\", charset=\"UTF-8\"",
+            ));
+        }
+        if self.code == ErrorCode::InvalidToken {
+            response.insert_header((
+                "WWW-Authenticate",
+                "Bearer realm=\"tessera-admin\", error=\"invalid_token\"",
             ));
         }
         if let Status::TooManyRequests { retry_after_secs } = self.status {

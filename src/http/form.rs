@@ -2,6 +2,10 @@
 
 use std::str::FromStr;
 
+use actix_web::http::header;
+use actix_web::{HttpRequest, web};
+use futures_util::StreamExt;
+
 use crate::config::{is_resource_indicator, is_scope_token};
 use crate::error::{ErrorCode, OAuthError};
 use crate::tokens::TokenType;
@@ -195,6 +199,43 @@ fn token_type(uri: &str, param: &str) -> Result<TokenType, OAuthError> {
     TokenType::from_str(uri).map_err(|_| {
         OAuthError::invalid_request(format!("{param} is not a token type URI of RFC 8693 §3"))
     })
+}
+
+/// The body, refused before it is read whole when it is larger than allowed, or not a form.
+pub async fn read_body(
+    req: &HttpRequest,
+    mut body: web::Payload,
+    limit: usize,
+) -> Result<Vec<u8>, OAuthError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(OAuthError::payload_too_large(limit));
+    }
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(1024).min(limit));
+    while let Some(chunk) = body.next().await {
+        let chunk =
+            chunk.map_err(|_| OAuthError::invalid_request("the request body could not be read"))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(OAuthError::payload_too_large(limit));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -22,5 +22,9 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "jwks_uri": format!("{issuer}/jwks.json"),
             "grant_types_supported": [crate::http::form::TOKEN_EXCHANGE],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         }))
 }

@@ -1,8 +1,11 @@
 //! The public HTTP interface (SPEC §3).
 
+pub mod admin;
+mod client_auth;
 mod errors;
 pub mod form;
 mod health;
+mod introspection;
 mod meta;
 mod request_id;
 mod token;
@@ -17,6 +20,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(token::token))
             .default_service(web::to(method_not_allowed)),
     )
+    .route("/introspect", web::post().to(introspection::introspect))
+    .route("/revoke", web::post().to(introspection::revoke))
     .route("/jwks.json", web::get().to(meta::jwks))
     .route(
         "/.well-known/oauth-authorization-server",
@@ -35,4 +40,10 @@ async fn method_not_allowed() -> HttpResponse {
         actix_web::http::header::HeaderValue::from_static("POST"),
     );
     response
+}
+
+/// A store that did not answer: 503 for the client, the cause in the log.
+fn store_unavailable(e: String) -> OAuthError {
+    tracing::error!(error = %e, "the store did not answer");
+    OAuthError::temporarily_unavailable("the store is not available; retry later")
 }

@@ -5,18 +5,16 @@ use std::time::Instant;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
-use futures_util::StreamExt;
 use serde::Serialize;
 
 use crate::audit::record::now_micros;
 use crate::audit::{ExchangeRecord, Outcome};
-use crate::clients::{self, Evidence};
 use crate::error::OAuthError;
 use crate::http::request_id;
 use crate::rules::{self, Exchange, Targets};
 use crate::state::{AppState, Policy};
 use crate::tokens::mint::mint;
-use crate::tokens::{TokenType, verify};
+use crate::tokens::{TokenType, VerifiedToken, verify};
 
 #[derive(Serialize)]
 struct Issued {
@@ -94,7 +92,7 @@ async fn exchange(
     policy: &Policy,
     record: &mut ExchangeRecord,
 ) -> Result<Issued, OAuthError> {
-    let body = read_form_body(req, body, state.server.max_body_bytes).await?;
+    let body = super::form::read_body(req, body, state.server.max_body_bytes).await?;
     let params = super::form::Params::parse(&body)?;
     // What was asked for is worth recording even when the request goes no further.
     record.requested_audiences = params.all("audience");
@@ -109,7 +107,10 @@ async fn exchange(
         })
         .unwrap_or_default();
     params.check_grant_type()?;
-    let client_id = authenticate(req, &params, policy, record)?;
+    let (presented, authenticated) =
+        super::client_auth::authenticate(req, &params, &policy.clients);
+    record.client_id = presented;
+    let client_id = authenticated?;
     if !rules::names_client(&policy.rules, &client_id) {
         return Err(OAuthError::unauthorized_client(format!(
             "client \"{client_id}\" is not allowed to exchange tokens"
@@ -142,6 +143,9 @@ async fn exchange(
     record.subject_issuer = Some(subject.issuer_id.clone());
     record.subject = Some(subject.sub.clone());
     record.subject_jti.clone_from(&subject.jti);
+    if policy.local_issuers.contains(&subject.issuer_id) {
+        check_not_revoked(state, &subject).await?;
+    }
     let ex = Exchange {
         client_id: &client_id,
         subject: &subject,
@@ -172,65 +176,25 @@ async fn exchange(
     })
 }
 
-fn authenticate(
-    req: &HttpRequest,
-    params: &super::form::Params,
-    policy: &Policy,
-    record: &mut ExchangeRecord,
-) -> Result<String, OAuthError> {
-    let authorization = match req.headers().get(header::AUTHORIZATION) {
-        None => None,
-        Some(v) => Some(v.to_str().map_err(|_| {
-            OAuthError::invalid_client(
-                "the Authorization header is not valid HTTP Basic client authentication",
-                true,
-            )
-        })?),
-    };
-    let presented = clients::presented(&Evidence {
-        authorization,
-        form_client_id: params.one("client_id"),
-        form_client_secret: params.one("client_secret"),
-        form_client_assertion: params.one("client_assertion").is_some()
-            || params.one("client_assertion_type").is_some(),
-    })?;
-    record.client_id = Some(presented.client_id.chars().take(256).collect());
-    policy.clients.authenticate(&presented)
-}
-
-/// The body, refused before it is read whole when it is larger than allowed, or not a form.
-async fn read_form_body(
-    req: &HttpRequest,
-    mut body: web::Payload,
-    limit: usize,
-) -> Result<Vec<u8>, OAuthError> {
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = content_type.split(';').next().unwrap_or("").trim();
-    if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return Err(OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
+/// A token this server minted may be exchanged again only while its record says it is not
+/// revoked (SPEC §3: revocation follows lineage).
+async fn check_not_revoked(state: &AppState, subject: &VerifiedToken) -> Result<(), OAuthError> {
+    let jti = subject
+        .jti
+        .clone()
+        .ok_or_else(|| OAuthError::invalid_request("the subject token has no jti"))?;
+    let found = state
+        .store
+        .blocking(move |c| crate::audit::revocation::revoked_at(c, &jti).map_err(|e| e.to_string()))
+        .await;
+    match found {
+        Ok(Some(None)) => Ok(()),
+        Ok(Some(Some(_))) => Err(OAuthError::invalid_request(
+            "the subject token has been revoked",
+        )),
+        Ok(None) => Err(OAuthError::invalid_request(
+            "the subject token is not one this server has a record of",
+        )),
+        Err(e) => Err(super::store_unavailable(e)),
     }
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(OAuthError::payload_too_large(limit));
-    }
-    let mut bytes = Vec::with_capacity(declared.unwrap_or(1024).min(limit));
-    while let Some(chunk) = body.next().await {
-        let chunk =
-            chunk.map_err(|_| OAuthError::invalid_request("the request body could not be read"))?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(OAuthError::payload_too_large(limit));
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
 }

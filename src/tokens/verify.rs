@@ -239,3 +239,28 @@ pub fn scopes_of(claims: &Map<String, Value>) -> Vec<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// The claims of a token this server minted, when its signature verifies with one of the
+/// signing keys and its `iss` is ours; expiry is the caller's to judge. For introspection and
+/// revocation, where any failure simply means "not a token of ours".
+pub fn verify_local(
+    token: &str,
+    keys: &crate::keys::SigningKeys,
+    issuer: &str,
+) -> Option<Map<String, Value>> {
+    let parsed = unverified::parse(token).ok()?;
+    let kid = parsed.header.kid.as_deref()?;
+    let key = keys.iter().find(|k| k.kid == kid)?;
+    if parsed.header.alg.parse::<Algorithm>().ok()? != key.alg || parsed.iss() != Some(issuer) {
+        return None;
+    }
+    jsonwebtoken::crypto::verify(
+        parsed.signature,
+        parsed.signing_input.as_bytes(),
+        &key.decoding,
+        key.alg,
+    )
+    .ok()
+    .filter(|ok| *ok)?;
+    Some(parsed.claims)
+}

@@ -22,6 +22,7 @@ pub const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
 pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 pub const ORDERS_SECRET: &str = "orders-secret";
+pub const ADMIN_TOKEN: &str = "admin-token-for-tests";
 
 pub fn now() -> i64 {
     SystemTime::now()
@@ -156,6 +157,10 @@ listen = "127.0.0.1:0"
 issuer = "{STS}"
 max_body_bytes = 8192
 
+[admin]
+listen = "127.0.0.1:0"
+token_sha256 = "{admin}"
+
 [storage]
 url = "sqlite://tessera.db"
 
@@ -196,6 +201,7 @@ copy_claims = ["email"]
 "#,
         orders = tessera::clients::sha256_hex(ORDERS_SECRET),
         billing = tessera::clients::sha256_hex("billing-secret"),
+        admin = tessera::clients::sha256_hex(ADMIN_TOKEN),
     )
 }
 
@@ -206,7 +212,8 @@ pub struct TestApp {
     pub idp: TestIdp,
     pub key: TestKey,
     pub http: reqwest::Client,
-    handle: actix_web::dev::ServerHandle,
+    pub admin_url: String,
+    handle: tessera::startup::AppHandle,
 }
 
 impl TestApp {
@@ -233,6 +240,10 @@ impl TestApp {
         let config = tessera::config::load(&config_path).unwrap();
         let app = tessera::startup::Application::build(config).await.unwrap();
         let url = format!("http://127.0.0.1:{}", app.port());
+        let admin_url = app
+            .admin_port()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .unwrap_or_default();
         let handle = app.handle();
         tokio::spawn(app.run_until_stopped());
         Self {
@@ -242,6 +253,7 @@ impl TestApp {
             idp,
             key,
             http: reqwest::Client::new(),
+            admin_url,
             handle,
         }
     }
@@ -260,6 +272,51 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("the server did not become ready");
+    }
+
+    /// GET on the admin API with the admin token.
+    pub async fn admin_get(&self, path_and_query: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path_and_query}", self.admin_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn admin_revoke(&self, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/admin/revoke", self.admin_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST a form to a client-authenticated endpoint as orders-svc.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        basic: (&str, &str),
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .basic_auth(basic.0, Some(basic.1))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Exchanges a fresh subject token and returns the minted token.
+    pub async fn minted(&self, extra: Value) -> String {
+        let resp = self.exchange_subject(&self.subject_token(extra)).await;
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
     }
 
     pub fn db_path(&self) -> PathBuf {

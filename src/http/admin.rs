@@ -1,0 +1,199 @@
+//! The admin API (SPEC §3, §6), served only on the admin listener: the audit query and
+//! revocation, behind `Authorization: Bearer <admin token>` checked against its SHA-256 in
+//! constant time.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use aws_lc_rs::digest::{SHA256, digest};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::query::{self, Cursor, Filters, parse_time_bound};
+use crate::audit::record::now_micros;
+use crate::audit::revocation::{self, Target};
+use crate::error::{ErrorCode, OAuthError};
+use crate::state::AppState;
+
+const DEFAULT_LIMIT: i64 = 100;
+const MAX_LIMIT: i64 = 1000;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin/exchanges", web::get().to(exchanges))
+        .route("/admin/revoke", web::post().to(revoke));
+}
+
+fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), OAuthError> {
+    let denied = |why: &str| OAuthError::new(ErrorCode::InvalidToken, why);
+    let expected = state
+        .admin_token_sha256
+        .ok_or_else(|| denied("the admin API is not configured"))?;
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| denied("an admin bearer token is required"))?;
+    let token = header
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .ok_or_else(|| denied("use Authorization: Bearer <admin token>"))?;
+    let presented = digest(&SHA256, token.as_bytes());
+    aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_ref(), &expected)
+        .map_err(|_| denied("the admin token is not valid"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExchangesQuery {
+    subject: Option<String>,
+    client: Option<String>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    rule: Option<String>,
+    outcome: Option<String>,
+    error: Option<String>,
+    jti: Option<String>,
+    subject_jti: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<String>,
+    cursor: Option<String>,
+}
+
+impl ExchangesQuery {
+    fn parse(query: &str) -> Result<(Filters, i64, Option<Cursor>), OAuthError> {
+        let q: ExchangesQuery = serde_urlencoded::from_str(query)
+            .map_err(|e| OAuthError::invalid_request(format!("bad query: {e}")))?;
+        let bound = |v: Option<String>, name: &str| {
+            v.map(|t| parse_time_bound(&t))
+                .transpose()
+                .map_err(|e| OAuthError::invalid_request(format!("{name}: {e}")))
+        };
+        let limit = match q.limit {
+            None => DEFAULT_LIMIT,
+            Some(l) => l
+                .parse::<i64>()
+                .ok()
+                .filter(|l| (1..=MAX_LIMIT).contains(l))
+                .ok_or_else(|| {
+                    OAuthError::invalid_request(format!(
+                        "limit must be a number from 1 to {MAX_LIMIT}"
+                    ))
+                })?,
+        };
+        let cursor = q
+            .cursor
+            .map(|c| Cursor::decode(&c))
+            .transpose()
+            .map_err(OAuthError::invalid_request)?;
+        let filters = Filters {
+            since: bound(q.since, "since")?,
+            until: bound(q.until, "until")?,
+            subject: q.subject,
+            client: q.client,
+            issuer: q.issuer,
+            audience: q.audience,
+            rule: q.rule,
+            outcome: q.outcome,
+            error: q.error,
+            jti: q.jti,
+            subject_jti: q.subject_jti,
+        };
+        filters.validate().map_err(OAuthError::invalid_request)?;
+        Ok((filters, limit, cursor))
+    }
+}
+
+async fn exchanges(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    let answer = async {
+        authorize(&req, &state)?;
+        let (filters, limit, cursor) = ExchangesQuery::parse(req.query_string())?;
+        let mut items = state
+            .store
+            .blocking(move |c| {
+                query::page(c, &filters, limit + 1, cursor.as_ref()).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(super::store_unavailable)?;
+        let next_cursor = if items.len() as i64 > limit {
+            items.truncate(limit as usize);
+            items.last().map(|last| Cursor::after(last).encode())
+        } else {
+            None
+        };
+        Ok::<_, OAuthError>(json!({ "items": items, "next_cursor": next_cursor }))
+    };
+    match answer.await {
+        Ok(body) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(body),
+        Err(e) => e.error_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    jti: Option<String>,
+    subject_jti: Option<String>,
+    issuer: Option<String>,
+    subject: Option<String>,
+}
+
+async fn revoke(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) -> HttpResponse {
+    let answer = async {
+        authorize(&req, &state)?;
+        let body: RevokeBody = serde_json::from_slice(&body).map_err(|e| {
+            OAuthError::invalid_request(format!("the body is not a revocation request: {e}"))
+        })?;
+        let policy = state.policy.load();
+        let target = match body {
+            RevokeBody {
+                jti: Some(j),
+                subject_jti: None,
+                issuer: None,
+                subject: None,
+            } => Target::Jti(j),
+            RevokeBody {
+                jti: None,
+                subject_jti: Some(s),
+                issuer: None,
+                subject: None,
+            } => Target::SubjectJti(s),
+            RevokeBody {
+                jti: None,
+                subject_jti: None,
+                issuer: Some(i),
+                subject: Some(subject),
+            } => {
+                // The issuer may be named by id or by its `iss` URL.
+                let issuer = policy
+                    .issuers
+                    .get(&i)
+                    .map(|found| found.config.id.clone())
+                    .unwrap_or(i);
+                Target::Subject { issuer, subject }
+            }
+            _ => {
+                return Err(OAuthError::invalid_request(
+                    "send exactly one of {\"jti\"}, {\"subject_jti\"} or {\"issuer\", \"subject\"}",
+                ));
+            }
+        };
+        let local = policy.local_issuers.clone();
+        let now = now_micros() / 1_000_000;
+        let revoked = state
+            .store
+            .blocking(move |c| {
+                revocation::revoke(c, &target, &local, now).map_err(|e| e.to_string())
+            })
+            .await
+            .map_err(super::store_unavailable)?;
+        tracing::info!(revoked, "admin revocation");
+        Ok::<_, OAuthError>(json!({ "revoked": revoked }))
+    };
+    match answer.await {
+        Ok(body) => HttpResponse::Ok().json(body),
+        Err(e) => e.error_response(),
+    }
+}
