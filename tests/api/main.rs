@@ -8,6 +8,7 @@
 
 mod helpers;
 
+mod admin;
 mod attacks;
 mod audit;
 mod audit_chain;
