@@ -65,6 +65,58 @@ pub struct ChainRow {
     pub anchor_hash: String,
 }
 
+/// Where a writer stands in its chain: the next record's `seq` and `prev_hash`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tip {
+    pub chain: String,
+    pub next_seq: i64,
+    pub prev_hash: String,
+}
+
+impl Tip {
+    /// Starts a new, empty chain.
+    pub fn start(conn: &mut DbConnection, chain: &str, now_us: i64) -> QueryResult<Self> {
+        let row = ChainRow {
+            chain: chain.into(),
+            created_us: now_us,
+            head_seq: -1,
+            head_hash: GENESIS.into(),
+            anchor_seq: -1,
+            anchor_hash: GENESIS.into(),
+        };
+        diesel::insert_into(audit_chains::table).values(&row).execute(conn)?;
+        Ok(Self { chain: chain.into(), next_seq: 0, prev_hash: GENESIS.into() })
+    }
+
+    /// Links records, in order, onto the chain after this tip and returns the tip after them.
+    /// Nothing is written: the caller keeps the old tip if the commit fails.
+    pub fn link<'a>(&self, records: impl Iterator<Item = &'a mut ExchangeRecord>) -> Self {
+        let mut tip = self.clone();
+        for record in records {
+            record.chain.clone_from(&tip.chain);
+            record.seq = tip.next_seq;
+            record.prev_hash = std::mem::take(&mut tip.prev_hash);
+            record.hash = record_hash(&record.prev_hash, record);
+            tip.prev_hash.clone_from(&record.hash);
+            tip.next_seq += 1;
+        }
+        tip
+    }
+}
+
+/// Writes linked records and moves their chain's head, in one transaction.
+pub fn append(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResult<()> {
+    let Some(last) = records.last() else { return Ok(()) };
+    let rows: Vec<ExchangeRow> = records.iter().map(|r| ExchangeRow::from(*r)).collect();
+    conn.transaction(|c| {
+        diesel::insert_into(exchanges::table).values(&rows).execute(c)?;
+        diesel::update(audit_chains::table.find(&last.chain))
+            .set((audit_chains::head_seq.eq(last.seq), audit_chains::head_hash.eq(&last.hash)))
+            .execute(c)
+            .map(|_| ())
+    })
+}
+
 /// The first place the chain does not hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Break {

@@ -6,13 +6,10 @@
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use diesel::prelude::*;
 use tokio::sync::{mpsc, oneshot};
 
-use super::chain::{ChainRow, GENESIS, record_hash};
+use super::chain::{Tip, append};
 use super::record::{ExchangeRecord, now_micros};
-use super::row::ExchangeRow;
-use crate::store::schema::{audit_chains, exchanges};
 use crate::store::{DbConnection, Store};
 
 /// Records committed in one transaction at most.
@@ -39,22 +36,11 @@ impl AuditWriter {
         let chain = super::record::new_record_id(now_micros());
         let (jobs, queue) = mpsc::channel(8 * MAX_BATCH);
         let mut first = store.connect()?;
-        let row = ChainRow {
-            chain: chain.clone(),
-            created_us: now_micros(),
-            head_seq: -1,
-            head_hash: GENESIS.into(),
-            anchor_seq: -1,
-            anchor_hash: GENESIS.into(),
-        };
-        diesel::insert_into(audit_chains::table)
-            .values(&row)
-            .execute(&mut first)
+        let tip = Tip::start(&mut first, &chain, now_micros())
             .map_err(|e| format!("cannot start the audit chain: {e}"))?;
-        let thread_chain = chain.clone();
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(store, first, queue, thread_chain))
+            .spawn(move || run(store, first, queue, tip))
             .map_err(|e| format!("cannot start the audit writer: {e}"))?;
         Ok(Self {
             jobs,
@@ -92,10 +78,8 @@ impl AuditWriter {
     }
 }
 
-fn run(store: Store, first: DbConnection, mut queue: mpsc::Receiver<Job>, chain: String) {
+fn run(store: Store, first: DbConnection, mut queue: mpsc::Receiver<Job>, mut tip: Tip) {
     let mut conn = Some(first);
-    let mut next_seq: i64 = 0;
-    let mut prev_hash = GENESIS.to_string();
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     loop {
         let mut closing = false;
@@ -112,25 +96,16 @@ fn run(store: Store, first: DbConnection, mut queue: mpsc::Receiver<Job>, chain:
             }
         }
         if !batch.is_empty() {
-            let mut link = prev_hash.clone();
-            for (i, (record, _)) in batch.iter_mut().enumerate() {
-                record.chain.clone_from(&chain);
-                record.seq = next_seq + i as i64;
-                record.prev_hash = std::mem::take(&mut link);
-                record.hash = record_hash(&record.prev_hash, record);
-                link.clone_from(&record.hash);
-            }
-            let result = write(&store, &mut conn, &chain, &batch);
-            // The chain advances only with a commit; a failed batch is linked anew next time.
-            if result.is_ok() {
-                next_seq += batch.len() as i64;
-                prev_hash = link;
-            } else {
-                // Reconnect next time: the fault may have been the connection itself.
-                conn = None;
-            }
-            if let Err(e) = &result {
-                tracing::error!(error = %e, records = batch.len(), "audit commit failed");
+            let after = tip.link(batch.iter_mut().map(|(r, _)| r.as_mut()));
+            let result = write(&store, &mut conn, &batch);
+            match &result {
+                // The chain advances only with a commit; a failed batch is linked anew next time.
+                Ok(()) => tip = after,
+                Err(e) => {
+                    tracing::error!(error = %e, records = batch.len(), "audit commit failed");
+                    // Reconnect next time: the fault may have been the connection itself.
+                    conn = None;
+                }
             }
             for (_, done) in batch.drain(..) {
                 let _ = done.send(result.clone());
@@ -142,37 +117,13 @@ fn run(store: Store, first: DbConnection, mut queue: mpsc::Receiver<Job>, chain:
     }
 }
 
-fn write(
-    store: &Store,
-    conn: &mut Option<DbConnection>,
-    chain: &str,
-    batch: &[Pending],
-) -> Result<(), String> {
+fn write(store: &Store, conn: &mut Option<DbConnection>, batch: &[Pending]) -> Result<(), String> {
     if conn.is_none() {
         *conn = Some(store.connect()?);
     }
     let Some(conn) = conn.as_mut() else {
         return Err("no database connection".into());
     };
-    let rows: Vec<ExchangeRow> = batch
-        .iter()
-        .map(|(r, _)| ExchangeRow::from(r.as_ref()))
-        .collect();
-    let (head_seq, head_hash) = batch
-        .last()
-        .map(|(r, _)| (r.seq, r.hash.clone()))
-        .ok_or_else(|| "an empty batch".to_string())?;
-    conn.transaction(|c| {
-        diesel::insert_into(exchanges::table)
-            .values(&rows)
-            .execute(c)?;
-        diesel::update(audit_chains::table.find(chain))
-            .set((
-                audit_chains::head_seq.eq(head_seq),
-                audit_chains::head_hash.eq(head_hash),
-            ))
-            .execute(c)
-    })
-    .map(|_| ())
-    .map_err(|e| e.to_string())
+    let records: Vec<&ExchangeRecord> = batch.iter().map(|(r, _)| r.as_ref()).collect();
+    append(conn, &records).map_err(|e| e.to_string())
 }
