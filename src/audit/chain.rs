@@ -84,8 +84,14 @@ impl Tip {
             anchor_seq: -1,
             anchor_hash: GENESIS.into(),
         };
-        diesel::insert_into(audit_chains::table).values(&row).execute(conn)?;
-        Ok(Self { chain: chain.into(), next_seq: 0, prev_hash: GENESIS.into() })
+        diesel::insert_into(audit_chains::table)
+            .values(&row)
+            .execute(conn)?;
+        Ok(Self {
+            chain: chain.into(),
+            next_seq: 0,
+            prev_hash: GENESIS.into(),
+        })
     }
 
     /// Links records, in order, onto the chain after this tip and returns the tip after them.
@@ -106,12 +112,19 @@ impl Tip {
 
 /// Writes linked records and moves their chain's head, in one transaction.
 pub fn append(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResult<()> {
-    let Some(last) = records.last() else { return Ok(()) };
+    let Some(last) = records.last() else {
+        return Ok(());
+    };
     let rows: Vec<ExchangeRow> = records.iter().map(|r| ExchangeRow::from(*r)).collect();
     conn.transaction(|c| {
-        diesel::insert_into(exchanges::table).values(&rows).execute(c)?;
+        diesel::insert_into(exchanges::table)
+            .values(&rows)
+            .execute(c)?;
         diesel::update(audit_chains::table.find(&last.chain))
-            .set((audit_chains::head_seq.eq(last.seq), audit_chains::head_hash.eq(&last.hash)))
+            .set((
+                audit_chains::head_seq.eq(last.seq),
+                audit_chains::head_hash.eq(&last.hash),
+            ))
             .execute(c)
             .map(|_| ())
     })
