@@ -110,7 +110,7 @@ fn build(conn: &mut DbConnection, n: u64) {
         append(conn, &refs).unwrap();
         tip = after;
         i += batch.len() as u64;
-        if i % 1_000_000 == 0 {
+        if i.is_multiple_of(1_000_000) {
             eprintln!(
                 "  built {i} records in {:.0} s",
                 started.elapsed().as_secs_f64()
