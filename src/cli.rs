@@ -197,6 +197,9 @@ fn print_summary(out: &mut impl Write, config: &Config, keys: &SigningKeys) -> s
         "server: {} on {}",
         config.server.issuer, config.server.listen
     )?;
+    if let Some(admin) = &config.admin {
+        writeln!(out, "admin: {}", admin.listen)?;
+    }
     let StorageUrl::Sqlite(db) = &config.storage.url;
     writeln!(out, "storage: sqlite {}", db.display())?;
     for (i, k) in keys.iter().enumerate() {

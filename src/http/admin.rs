@@ -5,9 +5,10 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use aws_lc_rs::digest::{SHA256, digest};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::audit::ExchangeRecord;
 use crate::audit::query::{self, Cursor, Filters, parse_time_bound};
 use crate::audit::record::now_micros;
 use crate::audit::revocation::{self, Target};
@@ -121,7 +122,7 @@ async fn exchanges(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
         } else {
             None
         };
-        Ok::<_, OAuthError>(json!({ "items": items, "next_cursor": next_cursor }))
+        Ok::<_, OAuthError>(Page { items, next_cursor })
     };
     match answer.await {
         Ok(body) => HttpResponse::Ok()
@@ -129,6 +130,13 @@ async fn exchanges(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
             .json(body),
         Err(e) => e.error_response(),
     }
+}
+
+/// Records keep the field order of SPEC §6.
+#[derive(Serialize)]
+struct Page {
+    items: Vec<ExchangeRecord>,
+    next_cursor: Option<String>,
 }
 
 #[derive(Deserialize)]
