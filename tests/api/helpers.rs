@@ -205,6 +205,16 @@ copy_claims = ["email"]
     )
 }
 
+/// The test configuration with the corp issuer's `jwks_uri` line replaced by `source`.
+pub fn with_key_source(config: String, source: &str) -> String {
+    let line = config
+        .lines()
+        .find(|l| l.starts_with("jwks_uri = "))
+        .unwrap()
+        .to_string();
+    config.replacen(&line, source, 1)
+}
+
 pub struct TestApp {
     pub url: String,
     pub dir: tempfile::TempDir,

@@ -121,36 +121,15 @@ async fn serve_starts_with_an_unreachable_issuer_and_answers_503_for_its_tokens(
         "temporarily_unavailable",
     )
     .await;
-    assert_eq!(
-        app.exchange_subject(&app.subject_token(json!({})))
-            .await
-            .status(),
-        200
-    );
+    app.minted(json!({})).await;
     let records = app.records(&["--error", "temporarily_unavailable"]);
     assert_eq!(records.len(), 1);
 }
 
 #[tokio::test]
 async fn token_finds_keys_through_discovery() {
-    let app = TestApp::spawn_with(|c| {
-        let idp = c
-            .split("jwks_uri = \"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
-        c.replace(&format!("jwks_uri = \"{idp}\""), "discovery = true")
-    })
-    .await;
-    assert_eq!(
-        app.exchange_subject(&app.subject_token(json!({})))
-            .await
-            .status(),
-        200
-    );
+    let app = TestApp::spawn_with(|c| with_key_source(c, "discovery = true")).await;
+    app.minted(json!({})).await;
 }
 
 #[tokio::test]
@@ -158,26 +137,8 @@ async fn token_verifies_with_a_jwks_file() {
     let files = tempfile::tempdir().unwrap();
     let jwks = files.path().join("idp.jwks.json");
     std::fs::write(&jwks, json!({"keys": [TestKey::rsa().jwk]}).to_string()).unwrap();
-    let app = TestApp::spawn_with(|c| {
-        let idp = c
-            .split("jwks_uri = \"")
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_string();
-        c.replace(
-            &format!("jwks_uri = \"{idp}\""),
-            &format!("jwks_file = \"{}\"", jwks.display()),
-        )
-    })
-    .await;
+    let source = format!("jwks_file = \"{}\"", jwks.display());
+    let app = TestApp::spawn_with(|c| with_key_source(c, &source)).await;
     assert_eq!(app.idp.fetches(), 0, "nothing is fetched over HTTP");
-    assert_eq!(
-        app.exchange_subject(&app.subject_token(json!({})))
-            .await
-            .status(),
-        200
-    );
+    app.minted(json!({})).await;
 }
