@@ -147,6 +147,14 @@ pub enum ScopeMode {
 pub enum ActorMode {
     None,
     Client,
+    Token,
+}
+
+/// An actor a rule always allows (`actors`), by issuer id and subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActorRef {
+    pub issuer: String,
+    pub subject: String,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +169,7 @@ pub struct RuleConfig {
     pub scope_mode: ScopeMode,
     pub require_scopes: Vec<String>,
     pub actor: ActorMode,
+    pub actors: Vec<ActorRef>,
     pub ttl: Option<Duration>,
     pub copy_claims: Vec<String>,
 }
@@ -671,9 +680,7 @@ impl Ctx<'_> {
         let actor = match raw.actor.as_deref().unwrap_or("none") {
             "none" => ActorMode::None,
             "client" => ActorMode::Client,
-            "token" => {
-                return Err(self.err(at("actor"), "actor = \"token\" (delegation with actor tokens) is not supported by this version yet"));
-            }
+            "token" => ActorMode::Token,
             other => {
                 return Err(self.err(
                     at("actor"),
@@ -681,8 +688,24 @@ impl Ctx<'_> {
                 ));
             }
         };
-        if raw.actors.is_some() {
+        if raw.actors.is_some() && actor != ActorMode::Token {
             return Err(self.err(at("actors"), "applies only to actor = \"token\""));
+        }
+        let mut actors = Vec::new();
+        for a in raw.actors.unwrap_or_default() {
+            if !issuers.iter().any(|i| i.id == a.issuer) {
+                return Err(self.err(
+                    at("actors"),
+                    format!("issuer \"{}\" is not a configured issuer id", a.issuer),
+                ));
+            }
+            if a.subject.is_empty() {
+                return Err(self.err(at("actors"), "subject must not be empty"));
+            }
+            actors.push(ActorRef {
+                issuer: a.issuer,
+                subject: a.subject,
+            });
         }
         let ttl = match raw.ttl.as_deref() {
             None => None,
@@ -718,6 +741,7 @@ impl Ctx<'_> {
             scope_mode,
             require_scopes: dedup(raw.require_scopes),
             actor,
+            actors,
             ttl,
             copy_claims: raw.copy_claims,
         })

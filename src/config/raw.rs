@@ -125,10 +125,6 @@ pub struct RawRule {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[expect(
-    dead_code,
-    reason = "actor tokens arrive later; the list is parsed so its keys are checked"
-)]
 pub struct RawActor {
     pub issuer: String,
     pub subject: String,

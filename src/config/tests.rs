@@ -126,8 +126,18 @@ fn each_bad_value_is_named_by_its_key() {
         ),
         (
             "scopes = [\"inventory:read\"]",
-            "scopes = [\"inventory:read\"]\nactor = \"token\"",
+            "scopes = [\"inventory:read\"]\nactor = \"someone\"",
             "rules[0].actor",
+        ),
+        (
+            "scopes = [\"inventory:read\"]",
+            "scopes = [\"inventory:read\"]\nactors = [{ issuer = \"corp\", subject = \"gw\" }]",
+            "rules[0].actors",
+        ),
+        (
+            "scopes = [\"inventory:read\"]",
+            "scopes = [\"inventory:read\"]\nactor = \"token\"\nactors = [{ issuer = \"nowhere\", subject = \"gw\" }]",
+            "rules[0].actors",
         ),
         (
             "scopes = [\"inventory:read\"]",

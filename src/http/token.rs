@@ -117,20 +117,7 @@ async fn exchange(
         )));
     }
     let request = super::form::TokenRequest::from_params(&params)?;
-    if request.actor_token.is_some() {
-        return Err(OAuthError::invalid_request(
-            "actor tokens are not supported by this server yet",
-        ));
-    }
-    if matches!(
-        request.subject_token_type,
-        TokenType::RefreshToken | TokenType::Saml1 | TokenType::Saml2
-    ) {
-        return Err(OAuthError::invalid_request(format!(
-            "subject_token_type {} is not supported; send a JWT access token",
-            request.subject_token_type.uri()
-        )));
-    }
+    jwt_token_type(request.subject_token_type, "subject_token_type")?;
     let now = now_micros() / 1_000_000;
     let subject = verify::verify(
         &request.subject_token,
@@ -146,9 +133,24 @@ async fn exchange(
     if policy.local_issuers.contains(&subject.issuer_id) {
         check_not_revoked(state, &subject).await?;
     }
+    let actor = match &request.actor_token {
+        None => None,
+        Some((token, token_type)) => {
+            jwt_token_type(*token_type, "actor_token_type")?;
+            let actor =
+                verify::verify(token, *token_type, &policy.issuers, now, "actor token").await?;
+            record.actor_issuer = Some(actor.issuer_id.clone());
+            record.actor = Some(actor.sub.clone());
+            if policy.local_issuers.contains(&actor.issuer_id) {
+                check_not_revoked(state, &actor).await?;
+            }
+            Some(actor)
+        }
+    };
     let ex = Exchange {
         client_id: &client_id,
         subject: &subject,
+        actor: actor.as_ref(),
         targets: Targets {
             audiences: &request.audiences,
             resources: &request.resources,
@@ -196,5 +198,16 @@ async fn check_not_revoked(state: &AppState, subject: &VerifiedToken) -> Result<
             "the subject token is not one this server has a record of",
         )),
         Err(e) => Err(super::store_unavailable(e)),
+    }
+}
+
+/// Tokens Tessera verifies are JWTs: refresh tokens and SAML assertions are refused.
+fn jwt_token_type(token_type: TokenType, param: &str) -> Result<(), OAuthError> {
+    match token_type {
+        TokenType::AccessToken | TokenType::IdToken | TokenType::Jwt => Ok(()),
+        other => Err(OAuthError::invalid_request(format!(
+            "{param} {} is not supported; send a JWT",
+            other.uri()
+        ))),
     }
 }

@@ -8,7 +8,7 @@ pub mod scopes;
 
 use serde_json::Map;
 
-use crate::config::{RuleConfig, SigningConfig};
+use crate::config::{ActorMode, RuleConfig, SigningConfig};
 use crate::error::OAuthError;
 use crate::tokens::VerifiedToken;
 use crate::tokens::mint::Grant;
@@ -24,6 +24,8 @@ pub struct Targets<'a> {
 pub struct Exchange<'a> {
     pub client_id: &'a str,
     pub subject: &'a VerifiedToken,
+    /// The verified actor token, when the request has one.
+    pub actor: Option<&'a VerifiedToken>,
     pub targets: Targets<'a>,
     pub requested_scopes: Option<&'a [String]>,
     pub now: i64,
@@ -51,8 +53,10 @@ pub fn grant_for(
         default_ttl: signing.default_ttl,
         max_ttl: signing.max_ttl,
     };
-    let expires_at = lifetime::expires_at(&limits, ex.now, ex.subject.exp, None)?;
-    let act = actor::act_claim(rule.actor, ex.client_id, ex.subject.claims.get("act"))?;
+    let new_actor = new_actor(rule, ex)?;
+    let expires_at =
+        lifetime::expires_at(&limits, ex.now, ex.subject.exp, ex.actor.map(|a| a.exp))?;
+    let act = actor::act_claim(new_actor, ex.subject.claims.get("act"))?;
     let copied: Map<String, serde_json::Value> = rule
         .copy_claims
         .iter()
@@ -79,8 +83,32 @@ pub fn grant_for(
         act,
         copied,
     };
-    invariants::enforce(rule, &grant, ex.subject, None)?;
+    invariants::enforce(rule, &grant, ex.subject, ex.actor)?;
     Ok(grant)
+}
+
+/// Who acts, per the rule's `actor` mode; an actor token is required by `token` and refused
+/// by the other modes rather than ignored.
+fn new_actor<'a>(rule: &RuleConfig, ex: &Exchange<'a>) -> Result<actor::NewActor<'a>, OAuthError> {
+    match (rule.actor, ex.actor) {
+        (ActorMode::None, None) => Ok(actor::NewActor::None),
+        (ActorMode::Client, None) => Ok(actor::NewActor::Client(ex.client_id)),
+        (ActorMode::Token, Some(a)) => {
+            actor::check_allowed(rule, ex.subject, a)?;
+            Ok(actor::NewActor::Token {
+                sub: &a.sub,
+                iss: &a.iss,
+            })
+        }
+        (ActorMode::Token, None) => Err(OAuthError::invalid_request(format!(
+            "rule \"{}\" delegates: send the acting party's token as actor_token",
+            rule.name
+        ))),
+        (_, Some(_)) => Err(OAuthError::invalid_request(format!(
+            "rule \"{}\" does not take an actor_token",
+            rule.name
+        ))),
+    }
 }
 
 pub fn names_client(rules: &[RuleConfig], client_id: &str) -> bool {

@@ -18,6 +18,7 @@ pub fn rule(name: &str, scopes: &[&str], default_scopes: &[&str]) -> RuleConfig 
         scope_mode: ScopeMode::Intersect,
         require_scopes: vec![],
         actor: ActorMode::None,
+        actors: vec![],
         ttl: None,
         copy_claims: vec![],
     }
@@ -187,6 +188,7 @@ fn requested_scopes_do_not_choose_the_rule() {
     let ex = Exchange {
         client_id: "orders-svc",
         subject: &s,
+        actor: None,
         targets: Targets {
             audiences: &aud,
             resources: &[],
@@ -210,6 +212,7 @@ fn a_plan_carries_targets_scopes_lifetime_actor_and_copied_claims() {
     let ex = Exchange {
         client_id: "orders-svc",
         subject: &s,
+        actor: None,
         targets: Targets {
             audiences: &aud,
             resources: &res,
