@@ -168,6 +168,7 @@ pub struct RuleConfig {
     pub default_scopes: Vec<String>,
     pub scope_mode: ScopeMode,
     pub require_scopes: Vec<String>,
+    pub condition: Option<crate::rules::condition::Condition>,
     pub actor: ActorMode,
     pub actors: Vec<ActorRef>,
     pub ttl: Option<Duration>,
@@ -614,12 +615,12 @@ impl Ctx<'_> {
         if raw.name.trim().is_empty() {
             return Err(self.err(at("name"), "must not be empty"));
         }
-        if raw.condition.is_some() {
-            return Err(self.err(
-                at("condition"),
-                "CEL conditions are not supported by this version yet; remove the condition",
-            ));
-        }
+        let condition = raw
+            .condition
+            .as_deref()
+            .map(crate::rules::condition::Condition::compile)
+            .transpose()
+            .map_err(|e| self.err(at("condition"), e))?;
         if raw.clients.is_empty() {
             return Err(self.err(at("clients"), "must name at least one client"));
         }
@@ -740,6 +741,7 @@ impl Ctx<'_> {
             default_scopes: dedup(raw.default_scopes),
             scope_mode,
             require_scopes: dedup(raw.require_scopes),
+            condition,
             actor,
             actors,
             ttl,

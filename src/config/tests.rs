@@ -121,7 +121,7 @@ fn each_bad_value_is_named_by_its_key() {
         ),
         (
             "scopes = [\"inventory:read\"]",
-            "scopes = [\"inventory:read\"]\ncondition = \"true\"",
+            "scopes = [\"inventory:read\"]\ncondition = \"subject.\"",
             "rules[0].condition",
         ),
         (

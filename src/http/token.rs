@@ -158,7 +158,7 @@ async fn exchange(
         requested_scopes: request.scopes.as_deref(),
         now,
     };
-    let rule = rules::choose(&policy.rules, &client_id, &subject, &ex.targets)?;
+    let rule = rules::choose(&policy.rules, &ex)?;
     record.rule = Some(rule.name.clone());
     let grant = rules::grant_for(rule, &policy.signing, &ex)?;
     let minted = mint(state.keys.current(), &state.server.issuer, &grant).map_err(|e| {

@@ -2,6 +2,7 @@
 //! functions over plain data; `plan` is the whole decision and `invariants` its last check.
 
 pub mod actor;
+pub mod condition;
 pub mod invariants;
 pub mod lifetime;
 pub mod scopes;
@@ -38,7 +39,7 @@ pub fn plan<'r>(
     signing: &SigningConfig,
     ex: &Exchange<'_>,
 ) -> Result<(&'r RuleConfig, Grant), OAuthError> {
-    let rule = choose(rules, ex.client_id, ex.subject, &ex.targets)?;
+    let rule = choose(rules, ex)?;
     grant_for(rule, signing, ex).map(|grant| (rule, grant))
 }
 
@@ -121,16 +122,14 @@ pub fn names_client(rules: &[RuleConfig], client_id: &str) -> bool {
 /// When rules name the client but none applies, the error says what the closest one lacked.
 pub fn choose<'r>(
     rules: &'r [RuleConfig],
-    client_id: &str,
-    subject: &VerifiedToken,
-    targets: &Targets<'_>,
+    ex: &Exchange<'_>,
 ) -> Result<&'r RuleConfig, OAuthError> {
     let mut closest: Option<(usize, &RuleConfig, Vec<String>)> = None;
     for rule in rules
         .iter()
-        .filter(|r| r.clients.iter().any(|c| c == client_id))
+        .filter(|r| r.clients.iter().any(|c| c == ex.client_id))
     {
-        let misses = misses(rule, subject, targets);
+        let misses = misses(rule, ex)?;
         if misses.is_empty() {
             return Ok(rule);
         }
@@ -140,7 +139,8 @@ pub fn choose<'r>(
     }
     Err(match closest {
         None => OAuthError::unauthorized_client(format!(
-            "client \"{client_id}\" is not allowed to exchange tokens"
+            "client \"{}\" is not allowed to exchange tokens",
+            ex.client_id
         )),
         Some((_, rule, misses)) => OAuthError::invalid_target(format!(
             "no rule grants this exchange; the closest, \"{}\", {}",
@@ -150,8 +150,11 @@ pub fn choose<'r>(
     })
 }
 
-/// Each criterion of §4 the rule does not meet, in words (never a condition's text).
-fn misses(rule: &RuleConfig, subject: &VerifiedToken, targets: &Targets<'_>) -> Vec<String> {
+/// Each criterion of §4 the rule does not meet, in words (never a condition's text). The
+/// condition is evaluated only when everything else holds; an evaluation error denies the
+/// exchange outright rather than letting a later rule apply.
+pub fn misses(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<Vec<String>, OAuthError> {
+    let (subject, targets) = (ex.subject, &ex.targets);
     let mut out = Vec::new();
     if !rule.issuers.contains(&subject.issuer_id) {
         out.push(format!(
@@ -189,7 +192,27 @@ fn misses(rule: &RuleConfig, subject: &VerifiedToken, targets: &Targets<'_>) -> 
             quoted(&missing)
         ));
     }
-    out
+    if let (true, Some(condition)) = (out.is_empty(), &rule.condition) {
+        let input = condition::Input {
+            subject: &subject.claims,
+            actor: ex.actor.map(|a| &a.claims),
+            client: ex.client_id,
+            audiences: targets.audiences,
+            resources: targets.resources,
+            scopes: ex.requested_scopes.unwrap_or_default(),
+        };
+        match condition.evaluate(&input) {
+            Ok(true) => {}
+            Ok(false) => out.push("has a condition this exchange does not meet".into()),
+            Err(e) => {
+                return Err(OAuthError::invalid_target(format!(
+                    "rule \"{}\" has a condition that could not be evaluated for this exchange ({e})",
+                    rule.name
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 pub fn quoted(items: &[&str]) -> String {

@@ -17,6 +17,7 @@ pub fn rule(name: &str, scopes: &[&str], default_scopes: &[&str]) -> RuleConfig 
         default_scopes: default_scopes.iter().map(|s| s.to_string()).collect(),
         scope_mode: ScopeMode::Intersect,
         require_scopes: vec![],
+        condition: None,
         actor: ActorMode::None,
         actors: vec![],
         ttl: None,
@@ -36,6 +37,23 @@ pub fn subject(issuer_id: &str, scopes: &[&str]) -> VerifiedToken {
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         claims,
     }
+}
+
+fn pick<'r>(
+    rules: &'r [RuleConfig],
+    client_id: &str,
+    subject: &VerifiedToken,
+    targets: &Targets<'_>,
+) -> Result<&'r RuleConfig, OAuthError> {
+    let ex = Exchange {
+        client_id,
+        subject,
+        actor: None,
+        targets: targets.clone(),
+        requested_scopes: None,
+        now: 1_000,
+    };
+    choose(rules, &ex)
 }
 
 fn strings(list: &[&str]) -> Vec<String> {
@@ -62,7 +80,7 @@ fn the_first_applying_rule_wins() {
         resources: &[],
     };
     assert_eq!(
-        choose(&rules, "orders-svc", &s, &t)
+        pick(&rules, "orders-svc", &s, &t)
             .map(|r| r.name.as_str())
             .ok(),
         Some("first")
@@ -73,7 +91,7 @@ fn the_first_applying_rule_wins() {
         resources: &[],
     };
     assert_eq!(
-        choose(&rules, "orders-svc", &s, &t)
+        pick(&rules, "orders-svc", &s, &t)
             .map(|r| r.name.as_str())
             .ok(),
         Some("second")
@@ -84,7 +102,7 @@ fn the_first_applying_rule_wins() {
 fn a_client_no_rule_names_is_unauthorized() {
     let rules = vec![rule("r", &["read"], &[])];
     let aud = strings(&["inventory-api"]);
-    let err = choose(
+    let err = pick(
         &rules,
         "stranger",
         &subject("corp", &[]),
@@ -104,7 +122,7 @@ fn every_target_must_be_granted_and_the_closest_rule_explains() {
     let rules = vec![rule("r", &["read"], &[])];
     let s = subject("corp", &[]);
     let aud = strings(&["inventory-api", "billing-api"]);
-    let err = choose(
+    let err = pick(
         &rules,
         "orders-svc",
         &s,
@@ -122,7 +140,7 @@ fn every_target_must_be_granted_and_the_closest_rule_explains() {
     );
     let res = strings(&["https://inventory.internal/"]);
     assert!(
-        choose(
+        pick(
             &rules,
             "orders-svc",
             &s,
@@ -135,7 +153,7 @@ fn every_target_must_be_granted_and_the_closest_rule_explains() {
     );
     let res = strings(&["inventory-api"]);
     assert!(
-        choose(
+        pick(
             &rules,
             "orders-svc",
             &s,
@@ -160,14 +178,14 @@ fn issuer_and_required_scopes_take_part_in_the_choice() {
         resources: &[],
     };
     let err =
-        choose(&rules, "orders-svc", &subject("corp", &["read"]), &t).expect_err("missing scope");
+        pick(&rules, "orders-svc", &subject("corp", &["read"]), &t).expect_err("missing scope");
     assert!(
         err.description.contains("\"exchange\""),
         "{}",
         err.description
     );
-    assert!(choose(&rules, "orders-svc", &subject("corp", &["exchange"]), &t).is_ok());
-    let err = choose(&rules, "orders-svc", &subject("partner", &["exchange"]), &t)
+    assert!(pick(&rules, "orders-svc", &subject("corp", &["exchange"]), &t).is_ok());
+    let err = pick(&rules, "orders-svc", &subject("partner", &["exchange"]), &t)
         .expect_err("other issuer");
     assert!(
         err.description.contains("\"partner\""),
@@ -232,4 +250,40 @@ fn a_plan_carries_targets_scopes_lifetime_actor_and_copied_claims() {
     assert_eq!(grant.act, Some(json!({"sub": "orders-svc"})));
     assert_eq!(grant.copied.get("email"), Some(&json!("alice@example.com")));
     assert!(!grant.copied.contains_key("absent"));
+}
+
+#[test]
+fn a_condition_takes_part_in_the_choice_and_an_error_denies() {
+    let mut staff = rule("staff-only", &["read"], &[]);
+    staff.condition =
+        Some(condition::Condition::compile(r#""staff" in subject.groups"#).expect("compiles"));
+    let rules = vec![staff, rule("fallback", &["read"], &[])];
+    let aud = strings(&["inventory-api"]);
+    let t = Targets {
+        audiences: &aud,
+        resources: &[],
+    };
+    let mut s = subject("corp", &[]);
+    s.claims.insert("groups".into(), json!(["staff"]));
+    assert_eq!(
+        pick(&rules, "orders-svc", &s, &t)
+            .map(|r| r.name.as_str())
+            .ok(),
+        Some("staff-only")
+    );
+    s.claims.insert("groups".into(), json!(["guests"]));
+    assert_eq!(
+        pick(&rules, "orders-svc", &s, &t)
+            .map(|r| r.name.as_str())
+            .ok(),
+        Some("fallback")
+    );
+    s.claims.remove("groups");
+    let err = pick(&rules, "orders-svc", &s, &t).expect_err("an evaluation error denies");
+    assert_eq!(err.code, ErrorCode::InvalidTarget);
+    assert!(
+        !err.description.contains("in subject.groups"),
+        "never the condition's text: {}",
+        err.description
+    );
 }

@@ -62,7 +62,7 @@ async fn check_names_the_file_and_key_at_fault() {
         ),
         (
             "copy_claims = [\"email\"]",
-            "copy_claims = [\"email\"]\ncondition = '\"staff\" in subject.groups'",
+            "copy_claims = [\"email\"]\ncondition = '\"staff\" in subjct.groups'",
             "rules[0].condition",
         ),
     ];

@@ -13,6 +13,7 @@ mod attacks;
 mod audit;
 mod audit_chain;
 mod cli;
+mod conditions;
 mod delegation;
 mod issuer_keys;
 mod public_documents;
