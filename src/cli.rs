@@ -37,6 +37,13 @@ enum Command {
     Serve,
     /// Validate the configuration without starting, and summarise it
     Check,
+    /// Dry run of an exchange: which rule applies, why the others do not, what would be minted
+    Explain(Box<ExplainArgs>),
+    /// Run rule test cases against the configured rules (no signatures, no server)
+    Test {
+        /// The cases file (TOML)
+        cases: PathBuf,
+    },
     /// Query the exchange records, newest first
     Audit(Box<AuditArgs>),
     /// Manage signing keys
@@ -59,6 +66,25 @@ enum KeysCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+}
+
+#[derive(Args)]
+struct ExplainArgs {
+    #[arg(long)]
+    client: String,
+    /// A file holding the subject token
+    #[arg(long, value_name = "FILE")]
+    subject_token: PathBuf,
+    /// A file holding the actor token
+    #[arg(long, value_name = "FILE")]
+    actor_token: Option<PathBuf>,
+    #[arg(long)]
+    audience: Vec<String>,
+    #[arg(long)]
+    resource: Vec<String>,
+    /// Space-separated, as the scope parameter
+    #[arg(long)]
+    scope: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -118,6 +144,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve(&config_path),
         Command::Check => check(&config_path),
+        Command::Explain(args) => explain(&config_path, *args),
+        Command::Test { cases } => test_cases(&config_path, &cases),
         Command::Audit(args) => audit(&config_path, *args),
         Command::Keys {
             command: KeysCommand::Generate { alg, out },
@@ -244,6 +272,61 @@ fn print_summary(out: &mut impl Write, config: &Config, keys: &SigningKeys) -> s
             names(&r.resources),
             names(&r.scopes)
         )?;
+    }
+    Ok(())
+}
+
+fn explain(path: &Path, args: ExplainArgs) -> Result<(), String> {
+    let config = load(path)?;
+    let read = |file: &Path| {
+        std::fs::read_to_string(file)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| format!("{}: {e}", file.display()))
+    };
+    let request = crate::explain::Request {
+        client: args.client,
+        subject_token: read(&args.subject_token)?,
+        actor_token: args.actor_token.as_deref().map(read).transpose()?,
+        audiences: args.audience,
+        resources: args.resource,
+        scopes: args
+            .scope
+            .map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .filter(|s| !s.is_empty()),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    runtime.block_on(crate::explain::explain(&config, &request, &mut out))
+}
+
+fn test_cases(path: &Path, cases: &Path) -> Result<(), String> {
+    let config = load(path)?;
+    let text = std::fs::read_to_string(cases).map_err(|e| format!("{}: {e}", cases.display()))?;
+    let file =
+        crate::rules::cases::parse(&text).map_err(|e| format!("{}: {e}", cases.display()))?;
+    let now = crate::audit::record::now_micros() / 1_000_000;
+    let (mut passed, mut failed) = (0, 0);
+    for case in &file.cases {
+        match crate::rules::cases::run(&config, case, now) {
+            Ok(()) => {
+                passed += 1;
+                println!("ok      {}", case.name);
+            }
+            Err(why) => {
+                failed += 1;
+                println!("FAILED  {}: {why}", case.name);
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        return Err(format!(
+            "{failed} of {} rule test case(s) failed",
+            file.cases.len()
+        ));
     }
     Ok(())
 }

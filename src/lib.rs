@@ -5,6 +5,7 @@ pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod error;
+pub mod explain;
 pub mod http;
 pub mod issuers;
 pub mod keys;

@@ -2,6 +2,7 @@
 //! functions over plain data; `plan` is the whole decision and `invariants` its last check.
 
 pub mod actor;
+pub mod cases;
 pub mod condition;
 pub mod invariants;
 pub mod lifetime;

@@ -29,6 +29,22 @@ pub struct Minted {
 
 pub fn mint(key: &SigningKey, issuer: &str, grant: &Grant) -> Result<Minted, String> {
     let jti = new_jti()?;
+    let claims = claims(issuer, grant, &jti);
+    let token = jsonwebtoken::encode(&header(key), &claims, &key.encoding)
+        .map_err(|e| format!("signing failed: {e}"))?;
+    Ok(Minted { token, jti })
+}
+
+/// The JOSE header of a minted token.
+pub fn header(key: &SigningKey) -> Header {
+    let mut header = Header::new(key.alg);
+    header.typ = Some("at+jwt".into());
+    header.kid = Some(key.kid.clone());
+    header
+}
+
+/// The claims of a minted token: the copied claims, then those Tessera sets itself.
+pub fn claims(issuer: &str, grant: &Grant, jti: &str) -> Map<String, Value> {
     let mut claims = grant.copied.clone();
     claims.insert("iss".into(), issuer.into());
     claims.insert("sub".into(), grant.subject.clone().into());
@@ -37,16 +53,11 @@ pub fn mint(key: &SigningKey, issuer: &str, grant: &Grant) -> Result<Minted, Str
     claims.insert("scope".into(), grant.scopes.join(" ").into());
     claims.insert("iat".into(), grant.issued_at.into());
     claims.insert("exp".into(), grant.expires_at.into());
-    claims.insert("jti".into(), jti.clone().into());
+    claims.insert("jti".into(), jti.into());
     if let Some(act) = &grant.act {
         claims.insert("act".into(), act.clone());
     }
-    let mut header = Header::new(key.alg);
-    header.typ = Some("at+jwt".into());
-    header.kid = Some(key.kid.clone());
-    let token = jsonwebtoken::encode(&header, &claims, &key.encoding)
-        .map_err(|e| format!("signing failed: {e}"))?;
-    Ok(Minted { token, jti })
+    claims
 }
 
 /// A single audience is a string, several an array (RFC 7519 §4.1.3).

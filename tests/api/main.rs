@@ -17,4 +17,5 @@ mod conditions;
 mod delegation;
 mod issuer_keys;
 mod public_documents;
+mod rules_cli;
 mod token;
