@@ -67,6 +67,10 @@ pub fn parse(text: &str) -> Result<CaseFile, String> {
     toml::from_str(text).map_err(|e| e.to_string())
 }
 
+/// What a case came to: the deciding rule and minted scopes, or the rule chosen (if any) and
+/// the denial.
+type Outcome = Result<(String, Vec<String>), (Option<String>, OAuthError)>;
+
 /// Runs one case: `Ok(())` when it passes, otherwise what differed.
 pub fn run(config: &Config, case: &Case, now: i64) -> Result<(), String> {
     let subject = token(config, &case.subject, now).map_err(|e| format!("subject: {e}"))?;
@@ -93,30 +97,26 @@ pub fn run(config: &Config, case: &Case, now: i64) -> Result<(), String> {
         requested_scopes: requested.as_deref(),
         now,
     };
-    let outcome: Result<(String, Vec<String>), (Option<String>, OAuthError)> =
-        if !names_client(&config.rules, &case.client) {
-            Err((
-                None,
-                OAuthError::unauthorized_client("no rule names the client"),
-            ))
-        } else {
-            match plan(&config.rules, &config.signing, &ex) {
-                Ok((rule, grant)) => Ok((rule.name.clone(), grant.scopes)),
-                Err(e) => Err((
-                    super::choose(&config.rules, &ex)
-                        .ok()
-                        .map(|r| r.name.clone()),
-                    e,
-                )),
-            }
-        };
+    let outcome: Outcome = if !names_client(&config.rules, &case.client) {
+        Err((
+            None,
+            OAuthError::unauthorized_client("no rule names the client"),
+        ))
+    } else {
+        match plan(&config.rules, &config.signing, &ex) {
+            Ok((rule, grant)) => Ok((rule.name.clone(), grant.scopes)),
+            Err(e) => Err((
+                super::choose(&config.rules, &ex)
+                    .ok()
+                    .map(|r| r.name.clone()),
+                e,
+            )),
+        }
+    };
     compare(&case.expect, &outcome)
 }
 
-fn compare(
-    expect: &Expect,
-    outcome: &Result<(String, Vec<String>), (Option<String>, OAuthError)>,
-) -> Result<(), String> {
+fn compare(expect: &Expect, outcome: &Outcome) -> Result<(), String> {
     match (expect.outcome.as_str(), outcome) {
         ("granted", Ok((rule, scopes))) => {
             if let Some(want) = &expect.rule
