@@ -168,7 +168,7 @@ fn load(path: &Path) -> Result<Config, String> {
 
 fn serve(path: &Path) -> Result<(), String> {
     let config = load(path)?;
-    check_key_files(&config)?;
+    crate::startup::check_files(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -182,30 +182,9 @@ fn serve(path: &Path) -> Result<(), String> {
     })
 }
 
-/// Everything `check` validates beyond the file itself: signing keys and JWKS files.
-fn check_key_files(config: &Config) -> Result<SigningKeys, String> {
-    let keys = SigningKeys::load(&config.signing)?;
-    for issuer in &config.issuers {
-        if let KeySource::File(file) = &issuer.keys {
-            let bytes = std::fs::read(file)
-                .map_err(|e| format!("{}: issuer \"{}\": {e}", file.display(), issuer.id))?;
-            let (usable, _) = crate::issuers::jwks::parse(&bytes)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-            if usable.is_empty() {
-                return Err(format!(
-                    "{}: issuer \"{}\": the JWKS holds no usable key",
-                    file.display(),
-                    issuer.id
-                ));
-            }
-        }
-    }
-    Ok(keys)
-}
-
 fn check(path: &Path) -> Result<(), String> {
     let config = load(path)?;
-    let keys = check_key_files(&config)?;
+    let keys = crate::startup::check_files(&config)?;
     let mut out = std::io::stdout().lock();
     let _ = print_summary(&mut out, &config, &keys);
     Ok(())

@@ -10,7 +10,7 @@ use actix_web::{App, HttpServer, web};
 use arc_swap::ArcSwap;
 
 use crate::audit::AuditWriter;
-use crate::config::Config;
+use crate::config::{Config, KeySource};
 use crate::issuers::Fetcher;
 use crate::keys::SigningKeys;
 use crate::state::{AppState, Policy};
@@ -18,6 +18,28 @@ use crate::store::Store;
 
 /// How long one JWKS or discovery request to an identity provider may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What `check`, `serve` and a reload validate beyond the file itself: the signing keys and
+/// JWKS files it names.
+pub fn check_files(config: &Config) -> Result<SigningKeys, String> {
+    let keys = SigningKeys::load(&config.signing)?;
+    for issuer in &config.issuers {
+        if let KeySource::File(file) = &issuer.keys {
+            let bytes = std::fs::read(file)
+                .map_err(|e| format!("{}: issuer \"{}\": {e}", file.display(), issuer.id))?;
+            let (usable, _) = crate::issuers::jwks::parse(&bytes)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            if usable.is_empty() {
+                return Err(format!(
+                    "{}: issuer \"{}\": the JWKS holds no usable key",
+                    file.display(),
+                    issuer.id
+                ));
+            }
+        }
+    }
+    Ok(keys)
+}
 
 pub struct Application {
     port: u16,
@@ -58,13 +80,21 @@ impl Application {
             &tokio::runtime::Handle::current(),
         );
         let fetcher = Fetcher::new(FETCH_TIMEOUT)?;
-        let policy =
-            Policy::build(&config, &keys, fetcher, tokio::runtime::Handle::current()).await;
+        let policy = Policy::build(
+            &config,
+            &keys,
+            fetcher.clone(),
+            tokio::runtime::Handle::current(),
+            None,
+        )
+        .await;
         policy.issuers.spawn_refreshers();
         let listener = TcpListener::bind(&config.server.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let state = web::Data::new(AppState {
+            config_file: config.file.clone(),
+            fetcher,
             server: config.server.clone(),
             admin_token_sha256: config.admin.as_ref().map(|a| a.token_sha256),
             keys,
@@ -72,6 +102,7 @@ impl Application {
             audit,
             store,
         });
+        crate::reload::on_sighup(state.clone(), &tokio::runtime::Handle::current())?;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()

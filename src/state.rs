@@ -22,14 +22,23 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The policy of `config`; issuers unchanged since `previous` keep their keys.
     pub async fn build(
         config: &Config,
         keys: &SigningKeys,
         fetcher: Fetcher,
         runtime: tokio::runtime::Handle,
+        previous: Option<&Policy>,
     ) -> Self {
         Self {
-            issuers: Issuers::new(&config.issuers, keys, fetcher, runtime).await,
+            issuers: Issuers::rebuild(
+                &config.issuers,
+                keys,
+                fetcher,
+                runtime,
+                previous.map(|p| &p.issuers),
+            )
+            .await,
             local_issuers: config
                 .issuers
                 .iter()
@@ -45,6 +54,9 @@ impl Policy {
 
 pub struct AppState {
     pub server: ServerConfig,
+    /// The configuration file, read again on reload.
+    pub config_file: std::path::PathBuf,
+    pub fetcher: Fetcher,
     /// SHA-256 of the admin bearer token, when the admin listener is configured.
     pub admin_token_sha256: Option<[u8; 32]>,
     pub keys: SigningKeys,

@@ -49,7 +49,7 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub listen: String,
     /// Without a trailing slash.
@@ -116,7 +116,7 @@ impl TokenKind {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IssuerConfig {
     pub id: String,
     pub issuer: String,

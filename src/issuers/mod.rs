@@ -47,6 +47,8 @@ pub struct Issuer {
     last_attempt: Mutex<Option<Instant>>,
     last_error: Mutex<Option<String>>,
     refetch: tokio::sync::Mutex<()>,
+    /// Set once its background refresh runs, so a reload never starts a second one.
+    refreshing: std::sync::atomic::AtomicBool,
 }
 
 impl Issuer {
@@ -57,6 +59,7 @@ impl Issuer {
             last_attempt: Mutex::new(None),
             last_error: Mutex::new(None),
             refetch: tokio::sync::Mutex::new(()),
+            refreshing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -145,8 +148,27 @@ impl Issuers {
         fetcher: Fetcher,
         runtime: Handle,
     ) -> Self {
+        Self::rebuild(configs, signing, fetcher, runtime, None).await
+    }
+
+    /// Like `new`, keeping the issuers of `previous` whose configuration did not change, with
+    /// their cached keys and their running refresh.
+    pub async fn rebuild(
+        configs: &[IssuerConfig],
+        signing: &SigningKeys,
+        fetcher: Fetcher,
+        runtime: Handle,
+        previous: Option<&Issuers>,
+    ) -> Self {
         let mut by_iss = HashMap::new();
         for config in configs {
+            let kept = previous
+                .and_then(|p| p.get(&config.issuer))
+                .filter(|old| old.config == *config);
+            if let Some(old) = kept {
+                by_iss.insert(config.issuer.clone(), Arc::clone(old));
+                continue;
+            }
             let issuer = Arc::new(Issuer::new(config.clone()));
             match &config.keys {
                 KeySource::Local => issuer.keys.store(Some(Arc::new(local_keys(signing)))),
@@ -191,7 +213,11 @@ impl Issuers {
 
     /// One background task per remote issuer; each ends when its issuer is dropped.
     pub fn spawn_refreshers(&self) {
-        for issuer in self.iter().filter(|i| i.config.keys != KeySource::Local) {
+        let starting = self.iter().filter(|i| {
+            i.config.keys != KeySource::Local
+                && !i.refreshing.swap(true, std::sync::atomic::Ordering::SeqCst)
+        });
+        for issuer in starting {
             let weak = Arc::downgrade(issuer);
             let fetcher = self.fetcher.clone();
             let first_wait = if issuer.is_ready() {

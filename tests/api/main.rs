@@ -17,5 +17,6 @@ mod conditions;
 mod delegation;
 mod issuer_keys;
 mod public_documents;
+mod reload;
 mod rules_cli;
 mod token;
