@@ -287,9 +287,10 @@ fn test_cases(path: &Path, cases: &Path) -> Result<(), String> {
     let file =
         crate::rules::cases::parse(&text).map_err(|e| format!("{}: {e}", cases.display()))?;
     let now = crate::audit::record::now_micros() / 1_000_000;
+    let rules = crate::rules::RuleSet::new(config.rules.clone());
     let (mut passed, mut failed) = (0, 0);
     for case in &file.cases {
-        match crate::rules::cases::run(&config, case, now) {
+        match crate::rules::cases::run(&config, &rules, case, now) {
             Ok(()) => {
                 passed += 1;
                 println!("ok      {}", case.name);

@@ -7,9 +7,10 @@ use arc_swap::ArcSwap;
 
 use crate::audit::AuditWriter;
 use crate::clients::Clients;
-use crate::config::{Config, KeySource, RuleConfig, ServerConfig, SigningConfig};
+use crate::config::{Config, KeySource, ServerConfig, SigningConfig};
 use crate::issuers::{Fetcher, Issuers};
 use crate::keys::SigningKeys;
+use crate::rules::RuleSet;
 use crate::store::Store;
 
 pub struct Policy {
@@ -17,7 +18,7 @@ pub struct Policy {
     /// Ids of the issuer entries that stand for this server (re-exchange of minted tokens).
     pub local_issuers: Vec<String>,
     pub clients: Clients,
-    pub rules: Vec<RuleConfig>,
+    pub rules: RuleSet,
     pub signing: SigningConfig,
 }
 
@@ -46,7 +47,7 @@ impl Policy {
                 .map(|i| i.id.clone())
                 .collect(),
             clients: Clients::new(&config.clients),
-            rules: config.rules.clone(),
+            rules: RuleSet::new(config.rules.clone()),
             signing: config.signing.clone(),
         }
     }

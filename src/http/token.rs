@@ -111,7 +111,7 @@ async fn exchange(
         super::client_auth::authenticate(req, &params, &policy.clients);
     record.client_id = presented;
     let client_id = authenticated?;
-    if !rules::names_client(&policy.rules, &client_id) {
+    if !policy.rules.names_client(&client_id) {
         return Err(OAuthError::unauthorized_client(format!(
             "client \"{client_id}\" is not allowed to exchange tokens"
         )));

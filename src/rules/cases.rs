@@ -6,7 +6,7 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Exchange, Targets, names_client, plan};
+use super::{Exchange, RuleSet, Targets, plan};
 use crate::config::Config;
 use crate::error::OAuthError;
 use crate::tokens::VerifiedToken;
@@ -72,7 +72,7 @@ pub fn parse(text: &str) -> Result<CaseFile, String> {
 type Outcome = Result<(String, Vec<String>), (Option<String>, OAuthError)>;
 
 /// Runs one case: `Ok(())` when it passes, otherwise what differed.
-pub fn run(config: &Config, case: &Case, now: i64) -> Result<(), String> {
+pub fn run(config: &Config, rules: &RuleSet, case: &Case, now: i64) -> Result<(), String> {
     let subject = token(config, &case.subject, now).map_err(|e| format!("subject: {e}"))?;
     let actor = case
         .actor
@@ -97,21 +97,9 @@ pub fn run(config: &Config, case: &Case, now: i64) -> Result<(), String> {
         requested_scopes: requested.as_deref(),
         now,
     };
-    let outcome: Outcome = if !names_client(&config.rules, &case.client) {
-        Err((
-            None,
-            OAuthError::unauthorized_client("no rule names the client"),
-        ))
-    } else {
-        match plan(&config.rules, &config.signing, &ex) {
-            Ok((rule, grant)) => Ok((rule.name.clone(), grant.scopes)),
-            Err(e) => Err((
-                super::choose(&config.rules, &ex)
-                    .ok()
-                    .map(|r| r.name.clone()),
-                e,
-            )),
-        }
+    let outcome: Outcome = match plan(rules, &config.signing, &ex) {
+        Ok((rule, grant)) => Ok((rule.name.clone(), grant.scopes)),
+        Err(e) => Err((super::choose(rules, &ex).ok().map(|r| r.name.clone()), e)),
     };
     compare(&case.expect, &outcome)
 }

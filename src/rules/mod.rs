@@ -4,6 +4,7 @@
 pub mod actor;
 pub mod cases;
 pub mod condition;
+pub mod index;
 pub mod invariants;
 pub mod lifetime;
 pub mod scopes;
@@ -14,6 +15,7 @@ use crate::config::{ActorMode, RuleConfig, SigningConfig};
 use crate::error::OAuthError;
 use crate::tokens::VerifiedToken;
 use crate::tokens::mint::Grant;
+pub use index::RuleSet;
 
 /// What the client asked for, as far as rules care.
 #[derive(Debug, Clone, Default)]
@@ -36,7 +38,7 @@ pub struct Exchange<'a> {
 /// The whole decision: the applying rule and the grant it makes, checked against the
 /// never-widen invariants. Mints nothing and writes nothing.
 pub fn plan<'r>(
-    rules: &'r [RuleConfig],
+    rules: &'r RuleSet,
     signing: &SigningConfig,
     ex: &Exchange<'_>,
 ) -> Result<(&'r RuleConfig, Grant), OAuthError> {
@@ -113,42 +115,37 @@ fn new_actor<'a>(rule: &RuleConfig, ex: &Exchange<'a>) -> Result<actor::NewActor
     }
 }
 
-pub fn names_client(rules: &[RuleConfig], client_id: &str) -> bool {
-    rules
-        .iter()
-        .any(|r| r.clients.iter().any(|c| c == client_id))
-}
-
 /// The first rule, in file order, that applies. Requested scopes take no part in the choice.
 /// When rules name the client but none applies, the error says what the closest one lacked.
-pub fn choose<'r>(
-    rules: &'r [RuleConfig],
-    ex: &Exchange<'_>,
-) -> Result<&'r RuleConfig, OAuthError> {
-    let mut closest: Option<(usize, &RuleConfig, Vec<String>)> = None;
-    for rule in rules
-        .iter()
-        .filter(|r| r.clients.iter().any(|c| c == ex.client_id))
-    {
-        let misses = misses(rule, ex)?;
-        if misses.is_empty() {
-            return Ok(rule);
-        }
-        if closest.as_ref().is_none_or(|(n, _, _)| misses.len() < *n) {
-            closest = Some((misses.len(), rule, misses));
-        }
-    }
-    Err(match closest {
-        None => OAuthError::unauthorized_client(format!(
+pub fn choose<'r>(rules: &'r RuleSet, ex: &Exchange<'_>) -> Result<&'r RuleConfig, OAuthError> {
+    if !rules.names_client(ex.client_id) {
+        return Err(OAuthError::unauthorized_client(format!(
             "client \"{}\" is not allowed to exchange tokens",
             ex.client_id
-        )),
-        Some((_, rule, misses)) => OAuthError::invalid_target(format!(
-            "no rule grants this exchange; the closest, \"{}\", {}",
-            rule.name,
-            misses.join("; and ")
-        )),
-    })
+        )));
+    }
+    for rule in rules.candidates(ex.client_id, &ex.subject.issuer_id) {
+        if misses(rule, ex)?.is_empty() {
+            return Ok(rule);
+        }
+    }
+    Err(closest_miss(rules, ex)?)
+}
+
+/// The denial when no rule applies, saying what the closest rule naming the client lacked.
+fn closest_miss(rules: &RuleSet, ex: &Exchange<'_>) -> Result<OAuthError, OAuthError> {
+    let mut closest: Option<(&RuleConfig, Vec<String>)> = None;
+    for rule in rules.naming_client(ex.client_id) {
+        let misses = misses(rule, ex)?;
+        if closest.as_ref().is_none_or(|(_, m)| misses.len() < m.len()) {
+            closest = Some((rule, misses));
+        }
+    }
+    let (name, misses) = closest.map_or((String::new(), Vec::new()), |(r, m)| (r.name.clone(), m));
+    Ok(OAuthError::invalid_target(format!(
+        "no rule grants this exchange; the closest, \"{name}\", {}",
+        misses.join("; and ")
+    )))
 }
 
 /// Each criterion of §4 the rule does not meet, in words (never a condition's text). The

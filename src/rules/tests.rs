@@ -39,12 +39,12 @@ pub fn subject(issuer_id: &str, scopes: &[&str]) -> VerifiedToken {
     }
 }
 
-fn pick<'r>(
-    rules: &'r [RuleConfig],
+fn pick(
+    rules: &[RuleConfig],
     client_id: &str,
     subject: &VerifiedToken,
     targets: &Targets<'_>,
-) -> Result<&'r RuleConfig, OAuthError> {
+) -> Result<String, OAuthError> {
     let ex = Exchange {
         client_id,
         subject,
@@ -53,7 +53,7 @@ fn pick<'r>(
         requested_scopes: None,
         now: 1_000,
     };
-    choose(rules, &ex)
+    choose(&RuleSet::new(rules.to_vec()), &ex).map(|r| r.name.clone())
 }
 
 fn strings(list: &[&str]) -> Vec<String> {
@@ -80,10 +80,8 @@ fn the_first_applying_rule_wins() {
         resources: &[],
     };
     assert_eq!(
-        pick(&rules, "orders-svc", &s, &t)
-            .map(|r| r.name.as_str())
-            .ok(),
-        Some("first")
+        pick(&rules, "orders-svc", &s, &t).ok(),
+        Some("first".to_string())
     );
     let aud = strings(&["billing-api"]);
     let t = Targets {
@@ -91,10 +89,8 @@ fn the_first_applying_rule_wins() {
         resources: &[],
     };
     assert_eq!(
-        pick(&rules, "orders-svc", &s, &t)
-            .map(|r| r.name.as_str())
-            .ok(),
-        Some("second")
+        pick(&rules, "orders-svc", &s, &t).ok(),
+        Some("second".to_string())
     );
 }
 
@@ -113,8 +109,9 @@ fn a_client_no_rule_names_is_unauthorized() {
     )
     .expect_err("denied");
     assert_eq!(err.code, ErrorCode::UnauthorizedClient);
-    assert!(!names_client(&rules, "stranger"));
-    assert!(names_client(&rules, "orders-svc"));
+    let set = RuleSet::new(rules.clone());
+    assert!(!set.names_client("stranger"));
+    assert!(set.names_client("orders-svc"));
 }
 
 #[test]
@@ -214,7 +211,8 @@ fn requested_scopes_do_not_choose_the_rule() {
         requested_scopes: Some(&write),
         now: 1_000,
     };
-    let err = plan(&rules, &signing(), &ex).expect_err("narrow applies and refuses write");
+    let err =
+        plan(&RuleSet::new(rules), &signing(), &ex).expect_err("narrow applies and refuses write");
     assert_eq!(err.code, ErrorCode::InvalidScope);
 }
 
@@ -238,7 +236,7 @@ fn a_plan_carries_targets_scopes_lifetime_actor_and_copied_claims() {
         requested_scopes: None,
         now: 1_000,
     };
-    let rules = [r];
+    let rules = RuleSet::new(vec![r]);
     let (chosen, grant) = plan(&rules, &signing(), &ex).expect("granted");
     assert_eq!(chosen.name, "r");
     assert_eq!(
@@ -266,17 +264,13 @@ fn a_condition_takes_part_in_the_choice_and_an_error_denies() {
     let mut s = subject("corp", &[]);
     s.claims.insert("groups".into(), json!(["staff"]));
     assert_eq!(
-        pick(&rules, "orders-svc", &s, &t)
-            .map(|r| r.name.as_str())
-            .ok(),
-        Some("staff-only")
+        pick(&rules, "orders-svc", &s, &t).ok(),
+        Some("staff-only".to_string())
     );
     s.claims.insert("groups".into(), json!(["guests"]));
     assert_eq!(
-        pick(&rules, "orders-svc", &s, &t)
-            .map(|r| r.name.as_str())
-            .ok(),
-        Some("fallback")
+        pick(&rules, "orders-svc", &s, &t).ok(),
+        Some("fallback".to_string())
     );
     s.claims.remove("groups");
     let err = pick(&rules, "orders-svc", &s, &t).expect_err("an evaluation error denies");
@@ -285,5 +279,36 @@ fn a_condition_takes_part_in_the_choice_and_an_error_denies() {
         !err.description.contains("in subject.groups"),
         "never the condition's text: {}",
         err.description
+    );
+}
+
+#[test]
+fn the_index_keeps_file_order_within_a_client_and_issuer() {
+    let mut other_issuer = rule("partner-first", &["read"], &[]);
+    other_issuer.issuers = strings(&["partner"]);
+    let mut other_client = rule("billing", &["read"], &[]);
+    other_client.clients = strings(&["billing-svc"]);
+    let rules = vec![
+        other_issuer,
+        other_client,
+        rule("second", &["read"], &[]),
+        rule("third", &["read"], &[]),
+    ];
+    let set = RuleSet::new(rules.clone());
+    let names: Vec<&str> = set
+        .candidates("orders-svc", "corp")
+        .map(|r| r.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["second", "third"]);
+    assert_eq!(set.naming_client("orders-svc").count(), 3);
+    assert_eq!(set.candidates("billing-svc", "partner").count(), 0);
+    let aud = strings(&["inventory-api"]);
+    let t = Targets {
+        audiences: &aud,
+        resources: &[],
+    };
+    assert_eq!(
+        pick(&rules, "orders-svc", &subject("corp", &[]), &t).ok(),
+        Some("second".to_string())
     );
 }
