@@ -1,0 +1,78 @@
+//! Rule choice against the size of the rule set: choosing a rule must cost the same with
+//! 10,000 rules as with 10. `cargo bench --bench rules`.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use serde_json::Map;
+use tessera::config::{ActorMode, RuleConfig, ScopeMode};
+use tessera::rules::{Exchange, RuleSet, Targets, choose};
+use tessera::tokens::VerifiedToken;
+
+/// `n` rules over `n / 10` clients and 10 issuers; the measured client's rule comes last.
+fn rules(n: usize) -> RuleSet {
+    let rule = |i: usize, client: String, issuer: String| RuleConfig {
+        name: format!("rule-{i}"),
+        clients: vec![client],
+        issuers: vec![issuer],
+        audiences: vec![format!("api-{}", i % 50)],
+        resources: vec![],
+        scopes: vec!["read".into()],
+        default_scopes: vec!["read".into()],
+        scope_mode: ScopeMode::Intersect,
+        require_scopes: vec![],
+        condition: None,
+        actor: ActorMode::None,
+        actors: vec![],
+        ttl: None,
+        copy_claims: vec![],
+    };
+    let mut list: Vec<RuleConfig> = (0..n - 1)
+        .map(|i| {
+            rule(
+                i,
+                format!("svc-{}", i % (n / 10).max(1)),
+                format!("idp-{}", i % 10),
+            )
+        })
+        .collect();
+    list.push(rule(n, "measured-svc".into(), "idp-3".into()));
+    RuleSet::new(list)
+}
+
+fn bench(c: &mut Criterion) {
+    let subject = VerifiedToken {
+        issuer_id: "idp-3".into(),
+        iss: "https://idp-3".into(),
+        sub: "alice".into(),
+        jti: None,
+        exp: i64::MAX,
+        scopes: vec!["read".into()],
+        claims: Map::new(),
+    };
+    let mut group = c.benchmark_group("choose a rule");
+    group.measurement_time(Duration::from_secs(3));
+    for n in [10, 10_000] {
+        let set = rules(n);
+        let audiences = vec![format!("api-{}", n % 50)];
+        let ex = Exchange {
+            client_id: "measured-svc",
+            subject: &subject,
+            actor: None,
+            targets: Targets {
+                audiences: &audiences,
+                resources: &[],
+            },
+            requested_scopes: None,
+            now: 0,
+        };
+        group.bench_function(format!("{n} rules"), |b| {
+            b.iter(|| black_box(choose(black_box(&set), black_box(&ex)).is_ok()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
