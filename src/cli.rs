@@ -187,6 +187,9 @@ fn check(path: &Path) -> Result<(), String> {
     let keys = crate::startup::check_files(&config)?;
     let mut out = std::io::stdout().lock();
     let _ = print_summary(&mut out, &config, &keys);
+    for warning in crate::rules::lint::lint(&config) {
+        let _ = writeln!(out, "warning: {warning}");
+    }
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod condition;
 pub mod index;
 pub mod invariants;
 pub mod lifetime;
+pub mod lint;
 pub mod scopes;
 
 use serde_json::Map;

@@ -19,10 +19,44 @@ async fn check_summarises_a_valid_configuration() {
 }
 
 #[test]
-fn the_example_configuration_passes_check() {
+fn the_example_configuration_passes_check_without_warnings() {
     let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/tessera.toml");
     let out = run_cli(&["check"], Some(&example));
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[tokio::test]
+async fn check_warns_about_shadowed_rules_and_unused_clients_and_issuers() {
+    let app = TestApp::start(|c| {
+        format!(
+            "{c}\n[[rules]]\nname = \"never\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"inventory-api\"]\nscopes = [\"inventory:read\"]\n\n[[issuers]]\nid = \"idle\"\nissuer = \"https://idle.example\"\njwks_uri = \"https://idle.example/jwks\"\naudiences = [\"x\"]\n"
+        )
+    })
+    .await;
+    let out = app.cli(&["check"]);
+    assert!(
+        out.status.success(),
+        "warnings do not fail check: {}",
+        stderr(&out)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("warning: rule \"never\" can never apply: rule \"orders-to-inventory\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: client \"billing-svc\" is named by no rule"),
+        "{text}"
+    );
+    assert!(
+        text.contains("warning: issuer \"idle\" is used by no rule"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
