@@ -33,6 +33,12 @@ pub async fn verify(
 ) -> Result<VerifiedToken, OAuthError> {
     let invalid = |why: &str| OAuthError::invalid_request(format!("the {role} {why}"));
     let parsed = unverified::parse(token).map_err(invalid)?;
+    if parsed.header.crit.is_some() {
+        // RFC 7515 §4.1.11: critical extensions must be understood, and none are here.
+        return Err(invalid(
+            "names critical header extensions (crit) this server does not understand",
+        ));
+    }
     let iss = parsed.iss().ok_or_else(|| invalid("has no iss claim"))?;
     let issuer = issuers
         .get(iss)

@@ -43,6 +43,10 @@ async fn token_refuses_every_forged_or_confused_subject_token() {
     with_jku.kid = Some("rsa-1".into());
     let jku = jsonwebtoken::encode(&with_jku, &claims, &outsider.encoding()).unwrap();
     let same_kid_other_key = outsider.sign(&claims);
+    let mut with_crit = Header::new(Algorithm::RS256);
+    with_crit.kid = Some("rsa-1".into());
+    with_crit.crit = Some(vec!["exp-policy".into()]);
+    let crit = jsonwebtoken::encode(&with_crit, &claims, &rsa.encoding()).unwrap();
 
     let cases: Vec<(&str, String, &str)> = vec![
         ("alg none", alg_none, ACCESS_TOKEN),
@@ -56,6 +60,7 @@ async fn token_refuses_every_forged_or_confused_subject_token() {
         ("an embedded jwk", embedded_jwk, ACCESS_TOKEN),
         ("a jku header", jku, ACCESS_TOKEN),
         ("tampered claims", tampered, ACCESS_TOKEN),
+        ("a validly signed token with unknown critical headers", crit, ACCESS_TOKEN),
         ("expired", app.subject_token(json!({"exp": now() - 120})), ACCESS_TOKEN),
         ("not yet valid", app.subject_token(json!({"nbf": now() + 300})), ACCESS_TOKEN),
         ("issued in the future", app.subject_token(json!({"iat": now() + 300})), ACCESS_TOKEN),
@@ -96,7 +101,7 @@ async fn token_refuses_every_forged_or_confused_subject_token() {
     }
     // Every one of them left a denied record, and none a token.
     let records = app.records(&[]);
-    assert_eq!(records.len(), 26);
+    assert_eq!(records.len(), 27);
     assert!(
         records
             .iter()
