@@ -9,7 +9,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use crate::config::ClientConfig;
-use crate::error::OAuthError;
+use crate::error::{OAuthError, Status};
+use crate::rate_limit::Bucket;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -109,12 +110,31 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
 
 pub struct Clients {
     by_id: HashMap<String, ClientConfig>,
+    buckets: HashMap<String, Bucket>,
 }
 
 impl Clients {
     pub fn new(configs: &[ClientConfig]) -> Self {
         Self {
             by_id: configs.iter().map(|c| (c.id.clone(), c.clone())).collect(),
+            buckets: configs
+                .iter()
+                .filter_map(|c| c.rate_limit.map(|l| (c.id.clone(), Bucket::new(l))))
+                .collect(),
+        }
+    }
+
+    /// Spends one request of the client's rate limit: 429 `temporarily_unavailable` with
+    /// `Retry-After` when none is left.
+    pub fn take_rate(&self, client_id: &str) -> Result<(), OAuthError> {
+        match self.buckets.get(client_id).map(Bucket::take) {
+            None | Some(Ok(())) => Ok(()),
+            Some(Err(retry_after_secs)) => Err(OAuthError {
+                status: Status::TooManyRequests { retry_after_secs },
+                ..OAuthError::temporarily_unavailable(format!(
+                    "client \"{client_id}\" is over its rate limit; retry in {retry_after_secs} s"
+                ))
+            }),
         }
     }
 
@@ -157,6 +177,7 @@ mod tests {
         Clients::new(&[ClientConfig {
             id: "orders-svc".into(),
             secret_sha256: hash,
+            rate_limit: None,
         }])
     }
 

@@ -9,6 +9,7 @@ pub mod explain;
 pub mod http;
 pub mod issuers;
 pub mod keys;
+pub mod rate_limit;
 pub mod reload;
 pub mod rules;
 pub mod startup;

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
+
+pub use crate::rate_limit::RateLimit;
 use reqwest::Url;
 
 pub use duration::parse as parse_duration;
@@ -56,6 +58,7 @@ pub struct ServerConfig {
     pub issuer: String,
     pub token_endpoint: String,
     pub max_body_bytes: usize,
+    pub default_rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone)]
@@ -135,6 +138,8 @@ pub struct IssuerConfig {
 pub struct ClientConfig {
     pub id: String,
     pub secret_sha256: [u8; 32],
+    /// This client's limit, or the server's default; `None` = unlimited.
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -263,7 +268,7 @@ fn build(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> {
     }
     let mut clients = Vec::with_capacity(raw.clients.len());
     for (i, client) in raw.clients.into_iter().enumerate() {
-        let client = ctx.client(i, client)?;
+        let client = ctx.client(i, client, server.default_rate_limit)?;
         if clients.iter().any(|o: &ClientConfig| o.id == client.id) {
             return Err(ctx.err(
                 format!("clients[{i}].id"),
@@ -344,6 +349,20 @@ impl Ctx<'_> {
             token_endpoint: format!("{issuer}/token"),
             issuer,
             max_body_bytes: max_body_bytes as usize,
+            default_rate_limit: raw
+                .default_rate_limit
+                .map(|l| self.rate_limit("server.default_rate_limit", l))
+                .transpose()?,
+        })
+    }
+
+    fn rate_limit(&self, key: &str, raw: raw::RawRateLimit) -> Result<RateLimit, ConfigError> {
+        if raw.per_second == 0 || raw.burst == 0 {
+            return Err(self.err(key, "per_second and burst must both be at least 1"));
+        }
+        Ok(RateLimit {
+            per_second: raw.per_second,
+            burst: raw.burst,
         })
     }
 
@@ -571,7 +590,12 @@ impl Ctx<'_> {
             .map_err(|_| self.err(key, format!("\"{name}\" is not a supported algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)")))
     }
 
-    fn client(&self, i: usize, raw: RawClient) -> Result<ClientConfig, ConfigError> {
+    fn client(
+        &self,
+        i: usize,
+        raw: RawClient,
+        default_rate_limit: Option<RateLimit>,
+    ) -> Result<ClientConfig, ConfigError> {
         let at = |k: &str| format!("clients[{i}].{k}");
         if raw.id.trim().is_empty() {
             return Err(self.err(at("id"), "must not be empty"));
@@ -582,12 +606,10 @@ impl Ctx<'_> {
                 "private_key_jwt is not supported by this version yet; use secret_sha256",
             ));
         }
-        if raw.rate_limit.is_some() {
-            return Err(self.err(
-                at("rate_limit"),
-                "rate limits are not supported by this version yet",
-            ));
-        }
+        let rate_limit = match raw.rate_limit {
+            Some(limit) => Some(self.rate_limit(&at("rate_limit"), limit)?),
+            None => default_rate_limit,
+        };
         let hex = raw
             .secret_sha256
             .ok_or_else(|| self.err(at("secret_sha256"), "is required (see `tessera secret`)"))?;
@@ -600,6 +622,7 @@ impl Ctx<'_> {
         Ok(ClientConfig {
             id: raw.id,
             secret_sha256,
+            rate_limit,
         })
     }
 

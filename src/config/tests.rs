@@ -186,6 +186,45 @@ fn each_bad_value_is_named_by_its_key() {
 }
 
 #[test]
+fn rate_limits_have_a_default_and_per_client_overrides() {
+    let toml = BASE
+        .replace("[server]\n", "[server]\ndefault_rate_limit = { per_second = 50, burst = 100 }\n")
+        .replace("[[clients]]\nid = \"orders-svc\"", "[[clients]]\nid = \"fast-svc\"\nsecret_sha256 = \"2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b\"\nrate_limit = { per_second = 500, burst = 1000 }\n\n[[clients]]\nid = \"orders-svc\"");
+    let config = parse(&toml).expect("valid");
+    let limit = |id: &str| {
+        config
+            .clients
+            .iter()
+            .find(|c| c.id == id)
+            .and_then(|c| c.rate_limit)
+    };
+    assert_eq!(
+        limit("fast-svc"),
+        Some(RateLimit {
+            per_second: 500,
+            burst: 1000
+        })
+    );
+    assert_eq!(
+        limit("orders-svc"),
+        Some(RateLimit {
+            per_second: 50,
+            burst: 100
+        })
+    );
+    assert_eq!(
+        parse(BASE).expect("valid").clients[0].rate_limit,
+        None,
+        "absent = unlimited"
+    );
+    let zero = BASE.replace(
+        "[server]\n",
+        "[server]\ndefault_rate_limit = { per_second = 0, burst = 1 }\n",
+    );
+    assert!(error_of(&zero).contains("server.default_rate_limit"));
+}
+
+#[test]
 fn the_admin_listener_is_checked() {
     let hash = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b";
     let ok = BASE.replace(

@@ -63,6 +63,18 @@ pub async fn token(
         error = record.error.as_deref().unwrap_or("-"),
         "token exchange"
     );
+    // Rate-limited requests are counted, not recorded one by one (SPEC §3, §6).
+    if let Err(denial) = &result
+        && matches!(denial.status, crate::error::Status::TooManyRequests { .. })
+    {
+        tracing::debug!(
+            client_id = record.client_id.as_deref().unwrap_or("-"),
+            "rate limited"
+        );
+        let mut response = denial.error_response();
+        request_id::attach(&mut response, &request_id);
+        return response;
+    }
     let committed = state.audit.commit(record).await;
     let mut response = match (result, committed) {
         (Ok(issued), Ok(())) => HttpResponse::Ok()
@@ -111,6 +123,7 @@ async fn exchange(
         super::client_auth::authenticate(req, &params, &policy.clients);
     record.client_id = presented;
     let client_id = authenticated?;
+    policy.clients.take_rate(&client_id)?;
     if !policy.rules.names_client(&client_id) {
         return Err(OAuthError::unauthorized_client(format!(
             "client \"{client_id}\" is not allowed to exchange tokens"

@@ -474,3 +474,57 @@ async fn token_is_signed_with_each_supported_algorithm() {
         );
     }
 }
+
+#[tokio::test]
+async fn token_limits_a_clients_rate_without_recording_each_refusal() {
+    let app = TestApp::spawn_with(|c| {
+        c.replace(
+            "[[clients]]\nid = \"orders-svc\"",
+            "[[clients]]\nrate_limit = { per_second = 1, burst = 2 }\nid = \"orders-svc\"",
+        )
+    })
+    .await;
+    let subject = app.subject_token(json!({}));
+    // A burst of 2 at 1/s: however slow this machine, ten quick requests meet a refusal.
+    let mut granted = 0;
+    let mut limited = None;
+    for _ in 0..10 {
+        let resp = app.exchange_subject(&subject).await;
+        if resp.status() == 200 {
+            granted += 1;
+        } else {
+            limited = Some(resp);
+            break;
+        }
+    }
+    let limited = limited.expect("the rate limit answered");
+    assert!(granted >= 2, "the burst passes");
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry_after >= 1);
+    let desc = assert_error(limited, 429, "temporarily_unavailable").await;
+    assert!(desc.contains("rate limit"), "{desc}");
+    // Another client has its own budget (none here: unlimited).
+    let form = [
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", subject.as_str()),
+        ("subject_token_type", ACCESS_TOKEN),
+        ("audience", "inventory-api"),
+    ];
+    let other = app
+        .post_token(&form, Some(("billing-svc", "billing-secret")))
+        .await;
+    assert_eq!(
+        other.status(),
+        400,
+        "billing-svc is limited by nothing but its rules"
+    );
+    assert_eq!(
+        app.records(&["--client", "orders-svc"]).len(),
+        granted,
+        "refusals for rate are not recorded one by one"
+    );
+}
