@@ -66,6 +66,7 @@ fn bench(c: &mut Criterion) {
             },
             requested_scopes: None,
             now: 0,
+            proof_jkt: None,
         };
         group.bench_function(format!("{n} rules"), |b| {
             b.iter(|| black_box(choose(black_box(&set), black_box(&ex)).is_ok()))

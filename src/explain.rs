@@ -112,6 +112,7 @@ pub async fn explain(
         },
         requested_scopes: scopes,
         now,
+        proof_jkt: None,
     };
     w(out, String::new())?;
     for (i, rule) in config.rules.iter().enumerate() {

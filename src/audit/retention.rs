@@ -61,16 +61,19 @@ fn prune_batch(conn: &mut DbConnection, chain: &str, cutoff_us: i64) -> QueryRes
     })
 }
 
-/// Prunes now and then every quarter of the retention period (between 1 s and 10 min).
+/// Prunes now and then every quarter of the retention period (between 1 s and 10 min); expired
+/// single-use identifiers go at the same time.
 pub fn spawn(store: Store, retention: Duration, runtime: &tokio::runtime::Handle) {
     let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
     runtime.spawn(async move {
         loop {
             let cutoff = now_micros().saturating_sub(retention.as_micros() as i64);
-            match store
-                .blocking(move |c| prune(c, cutoff).map_err(|e| e.to_string()))
-                .await
-            {
+            let now = now_micros() / 1_000_000;
+            let pruned = store.blocking(move |c| {
+                crate::store::replay::prune(c, now).map_err(|e| e.to_string())?;
+                prune(c, cutoff).map_err(|e| e.to_string())
+            });
+            match pruned.await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pruned = n, "audit records past retention pruned"),
                 Err(e) => tracing::warn!(error = %e, "audit retention pruning failed; will retry"),

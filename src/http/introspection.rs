@@ -104,7 +104,12 @@ async fn introspection(
     }
     let mut answer = Map::new();
     answer.insert("active".into(), true.into());
-    answer.insert("token_type".into(), "Bearer".into());
+    let token_type = if claims.contains_key("cnf") {
+        "DPoP"
+    } else {
+        "Bearer"
+    };
+    answer.insert("token_type".into(), token_type.into());
     for name in [
         "scope",
         "client_id",
@@ -115,6 +120,7 @@ async fn introspection(
         "iat",
         "jti",
         "act",
+        "cnf",
     ] {
         if let Some(v) = claims.get(name) {
             answer.insert(name.into(), v.clone());

@@ -26,5 +26,6 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "revocation_endpoint": format!("{issuer}/revoke"),
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "dpop_signing_alg_values_supported": crate::tokens::dpop::ALGORITHMS.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
         }))
 }

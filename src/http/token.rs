@@ -13,6 +13,7 @@ use crate::error::OAuthError;
 use crate::http::request_id;
 use crate::rules::{self, Exchange, Targets};
 use crate::state::{AppState, Policy};
+use crate::tokens::dpop::Proof;
 use crate::tokens::mint::mint;
 use crate::tokens::{TokenType, VerifiedToken, verify};
 
@@ -132,6 +133,7 @@ async fn exchange(
     let request = super::form::TokenRequest::from_params(&params)?;
     jwt_token_type(request.subject_token_type, "subject_token_type")?;
     let now = now_micros() / 1_000_000;
+    let proof = dpop_proof(req, state, now).await?;
     let subject = verify::verify(
         &request.subject_token,
         request.subject_token_type,
@@ -170,6 +172,7 @@ async fn exchange(
         },
         requested_scopes: request.scopes.as_deref(),
         now,
+        proof_jkt: proof.as_ref().map(|p| p.jkt.as_str()),
     };
     let rule = rules::choose(&policy.rules, &ex)?;
     record.rule = Some(rule.name.clone());
@@ -185,7 +188,11 @@ async fn exchange(
     Ok(Issued {
         access_token: minted.token,
         issued_token_type: request.requested_token_type.uri(),
-        token_type: "Bearer",
+        token_type: if grant.cnf_jkt.is_some() {
+            "DPoP"
+        } else {
+            "Bearer"
+        },
         expires_in: grant.expires_at - now,
         scope: grant.scopes.join(" "),
     })
@@ -223,4 +230,41 @@ fn jwt_token_type(token_type: TokenType, param: &str) -> Result<(), OAuthError> 
             other.uri()
         ))),
     }
+}
+
+/// The request's DPoP proof, checked and spent, when it carries one (RFC 9449 §4.3).
+async fn dpop_proof(
+    req: &HttpRequest,
+    state: &AppState,
+    now: i64,
+) -> Result<Option<Proof>, OAuthError> {
+    let mut headers = req.headers().get_all("dpop");
+    let Some(header) = headers.next() else {
+        return Ok(None);
+    };
+    let invalid = |why: &str| OAuthError::new(crate::error::ErrorCode::InvalidDpopProof, why);
+    if headers.next().is_some() {
+        return Err(invalid("send one DPoP header, not several"));
+    }
+    let text = header
+        .to_str()
+        .map_err(|_| invalid("the DPoP header is not a JWT"))?;
+    let proof = crate::tokens::dpop::check(text, "POST", &state.server.token_endpoint, now)?;
+    let (jti, expires_at) = (
+        proof.jti.clone(),
+        proof.iat + 2 * crate::tokens::dpop::IAT_WINDOW_SECS,
+    );
+    let first = state
+        .store
+        .blocking(move |c| {
+            crate::store::replay::first_use(c, "dpop", &jti, expires_at).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(super::store_unavailable)?;
+    if !first {
+        return Err(invalid(
+            "the DPoP proof was used before: make a new proof for each request",
+        ));
+    }
+    Ok(Some(proof))
 }

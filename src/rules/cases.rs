@@ -96,6 +96,7 @@ pub fn run(config: &Config, rules: &RuleSet, case: &Case, now: i64) -> Result<()
         },
         requested_scopes: requested.as_deref(),
         now,
+        proof_jkt: None,
     };
     let outcome: Outcome = match plan(rules, &config.signing, &ex) {
         Ok((rule, grant)) => Ok((rule.name.clone(), grant.scopes)),

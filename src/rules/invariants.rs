@@ -13,12 +13,35 @@ pub fn enforce(
     grant: &Grant,
     subject: &VerifiedToken,
     actor: Option<&VerifiedToken>,
+    proof_jkt: Option<&str>,
 ) -> Result<(), OAuthError> {
-    if subject.claims.contains_key("cnf") {
-        return Err(OAuthError::new(
-            ErrorCode::InvalidDpopProof,
-            "the subject token is bound to a key (cnf), and this server cannot verify a proof of that key",
-        ));
+    if let Some(cnf) = subject.claims.get("cnf") {
+        let bound = cnf.get("jkt").and_then(serde_json::Value::as_str);
+        match (bound, proof_jkt) {
+            (Some(bound), Some(proved)) if bound == proved => {}
+            (Some(_), Some(_)) => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidDpopProof,
+                    "the DPoP proof is not of the key the subject token is bound to",
+                ));
+            }
+            (Some(_), None) => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidDpopProof,
+                    "the subject token is bound to a key (cnf.jkt): send a DPoP proof of that key",
+                ));
+            }
+            (None, _) => {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidDpopProof,
+                    "the subject token is bound by a confirmation method other than DPoP (cnf.jkt)",
+                ));
+            }
+        }
+    }
+    if grant.cnf_jkt.as_deref() != proof_jkt {
+        tracing::error!(rule = %rule.name, "never-widen invariant violated: the token would be bound to another key; nothing minted");
+        return Err(OAuthError::server_error());
     }
     violation(rule, grant, subject, actor).map_or(Ok(()), |what| {
         tracing::error!(rule = %rule.name, violation = what, "never-widen invariant violated; nothing minted");
@@ -84,12 +107,13 @@ mod tests {
             expires_at: s.exp - 50,
             act: None,
             copied: Default::default(),
+            cnf_jkt: None,
         };
         (r, g, s)
     }
 
     fn code(r: &RuleConfig, g: &Grant, s: &VerifiedToken) -> Option<ErrorCode> {
-        enforce(r, g, s, None).err().map(|e| e.code)
+        enforce(r, g, s, None, None).err().map(|e| e.code)
     }
 
     #[test]
@@ -145,7 +169,9 @@ mod tests {
         let mut actor = s.clone();
         actor.exp = g.expires_at - 1;
         assert_eq!(
-            enforce(&r, &g, &s, Some(&actor)).err().map(|e| e.code),
+            enforce(&r, &g, &s, Some(&actor), None)
+                .err()
+                .map(|e| e.code),
             Some(ErrorCode::ServerError)
         );
     }
@@ -173,9 +199,45 @@ mod tests {
     }
 
     #[test]
-    fn a_key_bound_subject_token_needs_a_proof() {
-        let (r, g, mut s) = good();
+    fn a_key_bound_subject_token_needs_a_proof_of_that_key() {
+        let (r, mut g, mut s) = good();
         s.claims.insert("cnf".into(), json!({"jkt": "abc"}));
-        assert_eq!(code(&r, &g, &s), Some(ErrorCode::InvalidDpopProof));
+        assert_eq!(
+            code(&r, &g, &s),
+            Some(ErrorCode::InvalidDpopProof),
+            "no proof"
+        );
+        g.cnf_jkt = Some("other".into());
+        let err = enforce(&r, &g, &s, None, Some("other"))
+            .err()
+            .map(|e| e.code);
+        assert_eq!(
+            err,
+            Some(ErrorCode::InvalidDpopProof),
+            "a proof of another key"
+        );
+        g.cnf_jkt = Some("abc".into());
+        assert_eq!(enforce(&r, &g, &s, None, Some("abc")).err(), None);
+        s.claims.insert("cnf".into(), json!({"x5t#S256": "abc"}));
+        assert!(
+            enforce(&r, &g, &s, None, Some("abc")).is_err(),
+            "another confirmation method"
+        );
+    }
+
+    #[test]
+    fn a_token_is_bound_to_the_proved_key_or_to_none() {
+        let (r, mut g, s) = good();
+        g.cnf_jkt = Some("k".into());
+        assert_eq!(
+            code(&r, &g, &s),
+            Some(ErrorCode::ServerError),
+            "bound without a proof"
+        );
+        assert_eq!(
+            enforce(&r, &g, &s, None, Some("j")).err().map(|e| e.code),
+            Some(ErrorCode::ServerError)
+        );
+        assert_eq!(enforce(&r, &g, &s, None, Some("k")).err(), None);
     }
 }

@@ -34,6 +34,8 @@ pub struct Exchange<'a> {
     pub targets: Targets<'a>,
     pub requested_scopes: Option<&'a [String]>,
     pub now: i64,
+    /// The thumbprint of the key a valid DPoP proof showed, if any.
+    pub proof_jkt: Option<&'a str>,
 }
 
 /// The whole decision: the applying rule and the grant it makes, checked against the
@@ -87,8 +89,9 @@ pub fn grant_for(
         expires_at,
         act,
         copied,
+        cnf_jkt: ex.proof_jkt.map(str::to_string),
     };
-    invariants::enforce(rule, &grant, ex.subject, ex.actor)?;
+    invariants::enforce(rule, &grant, ex.subject, ex.actor, ex.proof_jkt)?;
     Ok(grant)
 }
 

@@ -52,6 +52,7 @@ fn pick(
         targets: targets.clone(),
         requested_scopes: None,
         now: 1_000,
+        proof_jkt: None,
     };
     choose(&RuleSet::new(rules.to_vec()), &ex).map(|r| r.name.clone())
 }
@@ -210,6 +211,7 @@ fn requested_scopes_do_not_choose_the_rule() {
         },
         requested_scopes: Some(&write),
         now: 1_000,
+        proof_jkt: None,
     };
     let err =
         plan(&RuleSet::new(rules), &signing(), &ex).expect_err("narrow applies and refuses write");
@@ -235,6 +237,7 @@ fn a_plan_carries_targets_scopes_lifetime_actor_and_copied_claims() {
         },
         requested_scopes: None,
         now: 1_000,
+        proof_jkt: None,
     };
     let rules = RuleSet::new(vec![r]);
     let (chosen, grant) = plan(&rules, &signing(), &ex).expect("granted");

@@ -1,6 +1,7 @@
 //! The database: one connection type and pool for the whole service, migrations embedded in
 //! the binary. Diesel is blocking, so callers on async workers go through `blocking`.
 
+pub mod replay;
 pub mod schema;
 
 use std::time::Duration;

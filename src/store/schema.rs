@@ -43,3 +43,11 @@ diesel::table! {
         anchor_hash -> Text,
     }
 }
+
+diesel::table! {
+    used_jtis (kind, jti) {
+        kind -> Text,
+        jti -> Text,
+        expires_at -> BigInt,
+    }
+}

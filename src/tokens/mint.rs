@@ -20,6 +20,8 @@ pub struct Grant {
     pub expires_at: i64,
     pub act: Option<Value>,
     pub copied: Map<String, Value>,
+    /// The DPoP key the token is bound to (`cnf.jkt`), when the request proved one.
+    pub cnf_jkt: Option<String>,
 }
 
 pub struct Minted {
@@ -56,6 +58,9 @@ pub fn claims(issuer: &str, grant: &Grant, jti: &str) -> Map<String, Value> {
     claims.insert("jti".into(), jti.into());
     if let Some(act) = &grant.act {
         claims.insert("act".into(), act.clone());
+    }
+    if let Some(jkt) = &grant.cnf_jkt {
+        claims.insert("cnf".into(), serde_json::json!({ "jkt": jkt }));
     }
     claims
 }
@@ -100,6 +105,7 @@ mod tests {
             expires_at: 400,
             act: Some(json!({"sub": "orders-svc"})),
             copied,
+            cnf_jkt: None,
         };
         let minted = mint(&key, "https://sts", &grant).expect("mint");
         let parsed = unverified::parse(&minted.token).expect("parse");

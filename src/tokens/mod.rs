@@ -1,5 +1,6 @@
 //! JWTs in and out: token type URIs, verification of subject tokens, minting of access tokens.
 
+pub mod dpop;
 pub mod mint;
 pub mod types;
 pub mod unverified;

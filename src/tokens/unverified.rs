@@ -16,6 +16,8 @@ pub struct JoseHeader {
     pub kid: Option<String>,
     pub typ: Option<String>,
     pub crit: Option<Value>,
+    /// Only DPoP proofs use an embedded key; for tokens it is ignored.
+    pub jwk: Option<Value>,
 }
 
 #[derive(Debug)]

@@ -15,6 +15,7 @@ mod audit_chain;
 mod cli;
 mod conditions;
 mod delegation;
+mod dpop;
 mod issuer_keys;
 mod public_documents;
 mod reload;
