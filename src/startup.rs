@@ -5,7 +5,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use actix_web::dev::{Server, ServerHandle, Service, ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use actix_web::{App, HttpServer, web};
 use arc_swap::ArcSwap;
 
@@ -53,10 +56,12 @@ pub struct Application {
 pub struct AppHandle {
     public: ServerHandle,
     admin: Option<ServerHandle>,
+    state: web::Data<AppState>,
 }
 
 impl AppHandle {
     pub async fn stop(&self, graceful: bool) {
+        self.state.stopping.store(true, Ordering::SeqCst);
         if let Some(admin) = &self.admin {
             admin.stop(graceful).await;
         }
@@ -93,6 +98,7 @@ impl Application {
             .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let state = web::Data::new(AppState {
+            stopping: AtomicBool::new(false),
             config_file: config.file.clone(),
             fetcher,
             server: config.server.clone(),
@@ -107,8 +113,10 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .wrap_fn(close_when_stopping)
                 .configure(crate::http::routes)
         })
+        .disable_signals()
         .listen(listener)
         .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?
         .shutdown_timeout(30)
@@ -136,12 +144,14 @@ impl Application {
                 Some((admin_port, server))
             }
         };
-        Ok(Self {
+        let app = Self {
             port,
             server,
             admin,
             state,
-        })
+        };
+        stop_on_signals(app.handle());
+        Ok(app)
     }
 
     pub fn port(&self) -> u16 {
@@ -157,6 +167,7 @@ impl Application {
         AppHandle {
             public: self.server.handle(),
             admin: self.admin.as_ref().map(|(_, s)| s.handle()),
+            state: self.state.clone(),
         }
     }
 
@@ -174,4 +185,51 @@ impl Application {
         tracing::info!("tessera stopped");
         result
     }
+}
+
+/// After shutdown begins, every response closes its connection.
+fn close_when_stopping<S>(
+    req: ServiceRequest,
+    service: &S,
+) -> impl std::future::Future<Output = Result<ServiceResponse, actix_web::Error>> + use<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse, Error = actix_web::Error>,
+    S::Future: 'static,
+{
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let response = service.call(req);
+    async move {
+        let mut response = response.await?;
+        if state.is_some_and(|s| s.stopping.load(Ordering::Relaxed)) {
+            response
+                .response_mut()
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+        }
+        Ok(response)
+    }
+}
+
+/// SIGTERM and Ctrl-C stop the listeners gracefully: no new connections, requests in flight
+/// finish, their records are committed.
+fn stop_on_signals(handle: AppHandle) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = terminate => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        tracing::info!("shutting down: finishing requests in flight");
+        handle.stop(true).await;
+    });
 }

@@ -19,5 +19,7 @@ mod dpop;
 mod issuer_keys;
 mod public_documents;
 mod reload;
+mod rotation;
 mod rules_cli;
+mod shutdown;
 mod token;

@@ -1,79 +1,14 @@
 //! SIGHUP reload of the real binary, under continuous load.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::helpers::*;
 
-/// `tessera serve` in a child process; its stderr is collected.
-struct Served {
-    child: Child,
-    url: String,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Served {
-    fn start(config: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("TESSERA_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let (port_tx, port_rx) = std::sync::mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        let lines = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("tessera is listening")
-                    && let Some(port) = line
-                        .split("port=")
-                        .nth(1)
-                        .and_then(|p| p.split_whitespace().next())
-                {
-                    let _ = port_tx.send(port.to_string());
-                }
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let port = port_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server did not start");
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            log,
-        }
-    }
-
-    fn hangup(&self) {
-        let status = Command::new("kill")
-            .args(["-HUP", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    fn logged(&self, text: &str) -> bool {
-        self.log.lock().unwrap().iter().any(|l| l.contains(text))
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn exchange(http: &reqwest::Client, url: &str, subject: &str, audience: &str) -> u16 {
+pub async fn exchange(http: &reqwest::Client, url: &str, subject: &str, audience: &str) -> u16 {
     let body = serde_urlencoded::to_string([
         ("grant_type", TOKEN_EXCHANGE),
         ("subject_token", subject),
@@ -101,17 +36,7 @@ async fn sighup_reloads_rules_under_load_and_a_bad_file_changes_nothing() {
     std::fs::write(&path, &config).unwrap();
     let served = Served::start(&path);
     let http = reqwest::Client::new();
-    for _ in 0..200 {
-        if http
-            .get(format!("{}/readyz", served.url))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    served.wait_ready(&http).await;
     let subject = app.subject_token(json!({"exp": now() + 3600}));
     assert_eq!(
         exchange(&http, &served.url, &subject, "billing-api").await,
