@@ -8,7 +8,7 @@ use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::config::ClientConfig;
+use crate::config::{ClientAuth, ClientConfig};
 use crate::error::{OAuthError, Status};
 use crate::rate_limit::Bucket;
 
@@ -26,33 +26,67 @@ pub struct Presented {
     secret: String,
 }
 
+/// The one way a request authenticates its client.
+#[derive(Debug)]
+pub enum Credentials {
+    Secret(Presented),
+    /// A `private_key_jwt` assertion, and the `client_id` sent beside it, if any.
+    Assertion {
+        assertion: String,
+        client_id: Option<String>,
+    },
+}
+
 /// What the request carries that bears on client authentication.
 pub struct Evidence<'a> {
     pub authorization: Option<&'a str>,
     pub form_client_id: Option<&'a str>,
     pub form_client_secret: Option<&'a str>,
-    pub form_client_assertion: bool,
+    pub form_client_assertion: Option<&'a str>,
+    pub form_client_assertion_type: Option<&'a str>,
 }
 
 /// Finds the one authentication method the request uses. The error tells the client
 /// whether Basic was attempted, for the `WWW-Authenticate` challenge.
-pub fn presented(evidence: &Evidence<'_>) -> Result<Presented, OAuthError> {
+pub fn credentials(evidence: &Evidence<'_>) -> Result<Credentials, OAuthError> {
+    let assertion =
+        evidence.form_client_assertion.is_some() || evidence.form_client_assertion_type.is_some();
     let methods = [
         evidence.authorization.is_some(),
         evidence.form_client_secret.is_some(),
-        evidence.form_client_assertion,
+        assertion,
     ];
     if methods.iter().filter(|m| **m).count() > 1 {
         return Err(OAuthError::invalid_request(
             "the request uses more than one client authentication method",
         ));
     }
-    if evidence.form_client_assertion {
-        return Err(OAuthError::invalid_client(
-            "client assertions (private_key_jwt) are not supported by this server yet",
-            false,
-        ));
+    if assertion {
+        if evidence.form_client_assertion_type != Some(crate::client_assertion::ASSERTION_TYPE) {
+            return Err(OAuthError::invalid_client(
+                format!(
+                    "client_assertion_type must be {}",
+                    crate::client_assertion::ASSERTION_TYPE
+                ),
+                false,
+            ));
+        }
+        let assertion = evidence.form_client_assertion.ok_or_else(|| {
+            OAuthError::invalid_client(
+                "client_assertion_type was sent without client_assertion",
+                false,
+            )
+        })?;
+        return Ok(Credentials::Assertion {
+            assertion: assertion.to_string(),
+            client_id: evidence.form_client_id.map(str::to_string),
+        });
     }
+    presented(evidence).map(Credentials::Secret)
+}
+
+/// The secret a request presents, by HTTP Basic or in the body.
+fn presented(evidence: &Evidence<'_>) -> Result<Presented, OAuthError> {
     if let Some(header) = evidence.authorization {
         let (id, secret) = parse_basic(header).ok_or_else(|| {
             OAuthError::invalid_client(
@@ -143,7 +177,10 @@ impl Clients {
     pub fn authenticate(&self, presented: &Presented) -> Result<String, OAuthError> {
         let hash = digest(&SHA256, presented.secret.as_bytes());
         let known = self.by_id.get(&presented.client_id);
-        let expected = known.map_or([0u8; 32], |c| c.secret_sha256);
+        let expected = match known.map(|c| &c.auth) {
+            Some(ClientAuth::Secret(hash)) => *hash,
+            _ => [0u8; 32],
+        };
         let matches =
             aws_lc_rs::constant_time::verify_slices_are_equal(hash.as_ref(), &expected).is_ok();
         if matches && known.is_some() {
@@ -169,14 +206,14 @@ pub fn sha256_hex(secret: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::decode_sha256_hex;
+    use crate::config::{ClientAuth, decode_sha256_hex};
     use crate::error::ErrorCode;
 
     fn clients() -> Clients {
         let hash = decode_sha256_hex(&sha256_hex("s3cret")).expect("hex");
         Clients::new(&[ClientConfig {
             id: "orders-svc".into(),
-            secret_sha256: hash,
+            auth: ClientAuth::Secret(hash),
             rate_limit: None,
         }])
     }
@@ -190,7 +227,8 @@ mod tests {
             authorization: auth,
             form_client_id: id,
             form_client_secret: secret,
-            form_client_assertion: false,
+            form_client_assertion: None,
+            form_client_assertion_type: None,
         }
     }
 
@@ -236,19 +274,55 @@ mod tests {
     #[test]
     fn exactly_one_method_is_allowed() {
         let header = basic("orders-svc", "s3cret");
-        let err = presented(&evidence(Some(&header), Some("orders-svc"), Some("s3cret")))
+        let err = credentials(&evidence(Some(&header), Some("orders-svc"), Some("s3cret")))
             .expect_err("two methods");
         assert_eq!(err.code, ErrorCode::InvalidRequest);
-        let err = presented(&evidence(None, None, None)).expect_err("none");
+        let err = credentials(&evidence(None, None, None)).expect_err("none");
         assert_eq!(err.code, ErrorCode::InvalidClient);
-        let err = presented(&evidence(Some("Bearer abc"), None, None)).expect_err("not basic");
+        let err = credentials(&evidence(Some("Bearer abc"), None, None)).expect_err("not basic");
         assert!(err.basic_challenge);
-        let err = presented(&evidence(
+        let err = credentials(&evidence(
             Some(&basic("other", "x")),
             Some("orders-svc"),
             None,
         ))
         .expect_err("ids differ");
         assert_eq!(err.code, ErrorCode::InvalidClient);
+    }
+
+    #[test]
+    fn an_assertion_needs_its_type_and_comes_alone() {
+        let ev = |assertion: Option<&'static str>,
+                  ty: Option<&'static str>,
+                  secret: Option<&'static str>| Evidence {
+            authorization: None,
+            form_client_id: Some("svc"),
+            form_client_secret: secret,
+            form_client_assertion: assertion,
+            form_client_assertion_type: ty,
+        };
+        let jwt_bearer = Some(crate::client_assertion::ASSERTION_TYPE);
+        assert!(matches!(
+            credentials(&ev(Some("a.b.c"), jwt_bearer, None)),
+            Ok(Credentials::Assertion { .. })
+        ));
+        assert_eq!(
+            credentials(&ev(Some("a.b.c"), Some("urn:other"), None))
+                .err()
+                .map(|e| e.code),
+            Some(ErrorCode::InvalidClient)
+        );
+        assert_eq!(
+            credentials(&ev(None, jwt_bearer, None))
+                .err()
+                .map(|e| e.code),
+            Some(ErrorCode::InvalidClient)
+        );
+        assert_eq!(
+            credentials(&ev(Some("a.b.c"), jwt_bearer, Some("s")))
+                .err()
+                .map(|e| e.code),
+            Some(ErrorCode::InvalidRequest)
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod client_assertion;
 pub mod clients;
 pub mod config;
 pub mod error;

@@ -28,6 +28,7 @@ pub async fn reload(state: &AppState) -> Result<(), String> {
     )
     .await;
     policy.issuers.spawn_refreshers();
+    policy.client_keys.spawn_refreshers();
     state.policy.store(Arc::new(policy));
     Ok(())
 }

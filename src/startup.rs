@@ -94,6 +94,7 @@ impl Application {
         )
         .await;
         policy.issuers.spawn_refreshers();
+        policy.client_keys.spawn_refreshers();
         let listener = TcpListener::bind(&config.server.listen)
             .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();

@@ -15,6 +15,8 @@ use crate::store::Store;
 
 pub struct Policy {
     pub issuers: Issuers,
+    /// The keys of `private_key_jwt` clients, each client the issuer of its assertions.
+    pub client_keys: Issuers,
     /// Ids of the issuer entries that stand for this server (re-exchange of minted tokens).
     pub local_issuers: Vec<String>,
     pub clients: Clients,
@@ -31,7 +33,18 @@ impl Policy {
         runtime: tokio::runtime::Handle,
         previous: Option<&Policy>,
     ) -> Self {
+        let client_key_configs =
+            crate::client_assertion::key_configs(&config.clients, &config.server);
+        let client_keys = Issuers::rebuild(
+            &client_key_configs,
+            keys,
+            fetcher.clone(),
+            runtime.clone(),
+            previous.map(|p| &p.client_keys),
+        )
+        .await;
         Self {
+            client_keys,
             issuers: Issuers::rebuild(
                 &config.issuers,
                 keys,

@@ -137,9 +137,21 @@ pub struct IssuerConfig {
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub id: String,
-    pub secret_sha256: [u8; 32],
+    pub auth: ClientAuth,
     /// This client's limit, or the server's default; `None` = unlimited.
     pub rate_limit: Option<RateLimit>,
+}
+
+/// How a client authenticates at the token endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientAuth {
+    /// `client_secret_basic` / `client_secret_post`: the SHA-256 of the secret.
+    Secret([u8; 32]),
+    /// `private_key_jwt` (RFC 7523): assertions signed by one of these keys.
+    PrivateKeyJwt {
+        keys: KeySource,
+        algorithms: Vec<Algorithm>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -600,30 +612,61 @@ impl Ctx<'_> {
         if raw.id.trim().is_empty() {
             return Err(self.err(at("id"), "must not be empty"));
         }
-        if raw.jwks_file.is_some() {
-            return Err(self.err(
-                at("jwks_file"),
-                "private_key_jwt is not supported by this version yet; use secret_sha256",
-            ));
-        }
         let rate_limit = match raw.rate_limit {
             Some(limit) => Some(self.rate_limit(&at("rate_limit"), limit)?),
             None => default_rate_limit,
         };
-        let hex = raw
-            .secret_sha256
-            .ok_or_else(|| self.err(at("secret_sha256"), "is required (see `tessera secret`)"))?;
-        let secret_sha256 = decode_sha256_hex(&hex).ok_or_else(|| {
-            self.err(
-                at("secret_sha256"),
-                "must be 64 hexadecimal characters (a SHA-256 digest; see `tessera secret`)",
-            )
-        })?;
+        let auth = match (raw.secret_sha256, raw.jwks_file, raw.jwks_uri) {
+            (Some(hex), None, None) => {
+                if raw.algorithms.is_some() {
+                    return Err(self.err(
+                        at("algorithms"),
+                        "applies only to clients with jwks_file or jwks_uri",
+                    ));
+                }
+                ClientAuth::Secret(decode_sha256_hex(&hex).ok_or_else(|| {
+                    self.err(at("secret_sha256"), "must be 64 hexadecimal characters (a SHA-256 digest; see `tessera secret`)")
+                })?)
+            }
+            (None, Some(file), None) => ClientAuth::PrivateKeyJwt {
+                keys: KeySource::File(self.path(&file)),
+                algorithms: self.client_algorithms(&at("algorithms"), raw.algorithms)?,
+            },
+            (None, None, Some(uri)) => ClientAuth::PrivateKeyJwt {
+                keys: KeySource::Uri(self.web_url(&at("jwks_uri"), &uri)?),
+                algorithms: self.client_algorithms(&at("algorithms"), raw.algorithms)?,
+            },
+            _ => {
+                return Err(self.err(
+                    at("secret_sha256"),
+                    "set exactly one of secret_sha256 (client_secret_basic/post), jwks_file or jwks_uri (private_key_jwt)",
+                ));
+            }
+        };
         Ok(ClientConfig {
             id: raw.id,
-            secret_sha256,
+            auth,
             rate_limit,
         })
+    }
+
+    fn client_algorithms(
+        &self,
+        key: &str,
+        names: Option<Vec<String>>,
+    ) -> Result<Vec<Algorithm>, ConfigError> {
+        let names = names.unwrap_or_else(|| {
+            ["RS256", "PS256", "ES256", "EdDSA"]
+                .map(String::from)
+                .to_vec()
+        });
+        if names.is_empty() {
+            return Err(self.err(key, "must list at least one algorithm"));
+        }
+        names
+            .iter()
+            .map(|a| self.verify_algorithm(key, a))
+            .collect()
     }
 
     fn rule(

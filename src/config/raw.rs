@@ -83,6 +83,8 @@ pub struct RawClient {
     pub id: String,
     pub secret_sha256: Option<String>,
     pub jwks_file: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub algorithms: Option<Vec<String>>,
     pub rate_limit: Option<RawRateLimit>,
 }
 

@@ -53,7 +53,9 @@ async fn token_of_client(
     let body = read_body(req, body, state.server.max_body_bytes).await?;
     let params = Params::parse(&body)?;
     let policy = state.policy.load();
-    let client = super::client_auth::authenticate(req, &params, &policy.clients).1?;
+    let client = super::client_auth::authenticate(req, &params, &policy, state)
+        .await
+        .1?;
     let token = params
         .one("token")
         .ok_or_else(|| OAuthError::invalid_request("parameter \"token\" is required"))?;

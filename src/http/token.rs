@@ -121,7 +121,7 @@ async fn exchange(
         .unwrap_or_default();
     params.check_grant_type()?;
     let (presented, authenticated) =
-        super::client_auth::authenticate(req, &params, &policy.clients);
+        super::client_auth::authenticate(req, &params, policy, state).await;
     record.client_id = presented;
     let client_id = authenticated?;
     policy.clients.take_rate(&client_id)?;

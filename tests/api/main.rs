@@ -17,6 +17,7 @@ mod conditions;
 mod delegation;
 mod dpop;
 mod issuer_keys;
+mod private_key_jwt;
 mod public_documents;
 mod reload;
 mod rotation;

@@ -1,0 +1,98 @@
+//! `private_key_jwt` (RFC 7523 §2.2, RFC 7521 §4.2): a client authenticates with a JWT it signed
+//! with one of its keys. The client is the issuer of its assertion (`iss` = `sub` = client id),
+//! so each such client's keys are held exactly like a trusted issuer's (fetched, refreshed,
+//! refetched on an unknown `kid`), and the assertion verified by the same code as a subject
+//! token; what is particular to assertions is checked here.
+
+use std::time::Duration;
+
+use crate::config::{ClientAuth, ClientConfig, IssuerConfig, ServerConfig, TokenKind};
+use crate::error::{ErrorCode, OAuthError};
+use crate::issuers::Issuers;
+use crate::store::Store;
+use crate::tokens::{TokenType, verify};
+
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// An assertion may not be valid for longer than this from now.
+const MAX_LIFETIME_SECS: i64 = 600;
+
+/// One key entry per `private_key_jwt` client: its assertions' `aud` must name the token
+/// endpoint or this server's issuer.
+pub fn key_configs(clients: &[ClientConfig], server: &ServerConfig) -> Vec<IssuerConfig> {
+    clients
+        .iter()
+        .filter_map(|c| match &c.auth {
+            ClientAuth::PrivateKeyJwt { keys, algorithms } => Some(IssuerConfig {
+                id: c.id.clone(),
+                issuer: c.id.clone(),
+                keys: keys.clone(),
+                algorithms: algorithms.clone(),
+                audiences: vec![server.token_endpoint.clone(), server.issuer.clone()],
+                accept: vec![TokenKind::Jwt],
+                leeway: Duration::from_secs(30),
+                max_age: None,
+                jwks_refresh: Duration::from_secs(600),
+                jwks_min_refetch: Duration::from_secs(30),
+                access_token_typ: None,
+            }),
+            ClientAuth::Secret(_) => None,
+        })
+        .collect()
+}
+
+fn invalid_client(why: impl Into<String>) -> OAuthError {
+    OAuthError::invalid_client(why, false)
+}
+
+/// The authenticated client id, or why the assertion does not authenticate anyone.
+pub async fn verify(
+    assertion: &str,
+    form_client_id: Option<&str>,
+    keys: &Issuers,
+    store: &Store,
+    now: i64,
+) -> Result<String, OAuthError> {
+    let token = verify::verify(assertion, TokenType::Jwt, keys, now, "client assertion")
+        .await
+        .map_err(|e| match e.code {
+            ErrorCode::TemporarilyUnavailable => e,
+            _ => invalid_client(e.description),
+        })?;
+    let client = token.iss;
+    if token.sub != client {
+        return Err(invalid_client(
+            "the client assertion's sub must be the client id, as its iss",
+        ));
+    }
+    if form_client_id.is_some_and(|id| id != client) {
+        return Err(invalid_client(
+            "client_id differs from the client assertion's issuer",
+        ));
+    }
+    if token.exp - now > MAX_LIFETIME_SECS {
+        return Err(invalid_client(format!(
+            "the client assertion expires more than {MAX_LIFETIME_SECS} s from now; make short-lived assertions"
+        )));
+    }
+    let jti = token
+        .jti
+        .ok_or_else(|| invalid_client("the client assertion has no jti"))?;
+    let key = format!("{client}\n{jti}");
+    let first = store
+        .blocking(move |c| {
+            crate::store::replay::first_use(c, "client_assertion", &key, token.exp)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "the store did not answer");
+            OAuthError::temporarily_unavailable("the store is not available; retry later")
+        })?;
+    if !first {
+        return Err(invalid_client(
+            "the client assertion was used before: make a new one for each request",
+        ));
+    }
+    Ok(client)
+}

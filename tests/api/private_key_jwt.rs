@@ -1,0 +1,140 @@
+//! private_key_jwt client authentication (RFC 7523).
+
+use jsonwebtoken::Algorithm;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// A config whose `keyed-svc` client authenticates with keys served by `jwks_url`.
+fn with_keyed_client(c: String, jwks_url: &str) -> String {
+    c.replace(
+        "[[clients]]\nid = \"orders-svc\"",
+        &format!("[[clients]]\nid = \"keyed-svc\"\njwks_uri = \"{jwks_url}\"\n\n[[clients]]\nid = \"orders-svc\""),
+    )
+    .replace("clients = [\"orders-svc\"]", "clients = [\"orders-svc\", \"keyed-svc\"]")
+}
+
+fn assertion(key: &TestKey, extra: Value) -> String {
+    let mut claims = json!({"iss": "keyed-svc", "sub": "keyed-svc", "aud": format!("{STS}/token"), "exp": now() + 60, "iat": now(), "jti": uuid_like()});
+    if let (Some(c), Value::Object(e)) = (claims.as_object_mut(), extra) {
+        for (k, v) in e {
+            if v.is_null() {
+                c.remove(&k);
+            } else {
+                c.insert(k, v);
+            }
+        }
+    }
+    key.sign(&claims)
+}
+
+async fn exchange(
+    app: &TestApp,
+    client_assertion: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let subject = app.subject_token(json!({}));
+    let mut form = vec![
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", subject.as_str()),
+        ("subject_token_type", ACCESS_TOKEN),
+        ("audience", "inventory-api"),
+        ("client_assertion_type", ASSERTION_TYPE),
+        ("client_assertion", client_assertion),
+    ];
+    form.extend_from_slice(extra);
+    app.post_token(&form, None).await
+}
+
+#[tokio::test]
+async fn a_client_authenticates_with_a_signed_assertion() {
+    let key = TestKey::generate(Algorithm::ES256, "client-1");
+    let client_idp = TestIdp::start(&[&key]).await;
+    let url = format!("{}/jwks", client_idp.url);
+    let app = TestApp::spawn_with(|c| with_keyed_client(c, &url)).await;
+    let once = assertion(&key, json!({}));
+    let resp = exchange(&app, &once, &[("client_id", "keyed-svc")]).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        claims_of(body["access_token"].as_str().unwrap())["client_id"],
+        "keyed-svc"
+    );
+    let record = &app.records(&["--limit", "1"])[0];
+    assert_eq!(record["client_id"], "keyed-svc");
+    // The same assertion again is a replay.
+    let desc = assert_error(exchange(&app, &once, &[]).await, 401, "invalid_client").await;
+    assert!(desc.contains("used before"), "{desc}");
+    // aud may also be the issuer, as a string or in an array.
+    assert_eq!(
+        exchange(&app, &assertion(&key, json!({"aud": STS})), &[])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        exchange(&app, &assertion(&key, json!({"aud": ["x", STS]})), &[])
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn bad_assertions_do_not_authenticate() {
+    let key = TestKey::generate(Algorithm::ES256, "client-1");
+    let stranger = TestKey::generate(Algorithm::ES256, "client-2");
+    let client_idp = TestIdp::start(&[&key]).await;
+    let url = format!("{}/jwks", client_idp.url);
+    let app = TestApp::spawn_with(|c| with_keyed_client(c, &url)).await;
+    let cases: Vec<(&str, String)> = vec![
+        ("wrong aud", assertion(&key, json!({"aud": "https://elsewhere/token"}))),
+        ("expired", assertion(&key, json!({"exp": now() - 120}))),
+        ("too long-lived", assertion(&key, json!({"exp": now() + 3600}))),
+        ("no jti", assertion(&key, json!({"jti": null}))),
+        ("sub is another client", assertion(&key, json!({"sub": "orders-svc"}))),
+        ("an unknown key", assertion(&stranger, json!({}))),
+        ("a client with a secret", assertion(&key, json!({"iss": "orders-svc", "sub": "orders-svc"}))),
+        (
+            "HS256",
+            jsonwebtoken::encode(
+                &jsonwebtoken::Header::new(Algorithm::HS256),
+                &json!({"iss": "keyed-svc", "sub": "keyed-svc", "aud": format!("{STS}/token"), "exp": now() + 60, "jti": "h"}),
+                &jsonwebtoken::EncodingKey::from_secret(b"shared"),
+            )
+            .unwrap(),
+        ),
+        ("garbage", "garbage".into()),
+    ];
+    for (what, a) in cases {
+        let resp = exchange(&app, &a, &[]).await;
+        assert_eq!(resp.status(), 401, "{what}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client", "{what}: {body}");
+    }
+    let desc = assert_error(
+        exchange(
+            &app,
+            &assertion(&key, json!({})),
+            &[("client_id", "orders-svc")],
+        )
+        .await,
+        401,
+        "invalid_client",
+    )
+    .await;
+    assert!(desc.contains("client_id"), "{desc}");
+    let wrong_type = app
+        .post_token(
+            &[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("client_assertion_type", "urn:other"),
+                ("client_assertion", "a.b.c"),
+            ],
+            None,
+        )
+        .await;
+    assert_error(wrong_type, 401, "invalid_client").await;
+}
