@@ -158,6 +158,10 @@ impl Clients {
         }
     }
 
+    pub fn contains(&self, client_id: &str) -> bool {
+        self.by_id.contains_key(client_id)
+    }
+
     /// Spends one request of the client's rate limit: 429 `temporarily_unavailable` with
     /// `Retry-After` when none is left.
     pub fn take_rate(&self, client_id: &str) -> Result<(), OAuthError> {

@@ -28,7 +28,7 @@ pub async fn explain(
     out: &mut impl Write,
 ) -> Result<(), String> {
     let keys = SigningKeys::load(&config.signing)?;
-    let fetcher = Fetcher::new(std::time::Duration::from_secs(5))?;
+    let fetcher = Fetcher::new(std::time::Duration::from_secs(5), Default::default())?;
     let issuers = Issuers::new(
         &config.issuers,
         &keys,

@@ -10,6 +10,7 @@ pub mod explain;
 pub mod http;
 pub mod issuers;
 pub mod keys;
+pub mod metrics;
 pub mod rate_limit;
 pub mod reload;
 pub mod rules;

@@ -45,7 +45,9 @@ pub fn on_sighup(
         signal(SignalKind::hangup()).map_err(|e| format!("cannot listen for SIGHUP: {e}"))?;
     runtime.spawn(async move {
         while hangups.recv().await.is_some() {
-            match reload(&state).await {
+            let reloaded = reload(&state).await;
+            state.metrics.reload(reloaded.is_ok());
+            match reloaded {
                 Ok(()) => tracing::info!(file = %state.config_file.display(), "configuration reloaded"),
                 Err(e) => tracing::error!(error = %e, "configuration reload refused; the previous configuration keeps serving"),
             }

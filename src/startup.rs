@@ -78,13 +78,14 @@ impl Application {
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");
         }
-        let audit = Arc::new(AuditWriter::start(store.clone())?);
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let audit = Arc::new(AuditWriter::start(store.clone(), metrics.clone())?);
         crate::audit::retention::spawn(
             store.clone(),
             config.storage.retention,
             &tokio::runtime::Handle::current(),
         );
-        let fetcher = Fetcher::new(FETCH_TIMEOUT)?;
+        let fetcher = Fetcher::new(FETCH_TIMEOUT, metrics.clone())?;
         let policy = Policy::build(
             &config,
             &keys,
@@ -100,6 +101,7 @@ impl Application {
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let state = web::Data::new(AppState {
             stopping: AtomicBool::new(false),
+            metrics,
             config_file: config.file.clone(),
             fetcher,
             server: config.server.clone(),

@@ -70,6 +70,7 @@ pub struct AppState {
     /// Set when shutdown begins: responses then close their connection, so keep-alive clients
     /// move on instead of holding the old process until its shutdown timeout.
     pub stopping: std::sync::atomic::AtomicBool,
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub server: ServerConfig,
     /// The configuration file, read again on reload.
     pub config_file: std::path::PathBuf,

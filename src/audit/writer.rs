@@ -8,8 +8,11 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use std::sync::Arc;
+
 use super::chain::{Tip, append};
 use super::record::{ExchangeRecord, now_micros};
+use crate::metrics::Metrics;
 use crate::store::{DbConnection, Store};
 
 /// Records committed in one transaction at most.
@@ -32,7 +35,7 @@ pub struct AuditWriter {
 }
 
 impl AuditWriter {
-    pub fn start(store: Store) -> Result<Self, String> {
+    pub fn start(store: Store, metrics: Arc<Metrics>) -> Result<Self, String> {
         let chain = super::record::new_record_id(now_micros());
         let (jobs, queue) = mpsc::channel(8 * MAX_BATCH);
         let mut first = store.connect()?;
@@ -40,7 +43,7 @@ impl AuditWriter {
             .map_err(|e| format!("cannot start the audit chain: {e}"))?;
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(store, first, queue, tip))
+            .spawn(move || run(store, first, queue, tip, metrics))
             .map_err(|e| format!("cannot start the audit writer: {e}"))?;
         Ok(Self {
             jobs,
@@ -78,7 +81,13 @@ impl AuditWriter {
     }
 }
 
-fn run(store: Store, first: DbConnection, mut queue: mpsc::Receiver<Job>, mut tip: Tip) {
+fn run(
+    store: Store,
+    first: DbConnection,
+    mut queue: mpsc::Receiver<Job>,
+    mut tip: Tip,
+    metrics: Arc<Metrics>,
+) {
     let mut conn = Some(first);
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -97,7 +106,9 @@ fn run(store: Store, first: DbConnection, mut queue: mpsc::Receiver<Job>, mut ti
         }
         if !batch.is_empty() {
             let after = tip.link(batch.iter_mut().map(|(r, _)| r.as_mut()));
+            let started = std::time::Instant::now();
             let result = write(&store, &mut conn, &batch);
+            metrics.audit_commit(batch.len(), started.elapsed());
             match &result {
                 // The chain advances only with a commit; a failed batch is linked anew next time.
                 Ok(()) => tip = after,

@@ -19,8 +19,23 @@ const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/admin/exchanges", web::get().to(exchanges))
+    cfg.route("/metrics", web::get().to(metrics))
+        .route("/admin/exchanges", web::get().to(exchanges))
         .route("/admin/revoke", web::post().to(revoke));
+}
+
+/// Prometheus text; no token: the admin listener is private (SPEC §3).
+async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let policy = state.policy.load();
+    let key_ages: Vec<(String, Option<std::time::SystemTime>)> = policy
+        .issuers
+        .iter()
+        .chain(policy.client_keys.iter())
+        .map(|i| (i.config.id.clone(), i.keys().map(|k| k.fetched_at)))
+        .collect();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(state.metrics.render(&key_ages))
 }
 
 fn authorize(req: &HttpRequest, state: &AppState) -> Result<(), OAuthError> {

@@ -72,11 +72,34 @@ pub async fn token(
             client_id = record.client_id.as_deref().unwrap_or("-"),
             "rate limited"
         );
+        state
+            .metrics
+            .rate_limited(record.client_id.as_deref().unwrap_or("unknown"));
         let mut response = denial.error_response();
         request_id::attach(&mut response, &request_id);
         return response;
     }
+    // Labels from the configuration only: a client id nobody configured counts as "unknown".
+    let client = record
+        .client_id
+        .as_deref()
+        .filter(|c| policy.clients.contains(c))
+        .unwrap_or("unknown")
+        .to_string();
+    let (outcome, error, rule) = (
+        record.outcome.as_str(),
+        record.error.clone().unwrap_or_default(),
+        record.rule.clone().unwrap_or_default(),
+    );
     let committed = state.audit.commit(record).await;
+    let outcome = if committed.is_err() && result.is_ok() {
+        "denied"
+    } else {
+        outcome
+    };
+    state
+        .metrics
+        .exchange(outcome, &error, &client, &rule, started.elapsed());
     let mut response = match (result, committed) {
         (Ok(issued), Ok(())) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -2,6 +2,7 @@
 //! Every network read is bounded in time and size, and redirects are not followed, so one slow
 //! or hostile identity provider cannot stall anything but its own refresh.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -9,16 +10,18 @@ use serde::Deserialize;
 
 use super::jwks::{self, VerifyKey};
 use crate::config::KeySource;
+use crate::metrics::Metrics;
 
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    metrics: Arc<Metrics>,
 }
 
 impl Fetcher {
-    pub fn new(timeout: Duration) -> Result<Self, String> {
+    pub fn new(timeout: Duration, metrics: Arc<Metrics>) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -26,7 +29,12 @@ impl Fetcher {
             .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { client })
+        Ok(Self { client, metrics })
+    }
+
+    /// Counts a fetch of `id`'s keys in the metrics.
+    pub fn record(&self, id: &str, ok: bool) {
+        self.metrics.jwks_fetch(id, ok);
     }
 
     /// The keys an issuer publishes now, with notes on keys it published but we skipped.

@@ -102,6 +102,7 @@ impl Issuer {
             }
             Err(e) => Err(e),
         };
+        fetcher.record(&self.config.id, result.is_ok());
         if let Err(e) = &result {
             tracing::warn!(issuer = %self.config.id, error = %e, kept_last_good_keys = self.is_ready(), "issuer key fetch failed");
         }

@@ -372,3 +372,48 @@ async fn admin_revocation_by_jti_subject_jti_and_subject() {
         assert_error(app.admin_revoke(bad).await, 400, "invalid_request").await;
     }
 }
+
+#[tokio::test]
+async fn metrics_count_exchanges_audit_commits_and_key_fetches() {
+    let app = TestApp::spawn().await;
+    app.minted(json!({})).await;
+    app.exchange(&[("grant_type", "password")]).await;
+    let form = [("grant_type", TOKEN_EXCHANGE)];
+    app.post_token(&form, Some(("mallory-made-this-up", "x")))
+        .await;
+    let resp = app
+        .http
+        .get(format!("{}/metrics", app.admin_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = resp.text().await.unwrap();
+    for expected in [
+        "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svc\",rule=\"orders-to-inventory\"} 1",
+        "tessera_exchanges_total{outcome=\"denied\",error=\"unsupported_grant_type\",client=\"unknown\",rule=\"\"} 1",
+        "tessera_exchanges_total{outcome=\"denied\",error=\"invalid_client\",client=\"unknown\",rule=\"\"} 1",
+        "tessera_exchange_duration_seconds_count 3",
+        "tessera_audit_batch_records_count",
+        "tessera_audit_commit_duration_seconds_bucket{le=\"+Inf\"}",
+        "tessera_jwks_fetches_total{issuer=\"corp\",result=\"ok\"}",
+        "tessera_issuer_keys_age_seconds{issuer=\"corp\"}",
+    ] {
+        assert!(text.contains(expected), "missing {expected} in:\n{text}");
+    }
+    assert!(
+        !text.contains("mallory"),
+        "request input never becomes a label"
+    );
+    assert_eq!(
+        app.get("/metrics").await.status(),
+        404,
+        "not on the public listener"
+    );
+}

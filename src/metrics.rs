@@ -1,0 +1,255 @@
+//! Prometheus metrics (SPEC §3, served at the admin listener's `/metrics`): counters and
+//! histograms kept in memory, written in the text exposition format. Label values come from
+//! the configuration or a fixed set (an unauthenticated client is `unknown`), never from raw
+//! request input, so no request can grow the number of series.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+/// A fixed-bucket histogram.
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    /// Sum in millionths, to keep it an integer.
+    sum_micros: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    pub fn observe(&self, value: f64) {
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            if value <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.sum_micros
+            .fetch_add((value * 1e6) as u64, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{bound}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "{name}_sum {}",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(out, "{name}_count {count}");
+    }
+}
+
+const SECONDS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+const BATCH: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
+/// Counters by label set, the labels in a fixed order.
+#[derive(Default)]
+struct Counters(Mutex<BTreeMap<Vec<String>, u64>>);
+
+impl Counters {
+    fn add(&self, labels: Vec<String>) {
+        if let Ok(mut map) = self.0.lock() {
+            *map.entry(labels).or_insert(0) += 1;
+        }
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str, label_names: &[&str]) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        let Ok(map) = self.0.lock() else { return };
+        for (labels, value) in map.iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{{}}} {value}",
+                labels_text(label_names, labels)
+            );
+        }
+    }
+}
+
+fn labels_text(names: &[&str], values: &[String]) -> String {
+    names
+        .iter()
+        .zip(values)
+        .map(|(n, v)| {
+            format!(
+                "{n}=\"{}\"",
+                v.replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\n', "\\n")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub struct Metrics {
+    exchanges: Counters,
+    exchange_seconds: Histogram,
+    audit_batch: Histogram,
+    audit_commit_seconds: Histogram,
+    jwks_fetches: Counters,
+    reloads: Counters,
+    rate_limited: Counters,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            exchanges: Counters::default(),
+            exchange_seconds: Histogram::new(SECONDS),
+            audit_batch: Histogram::new(BATCH),
+            audit_commit_seconds: Histogram::new(SECONDS),
+            jwks_fetches: Counters::default(),
+            reloads: Counters::default(),
+            rate_limited: Counters::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// `client` and `rule` must come from the configuration (or be `unknown` / empty).
+    pub fn exchange(&self, outcome: &str, error: &str, client: &str, rule: &str, took: Duration) {
+        self.exchanges.add(vec![
+            outcome.into(),
+            error.into(),
+            client.into(),
+            rule.into(),
+        ]);
+        self.exchange_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn audit_commit(&self, records: usize, took: Duration) {
+        self.audit_batch.observe(records as f64);
+        self.audit_commit_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn jwks_fetch(&self, issuer: &str, ok: bool) {
+        self.jwks_fetches
+            .add(vec![issuer.into(), if ok { "ok" } else { "error" }.into()]);
+    }
+
+    pub fn reload(&self, ok: bool) {
+        self.reloads
+            .add(vec![if ok { "ok" } else { "error" }.into()]);
+    }
+
+    pub fn rate_limited(&self, client: &str) {
+        self.rate_limited.add(vec![client.into()]);
+    }
+
+    /// The text exposition; `key_ages` gives each issuer's id and when its keys were fetched.
+    pub fn render(&self, key_ages: &[(String, Option<SystemTime>)]) -> String {
+        let mut out = String::with_capacity(4096);
+        self.exchanges.render(
+            &mut out,
+            "tessera_exchanges_total",
+            "Token exchanges by outcome, error, client and rule.",
+            &["outcome", "error", "client", "rule"],
+        );
+        self.exchange_seconds.render(
+            &mut out,
+            "tessera_exchange_duration_seconds",
+            "Time to answer a token request, audit commit included.",
+        );
+        self.audit_batch.render(
+            &mut out,
+            "tessera_audit_batch_records",
+            "Records committed together by the audit writer.",
+        );
+        self.audit_commit_seconds.render(
+            &mut out,
+            "tessera_audit_commit_duration_seconds",
+            "Time of one audit commit.",
+        );
+        self.jwks_fetches.render(
+            &mut out,
+            "tessera_jwks_fetches_total",
+            "Key fetches by issuer (or private_key_jwt client) and result.",
+            &["issuer", "result"],
+        );
+        let _ = writeln!(
+            out,
+            "# HELP tessera_issuer_keys_age_seconds Age of the keys in use for each issuer.\n# TYPE tessera_issuer_keys_age_seconds gauge"
+        );
+        for (issuer, fetched) in key_ages {
+            if let Some(age) = fetched.and_then(|t| t.elapsed().ok()) {
+                let _ = writeln!(
+                    out,
+                    "tessera_issuer_keys_age_seconds{{{}}} {}",
+                    labels_text(&["issuer"], std::slice::from_ref(issuer)),
+                    age.as_secs_f64()
+                );
+            }
+        }
+        self.reloads.render(
+            &mut out,
+            "tessera_config_reloads_total",
+            "Configuration reloads by result.",
+            &["result"],
+        );
+        self.rate_limited.render(
+            &mut out,
+            "tessera_rate_limited_total",
+            "Token requests refused for rate, by client.",
+            &["client"],
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_render_as_prometheus_text() {
+        let m = Metrics::default();
+        m.exchange("granted", "", "orders-svc", "r", Duration::from_millis(2));
+        m.exchange("granted", "", "orders-svc", "r", Duration::from_millis(20));
+        m.jwks_fetch("co\"rp", false);
+        let text = m.render(&[("corp".into(), Some(SystemTime::now()))]);
+        assert!(text.contains("tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svc\",rule=\"r\"} 2"), "{text}");
+        assert!(
+            text.contains("tessera_exchange_duration_seconds_bucket{le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_exchange_duration_seconds_bucket{le=\"+Inf\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_exchange_duration_seconds_count 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_jwks_fetches_total{issuer=\"co\\\"rp\",result=\"error\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tessera_issuer_keys_age_seconds{issuer=\"corp\"}"),
+            "{text}"
+        );
+    }
+}
