@@ -13,6 +13,7 @@ mod attacks;
 mod audit;
 mod audit_chain;
 mod cli;
+mod crash;
 mod conditions;
 mod delegation;
 mod dpop;
