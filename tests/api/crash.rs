@@ -10,7 +10,9 @@ use crate::helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_load_loses_no_record_of_a_token_handed_out() {
     let app = TestApp::spawn().await;
-    let config = std::fs::read_to_string(&app.config_path).unwrap().replace("tessera.db", "crash.db");
+    let config = std::fs::read_to_string(&app.config_path)
+        .unwrap()
+        .replace("tessera.db", "crash.db");
     let path = app.dir.path().join("crash.toml");
     std::fs::write(&path, &config).unwrap();
     let mut served = Served::start(&path);
@@ -38,7 +40,9 @@ async fn sigkill_mid_load_loses_no_record_of_a_token_handed_out() {
                         .send()
                         .await;
                     let Ok(resp) = sent else { break };
-                    let Ok(answer) = resp.json::<Value>().await else { break };
+                    let Ok(answer) = resp.json::<Value>().await else {
+                        break;
+                    };
                     if let Some(token) = answer["access_token"].as_str() {
                         jtis.push(claims_of(token)["jti"].as_str().unwrap().to_string());
                     }
@@ -54,20 +58,49 @@ async fn sigkill_mid_load_loses_no_record_of_a_token_handed_out() {
     for c in clients {
         received.extend(c.await.unwrap());
     }
-    assert!(received.len() > 10, "the load ran ({} tokens)", received.len());
+    assert!(
+        received.len() > 10,
+        "the load ran ({} tokens)",
+        received.len()
+    );
 
     // Restart on the same database: migrations and a new chain; then audit as an operator would.
     let restarted = Served::start(&path);
     restarted.wait_ready(&http).await;
     drop(restarted);
-    let out = run_cli(&["audit", "--format", "json", "--limit", "1000000", "--outcome", "granted"], Some(&path));
+    let out = run_cli(
+        &[
+            "audit",
+            "--format",
+            "json",
+            "--limit",
+            "1000000",
+            "--outcome",
+            "granted",
+        ],
+        Some(&path),
+    );
     let recorded: std::collections::HashSet<String> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["token_jti"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["token_jti"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect();
     let missing = received.iter().filter(|j| !recorded.contains(*j)).count();
-    assert_eq!(missing, 0, "{missing} of {} tokens have no record", received.len());
+    assert_eq!(
+        missing,
+        0,
+        "{missing} of {} tokens have no record",
+        received.len()
+    );
     let verify = run_cli(&["audit", "verify"], Some(&path));
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stderr)
+    );
 }

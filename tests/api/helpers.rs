@@ -81,11 +81,23 @@ impl TestKey {
     }
 }
 
+/// How the test identity provider answers a JWKS request.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Behaviour {
+    #[default]
+    Normal,
+    Down,
+    Hang,
+    Huge,
+    Malformed,
+    Redirect,
+}
+
 #[derive(Default)]
 struct IdpState {
     keys: Vec<Value>,
     issuer: String,
-    down: bool,
+    behaviour: Behaviour,
     fetches: usize,
 }
 
@@ -127,7 +139,15 @@ impl TestIdp {
     }
 
     pub fn set_down(&self, down: bool) {
-        self.state.lock().unwrap().down = down;
+        self.behave(if down {
+            Behaviour::Down
+        } else {
+            Behaviour::Normal
+        });
+    }
+
+    pub fn behave(&self, behaviour: Behaviour) {
+        self.state.lock().unwrap().behaviour = behaviour;
     }
 
     pub fn fetches(&self) -> usize {
@@ -136,12 +156,31 @@ impl TestIdp {
 }
 
 async fn jwks(state: web::Data<Arc<Mutex<IdpState>>>) -> HttpResponse {
-    let mut s = state.lock().unwrap();
-    s.fetches += 1;
-    if s.down {
-        return HttpResponse::ServiceUnavailable().finish();
+    let (behaviour, keys, issuer) = {
+        let mut s = state.lock().unwrap();
+        s.fetches += 1;
+        (s.behaviour, s.keys.clone(), s.issuer.clone())
+    };
+    match behaviour {
+        Behaviour::Normal => HttpResponse::Ok().json(json!({ "keys": keys })),
+        Behaviour::Down => HttpResponse::ServiceUnavailable().finish(),
+        Behaviour::Hang => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            HttpResponse::Ok().json(json!({ "keys": keys }))
+        }
+        Behaviour::Huge => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(format!(
+                "{{\"keys\": [], \"padding\": \"{}\"}}",
+                "x".repeat(1024 * 1024)
+            )),
+        Behaviour::Malformed => HttpResponse::Ok()
+            .content_type("application/json")
+            .body("{\"keys\": [ this is not json"),
+        Behaviour::Redirect => HttpResponse::Found()
+            .insert_header(("location", format!("{issuer}/elsewhere")))
+            .finish(),
     }
-    HttpResponse::Ok().json(json!({ "keys": s.keys }))
 }
 
 async fn discovery(state: web::Data<Arc<Mutex<IdpState>>>) -> HttpResponse {
