@@ -46,6 +46,7 @@ impl fmt::Display for ErrorCode {
 pub enum Status {
     Default,
     PayloadTooLarge,
+    RequestTimeout,
     TooManyRequests { retry_after_secs: u64 },
 }
 
@@ -100,6 +101,13 @@ impl OAuthError {
         Self {
             status: Status::PayloadTooLarge,
             ..Self::invalid_request(format!("the request body is larger than {limit} bytes"))
+        }
+    }
+
+    pub fn body_timeout() -> Self {
+        Self {
+            status: Status::RequestTimeout,
+            ..Self::invalid_request("the request body did not arrive in time")
         }
     }
 

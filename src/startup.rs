@@ -1,7 +1,6 @@
 //! Building and running the service: keys, store and migrations, the audit writer, issuers'
 //! keys, then the listener. `build` binds before returning, so port 0 gives a real port.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +17,10 @@ use crate::issuers::Fetcher;
 use crate::keys::SigningKeys;
 use crate::state::{AppState, Policy};
 use crate::store::Store;
+
+/// Pending connections the kernel queues for accept (the std default of 128 drops SYNs under
+/// a burst of connections).
+const BACKLOG: u32 = 2048;
 
 /// How long one JWKS or discovery request to an identity provider may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -96,9 +99,6 @@ impl Application {
         .await;
         policy.issuers.spawn_refreshers();
         policy.client_keys.spawn_refreshers();
-        let listener = TcpListener::bind(&config.server.listen)
-            .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let state = web::Data::new(AppState {
             stopping: AtomicBool::new(false),
             metrics,
@@ -113,36 +113,37 @@ impl Application {
         });
         crate::reload::on_sighup(state.clone(), &tokio::runtime::Handle::current())?;
         let app_state = state.clone();
-        let server = HttpServer::new(move || {
+        let listening = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
                 .wrap_fn(close_when_stopping)
                 .configure(crate::http::routes)
         })
         .disable_signals()
-        .listen(listener)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?
-        .shutdown_timeout(30)
-        .run();
+        .backlog(BACKLOG)
+        .client_request_timeout(config.server.request_header_timeout)
+        .keep_alive(config.server.keep_alive)
+        .max_connections(config.server.max_connections)
+        .bind(&config.server.listen)
+        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+        let port = bound_port(listening.addrs())?;
+        let server = listening.shutdown_timeout(30).run();
         tracing::info!(listen = %config.server.listen, port, issuer = %config.server.issuer, "tessera is listening");
         let admin = match &config.admin {
             None => None,
             Some(admin) => {
-                let listener = TcpListener::bind(&admin.listen).map_err(|e| {
-                    format!("cannot listen on {} (admin.listen): {e}", admin.listen)
-                })?;
-                let admin_port = listener.local_addr().map_err(|e| e.to_string())?.port();
                 let admin_state = state.clone();
-                let server = HttpServer::new(move || {
+                let listening = HttpServer::new(move || {
                     App::new()
                         .app_data(admin_state.clone())
                         .configure(crate::http::admin::routes)
                 })
                 .workers(1)
-                .listen(listener)
-                .map_err(|e| format!("cannot listen on {} (admin.listen): {e}", admin.listen))?
-                .shutdown_timeout(30)
-                .run();
+                .disable_signals()
+                .bind(&admin.listen)
+                .map_err(|e| format!("cannot listen on {} (admin.listen): {e}", admin.listen))?;
+                let admin_port = bound_port(listening.addrs())?;
+                let server = listening.shutdown_timeout(30).run();
                 tracing::info!(listen = %admin.listen, port = admin_port, "admin API is listening");
                 Some((admin_port, server))
             }
@@ -235,4 +236,12 @@ fn stop_on_signals(handle: AppHandle) {
         tracing::info!("shutting down: finishing requests in flight");
         handle.stop(true).await;
     });
+}
+
+/// The port a listener actually got (the configuration may say 0).
+fn bound_port(addrs: Vec<std::net::SocketAddr>) -> Result<u16, String> {
+    addrs
+        .first()
+        .map(|a| a.port())
+        .ok_or_else(|| "the listener has no address".to_string())
 }

@@ -59,6 +59,14 @@ pub struct ServerConfig {
     pub token_endpoint: String,
     pub max_body_bytes: usize,
     pub default_rate_limit: Option<RateLimit>,
+    /// A client must send its request head within this, or is disconnected (slow-loris).
+    pub request_header_timeout: Duration,
+    /// A request body must arrive whole within this after its head.
+    pub body_timeout: Duration,
+    /// Idle keep-alive connections are closed after this.
+    pub keep_alive: Duration,
+    /// Connections at once, per worker thread.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -335,6 +343,19 @@ impl Ctx<'_> {
         parse_duration(value.unwrap_or(default)).map_err(|m| self.err(key, m))
     }
 
+    fn positive(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
+        let d = self.duration(key, value, default)?;
+        if d.is_zero() {
+            return Err(self.err(key, "must be more than zero"));
+        }
+        Ok(d)
+    }
+
     fn path(&self, value: &str) -> PathBuf {
         self.base.join(value)
     }
@@ -365,6 +386,21 @@ impl Ctx<'_> {
                 .default_rate_limit
                 .map(|l| self.rate_limit("server.default_rate_limit", l))
                 .transpose()?,
+            request_header_timeout: self.positive(
+                "server.request_header_timeout",
+                raw.request_header_timeout.as_deref(),
+                "5s",
+            )?,
+            body_timeout: self.positive(
+                "server.body_timeout",
+                raw.body_timeout.as_deref(),
+                "10s",
+            )?,
+            keep_alive: self.duration("server.keep_alive", raw.keep_alive.as_deref(), "5s")?,
+            max_connections: match raw.max_connections.unwrap_or(25_000) {
+                0 => return Err(self.err("server.max_connections", "must be at least 1")),
+                n => n as usize,
+            },
         })
     }
 

@@ -26,6 +26,10 @@ pub struct RawServer {
     pub issuer: String,
     pub max_body_bytes: Option<u64>,
     pub default_rate_limit: Option<RawRateLimit>,
+    pub request_header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub keep_alive: Option<String>,
+    pub max_connections: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

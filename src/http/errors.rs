@@ -11,6 +11,7 @@ impl ResponseError for OAuthError {
     fn status_code(&self) -> StatusCode {
         match (self.status, self.code) {
             (Status::PayloadTooLarge, _) => StatusCode::PAYLOAD_TOO_LARGE,
+            (Status::RequestTimeout, _) => StatusCode::REQUEST_TIMEOUT,
             (Status::TooManyRequests { .. }, _) => StatusCode::TOO_MANY_REQUESTS,
             (_, ErrorCode::InvalidClient | ErrorCode::InvalidToken) => StatusCode::UNAUTHORIZED,
             (_, ErrorCode::TemporarilyUnavailable) => StatusCode::SERVICE_UNAVAILABLE,

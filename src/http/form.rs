@@ -204,6 +204,17 @@ fn token_type(uri: &str, param: &str) -> Result<TokenType, OAuthError> {
 /// The body, refused before it is read whole when it is larger than allowed, or not a form.
 pub async fn read_body(
     req: &HttpRequest,
+    body: web::Payload,
+    limit: usize,
+    within: std::time::Duration,
+) -> Result<Vec<u8>, OAuthError> {
+    tokio::time::timeout(within, read_whole(req, body, limit))
+        .await
+        .unwrap_or_else(|_| Err(OAuthError::body_timeout()))
+}
+
+async fn read_whole(
+    req: &HttpRequest,
     mut body: web::Payload,
     limit: usize,
 ) -> Result<Vec<u8>, OAuthError> {

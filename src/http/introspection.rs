@@ -50,7 +50,13 @@ async fn token_of_client(
     body: web::Payload,
     state: &AppState,
 ) -> Result<(String, Option<Map<String, Value>>), OAuthError> {
-    let body = read_body(req, body, state.server.max_body_bytes).await?;
+    let body = read_body(
+        req,
+        body,
+        state.server.max_body_bytes,
+        state.server.body_timeout,
+    )
+    .await?;
     let params = Params::parse(&body)?;
     let policy = state.policy.load();
     let client = super::client_auth::authenticate(req, &params, &policy, state)

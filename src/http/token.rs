@@ -128,7 +128,13 @@ async fn exchange(
     policy: &Policy,
     record: &mut ExchangeRecord,
 ) -> Result<Issued, OAuthError> {
-    let body = super::form::read_body(req, body, state.server.max_body_bytes).await?;
+    let body = super::form::read_body(
+        req,
+        body,
+        state.server.max_body_bytes,
+        state.server.body_timeout,
+    )
+    .await?;
     let params = super::form::Params::parse(&body)?;
     // What was asked for is worth recording even when the request goes no further.
     record.requested_audiences = params.all("audience");

@@ -17,6 +17,7 @@ mod conditions;
 mod crash;
 mod delegation;
 mod dpop;
+mod hostile_clients;
 mod hostile_idp;
 mod issuer_keys;
 mod private_key_jwt;
