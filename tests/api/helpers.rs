@@ -516,15 +516,22 @@ pub fn header_of(token: &str) -> Value {
 pub struct Served {
     pub child: Child,
     pub url: String,
+    pub admin_url: Option<String>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Served {
     pub fn start(config: &std::path::Path) -> Self {
+        Self::start_with_log(config, "info")
+    }
+
+    /// Starts with `TESSERA_LOG=level`; stderr is kept in memory and in `<name>.log` beside
+    /// the configuration.
+    pub fn start_with_log(config: &std::path::Path, level: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
             .args(["serve", "--config"])
             .arg(config)
-            .env("TESSERA_LOG", "info")
+            .env("TESSERA_LOG", level)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -532,25 +539,47 @@ impl Served {
         let (port_tx, port_rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         let lines = log.clone();
+        let log_file = config.with_extension("log");
         std::thread::spawn(move || {
+            let mut file = std::fs::File::create(log_file).ok();
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("tessera is listening")
-                    && let Some(port) = line
-                        .split("port=")
+                let port = |l: &str| {
+                    l.split("port=")
                         .nth(1)
                         .and_then(|p| p.split_whitespace().next())
-                {
-                    let _ = port_tx.send(port.to_string());
+                        .map(str::to_string)
+                };
+                if line.contains("admin API is listening") {
+                    let _ = port_tx.send(("admin", port(&line)));
+                } else if line.contains("tessera is listening") {
+                    let _ = port_tx.send(("public", port(&line)));
+                }
+                if let Some(f) = file.as_mut() {
+                    let _ = std::io::Write::write_all(f, format!("{line}\n").as_bytes());
                 }
                 lines.lock().unwrap().push(line);
             }
         });
-        let port = port_rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server did not start");
+        let (mut url, mut admin_url) = (None, None);
+        while url.is_none()
+            || (admin_url.is_none()
+                && std::fs::read_to_string(config)
+                    .unwrap_or_default()
+                    .contains("[admin]"))
+        {
+            match port_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the server did not start")
+            {
+                ("admin", Some(p)) => admin_url = Some(format!("http://127.0.0.1:{p}")),
+                (_, Some(p)) => url = Some(format!("http://127.0.0.1:{p}")),
+                _ => {}
+            }
+        }
         Self {
             child,
-            url: format!("http://127.0.0.1:{port}"),
+            url: url.unwrap(),
+            admin_url,
             log,
         }
     }

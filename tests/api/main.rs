@@ -19,6 +19,7 @@ mod delegation;
 mod dpop;
 mod hostile_clients;
 mod hostile_idp;
+mod hygiene;
 mod issuer_keys;
 mod private_key_jwt;
 mod public_documents;
