@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Load benchmark of the token endpoint: builds the release binary, starts Tessera on SQLite with
+# the example configuration (its development identity provider signs the subject tokens), makes
+# distinct subject tokens, and runs ../shared/bench (wrk) at 16 and 64 connections.
+#
+#   bash benches/load.sh                     # the standard matrix: 2 repeats of 30 s each
+#   DURATION=10s REPEATS=1 TOKENS=2000 bash benches/load.sh
+#
+# Prints exchanges/s, latency percentiles, non-200 answers and the server's RSS and CPU.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+driver="${SHARED_BENCH:-$root/../shared/bench}"
+tokens="${TOKENS:-5000}"
+port="${PORT:-18080}"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+
+cargo build --release --manifest-path "$root/Cargo.toml" --bin tessera
+work="$(mktemp -d)"
+trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
+
+echo "making $tokens subject tokens…"
+for _ in $(seq "$tokens"); do
+  "$root/deploy/examples/dev-token.sh" "user-$RANDOM$RANDOM" "exchange inventory:read inventory:write" 3600
+done > "$work/tokens.txt"
+
+TESSERA__SERVER__LISTEN="127.0.0.1:$port" TESSERA__STORAGE__URL="sqlite://$work/bench.db" \
+TESSERA__ADMIN__LISTEN="127.0.0.1:$((port + 1))" TESSERA_LOG=warn \
+  "$root/target/release/tessera" serve --config "$root/deploy/tessera.toml" &
+server=$!
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+
+cat > "$work/env" <<ENV
+export TOKEN_URL=http://127.0.0.1:$port/token
+export CLIENT_ID=orders-svc
+export CLIENT_SECRET=dev-only-orders-secret
+export SUBJECT_TOKENS_FILE=$work/tokens.txt
+export AUDIENCE=inventory-api
+export SCOPE=inventory:read
+export SERVER_PID=$server
+ENV
+bash "$driver/run-matrix.sh" "$work/env" "$work/results"
+echo "audit records written: $(TESSERA__STORAGE__URL="sqlite://$work/bench.db" "$root/target/release/tessera" audit --config "$root/deploy/tessera.toml" --format csv --limit 100000000 2>/dev/null | wc -l)"
