@@ -228,6 +228,7 @@ fn print_summary(out: &mut impl Write, config: &Config, keys: &SigningKeys) -> s
             KeySource::File(f) => format!("jwks_file {}", f.display()),
             KeySource::Discovery(_) => "discovery".into(),
             KeySource::Local => "this server's signing keys".into(),
+            KeySource::None => "no keys".into(),
         };
         let algs: Vec<String> = i.algorithms.iter().map(|a| format!("{a:?}")).collect();
         writeln!(

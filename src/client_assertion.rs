@@ -35,6 +35,7 @@ pub fn key_configs(clients: &[ClientConfig], server: &ServerConfig) -> Vec<Issue
                 jwks_refresh: Duration::from_secs(600),
                 jwks_min_refetch: Duration::from_secs(30),
                 access_token_typ: None,
+                introspection: None,
             }),
             ClientAuth::Secret(_) => None,
         })

@@ -108,6 +108,15 @@ pub enum KeySource {
     Discovery(Url),
     /// The issuer is Tessera itself: its keys are the signing keys.
     Local,
+    /// No keys: the issuer's tokens are opaque and introspected.
+    None,
+}
+
+impl KeySource {
+    /// Whether keys come from a file or the network, and so are fetched and refreshed.
+    pub fn is_fetched(&self) -> bool {
+        matches!(self, Self::Uri(_) | Self::File(_) | Self::Discovery(_))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,6 +149,27 @@ pub struct IssuerConfig {
     pub jwks_refresh: Duration,
     pub jwks_min_refetch: Duration,
     pub access_token_typ: Option<String>,
+    /// RFC 7662 introspection of opaque subject tokens.
+    pub introspection: Option<Introspection>,
+}
+
+#[derive(Clone, PartialEq)]
+pub struct Introspection {
+    pub endpoint: Url,
+    pub client_id: String,
+    pub client_secret: String,
+    /// Results are cached no longer than this (nor than the token's `exp`).
+    pub cache: Duration,
+}
+
+impl fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Introspection")
+            .field("endpoint", &self.endpoint.as_str())
+            .field("client_id", &self.client_id)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -563,11 +593,53 @@ impl Ctx<'_> {
                     KeySource::Discovery(self.web_url(&at("issuer"), &raw.issuer)?)
                 }
             }
+            // Opaque tokens only: no keys, every token is introspected.
+            (false, 0) if raw.introspection_endpoint.is_some() => KeySource::None,
             (false, _) => {
                 return Err(self.err(
                     at("jwks_uri"),
-                    "set exactly one of jwks_uri, jwks_file and discovery = true",
+                    "set exactly one of jwks_uri, jwks_file and discovery = true (or only introspection_endpoint, for opaque tokens)",
                 ));
+            }
+        };
+        let introspection = match &raw.introspection_endpoint {
+            None => None,
+            Some(endpoint) => {
+                let client_secret = match (
+                    &raw.introspection_client_secret,
+                    &raw.introspection_client_secret_file,
+                ) {
+                    (Some(secret), None) => secret.clone(),
+                    (None, Some(file)) => std::fs::read_to_string(self.path(file))
+                        .map(|s| s.trim().to_string())
+                        .map_err(|e| {
+                            self.err(
+                                at("introspection_client_secret_file"),
+                                format!("cannot be read: {e}"),
+                            )
+                        })?,
+                    _ => {
+                        return Err(self.err(
+                            at("introspection_client_secret"),
+                            "set exactly one of introspection_client_secret and introspection_client_secret_file",
+                        ));
+                    }
+                };
+                Some(Introspection {
+                    endpoint: self.web_url(&at("introspection_endpoint"), endpoint)?,
+                    client_id: raw.introspection_client_id.clone().ok_or_else(|| {
+                        self.err(
+                            at("introspection_client_id"),
+                            "is required with introspection_endpoint",
+                        )
+                    })?,
+                    client_secret,
+                    cache: self.duration(
+                        &at("introspection_cache"),
+                        raw.introspection_cache.as_deref(),
+                        "1m",
+                    )?,
+                })
             }
         };
         let algorithms = raw
@@ -622,6 +694,7 @@ impl Ctx<'_> {
                 "30s",
             )?,
             access_token_typ: raw.access_token_typ,
+            introspection,
         })
     }
 

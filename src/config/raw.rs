@@ -79,6 +79,11 @@ pub struct RawIssuer {
     pub jwks_refresh: Option<String>,
     pub jwks_min_refetch: Option<String>,
     pub access_token_typ: Option<String>,
+    pub introspection_endpoint: Option<String>,
+    pub introspection_client_id: Option<String>,
+    pub introspection_client_secret: Option<String>,
+    pub introspection_client_secret_file: Option<String>,
+    pub introspection_cache: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

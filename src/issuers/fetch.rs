@@ -50,7 +50,9 @@ impl Fetcher {
                 let jwks_uri = self.discover(issuer_url, issuer).await?;
                 self.get(jwks_uri).await?
             }
-            KeySource::Local => return Err("the local issuer has no keys to fetch".into()),
+            KeySource::Local | KeySource::None => {
+                return Err("this issuer has no keys to fetch".into());
+            }
         };
         jwks::parse(&bytes)
     }
@@ -95,40 +97,77 @@ impl Fetcher {
 
     async fn get(&self, url: Url) -> Result<Vec<u8>, String> {
         let shown = url.to_string();
-        let mut response = self
+        let request = self.client.get(url).header("accept", "application/json");
+        read_limited(request, &format!("GET {shown}")).await
+    }
+
+    /// RFC 7662: asks the endpoint about `token`, authenticating with HTTP Basic.
+    pub async fn introspect(
+        &self,
+        introspection: &crate::config::Introspection,
+        token: &str,
+    ) -> Result<serde_json::Value, String> {
+        let shown = format!("POST {}", introspection.endpoint);
+        let encode = |s: &str| form_urlencoded_component(s);
+        let request = self
             .client
-            .get(url)
+            .post(introspection.endpoint.clone())
+            .basic_auth(
+                encode(&introspection.client_id),
+                Some(encode(&introspection.client_secret)),
+            )
             .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("GET {shown} failed: {}", describe(&e)))?;
-        if !response.status().is_success() {
-            return Err(format!("GET {shown} answered {}", response.status()));
-        }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
-        {
-            return Err(format!(
-                "GET {shown}: the document is larger than {MAX_DOCUMENT_BYTES} bytes"
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "token={}&token_type_hint=access_token",
+                encode(token)
             ));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| format!("GET {shown}: reading the body failed: {}", describe(&e)))?
-        {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(format!(
-                    "GET {shown}: the document is larger than {MAX_DOCUMENT_BYTES} bytes"
-                ));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        let body = read_limited(request, &shown).await?;
+        serde_json::from_slice(&body).map_err(|_| format!("{shown}: the answer is not JSON"))
     }
 }
+
+/// Sends the request and reads a successful answer of at most `MAX_DOCUMENT_BYTES`.
+async fn read_limited(request: reqwest::RequestBuilder, shown: &str) -> Result<Vec<u8>, String> {
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| format!("{shown} failed: {}", describe(&e)))?;
+    if !response.status().is_success() {
+        return Err(format!("{shown} answered {}", response.status()));
+    }
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
+    {
+        return Err(format!(
+            "{shown}: the document is larger than {MAX_DOCUMENT_BYTES} bytes"
+        ));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| format!("{shown}: reading the body failed: {}", describe(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
+            return Err(format!(
+                "{shown}: the document is larger than {MAX_DOCUMENT_BYTES} bytes"
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// One form-urlencoded value (RFC 6749 §2.3.1 asks it of Basic credentials too).
+fn form_urlencoded_component(s: &str) -> String {
+    serde_urlencoded::to_string([("v", s)])
+        .map(|e| e.trim_start_matches("v=").to_string())
+        .unwrap_or_default()
+}
+
+impl Fetcher {}
 
 /// OIDC discovery first, then RFC 8414 (which puts the well-known segment before the path).
 fn discovery_urls(issuer: &Url) -> Vec<Url> {

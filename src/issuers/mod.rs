@@ -49,7 +49,16 @@ pub struct Issuer {
     refetch: tokio::sync::Mutex<()>,
     /// Set once its background refresh runs, so a reload never starts a second one.
     refreshing: std::sync::atomic::AtomicBool,
+    /// Active introspection answers by SHA-256 of the token (never the token), with the time
+    /// (seconds) until which each may be reused.
+    introspected: Mutex<HashMap<[u8; 32], (Answer, i64)>>,
 }
+
+/// An RFC 7662 introspection answer.
+pub type Answer = serde_json::Map<String, serde_json::Value>;
+
+/// Introspection answers kept per issuer at most.
+const MAX_CACHED: usize = 10_000;
 
 impl Issuer {
     fn new(config: IssuerConfig) -> Self {
@@ -60,6 +69,38 @@ impl Issuer {
             last_error: Mutex::new(None),
             refetch: tokio::sync::Mutex::new(()),
             refreshing: std::sync::atomic::AtomicBool::new(false),
+            introspected: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// A cached active answer for this token hash, while it may still be used.
+    pub fn cached_introspection(
+        &self,
+        hash: &[u8; 32],
+        now: i64,
+    ) -> Option<serde_json::Map<String, serde_json::Value>> {
+        let cache = self.introspected.lock().ok()?;
+        cache
+            .get(hash)
+            .filter(|(_, until)| *until > now)
+            .map(|(answer, _)| answer.clone())
+    }
+
+    pub fn remember_introspection(
+        &self,
+        hash: [u8; 32],
+        answer: serde_json::Map<String, serde_json::Value>,
+        until: i64,
+        now: i64,
+    ) {
+        if let Ok(mut cache) = self.introspected.lock() {
+            if cache.len() >= MAX_CACHED {
+                cache.retain(|_, (_, u)| *u > now);
+                if cache.len() >= MAX_CACHED {
+                    cache.clear();
+                }
+            }
+            cache.insert(hash, (answer, until));
         }
     }
 
@@ -122,7 +163,7 @@ impl Issuer {
             .ok()
             .and_then(|at| *at)
             .is_some_and(|at| at.elapsed() < self.config.jwks_min_refetch);
-        if recent || self.config.keys == KeySource::Local {
+        if recent || !self.config.keys.is_fetched() {
             return;
         }
         // On the background runtime, so a client that hangs up cannot cancel the fetch halfway.
@@ -176,7 +217,7 @@ impl Issuers {
                 KeySource::File(_) => {
                     let _ = issuer.refresh(&fetcher).await;
                 }
-                KeySource::Uri(_) | KeySource::Discovery(_) => {}
+                KeySource::Uri(_) | KeySource::Discovery(_) | KeySource::None => {}
             }
             by_iss.insert(config.issuer.clone(), issuer);
         }
@@ -199,11 +240,15 @@ impl Issuers {
     pub fn not_ready(&self) -> Vec<String> {
         let mut ids: Vec<String> = self
             .iter()
-            .filter(|i| !i.is_ready())
+            .filter(|i| i.config.keys != KeySource::None && !i.is_ready())
             .map(|i| i.config.id.clone())
             .collect();
         ids.sort();
         ids
+    }
+
+    pub fn fetcher(&self) -> &Fetcher {
+        &self.fetcher
     }
 
     pub async fn refetch_for_unknown_kid(&self, issuer: &Arc<Issuer>) {
@@ -215,7 +260,7 @@ impl Issuers {
     /// One background task per remote issuer; each ends when its issuer is dropped.
     pub fn spawn_refreshers(&self) {
         let starting = self.iter().filter(|i| {
-            i.config.keys != KeySource::Local
+            i.config.keys.is_fetched()
                 && !i.refreshing.swap(true, std::sync::atomic::Ordering::SeqCst)
         });
         for issuer in starting {

@@ -1,6 +1,7 @@
 //! JWTs in and out: token type URIs, verification of subject tokens, minting of access tokens.
 
 pub mod dpop;
+pub mod introspect;
 pub mod mint;
 pub mod types;
 pub mod unverified;

@@ -32,7 +32,12 @@ pub async fn verify(
     role: &str,
 ) -> Result<VerifiedToken, OAuthError> {
     let invalid = |why: &str| OAuthError::invalid_request(format!("the {role} {why}"));
-    let parsed = unverified::parse(token).map_err(invalid)?;
+    let parsed = match unverified::parse(token) {
+        Ok(parsed) => parsed,
+        Err(not_jwt) => {
+            return super::introspect::verify(token, declared, issuers, now, role, not_jwt).await;
+        }
+    };
     if parsed.header.crit.is_some() {
         // RFC 7515 §4.1.11: critical extensions must be understood, and none are here.
         return Err(invalid(

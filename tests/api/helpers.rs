@@ -99,6 +99,9 @@ struct IdpState {
     issuer: String,
     behaviour: Behaviour,
     fetches: usize,
+    /// Opaque tokens this provider says are active, with their introspection answers.
+    opaque: std::collections::HashMap<String, Value>,
+    introspections: usize,
 }
 
 /// An identity provider on loopback: `/jwks`, `/.well-known/openid-configuration`.
@@ -121,6 +124,7 @@ impl TestIdp {
             App::new()
                 .app_data(shared.clone())
                 .route("/jwks", web::get().to(jwks))
+                .route("/introspect", web::post().to(introspect))
                 .route(
                     "/.well-known/openid-configuration",
                     web::get().to(discovery),
@@ -148,6 +152,19 @@ impl TestIdp {
 
     pub fn behave(&self, behaviour: Behaviour) {
         self.state.lock().unwrap().behaviour = behaviour;
+    }
+
+    /// Makes `token` an active opaque token whose introspection answers `answer`.
+    pub fn issue_opaque(&self, token: &str, answer: Value) {
+        self.state
+            .lock()
+            .unwrap()
+            .opaque
+            .insert(token.into(), answer);
+    }
+
+    pub fn introspections(&self) -> usize {
+        self.state.lock().unwrap().introspections
     }
 
     pub fn fetches(&self) -> usize {
@@ -180,6 +197,38 @@ async fn jwks(state: web::Data<Arc<Mutex<IdpState>>>) -> HttpResponse {
         Behaviour::Redirect => HttpResponse::Found()
             .insert_header(("location", format!("{issuer}/elsewhere")))
             .finish(),
+    }
+}
+
+/// RFC 7662, for the client `tessera` with secret `introspect-secret`.
+async fn introspect(
+    req: actix_web::HttpRequest,
+    body: String,
+    state: web::Data<Arc<Mutex<IdpState>>>,
+) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    s.introspections += 1;
+    if s.behaviour == Behaviour::Down {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    let expected = format!("Basic {}", STANDARD.encode("tessera:introspect-secret"));
+    if req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        != Some(expected.as_str())
+    {
+        return HttpResponse::Unauthorized().finish();
+    }
+    let form: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap_or_default();
+    let token = form
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    match s.opaque.get(&token) {
+        Some(answer) => HttpResponse::Ok().json(answer),
+        None => HttpResponse::Ok().json(json!({"active": false})),
     }
 }
 

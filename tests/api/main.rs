@@ -21,6 +21,7 @@ mod hostile_clients;
 mod hostile_idp;
 mod hygiene;
 mod issuer_keys;
+mod opaque;
 mod private_key_jwt;
 mod public_documents;
 mod reload;

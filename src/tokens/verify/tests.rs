@@ -20,6 +20,7 @@ fn issuer() -> IssuerConfig {
         jwks_refresh: Duration::from_secs(600),
         jwks_min_refetch: Duration::from_secs(30),
         access_token_typ: None,
+        introspection: None,
     }
 }
 
