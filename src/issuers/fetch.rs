@@ -167,8 +167,6 @@ fn form_urlencoded_component(s: &str) -> String {
         .unwrap_or_default()
 }
 
-impl Fetcher {}
-
 /// OIDC discovery first, then RFC 8414 (which puts the well-known segment before the path).
 fn discovery_urls(issuer: &Url) -> Vec<Url> {
     let base = issuer.as_str().trim_end_matches('/');
