@@ -357,6 +357,27 @@ impl TestApp {
         }
     }
 
+    /// The real `tessera serve` on a copy of this app's configuration (as `edit` changes it)
+    /// with its own database `<name>.db`, logging at `log_level`; ready when this returns.
+    /// Also returns the copy's path and text, for tests that change it.
+    pub async fn serve_copy(
+        &self,
+        name: &str,
+        log_level: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> (Served, PathBuf, String) {
+        let config = edit(
+            std::fs::read_to_string(&self.config_path)
+                .unwrap()
+                .replace("tessera.db", &format!("{name}.db")),
+        );
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, &config).unwrap();
+        let served = Served::start_with_log(&path, log_level);
+        served.wait_ready(&self.http).await;
+        (served, path, config)
+    }
+
     pub async fn stop(&self) {
         self.handle.stop(true).await;
     }
@@ -671,4 +692,74 @@ impl Drop for Served {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `clients` tasks exchanging `subject` at `url` in a loop until an answer is not a token (the
+/// server stopped or died); each returns the `jti`s of the tokens it received.
+pub fn exchange_until_gone(
+    url: &str,
+    subject: &str,
+    clients: usize,
+) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
+    let http = reqwest::Client::new();
+    let body = serde_urlencoded::to_string([
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", subject),
+        ("subject_token_type", ACCESS_TOKEN),
+        ("audience", "inventory-api"),
+    ])
+    .unwrap();
+    (0..clients)
+        .map(|_| {
+            let (http, url, body) = (http.clone(), url.to_string(), body.clone());
+            tokio::spawn(async move {
+                let mut jtis = Vec::new();
+                loop {
+                    let sent = http
+                        .post(format!("{url}/token"))
+                        .basic_auth("orders-svc", Some(ORDERS_SECRET))
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    let Ok(resp) = sent else { break };
+                    let Ok(answer) = resp.json::<Value>().await else {
+                        break;
+                    };
+                    let Some(token) = answer["access_token"].as_str() else {
+                        break;
+                    };
+                    jtis.push(claims_of(token)["jti"].as_str().unwrap().to_string());
+                }
+                jtis
+            })
+        })
+        .collect()
+}
+
+/// The `token_jti`s of the granted records in the database of `config`, through the CLI.
+pub fn granted_jtis(config: &Path) -> std::collections::HashSet<String> {
+    let out = run_cli(
+        &[
+            "audit",
+            "--format",
+            "json",
+            "--limit",
+            "1000000",
+            "--outcome",
+            "granted",
+        ],
+        Some(config),
+    );
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["token_jti"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect()
 }

@@ -37,18 +37,15 @@ fn rss_kib(pid: u32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_connections_are_bounded_and_others_are_served() {
     let app = TestApp::spawn().await;
-    let config = std::fs::read_to_string(&app.config_path)
-        .unwrap()
-        .replace("tessera.db", "hostile.db")
-        .replace(
-            "max_body_bytes = 8192",
-            "max_body_bytes = 8192\nrequest_header_timeout = \"2s\"\nbody_timeout = \"2s\"",
-        );
-    let path = app.dir.path().join("hostile.toml");
-    std::fs::write(&path, &config).unwrap();
-    let served = Served::start(&path);
+    let (served, _, _) = app
+        .serve_copy("hostile", "info", |c| {
+            c.replace(
+                "max_body_bytes = 8192",
+                "max_body_bytes = 8192\nrequest_header_timeout = \"2s\"\nbody_timeout = \"2s\"",
+            )
+        })
+        .await;
     let http = reqwest::Client::new();
-    served.wait_ready(&http).await;
     let subject = app.subject_token(json!({"exp": now() + 3600}));
     let addr = address(&served);
 

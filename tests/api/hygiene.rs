@@ -9,14 +9,8 @@ use crate::helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_secret_or_proof_reaches_logs_database_or_metrics() {
     let app = TestApp::spawn().await;
-    let config = std::fs::read_to_string(&app.config_path)
-        .unwrap()
-        .replace("tessera.db", "hygiene.db");
-    let path = app.dir.path().join("hygiene.toml");
-    std::fs::write(&path, &config).unwrap();
-    let served = Served::start_with_log(&path, "debug");
+    let (served, _, _) = app.serve_copy("hygiene", "debug", |c| c).await;
     let http = reqwest::Client::new();
-    served.wait_ready(&http).await;
     let admin_url = served.admin_url.clone().expect("the admin listener");
 
     let subject = app.subject_token(json!({}));

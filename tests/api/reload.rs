@@ -29,14 +29,8 @@ pub async fn exchange(http: &reqwest::Client, url: &str, subject: &str, audience
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_rules_under_load_and_a_bad_file_changes_nothing() {
     let app = TestApp::spawn().await;
-    let config = std::fs::read_to_string(&app.config_path)
-        .unwrap()
-        .replace("tessera.db", "served.db");
-    let path = app.dir.path().join("served.toml");
-    std::fs::write(&path, &config).unwrap();
-    let served = Served::start(&path);
+    let (served, path, config) = app.serve_copy("served", "info", |c| c).await;
     let http = reqwest::Client::new();
-    served.wait_ready(&http).await;
     let subject = app.subject_token(json!({"exp": now() + 3600}));
     assert_eq!(
         exchange(&http, &served.url, &subject, "billing-api").await,

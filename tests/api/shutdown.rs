@@ -3,62 +3,18 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_load_leaves_a_record_for_every_token_handed_out() {
     let app = TestApp::spawn().await;
-    let config = std::fs::read_to_string(&app.config_path)
-        .unwrap()
-        .replace("tessera.db", "served.db");
-    let path = app.dir.path().join("served.toml");
-    std::fs::write(&path, &config).unwrap();
-    let mut served = Served::start(&path);
-    let http = reqwest::Client::new();
-    served.wait_ready(&http).await;
+    let (mut served, path, _) = app.serve_copy("served", "info", |c| c).await;
     let subject = app.subject_token(json!({"exp": now() + 3600}));
 
     // Eight clients exchange in a loop until the server goes away.
-    let clients: Vec<_> = (0..8)
-        .map(|_| {
-            let (http, url, subject) = (http.clone(), served.url.clone(), subject.clone());
-            tokio::spawn(async move {
-                let mut jtis = Vec::new();
-                let body = serde_urlencoded::to_string([
-                    ("grant_type", TOKEN_EXCHANGE),
-                    ("subject_token", subject.as_str()),
-                    ("subject_token_type", ACCESS_TOKEN),
-                    ("audience", "inventory-api"),
-                ])
-                .unwrap();
-                loop {
-                    let sent = http
-                        .post(format!("{url}/token"))
-                        .basic_auth("orders-svc", Some(ORDERS_SECRET))
-                        .header("content-type", "application/x-www-form-urlencoded")
-                        .body(body.clone())
-                        .send()
-                        .await;
-                    let Ok(resp) = sent else { break };
-                    if resp.status() != 200 {
-                        break;
-                    }
-                    let Ok(answer) = resp.json::<Value>().await else {
-                        break;
-                    };
-                    jtis.push(
-                        claims_of(answer["access_token"].as_str().unwrap())["jti"]
-                            .as_str()
-                            .unwrap()
-                            .to_string(),
-                    );
-                }
-                jtis
-            })
-        })
-        .collect();
+    let clients = exchange_until_gone(&served.url, &subject, 8);
     tokio::time::sleep(Duration::from_millis(700)).await;
     served.signal("-TERM");
     let status = tokio::task::spawn_blocking(move || served.child.wait())
@@ -76,29 +32,7 @@ async fn sigterm_during_load_leaves_a_record_for_every_token_handed_out() {
         received.len()
     );
 
-    let out = run_cli(
-        &[
-            "audit",
-            "--format",
-            "json",
-            "--limit",
-            "1000000",
-            "--outcome",
-            "granted",
-        ],
-        Some(&path),
-    );
-    assert!(out.status.success());
-    let recorded: std::collections::HashSet<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["token_jti"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let recorded = granted_jtis(&path);
     let missing: Vec<&String> = received.iter().filter(|j| !recorded.contains(*j)).collect();
     assert!(
         missing.is_empty(),
