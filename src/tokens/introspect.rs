@@ -102,15 +102,9 @@ pub fn from_answer(
             issuer.id
         ));
     }
-    let aud_ok = match answer.get("aud") {
-        None => true,
-        Some(Value::String(a)) => issuer.audiences.contains(a),
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|a| issuer.audiences.iter().any(|x| x == a)),
-        Some(_) => false,
-    };
+    // An answer without aud is taken as meant for whoever introspects it (RFC 7662 §2.2).
+    let aud_ok = answer.get("aud").is_none()
+        || super::verify::audience_matches(answer.get("aud"), &issuer.audiences);
     if !aud_ok {
         return Err(format!(
             "is not intended for this server (its aud names none of issuer \"{}\"'s audiences)",

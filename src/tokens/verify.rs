@@ -222,7 +222,8 @@ fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, Strin
     }
 }
 
-fn audience_matches(aud: Option<&Value>, accepted: &[String]) -> bool {
+/// Whether `aud` (a string or a list) names one of `accepted`.
+pub(crate) fn audience_matches(aud: Option<&Value>, accepted: &[String]) -> bool {
     match aud {
         Some(Value::String(a)) => accepted.contains(a),
         Some(Value::Array(list)) => list
