@@ -234,3 +234,28 @@ fn a_missing_configuration_file_is_one_clear_error() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("/nonexistent/tessera.toml"));
 }
+
+#[tokio::test]
+async fn serve_logs_json_lines_when_asked() {
+    use std::io::BufRead;
+    let app = TestApp::spawn().await;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["serve", "--config"])
+        .arg(&app.config_path)
+        .env("TESSERA_LOG_FORMAT", "json")
+        .env("TESSERA__STORAGE__URL", "sqlite://json-logs.db")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let line = std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("tessera is listening"))
+        .expect("a listening line");
+    let _ = child.kill();
+    let _ = child.wait();
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("one JSON object a line");
+    assert_eq!(entry["level"], "INFO");
+    assert_eq!(entry["fields"]["message"], "tessera is listening");
+}
