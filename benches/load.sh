@@ -5,6 +5,7 @@
 #
 #   bash benches/load.sh                     # the standard matrix: 2 repeats of 30 s each
 #   DURATION=10s REPEATS=1 TOKENS=2000 bash benches/load.sh
+#   RULES=10000 ISSUERS=100 bash benches/load.sh   # cost growth: that many rules and issuers
 #
 # Prints exchanges/s, latency percentiles, non-200 answers and the server's RSS and CPU.
 set -euo pipefail
@@ -23,9 +24,27 @@ for _ in $(seq "$tokens"); do
   "$root/deploy/examples/dev-token.sh" "user-$RANDOM$RANDOM" "exchange inventory:read inventory:write" 3600
 done > "$work/tokens.txt"
 
+# The example configuration, its paths made absolute, with extra rules (for another client, so the
+# measured client's lookup goes through the index) and extra issuers (file JWKS, no network).
+config="$work/tessera.toml"
+sed "s#\"examples/#\"$root/deploy/examples/#g" "$root/deploy/tessera.toml" > "$config"
+extra_issuers="${ISSUERS:-1}"; extra_rules="${RULES:-2}"
+{
+  for i in $(seq 2 "$extra_issuers"); do
+    printf '\n[[issuers]]\nid = "extra-%s"\nissuer = "https://extra-%s.idp.local"\njwks_file = "%s"\nalgorithms = ["RS256"]\naudiences = ["http://127.0.0.1:8080"]\n' "$i" "$i" "$root/deploy/examples/dev-idp.jwks.json"
+  done
+  if [ "$extra_rules" -gt 2 ]; then
+    printf '\n[[clients]]\nid = "noise-svc"\nsecret_sha256 = "%s"\n' "$(printf x | sha256sum | cut -d' ' -f1)"
+    for i in $(seq 3 "$extra_rules"); do
+      printf '\n[[rules]]\nname = "noise-%s"\nclients = ["noise-svc"]\nissuers = ["dev-idp"]\naudiences = ["api-%s"]\nscopes = ["read"]\n' "$i" "$i"
+    done
+  fi
+} >> "$config"
+"$root/target/release/tessera" check --config "$config" | grep -E "^(issuers|rules) "
+
 TESSERA__SERVER__LISTEN="127.0.0.1:$port" TESSERA__STORAGE__URL="sqlite://$work/bench.db" \
 TESSERA__ADMIN__LISTEN="127.0.0.1:$((port + 1))" TESSERA_LOG=warn \
-  "$root/target/release/tessera" serve --config "$root/deploy/tessera.toml" &
+  "$root/target/release/tessera" serve --config "$config" &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 
@@ -39,4 +58,4 @@ export SCOPE=inventory:read
 export SERVER_PID=$server
 ENV
 bash "$driver/run-matrix.sh" "$work/env" "$work/results"
-echo "audit records written: $(TESSERA__STORAGE__URL="sqlite://$work/bench.db" "$root/target/release/tessera" audit --config "$root/deploy/tessera.toml" --format csv --limit 100000000 2>/dev/null | wc -l)"
+echo "audit records written: $(TESSERA__STORAGE__URL="sqlite://$work/bench.db" "$root/target/release/tessera" audit --config "$config" --format csv --limit 100000000 2>/dev/null | wc -l)"
