@@ -763,3 +763,23 @@ pub fn granted_jtis(config: &Path) -> std::collections::HashSet<String> {
         })
         .collect()
 }
+
+/// One exchange of `subject` for `audience` at `url` as orders-svc; the status, or 0 when the
+/// request could not be sent.
+pub async fn exchange_at(http: &reqwest::Client, url: &str, subject: &str, audience: &str) -> u16 {
+    let body = serde_urlencoded::to_string([
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", subject),
+        ("subject_token_type", ACCESS_TOKEN),
+        ("audience", audience),
+    ])
+    .unwrap();
+    http.post(format!("{url}/token"))
+        .basic_auth("orders-svc", Some(ORDERS_SECRET))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}

@@ -61,7 +61,7 @@ async fn hostile_connections_are_bounded_and_others_are_served() {
         .unwrap();
     // Meanwhile everyone else is served.
     assert_eq!(
-        crate::reload::exchange(&http, &served.url, &subject, "inventory-api").await,
+        exchange_at(&http, &served.url, &subject, "inventory-api").await,
         200
     );
     let (loris_answer, trickle_answer) =
@@ -115,7 +115,7 @@ async fn hostile_connections_are_bounded_and_others_are_served() {
     .unwrap();
     assert!(idle.len() > 9_000, "{} connections opened", idle.len());
     assert_eq!(
-        crate::reload::exchange(&http, &served.url, &subject, "inventory-api").await,
+        exchange_at(&http, &served.url, &subject, "inventory-api").await,
         200
     );
     let during = rss_kib(served.child.id());
@@ -125,7 +125,7 @@ async fn hostile_connections_are_bounded_and_others_are_served() {
     );
     drop(idle);
     assert_eq!(
-        crate::reload::exchange(&http, &served.url, &subject, "inventory-api").await,
+        exchange_at(&http, &served.url, &subject, "inventory-api").await,
         200
     );
 }

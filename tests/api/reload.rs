@@ -8,24 +8,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-pub async fn exchange(http: &reqwest::Client, url: &str, subject: &str, audience: &str) -> u16 {
-    let body = serde_urlencoded::to_string([
-        ("grant_type", TOKEN_EXCHANGE),
-        ("subject_token", subject),
-        ("subject_token_type", ACCESS_TOKEN),
-        ("audience", audience),
-    ])
-    .unwrap();
-    http.post(format!("{url}/token"))
-        .basic_auth("orders-svc", Some(ORDERS_SECRET))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_rules_under_load_and_a_bad_file_changes_nothing() {
     let app = TestApp::spawn().await;
@@ -33,7 +15,7 @@ async fn sighup_reloads_rules_under_load_and_a_bad_file_changes_nothing() {
     let http = reqwest::Client::new();
     let subject = app.subject_token(json!({"exp": now() + 3600}));
     assert_eq!(
-        exchange(&http, &served.url, &subject, "billing-api").await,
+        exchange_at(&http, &served.url, &subject, "billing-api").await,
         400
     );
 
@@ -51,7 +33,7 @@ async fn sighup_reloads_rules_under_load_and_a_bad_file_changes_nothing() {
         );
         tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let status = exchange(&http, &url, &subject, "inventory-api").await;
+                let status = exchange_at(&http, &url, &subject, "inventory-api").await;
                 sent.fetch_add(1, Ordering::Relaxed);
                 if status != 200 {
                     failed.fetch_add(1, Ordering::Relaxed);
@@ -69,7 +51,7 @@ async fn sighup_reloads_rules_under_load_and_a_bad_file_changes_nothing() {
     served.hangup();
     let mut status = 0;
     for _ in 0..100 {
-        status = exchange(&http, &served.url, &subject, "billing-api").await;
+        status = exchange_at(&http, &served.url, &subject, "billing-api").await;
         if status == 200 {
             break;
         }
@@ -88,7 +70,7 @@ async fn sighup_reloads_rules_under_load_and_a_bad_file_changes_nothing() {
     }
     assert!(served.logged("reload refused"), "the refusal is logged");
     assert_eq!(
-        exchange(&http, &served.url, &subject, "billing-api").await,
+        exchange_at(&http, &served.url, &subject, "billing-api").await,
         200
     );
 
