@@ -8,6 +8,15 @@ use std::sync::Arc;
 use jsonwebtoken::jwk::{Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeyPair as RsaKeyPair;
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, RSA_PKCS1_SHA256,
+    RSA_PSS_SHA256, RsaEncoding,
+};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use crate::config::SigningConfig;
 pub use generate::{generate_pkcs8_pem, public_jwk_of};
 
@@ -17,6 +26,63 @@ pub struct SigningKey {
     pub encoding: EncodingKey,
     pub decoding: DecodingKey,
     pub public_jwk: Jwk,
+    /// The key parsed once: parsing PKCS#8 on every signature would double its cost.
+    signer: Signer,
+    /// The base64url JOSE header of every token this key signs.
+    header_b64: String,
+}
+
+enum Signer {
+    Ecdsa(EcdsaKeyPair),
+    Ed25519(Ed25519KeyPair),
+    Rsa(RsaKeyPair, &'static dyn RsaEncoding),
+}
+
+impl Signer {
+    fn new(alg: Algorithm, der: &[u8]) -> Result<Self, String> {
+        let rejected =
+            |e: aws_lc_rs::error::KeyRejected| format!("the key is not usable for {alg:?}: {e}");
+        Ok(match alg {
+            Algorithm::ES256 => Self::Ecdsa(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(rejected)?,
+            ),
+            Algorithm::EdDSA => Self::Ed25519(
+                Ed25519KeyPair::from_pkcs8(der)
+                    .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(der))
+                    .map_err(rejected)?,
+            ),
+            Algorithm::RS256 | Algorithm::PS256 => {
+                let pair = RsaKeyPair::from_pkcs8(der)
+                    .or_else(|_| RsaKeyPair::from_der(der))
+                    .map_err(rejected)?;
+                let padding: &'static dyn RsaEncoding = if alg == Algorithm::PS256 {
+                    &RSA_PSS_SHA256
+                } else {
+                    &RSA_PKCS1_SHA256
+                };
+                Self::Rsa(pair, padding)
+            }
+            other => return Err(format!("{other:?} is not a signing algorithm Tessera uses")),
+        })
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
+        let failed = |_| "signing failed".to_string();
+        match self {
+            Self::Ecdsa(pair) => pair
+                .sign(&SystemRandom::new(), message)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(failed),
+            Self::Ed25519(pair) => Ok(pair.sign(message).as_ref().to_vec()),
+            Self::Rsa(pair, padding) => {
+                let mut signature = vec![0u8; pair.public_modulus_len()];
+                pair.sign(*padding, &SystemRandom::new(), message, &mut signature)
+                    .map_err(failed)?;
+                Ok(signature)
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -86,24 +152,55 @@ impl SigningKey {
         public_jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         let decoding =
             DecodingKey::from_jwk(&public_jwk).map_err(|e| format!("unusable public key: {e}"))?;
+        let signer = Signer::new(alg, encoding.as_bytes())?;
+        let mut header = jsonwebtoken::Header::new(alg);
+        header.typ = Some("at+jwt".into());
+        header.kid = Some(kid.to_string());
+        let header_b64 =
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|e| e.to_string())?);
         let key = Self {
             kid: kid.to_string(),
             alg,
             encoding,
             decoding,
             public_jwk,
+            signer,
+            header_b64,
         };
         key.self_test()?;
         Ok(key)
     }
 
+    /// A compact JWS of `claims` under this key's header (`typ: at+jwt`, `alg`, `kid`).
+    pub fn sign_jwt(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<String, String> {
+        let payload = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
+        let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 400);
+        token.push_str(&self.header_b64);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
+        let signature = self.signer.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        Ok(token)
+    }
+
     /// Signs and verifies once, so a key of the wrong curve or type fails at load, not at
-    /// the first exchange.
+    /// the first exchange, and the signature format is proved to be what JWS verifiers expect.
     fn self_test(&self) -> Result<(), String> {
         let message = b"tessera signing key self-test";
-        let signature = jsonwebtoken::crypto::sign(message, &self.encoding, self.alg)
+        let signature = self
+            .signer
+            .sign(message)
             .map_err(|e| format!("the key cannot sign {:?}: {e}", self.alg))?;
-        match jsonwebtoken::crypto::verify(&signature, message, &self.decoding, self.alg) {
+        match jsonwebtoken::crypto::verify(
+            &URL_SAFE_NO_PAD.encode(signature),
+            message,
+            &self.decoding,
+            self.alg,
+        ) {
             Ok(true) => Ok(()),
             _ => Err(format!("the key does not verify as {:?}", self.alg)),
         }

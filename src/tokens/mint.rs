@@ -31,9 +31,7 @@ pub struct Minted {
 
 pub fn mint(key: &SigningKey, issuer: &str, grant: &Grant) -> Result<Minted, String> {
     let jti = new_jti()?;
-    let claims = claims(issuer, grant, &jti);
-    let token = jsonwebtoken::encode(&header(key), &claims, &key.encoding)
-        .map_err(|e| format!("signing failed: {e}"))?;
+    let token = key.sign_jwt(&claims(issuer, grant, &jti))?;
     Ok(Minted { token, jti })
 }
 
