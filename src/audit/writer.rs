@@ -31,7 +31,6 @@ enum Job {
 pub struct AuditWriter {
     jobs: mpsc::Sender<Job>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
-    chain: String,
 }
 
 impl AuditWriter {
@@ -48,13 +47,7 @@ impl AuditWriter {
         Ok(Self {
             jobs,
             thread: std::sync::Mutex::new(Some(thread)),
-            chain,
         })
-    }
-
-    /// This writer's chain id.
-    pub fn chain(&self) -> &str {
-        &self.chain
     }
 
     /// Returns once the record is durably committed, or with why it could not be.

@@ -932,6 +932,12 @@ fn dedup(list: Vec<String>) -> Vec<String> {
         .collect()
 }
 
+/// Whether a URL may be used to reach a party: https, or http on a loopback host
+/// (127.0.0.0/8, ::1, localhost).
+pub fn is_allowed_web_url(url: &Url) -> bool {
+    url.scheme() == "https" || (url.scheme() == "http" && is_loopback(url))
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),

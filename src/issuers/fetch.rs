@@ -85,7 +85,7 @@ impl Fetcher {
                 .ok_or_else(|| "the discovery document has no jwks_uri".to_string())?;
             let url = Url::parse(&jwks_uri)
                 .map_err(|e| format!("the discovered jwks_uri is not a URL: {e}"))?;
-            if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback_host(&url)) {
+            if !crate::config::is_allowed_web_url(&url) {
                 return Err(format!(
                     "the discovered jwks_uri \"{jwks_uri}\" does not use https"
                 ));
@@ -179,15 +179,6 @@ fn discovery_urls(issuer: &Url) -> Vec<Url> {
     rfc8414.set_path(&format!("/.well-known/oauth-authorization-server{path}"));
     urls.push(rfc8414);
     urls
-}
-
-fn is_loopback_host(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
 }
 
 fn read_file(path: &std::path::Path) -> Result<Vec<u8>, String> {

@@ -23,7 +23,6 @@ pub use generate::{generate_pkcs8_pem, public_jwk_of};
 pub struct SigningKey {
     pub kid: String,
     pub alg: Algorithm,
-    pub encoding: EncodingKey,
     pub decoding: DecodingKey,
     pub public_jwk: Jwk,
     /// The key parsed once: parsing PKCS#8 on every signature would double its cost.
@@ -161,7 +160,6 @@ impl SigningKey {
         let key = Self {
             kid: kid.to_string(),
             alg,
-            encoding,
             decoding,
             public_jwk,
             signer,
