@@ -1,8 +1,6 @@
 //! Minting RFC 9068 access tokens: header `typ: at+jwt` with `alg` and `kid`, the registered
 //! claims, the copied claims and the actor chain.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
 use serde_json::{Map, Value};
 
@@ -71,11 +69,12 @@ fn audience_claim(audiences: &[String]) -> Value {
     }
 }
 
-/// 128 random bits, base64url.
+/// 128 random bits in lowercase hex: never starts with `-`, so it can be passed to
+/// `tessera audit --jti` as it is, and needs no escaping in URLs or filters.
 pub fn new_jti() -> Result<String, String> {
     let mut bytes = [0u8; 16];
     aws_lc_rs::rand::fill(&mut bytes).map_err(|_| "the random generator failed".to_string())?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]
@@ -129,9 +128,13 @@ mod tests {
     }
 
     #[test]
-    fn jtis_are_unique() {
+    fn jtis_are_unique_hex_and_never_look_like_a_flag() {
         let a = new_jti().expect("jti");
-        assert_eq!(a.len(), 22);
+        assert_eq!(a.len(), 32);
+        assert!(
+            a.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        );
         assert_ne!(a, new_jti().expect("jti"));
     }
 }
