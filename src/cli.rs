@@ -210,8 +210,7 @@ fn print_summary(out: &mut impl Write, config: &Config, keys: &SigningKeys) -> s
     if let Some(admin) = &config.admin {
         writeln!(out, "admin: {}", admin.listen)?;
     }
-    let StorageUrl::Sqlite(db) = &config.storage.url;
-    writeln!(out, "storage: sqlite {}", db.display())?;
+    writeln!(out, "storage: {}", config.storage.url.describe())?;
     for (i, k) in keys.iter().enumerate() {
         writeln!(
             out,
@@ -325,14 +324,25 @@ fn migrate(path: &Path) -> Result<(), String> {
 
 /// The store of an existing database: the audit commands never create one.
 fn existing_store(config: &Config) -> Result<Store, String> {
-    let StorageUrl::Sqlite(db) = &config.storage.url;
-    if !db.is_file() {
+    if let StorageUrl::Sqlite(db) = &config.storage.url
+        && !db.is_file()
+    {
         return Err(format!(
             "{}: no database yet (run `tessera migrate` or `tessera serve`)",
             db.display()
         ));
     }
-    Store::open(&config.storage.url)
+    let store = Store::open(&config.storage.url)?;
+    let pending = store.pending_migrations()?;
+    if !pending.is_empty() {
+        return Err(format!(
+            "the schema at {} is behind this version of Tessera ({} migration(s) not applied); \
+             run `tessera migrate` first",
+            store.describe(),
+            pending.len()
+        ));
+    }
+    Ok(store)
 }
 
 fn audit_verify(config: &Config) -> Result<(), String> {

@@ -77,7 +77,7 @@ impl Application {
         crate::install_crypto_provider();
         let keys = SigningKeys::load(&config.signing)?;
         let store = Store::open(&config.storage.url)?;
-        let applied = store.migrate()?;
+        let applied = store.prepare_for_serving()?;
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");
         }

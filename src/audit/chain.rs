@@ -117,9 +117,7 @@ pub fn append(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResu
     };
     let rows: Vec<ExchangeRow> = records.iter().map(|r| ExchangeRow::from(*r)).collect();
     conn.transaction(|c| {
-        diesel::insert_into(exchanges::table)
-            .values(&rows)
-            .execute(c)?;
+        insert_rows(c, &rows)?;
         diesel::update(audit_chains::table.find(&last.chain))
             .set((
                 audit_chains::head_seq.eq(last.seq),
@@ -128,6 +126,15 @@ pub fn append(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResu
             .execute(c)
             .map(|_| ())
     })
+}
+
+/// One multi-row INSERT, which diesel builds per backend only.
+fn insert_rows(conn: &mut DbConnection, rows: &[ExchangeRow]) -> QueryResult<usize> {
+    let insert = diesel::insert_into(exchanges::table).values(rows);
+    match conn {
+        DbConnection::Sqlite(c) => insert.execute(c),
+        DbConnection::Postgres(c) => insert.execute(c),
+    }
 }
 
 /// The first place the chain does not hold.
@@ -157,7 +164,15 @@ pub fn verify(
     conn: &mut DbConnection,
     progress: impl FnMut(u64),
 ) -> QueryResult<Result<u64, Break>> {
-    conn.transaction(|c| verify_snapshot(c, progress))
+    conn.transaction(|c| {
+        // PostgreSQL reads each statement from a new snapshot unless told otherwise; SQLite's
+        // read transaction already holds one.
+        if let DbConnection::Postgres(pg) = c {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(pg)?;
+        }
+        verify_snapshot(c, progress)
+    })
 }
 
 fn verify_snapshot(

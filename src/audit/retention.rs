@@ -32,6 +32,11 @@ pub fn prune(conn: &mut DbConnection, cutoff_us: i64) -> QueryResult<usize> {
 /// only ever cut at its start.
 fn prune_batch(conn: &mut DbConnection, chain: &str, cutoff_us: i64) -> QueryResult<usize> {
     conn.transaction(|c| {
+        // Lock the chain first: another instance pruning the same chain waits here, then
+        // reads what is left after this batch, and never moves the anchor backwards.
+        diesel::update(audit_chains::table.find(chain))
+            .set(audit_chains::anchor_seq.eq(audit_chains::anchor_seq))
+            .execute(c)?;
         let oldest: Vec<(i64, i64, String)> = exchanges::table
             .filter(exchanges::chain.eq(chain))
             .order(exchanges::seq)

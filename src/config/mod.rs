@@ -78,6 +78,26 @@ pub struct AdminConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageUrl {
     Sqlite(PathBuf),
+    /// A libpq connection URL, kept whole: it may carry a password and TLS settings.
+    Postgres(String),
+}
+
+impl StorageUrl {
+    /// For logs and `check`: the file, or the URL without its password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite {}", path.display()),
+            Self::Postgres(url) => match Url::parse(url) {
+                Ok(mut u) => {
+                    if u.password().is_some() {
+                        let _ = u.set_password(Some("***"));
+                    }
+                    format!("postgres {u}")
+                }
+                Err(_) => "postgres (unparsable URL)".into(),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -501,10 +521,10 @@ impl Ctx<'_> {
             }
             StorageUrl::Sqlite(self.path(path))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(self.err(
-                "storage.url",
-                "PostgreSQL is not supported by this version yet; use sqlite://",
-            ));
+            Url::parse(&url).map_err(|e| {
+                self.err("storage.url", format!("is not a valid PostgreSQL URL: {e}"))
+            })?;
+            StorageUrl::Postgres(url)
         } else {
             return Err(self.err(
                 "storage.url",

@@ -1,5 +1,9 @@
-//! The database: one connection type and pool for the whole service, migrations embedded in
-//! the binary. Diesel is blocking, so callers on async workers go through `blocking`.
+//! The database: one connection type over both backends (SPEC §7), one pool, and the
+//! migrations of each backend embedded in the binary. Diesel is blocking, so callers on async
+//! workers go through `blocking`.
+//!
+//! The backend is chosen from the URL scheme, never by trying each in turn: SQLite accepts
+//! any string as a file name, so a trial would hide PostgreSQL's real connection error.
 
 pub mod replay;
 pub mod schema;
@@ -8,15 +12,22 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::StorageUrl;
 
-pub type DbConnection = SqliteConnection;
-pub type DbPool = Pool<ConnectionManager<DbConnection>>;
+/// A connection to whichever backend the configuration names.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Sqlite(SqliteConnection),
+    Postgres(PgConnection),
+}
+
+pub type DbPool = Pool<Manager>;
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
 /// Per connection, in this order: `busy_timeout` must precede the switch to WAL, which can
 /// itself meet a lock. `synchronous = FULL` makes every commit durable before it returns.
@@ -24,60 +35,126 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON;";
 
-#[derive(Debug)]
-struct Pragmas;
+/// Any single statement running longer than this is a fault, not a slow answer: the request
+/// gets 503 rather than waiting on a stuck server or lock.
+const POSTGRES_SESSION: &str =
+    "SET statement_timeout = '10s'; SET lock_timeout = '5s'; SET application_name = 'tessera';";
 
-impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for Pragmas {
-    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
-        conn.batch_execute(SQLITE_PRAGMAS)
+/// Serialises `tessera migrate` runs started at once by several deploy jobs.
+const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261; // "tessera"
+
+/// Opens connections of the configured backend for the pool (and for the audit writer).
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: StorageUrl,
+}
+
+impl Manager {
+    fn establish(&self) -> Result<DbConnection, String> {
+        match &self.url {
+            StorageUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+                    .map_err(|e| e.to_string())?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(|e| e.to_string())?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            StorageUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(url).map_err(|e| e.to_string())?;
+                conn.batch_execute(POSTGRES_SESSION)
+                    .map_err(|e| e.to_string())?;
+                Ok(DbConnection::Postgres(conn))
+            }
+        }
+    }
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        self.establish()
+            .map_err(|e| diesel::r2d2::Error::ConnectionError(ConnectionError::BadConnection(e)))
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
             .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        match conn {
+            DbConnection::Sqlite(c) => R2D2Connection::is_broken(c),
+            DbConnection::Postgres(c) => R2D2Connection::is_broken(c),
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct Store {
-    url: StorageUrl,
+    manager: Manager,
     pool: DbPool,
 }
 
 impl Store {
+    /// Opens the pool. For PostgreSQL the server need not answer yet: requests get 503 and
+    /// `/readyz` says so until it does.
     pub fn open(url: &StorageUrl) -> Result<Self, String> {
-        let StorageUrl::Sqlite(path) = url;
-        if let Some(dir) = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
-        {
-            return Err(format!(
-                "{}: the database folder {} does not exist",
-                path.display(),
-                dir.display()
-            ));
-        }
-        let manager = ConnectionManager::<DbConnection>::new(path.to_string_lossy());
-        let pool = Pool::builder()
-            .max_size(4)
+        let size = match url {
+            StorageUrl::Sqlite(path) => {
+                if let Some(dir) = path
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
+                {
+                    return Err(format!(
+                        "{}: the database folder {} does not exist",
+                        path.display(),
+                        dir.display()
+                    ));
+                }
+                4
+            }
+            StorageUrl::Postgres(_) => {
+                // libpq uses OpenSSL. Initialised here first, OpenSSL registers no exit
+                // handler, which would free its state under pool threads still connecting
+                // and crash the process as it exits.
+                openssl_sys::init();
+                // Network round trips: more requests wait on the server at once.
+                8
+            }
+        };
+        let manager = Manager { url: url.clone() };
+        let builder = Pool::builder()
+            .max_size(size)
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(5))
-            .connection_customizer(Box::new(Pragmas))
-            .build(manager)
-            .map_err(|e| format!("{}: cannot open the database: {e}", path.display()))?;
-        Ok(Self {
-            url: url.clone(),
-            pool,
-        })
+            .connection_timeout(Duration::from_secs(5));
+        let pool = match url {
+            StorageUrl::Sqlite(path) => builder
+                .build(manager.clone())
+                .map_err(|e| format!("{}: cannot open the database: {e}", path.display()))?,
+            // Connection errors are reported where the first connection is made, in full.
+            StorageUrl::Postgres(_) => builder.build_unchecked(manager.clone()),
+        };
+        Ok(Self { manager, pool })
+    }
+
+    pub fn describe(&self) -> String {
+        self.manager.url.describe()
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.manager.url, StorageUrl::Postgres(_))
     }
 
     /// A connection of its own, outside the pool (the audit writer keeps one).
     pub fn connect(&self) -> Result<DbConnection, String> {
-        let StorageUrl::Sqlite(path) = &self.url;
-        let mut conn =
-            SqliteConnection::establish(&path.to_string_lossy()).map_err(|e| e.to_string())?;
-        conn.batch_execute(SQLITE_PRAGMAS)
-            .map_err(|e| e.to_string())?;
-        Ok(conn)
+        self.manager
+            .establish()
+            .map_err(|e| format!("cannot connect to the database ({}): {e}", self.describe()))
     }
 
-    pub fn pooled(&self) -> Result<PooledConnection<ConnectionManager<DbConnection>>, String> {
+    pub fn pooled(&self) -> Result<PooledConnection<Manager>, String> {
         self.pool
             .get()
             .map_err(|e| format!("no database connection: {e}"))
@@ -85,21 +162,66 @@ impl Store {
 
     /// Applies pending migrations; returns how many ran.
     pub fn migrate(&self) -> Result<usize, String> {
-        let mut conn = self.pooled()?;
-        conn.run_pending_migrations(SQLITE_MIGRATIONS)
-            .map(|applied| applied.len())
-            .map_err(|e| format!("migrations failed: {e}"))
+        let failed =
+            |e: Box<dyn std::error::Error + Send + Sync>| format!("migrations failed: {e}");
+        match self.connect()? {
+            DbConnection::Sqlite(mut c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|applied| applied.len())
+                .map_err(failed),
+            DbConnection::Postgres(mut c) => {
+                diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                    .execute(&mut c)
+                    .map_err(|e| format!("cannot take the migration lock: {e}"))?;
+                let applied = c
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|applied| applied.len())
+                    .map_err(failed);
+                let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+                    .execute(&mut c);
+                applied
+            }
+        }
+    }
+
+    /// The migrations this binary has that the database has not run yet, by name.
+    pub fn pending_migrations(&self) -> Result<Vec<String>, String> {
+        let pending = match self.connect()? {
+            DbConnection::Sqlite(mut c) => c
+                .pending_migrations(SQLITE_MIGRATIONS)
+                .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
+            DbConnection::Postgres(mut c) => c
+                .pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
+        };
+        pending.map_err(|e| format!("cannot read the schema version: {e}"))
+    }
+
+    /// What `serve` does with the schema (SPEC §7): SQLite is migrated in place; PostgreSQL,
+    /// shared with other instances, must already be current (`tessera migrate` is the deploy
+    /// step), and a schema behind this binary's is refused.
+    pub fn prepare_for_serving(&self) -> Result<usize, String> {
+        if !self.is_postgres() {
+            return self.migrate();
+        }
+        let pending = self.pending_migrations()?;
+        if pending.is_empty() {
+            return Ok(0);
+        }
+        Err(format!(
+            "the PostgreSQL schema at {} is behind this version of Tessera \
+             ({} migration(s) not applied: {}); run `tessera migrate` with this version first",
+            self.describe(),
+            pending.len(),
+            pending.join(", ")
+        ))
     }
 
     /// Whether the database answers a query now.
     pub async fn ping(&self) -> bool {
-        self.blocking(|conn| {
-            diesel::sql_query("SELECT 1")
-                .execute(conn)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .is_ok()
+        self.blocking(|conn| conn.batch_execute("SELECT 1").map_err(|e| e.to_string()))
+            .await
+            .is_ok()
     }
 
     /// Runs diesel work on the blocking pool, off the async workers.

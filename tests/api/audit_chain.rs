@@ -1,6 +1,5 @@
-//! `tessera audit verify` against rows altered, removed or inserted directly in the file.
+//! `tessera audit verify` against rows altered, removed or inserted directly in the database.
 
-use diesel::prelude::*;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -16,8 +15,7 @@ fn verify(app: &TestApp) -> (bool, String) {
 }
 
 fn sql(app: &TestApp, statement: &str) {
-    let mut conn = SqliteConnection::establish(&app.db_path().to_string_lossy()).unwrap();
-    diesel::sql_query(statement).execute(&mut conn).unwrap();
+    app.sql(statement);
 }
 
 /// A server with six records written: five granted, then one denied. Ids oldest first.
@@ -169,13 +167,8 @@ async fn each_server_start_writes_its_own_chain_and_all_verify() {
 
 #[tokio::test]
 async fn retention_prunes_old_records_and_the_chain_still_verifies() {
-    let app = TestApp::spawn_with(|c| {
-        c.replace(
-            "url = \"sqlite://tessera.db\"",
-            "url = \"sqlite://tessera.db\"\nretention = \"2s\"",
-        )
-    })
-    .await;
+    let app =
+        TestApp::spawn_with(|c| c.replace("[storage]\n", "[storage]\nretention = \"2s\"\n")).await;
     for _ in 0..3 {
         assert_eq!(
             app.exchange_subject(&app.subject_token(json!({})))

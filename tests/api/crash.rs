@@ -16,6 +16,7 @@ async fn sigkill_mid_load_loses_no_record_of_a_token_handed_out() {
     let clients = exchange_until_gone(&served.url, &subject, 8);
     tokio::time::sleep(Duration::from_millis(700)).await;
     served.signal("-KILL");
+    let _database = served.database.take(); // outlives the process, for the checks below
     let _ = tokio::task::spawn_blocking(move || served.child.wait()).await;
     let mut received = Vec::new();
     for c in clients {

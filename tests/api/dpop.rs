@@ -20,7 +20,7 @@ fn proof_with(key: &TestKey, alg: Algorithm, jwk: Value, claims: Value) -> Strin
     jsonwebtoken::encode(&header, &claims, &encoding).unwrap()
 }
 
-fn proof(key: &TestKey, claims: Value) -> String {
+pub fn proof(key: &TestKey, claims: Value) -> String {
     let mut base = json!({"jti": uuid_like(), "htm": "POST", "htu": ENDPOINT, "iat": now()});
     if let (Some(b), Value::Object(extra)) = (base.as_object_mut(), claims) {
         b.extend(extra);

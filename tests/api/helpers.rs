@@ -18,6 +18,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use tessera::keys::{generate_pkcs8_pem, public_jwk_of};
 
+pub use crate::storage::Database;
+
 pub const STS: &str = "https://sts.test.internal";
 pub const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
 pub const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
@@ -312,6 +314,7 @@ pub struct TestApp {
     pub key: TestKey,
     pub http: reqwest::Client,
     pub admin_url: String,
+    pub database: Database,
     handle: tessera::startup::AppHandle,
 }
 
@@ -335,7 +338,12 @@ impl TestApp {
         let signing = generate_pkcs8_pem(Algorithm::ES256).unwrap();
         std::fs::write(dir.path().join("signing.pem"), signing).unwrap();
         let config_path = dir.path().join("tessera.toml");
-        std::fs::write(&config_path, edit(default_config(&idp.url))).unwrap();
+        let database = Database::fresh("tessera");
+        std::fs::write(
+            &config_path,
+            database.configure(&edit(default_config(&idp.url))),
+        )
+        .unwrap();
         let config = tessera::config::load(&config_path).unwrap();
         let app = tessera::startup::Application::build(config).await.unwrap();
         let url = format!("http://127.0.0.1:{}", app.port());
@@ -353,12 +361,14 @@ impl TestApp {
             key,
             http: reqwest::Client::new(),
             admin_url,
+            database,
             handle,
         }
     }
 
     /// The real `tessera serve` on a copy of this app's configuration (as `edit` changes it)
-    /// with its own database `<name>.db`, logging at `log_level`; ready when this returns.
+    /// with its own database (`<name>.db`, or a fresh PostgreSQL database), logging at
+    /// `log_level`; ready when this returns.
     /// Also returns the copy's path and text, for tests that change it.
     pub async fn serve_copy(
         &self,
@@ -366,16 +376,26 @@ impl TestApp {
         log_level: &str,
         edit: impl FnOnce(String) -> String,
     ) -> (Served, PathBuf, String) {
+        let database = Database::fresh(name);
         let config = edit(
             std::fs::read_to_string(&self.config_path)
                 .unwrap()
-                .replace("tessera.db", &format!("{name}.db")),
+                .replace(&self.database.url, &database.url),
         );
         let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, &config).unwrap();
-        let served = Served::start_with_log(&path, log_level);
+        let mut served = Served::start_with_log(&path, log_level);
+        served.database = Some(database);
         served.wait_ready(&self.http).await;
         (served, path, config)
+    }
+
+    /// A second instance: the real `tessera serve` on this app's configuration as it is,
+    /// the same database and signing key included, as behind one load balancer.
+    pub async fn serve_another_instance(&self) -> Served {
+        let served = Served::start(&self.config_path);
+        served.wait_ready(&self.http).await;
+        served
     }
 
     pub async fn stop(&self) {
@@ -439,8 +459,14 @@ impl TestApp {
         body["access_token"].as_str().unwrap().to_string()
     }
 
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("tessera.db")
+    /// Runs SQL on this server's database behind its back, as an intruder or a fault would.
+    pub fn sql(&self, statements: &str) {
+        crate::storage::execute(&self.database.url, self.dir.path(), statements);
+    }
+
+    /// Everything this server's database holds, as text.
+    pub fn database_contents(&self) -> String {
+        crate::storage::contents(&self.database.url, self.dir.path())
     }
 
     /// Standard subject token claims, with `extra` merged over them.
@@ -527,7 +553,8 @@ impl TestApp {
         let out = self.cli(&args);
         assert!(
             out.status.success(),
-            "audit failed: {}",
+            "audit failed ({}): {}",
+            out.status,
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8(out.stdout)
@@ -587,6 +614,8 @@ pub struct Served {
     pub child: Child,
     pub url: String,
     pub admin_url: Option<String>,
+    /// Dropped after the process is killed.
+    pub database: Option<Database>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
@@ -650,6 +679,7 @@ impl Served {
             child,
             url: url.unwrap(),
             admin_url,
+            database: None,
             log,
         }
     }

@@ -89,6 +89,7 @@ async fn no_token_secret_or_proof_reaches_logs_database_or_metrics() {
         .text()
         .await
         .unwrap();
+    let database = crate::storage::contents(&served.database.as_ref().unwrap().url, app.dir.path());
     drop(served);
 
     let mut haystacks: Vec<(String, String)> = vec![("metrics".into(), metrics)];
@@ -96,14 +97,7 @@ async fn no_token_secret_or_proof_reaches_logs_database_or_metrics() {
         "logs".into(),
         std::fs::read_to_string(app.dir.path().join("hygiene.log")).unwrap_or_default(),
     ));
-    for suffix in ["", "-wal"] {
-        if let Ok(bytes) = std::fs::read(app.dir.path().join(format!("hygiene.db{suffix}"))) {
-            haystacks.push((
-                format!("database{suffix}"),
-                String::from_utf8_lossy(&bytes).to_string(),
-            ));
-        }
-    }
+    haystacks.push(("database".into(), database));
     assert!(
         haystacks
             .iter()

@@ -7,6 +7,12 @@
 )]
 
 mod helpers;
+mod storage;
+
+/// This suite runs on SQLite; `tests/postgres` runs the storage-bound tests on PostgreSQL.
+fn on_postgres() -> bool {
+    false
+}
 
 mod admin;
 mod attacks;

@@ -17,6 +17,7 @@ async fn sigterm_during_load_leaves_a_record_for_every_token_handed_out() {
     let clients = exchange_until_gone(&served.url, &subject, 8);
     tokio::time::sleep(Duration::from_millis(700)).await;
     served.signal("-TERM");
+    let _database = served.database.take(); // outlives the process, for the checks below
     let status = tokio::task::spawn_blocking(move || served.child.wait())
         .await
         .unwrap()

@@ -1,0 +1,2 @@
+DROP TABLE audit_chains;
+DROP TABLE exchanges;
