@@ -22,6 +22,7 @@ mod cli;
 mod conditions;
 mod crash;
 mod delegation;
+mod deploy;
 mod dpop;
 mod hostile_clients;
 mod hostile_idp;

@@ -40,6 +40,7 @@ mod shutdown;
 #[path = "../api/token.rs"]
 mod token;
 
+mod faults;
 mod instances;
 mod schema;
 
