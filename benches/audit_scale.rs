@@ -38,7 +38,7 @@ fn main() {
     let mut conn = store.connect().unwrap();
     let have: i64 = tessera::store::schema::exchanges::table
         .count()
-        .get_result(&mut conn)
+        .get_result(&mut *conn)
         .unwrap();
     if have as u64 != n {
         assert_eq!(have, 0, "{} holds another data set", path.display());

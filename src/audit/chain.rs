@@ -10,7 +10,7 @@ use serde_json::json;
 use super::record::ExchangeRecord;
 use super::row::ExchangeRow;
 use crate::store::DbConnection;
-use crate::store::schema::{audit_chains, exchanges};
+use crate::store::schema::{audit_chains, exchanges, store_probes};
 
 /// The `prev_hash` of a chain's first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -127,6 +127,36 @@ pub fn append(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResu
             .map(|_| ())
     })
 }
+
+/// Rewrites a chain's head as it is: a real, durable commit that changes nothing.
+pub fn touch_head(conn: &mut DbConnection, chain: &str) -> QueryResult<()> {
+    diesel::update(audit_chains::table.find(chain))
+        .set(audit_chains::head_seq.eq(audit_chains::head_seq))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// A commit about the size of a batch of records, in the writer's own probe row (deleted
+/// again at once): small commits can still fit where a batch no longer does (a nearly full disk).
+pub fn probe_batch_size(conn: &mut DbConnection, chain: &str, now_us: i64) -> QueryResult<()> {
+    let mut random = vec![0u8; PROBE_BYTES / 2];
+    let _ = aws_lc_rs::rand::fill(&mut random);
+    // Random hex: no page or TOAST compression makes it smaller than it is.
+    let padding = hex(&random);
+    diesel::delete(store_probes::table.find(chain)).execute(conn)?;
+    diesel::insert_into(store_probes::table)
+        .values((
+            store_probes::chain.eq(chain),
+            store_probes::probed_us.eq(now_us),
+            store_probes::padding.eq(&padding),
+        ))
+        .execute(conn)?;
+    // Proven: the row need not stay.
+    diesel::delete(store_probes::table.find(chain)).execute(conn)?;
+    Ok(())
+}
+
+const PROBE_BYTES: usize = 64 * 1024;
 
 /// One multi-row INSERT, which diesel builds per backend only.
 fn insert_rows(conn: &mut DbConnection, rows: &[ExchangeRow]) -> QueryResult<usize> {

@@ -4,49 +4,72 @@
 //! (`chain`, `seq`), so several instances never contend for one sequence.
 
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::chain::{Tip, append};
+use super::chain::{Tip, append, probe_batch_size, touch_head};
 use super::record::{ExchangeRecord, now_micros};
 use crate::metrics::Metrics;
-use crate::store::{DbConnection, Store};
+use crate::store::{FileId, Store, StoreConnection};
 
 /// Records committed in one transaction at most.
 const MAX_BATCH: usize = 256;
 /// How long a request waits for its commit before it gives up and answers 503.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `/readyz` waits for its probe commit, and how long its answer is reused.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+const PROBE_REUSE: Duration = Duration::from_secs(1);
 
 type Done = oneshot::Sender<Result<(), String>>;
 type Pending = (Box<ExchangeRecord>, Done);
 
 enum Job {
     Record(Box<ExchangeRecord>, Done),
+    /// Answers whether a commit can succeed now, by making one.
+    Probe(Done),
     Close,
 }
 
 pub struct AuditWriter {
     jobs: mpsc::Sender<Job>,
     thread: std::sync::Mutex<Option<JoinHandle<()>>>,
+    last_probe: tokio::sync::Mutex<Option<Probe>>,
+    /// Failed commits so far: a probe answer older than the last failure is not reused.
+    failures: Arc<AtomicU64>,
+}
+
+struct Probe {
+    at: Instant,
+    failures: u64,
+    result: Result<(), String>,
 }
 
 impl AuditWriter {
     pub fn start(store: Store, metrics: Arc<Metrics>) -> Result<Self, String> {
-        let chain = super::record::new_record_id(now_micros());
         let (jobs, queue) = mpsc::channel(8 * MAX_BATCH);
         let mut first = store.connect()?;
-        let tip = Tip::start(&mut first, &chain, now_micros())
-            .map_err(|e| format!("cannot start the audit chain: {e}"))?;
+        let tip = new_chain(&mut first)?;
+        let state = State {
+            file: first.file(),
+            conn: Some(first),
+            tip,
+            failing: false,
+        };
+        let failures = Arc::new(AtomicU64::new(0));
+        let counted = failures.clone();
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || run(store, first, queue, tip, metrics))
+            .spawn(move || run(store, state, queue, metrics, &counted))
             .map_err(|e| format!("cannot start the audit writer: {e}"))?;
         Ok(Self {
             jobs,
             thread: std::sync::Mutex::new(Some(thread)),
+            last_probe: tokio::sync::Mutex::new(None),
+            failures,
         })
     }
 
@@ -64,6 +87,36 @@ impl AuditWriter {
         }
     }
 
+    /// Whether records can be committed now (for `/readyz`): the writer makes a small real
+    /// commit, so a full disk, a read-only or locked file, a missing file or a lost server all
+    /// show. Callers within `PROBE_REUSE` of the last probe share its answer, and they wait in
+    /// turn, so probing never adds more than one write at a time.
+    pub async fn probe(&self) -> Result<(), String> {
+        let mut last = self.last_probe.lock().await;
+        let failures = self.failures.load(Ordering::SeqCst);
+        if let Some(p) = last.as_ref()
+            && p.at.elapsed() < PROBE_REUSE
+            && p.failures == failures
+        {
+            return p.result.clone();
+        }
+        let (done, committed) = oneshot::channel();
+        let result = match self.jobs.try_send(Job::Probe(done)) {
+            Err(_) => Err("the audit writer is busy or stopped".to_string()),
+            Ok(()) => match tokio::time::timeout(PROBE_TIMEOUT, committed).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(_)) => Err("the audit writer stopped".into()),
+                Err(_) => Err("the database did not take a commit in time".into()),
+            },
+        };
+        *last = Some(Probe {
+            at: Instant::now(),
+            failures: self.failures.load(Ordering::SeqCst),
+            result: result.clone(),
+        });
+        result
+    }
+
     /// Commits everything queued so far, then stops the writer thread.
     pub async fn close(&self) {
         let _ = self.jobs.send(Job::Close).await;
@@ -74,44 +127,69 @@ impl AuditWriter {
     }
 }
 
+/// The writer's connection and where its chain stands. `file` is the SQLite file the chain
+/// lives in: a chain never continues into another file.
+struct State {
+    conn: Option<StoreConnection>,
+    tip: Tip,
+    file: Option<FileId>,
+    /// The last batch of records failed: probes then write a batch's size.
+    failing: bool,
+}
+
+fn new_chain(conn: &mut StoreConnection) -> Result<Tip, String> {
+    let now = now_micros();
+    Tip::start(conn, &super::record::new_record_id(now), now)
+        .map_err(|e| format!("cannot start the audit chain: {e}"))
+}
+
 fn run(
     store: Store,
-    first: DbConnection,
+    mut state: State,
     mut queue: mpsc::Receiver<Job>,
-    mut tip: Tip,
     metrics: Arc<Metrics>,
+    failures: &AtomicU64,
 ) {
-    let mut conn = Some(first);
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let mut probes: Vec<Done> = Vec::new();
     loop {
         let mut closing = false;
-        match queue.blocking_recv() {
-            None => return,
-            Some(Job::Close) => closing = true,
-            Some(Job::Record(r, done)) => batch.push((r, done)),
-        }
-        while !closing && batch.len() < MAX_BATCH {
+        let mut next = queue.blocking_recv();
+        loop {
+            match next {
+                None if batch.is_empty() && probes.is_empty() => return,
+                None => closing = true,
+                Some(Job::Close) => closing = true,
+                Some(Job::Record(r, done)) => batch.push((r, done)),
+                Some(Job::Probe(done)) => probes.push(done),
+            }
+            if closing || batch.len() >= MAX_BATCH {
+                break;
+            }
             match queue.try_recv() {
-                Ok(Job::Record(r, done)) => batch.push((r, done)),
-                Ok(Job::Close) => closing = true,
+                Ok(job) => next = Some(job),
                 Err(_) => break,
             }
         }
+        if batch.is_empty() && !probes.is_empty() {
+            let result = touch(&store, &mut state);
+            for done in probes.drain(..) {
+                let _ = done.send(result.clone());
+            }
+        }
         if !batch.is_empty() {
-            let after = tip.link(batch.iter_mut().map(|(r, _)| r.as_mut()));
             let started = std::time::Instant::now();
-            let result = write(&store, &mut conn, &batch);
+            let result = write(&store, &mut state, &mut batch);
+            state.failing = result.is_err();
             metrics.audit_commit(batch.len(), started.elapsed());
-            match &result {
-                // The chain advances only with a commit; a failed batch is linked anew next time.
-                Ok(()) => tip = after,
-                Err(e) => {
-                    tracing::error!(error = %e, records = batch.len(), "audit commit failed");
-                    // Reconnect next time: the fault may have been the connection itself.
-                    conn = None;
-                }
+            if let Err(e) = &result {
+                failures.fetch_add(1, Ordering::SeqCst);
+                tracing::error!(error = %e, records = batch.len(), "audit commit failed");
             }
             for (_, done) in batch.drain(..) {
+                let _ = done.send(result.clone());
+            }
+            for done in probes.drain(..) {
                 let _ = done.send(result.clone());
             }
         }
@@ -121,13 +199,55 @@ fn run(
     }
 }
 
-fn write(store: &Store, conn: &mut Option<DbConnection>, batch: &[Pending]) -> Result<(), String> {
-    if conn.is_none() {
-        *conn = Some(store.connect()?);
-    }
-    let Some(conn) = conn.as_mut() else {
-        return Err("no database connection".into());
-    };
+/// Links the batch onto the chain and commits it. The chain advances only with a commit: a
+/// failed batch is linked anew next time. Any failure drops the connection, since the fault
+/// may have been the connection itself.
+fn write(store: &Store, state: &mut State, batch: &mut [Pending]) -> Result<(), String> {
+    let mut conn = connection(store, state)?;
+    let after = state.tip.link(batch.iter_mut().map(|(r, _)| r.as_mut()));
     let records: Vec<&ExchangeRecord> = batch.iter().map(|(r, _)| r.as_ref()).collect();
-    append(conn, &records).map_err(|e| e.to_string())
+    append(&mut conn, &records).map_err(|e| e.to_string())?;
+    state.tip = after;
+    state.conn = Some(conn);
+    Ok(())
+}
+
+/// A commit with no record in it: rewrites the chain's head as it is or, while batches fail,
+/// writes a batch's size.
+fn touch(store: &Store, state: &mut State) -> Result<(), String> {
+    let mut conn = connection(store, state)?;
+    let chain = &state.tip.chain;
+    if state.failing {
+        probe_batch_size(&mut conn, chain, now_micros())
+    } else {
+        touch_head(&mut conn, chain)
+    }
+    .map_err(|e| e.to_string())?;
+    state.conn = Some(conn);
+    Ok(())
+}
+
+/// The writer's connection, taken out of its state: it is put back only after a success.
+fn connection(store: &Store, state: &mut State) -> Result<StoreConnection, String> {
+    if let Some(conn) = &state.conn
+        && store.may_write(conn).is_err()
+    {
+        state.conn = None;
+    }
+    let conn = match state.conn.take() {
+        Some(conn) => conn,
+        None => {
+            let mut conn = store.connect()?;
+            store.may_write(&conn)?;
+            if conn.file() != state.file {
+                // Another file is at the path now (restored from a backup, say): a new chain
+                // starts in it rather than continuing one it does not hold.
+                state.tip = new_chain(&mut conn)?;
+                state.file = conn.file();
+                tracing::warn!(chain = %state.tip.chain, "a new audit chain started in the new database file");
+            }
+            conn
+        }
+    };
+    Ok(conn)
 }

@@ -9,10 +9,17 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// 200 when the store answers, a signing key is loaded and every issuer has usable keys;
-/// otherwise 503, naming what is not ready.
+/// 200 when the store takes a commit, a signing key is loaded and every issuer has usable
+/// keys; otherwise 503, naming what is not ready.
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let store_ok = state.store.ping().await;
+    let store = match state.store.ping().await {
+        Ok(()) => state.audit.probe().await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &store {
+        tracing::warn!(error = %e, "not ready: the store cannot take records");
+    }
+    let store_ok = store.is_ok();
     let policy = state.policy.load();
     let mut issuers = Map::new();
     for id in policy.issuers.not_ready() {

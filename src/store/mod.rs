@@ -8,6 +8,8 @@
 pub mod replay;
 pub mod schema;
 
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -25,6 +27,41 @@ pub enum DbConnection {
 }
 
 pub type DbPool = Pool<Manager>;
+
+/// Which file a SQLite connection has open: (device, inode).
+pub type FileId = (u64, u64);
+
+fn file_id(path: &Path) -> Option<FileId> {
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+/// A connection and, for SQLite, the file it opened. A SQLite file deleted or replaced while
+/// open would go on taking writes into the old inode, records no one can read again, so a
+/// connection whose file is no longer at the path is not used (see `Store::is_current`).
+pub struct StoreConnection {
+    conn: DbConnection,
+    file: Option<FileId>,
+}
+
+impl StoreConnection {
+    /// The file this connection writes to; `None` on PostgreSQL.
+    pub fn file(&self) -> Option<FileId> {
+        self.file
+    }
+}
+
+impl std::ops::Deref for StoreConnection {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for StoreConnection {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
@@ -50,41 +87,97 @@ pub struct Manager {
 }
 
 impl Manager {
-    fn establish(&self) -> Result<DbConnection, String> {
+    /// `create`: whether a missing SQLite file may be created. Only the first connection, at
+    /// start, may: later, a missing file is a fault to report, not an empty database to fill.
+    fn establish(&self, create: bool) -> Result<StoreConnection, String> {
         match &self.url {
             StorageUrl::Sqlite(path) => {
-                let mut conn = SqliteConnection::establish(&path.to_string_lossy())
-                    .map_err(|e| e.to_string())?;
+                let target = if create {
+                    path.to_string_lossy().into_owned()
+                } else {
+                    format!("file:{}?mode=rw", uri_path(path))
+                };
+                let mut conn = SqliteConnection::establish(&target).map_err(|e| {
+                    if file_id(path).is_none() {
+                        format!("{}: the database file is missing", path.display())
+                    } else {
+                        e.to_string()
+                    }
+                })?;
                 conn.batch_execute(SQLITE_PRAGMAS)
                     .map_err(|e| e.to_string())?;
-                Ok(DbConnection::Sqlite(conn))
+                Ok(StoreConnection {
+                    conn: DbConnection::Sqlite(conn),
+                    file: file_id(path),
+                })
             }
             StorageUrl::Postgres(url) => {
                 let mut conn = PgConnection::establish(url).map_err(|e| e.to_string())?;
                 conn.batch_execute(POSTGRES_SESSION)
                     .map_err(|e| e.to_string())?;
-                Ok(DbConnection::Postgres(conn))
+                Ok(StoreConnection {
+                    conn: DbConnection::Postgres(conn),
+                    file: None,
+                })
             }
+        }
+    }
+
+    /// Whether the connection's file is still the one at the configured path.
+    fn is_current(&self, conn: &StoreConnection) -> Result<(), String> {
+        match (&self.url, conn.file) {
+            (StorageUrl::Sqlite(path), opened) if file_id(path) != opened => Err(format!(
+                "{}: the database file was deleted or replaced while open",
+                path.display()
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// An open SQLite file keeps taking writes after its permissions or its file system turn
+    /// read-only; a deliberate change like that is honoured rather than written past.
+    fn is_writable(&self) -> Result<(), String> {
+        match &self.url {
+            StorageUrl::Sqlite(path) => std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map(drop)
+                .map_err(|e| format!("{}: the database file is not writable: {e}", path.display())),
+            StorageUrl::Postgres(_) => Ok(()),
         }
     }
 }
 
+/// A path as a SQLite URI path: the characters URIs give a meaning to are percent-encoded.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' | ' ' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl ManageConnection for Manager {
-    type Connection = DbConnection;
+    type Connection = StoreConnection;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<DbConnection, Self::Error> {
-        self.establish()
+    fn connect(&self) -> Result<StoreConnection, Self::Error> {
+        self.establish(false)
             .map_err(|e| diesel::r2d2::Error::ConnectionError(ConnectionError::BadConnection(e)))
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+    fn is_valid(&self, conn: &mut StoreConnection) -> Result<(), Self::Error> {
+        self.is_current(conn)
+            .map_err(|e| diesel::r2d2::Error::ConnectionError(ConnectionError::BadConnection(e)))?;
         conn.batch_execute("SELECT 1")
             .map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, conn: &mut DbConnection) -> bool {
-        match conn {
+    fn has_broken(&self, conn: &mut StoreConnection) -> bool {
+        match &mut conn.conn {
             DbConnection::Sqlite(c) => R2D2Connection::is_broken(c),
             DbConnection::Postgres(c) => R2D2Connection::is_broken(c),
         }
@@ -113,6 +206,8 @@ impl Store {
                         dir.display()
                     ));
                 }
+                // The first connection creates the file; the pool's never do.
+                drop(Manager { url: url.clone() }.establish(true)?);
                 4
             }
             StorageUrl::Postgres(_) => {
@@ -128,7 +223,7 @@ impl Store {
         let builder = Pool::builder()
             .max_size(size)
             .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(5));
+            .connection_timeout(Duration::from_secs(3));
         let pool = match url {
             StorageUrl::Sqlite(path) => builder
                 .build(manager.clone())
@@ -148,10 +243,17 @@ impl Store {
     }
 
     /// A connection of its own, outside the pool (the audit writer keeps one).
-    pub fn connect(&self) -> Result<DbConnection, String> {
+    pub fn connect(&self) -> Result<StoreConnection, String> {
         self.manager
-            .establish()
+            .establish(false)
             .map_err(|e| format!("cannot connect to the database ({}): {e}", self.describe()))
+    }
+
+    /// Whether a connection may write now: its file is still the one at the configured path,
+    /// and that file may be written.
+    pub fn may_write(&self, conn: &StoreConnection) -> Result<(), String> {
+        self.manager.is_current(conn)?;
+        self.manager.is_writable()
     }
 
     pub fn pooled(&self) -> Result<PooledConnection<Manager>, String> {
@@ -164,7 +266,7 @@ impl Store {
     pub fn migrate(&self) -> Result<usize, String> {
         let failed =
             |e: Box<dyn std::error::Error + Send + Sync>| format!("migrations failed: {e}");
-        match self.connect()? {
+        match self.connect()?.conn {
             DbConnection::Sqlite(mut c) => c
                 .run_pending_migrations(SQLITE_MIGRATIONS)
                 .map(|applied| applied.len())
@@ -186,7 +288,7 @@ impl Store {
 
     /// The migrations this binary has that the database has not run yet, by name.
     pub fn pending_migrations(&self) -> Result<Vec<String>, String> {
-        let pending = match self.connect()? {
+        let pending = match self.connect()?.conn {
             DbConnection::Sqlite(mut c) => c
                 .pending_migrations(SQLITE_MIGRATIONS)
                 .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
@@ -218,10 +320,9 @@ impl Store {
     }
 
     /// Whether the database answers a query now.
-    pub async fn ping(&self) -> bool {
+    pub async fn ping(&self) -> Result<(), String> {
         self.blocking(|conn| conn.batch_execute("SELECT 1").map_err(|e| e.to_string()))
             .await
-            .is_ok()
     }
 
     /// Runs diesel work on the blocking pool, off the async workers.

@@ -51,3 +51,11 @@ diesel::table! {
         expires_at -> BigInt,
     }
 }
+
+diesel::table! {
+    store_probes (chain) {
+        chain -> Text,
+        probed_us -> BigInt,
+        padding -> Text,
+    }
+}

@@ -627,13 +627,26 @@ impl Served {
     /// Starts with `TESSERA_LOG=level`; stderr is kept in memory and in `<name>.log` beside
     /// the configuration.
     pub fn start_with_log(config: &std::path::Path, level: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tessera"))
+        Self::launch(config, level, None)
+    }
+
+    /// Starts as another (unprivileged) user: root writes whatever the permissions say.
+    pub fn start_as(config: &std::path::Path, uid: u32) -> Self {
+        Self::launch(config, "info", Some(uid))
+    }
+
+    fn launch(config: &std::path::Path, level: &str, uid: Option<u32>) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
+        command
             .args(["serve", "--config"])
             .arg(config)
             .env("TESSERA_LOG", level)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        if let Some(uid) = uid {
+            std::os::unix::process::CommandExt::uid(&mut command, uid);
+            std::os::unix::process::CommandExt::gid(&mut command, uid);
+        }
+        let mut child = command.spawn().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (port_tx, port_rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();

@@ -35,4 +35,5 @@ mod reload;
 mod rotation;
 mod rules_cli;
 mod shutdown;
+mod store_faults;
 mod token;
