@@ -6,6 +6,8 @@
 #   bash benches/load.sh                     # the standard matrix: 2 repeats of 30 s each
 #   DURATION=10s REPEATS=1 TOKENS=2000 bash benches/load.sh
 #   RULES=10000 ISSUERS=100 bash benches/load.sh   # cost growth: that many rules and issuers
+#   DB=/data/audit-10m.db bash benches/load.sh       # cost growth: on a database already holding
+#                                                   # records (make one with benches/audit_scale.rs)
 #
 # Prints exchanges/s, latency percentiles, non-200 answers and the server's RSS and CPU.
 set -euo pipefail
@@ -42,7 +44,9 @@ extra_issuers="${ISSUERS:-1}"; extra_rules="${RULES:-2}"
 } >> "$config"
 "$root/target/release/tessera" check --config "$config" | grep -E "^(issuers|rules) "
 
-TESSERA__SERVER__LISTEN="127.0.0.1:$port" TESSERA__STORAGE__URL="sqlite://$work/bench.db" \
+db="${DB:-$work/bench.db}"
+[ -z "${DB:-}" ] || echo "on $DB: $(du -h "$DB" | cut -f1)"
+TESSERA__SERVER__LISTEN="127.0.0.1:$port" TESSERA__STORAGE__URL="sqlite://$db" \
 TESSERA__ADMIN__LISTEN="127.0.0.1:$((port + 1))" TESSERA_LOG=warn \
   "$root/target/release/tessera" serve --config "$config" &
 server=$!
@@ -58,4 +62,4 @@ export SCOPE=inventory:read
 export SERVER_PID=$server
 ENV
 bash "$driver/run-matrix.sh" "$work/env" "$work/results"
-echo "audit records written: $(TESSERA__STORAGE__URL="sqlite://$work/bench.db" "$root/target/release/tessera" audit --config "$config" --format csv --limit 100000000 2>/dev/null | wc -l)"
+[ -n "${DB:-}" ] || echo "audit records written: $(TESSERA__STORAGE__URL="sqlite://$db" "$root/target/release/tessera" audit --config "$config" --format csv --limit 100000000 2>/dev/null | wc -l)"

@@ -292,17 +292,37 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
             "the configuration file does not exist or is not a file".into(),
         ));
     }
-    let raw: RawConfig = ::config::Config::builder()
+    let builder = ::config::Config::builder()
         .add_source(::config::File::from(file).format(::config::FileFormat::Toml))
         .add_source(
             ::config::Environment::with_prefix("TESSERA")
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true),
-        )
+        );
+    from_builder(file, builder)
+}
+
+/// The configuration in `text`, as if read from `file` (which anchors relative paths), with no
+/// environment overrides: `load` without the file system, for fuzzing and tools.
+pub fn parse_str(text: &str, file: &Path) -> Result<Config, ConfigError> {
+    let builder = ::config::Config::builder()
+        .add_source(::config::File::from_str(text, ::config::FileFormat::Toml));
+    from_builder(file, builder)
+}
+
+fn from_builder(
+    file: &Path,
+    builder: ::config::ConfigBuilder<::config::builder::DefaultState>,
+) -> Result<Config, ConfigError> {
+    let raw: RawConfig = builder
         .build()
         .and_then(|c| c.try_deserialize())
-        .map_err(|e| whole(e.to_string()))?;
+        .map_err(|e| ConfigError {
+            file: file.to_path_buf(),
+            key: String::new(),
+            message: e.to_string(),
+        })?;
     build(file, raw)
 }
 

@@ -115,6 +115,13 @@ impl SigningKeys {
         })
     }
 
+    /// Keys already parsed; the first signs. `None` when there are none.
+    pub fn from_keys(keys: Vec<SigningKey>) -> Option<Self> {
+        (!keys.is_empty()).then(|| Self {
+            keys: Arc::new(keys),
+        })
+    }
+
     pub fn current(&self) -> &SigningKey {
         // `load` refuses an empty list, so the first key always exists.
         #[expect(

@@ -1,0 +1,27 @@
+//! A rule condition: compiled with its static bounds, then evaluated against a request. The
+//! first line of the input is the condition, the rest the subject token's claims (JSON).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use serde_json::{Map, Value};
+use tessera::rules::condition::{Condition, Input};
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (source, claims) = text.split_once('\n').unwrap_or((text, "{}"));
+    let Ok(condition) = Condition::compile(source) else {
+        return;
+    };
+    let subject: Map<String, Value> = serde_json::from_str(claims).unwrap_or_default();
+    let _ = condition.evaluate(&Input {
+        subject: &subject,
+        actor: None,
+        client: "orders-svc",
+        audiences: &["inventory-api".to_string()],
+        resources: &[],
+        scopes: &["inventory:read".to_string()],
+    });
+});
