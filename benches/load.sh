@@ -6,6 +6,7 @@
 #   bash benches/load.sh                     # the standard matrix: 2 repeats of 30 s each
 #   DURATION=10s REPEATS=1 TOKENS=2000 bash benches/load.sh
 #   RULES=10000 ISSUERS=100 bash benches/load.sh   # cost growth: that many rules and issuers
+#   BIN=/tmp/tessera-old bash benches/load.sh        # another build, same setup
 #   DB=/data/audit-10m.db bash benches/load.sh       # cost growth: on a database already holding
 #                                                   # records (make one with benches/audit_scale.rs)
 #
@@ -17,7 +18,9 @@ tokens="${TOKENS:-5000}"
 port="${PORT:-18080}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
 
-cargo build --release --manifest-path "$root/Cargo.toml" --bin tessera
+# BIN: measure another build (an older commit's, say) with the same setup.
+bin="${BIN:-$root/target/release/tessera}"
+[ -n "${BIN:-}" ] || cargo build --release --manifest-path "$root/Cargo.toml" --bin tessera
 work="$(mktemp -d)"
 trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -42,13 +45,13 @@ extra_issuers="${ISSUERS:-1}"; extra_rules="${RULES:-2}"
     done
   fi
 } >> "$config"
-"$root/target/release/tessera" check --config "$config" | grep -E "^(issuers|rules) "
+"$bin" check --config "$config" | grep -E "^(issuers|rules) "
 
 db="${DB:-$work/bench.db}"
 [ -z "${DB:-}" ] || echo "on $DB: $(du -h "$DB" | cut -f1)"
 TESSERA__SERVER__LISTEN="127.0.0.1:$port" TESSERA__STORAGE__URL="sqlite://$db" \
 TESSERA__ADMIN__LISTEN="127.0.0.1:$((port + 1))" TESSERA_LOG=warn \
-  "$root/target/release/tessera" serve --config "$config" &
+  "$bin" serve --config "$config" &
 server=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
 
@@ -62,4 +65,4 @@ export SCOPE=inventory:read
 export SERVER_PID=$server
 ENV
 bash "$driver/run-matrix.sh" "$work/env" "$work/results"
-[ -n "${DB:-}" ] || echo "audit records written: $(TESSERA__STORAGE__URL="sqlite://$db" "$root/target/release/tessera" audit --config "$config" --format csv --limit 100000000 2>/dev/null | wc -l)"
+[ -n "${DB:-}" ] || echo "audit records written: $(TESSERA__STORAGE__URL="sqlite://$db" "$bin" audit --config "$config" --format csv --limit 100000000 2>/dev/null | wc -l)"

@@ -136,15 +136,23 @@ impl Manager {
 
     /// An open SQLite file keeps taking writes after its permissions or its file system turn
     /// read-only; a deliberate change like that is honoured rather than written past.
+    /// `access(2)`, not opening the file: closing any descriptor of a SQLite file releases
+    /// every POSIX lock the process holds on it, SQLite's included.
     fn is_writable(&self) -> Result<(), String> {
-        match &self.url {
-            StorageUrl::Sqlite(path) => std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map(drop)
-                .map_err(|e| format!("{}: the database file is not writable: {e}", path.display())),
-            StorageUrl::Postgres(_) => Ok(()),
+        let StorageUrl::Sqlite(path) = &self.url else {
+            return Ok(());
+        };
+        let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+            .map_err(|_| format!("{}: the path holds a NUL byte", path.display()))?;
+        // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
+        if unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } == 0 {
+            return Ok(());
         }
+        Err(format!(
+            "{}: the database file is not writable: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        ))
     }
 }
 
