@@ -12,18 +12,13 @@ use crate::store::{DbConnection, Store};
 
 const BATCH: i64 = 1_000;
 
-/// Prunes every chain up to `cutoff_us`; returns how many records went.
-pub fn prune(conn: &mut DbConnection, cutoff_us: i64) -> QueryResult<usize> {
+/// One batch from the start of every chain, as far as `cutoff_us`; returns how many records
+/// went (0 once nothing is older than the cutoff).
+pub fn prune_once(conn: &mut DbConnection, cutoff_us: i64) -> QueryResult<usize> {
     let chains: Vec<String> = audit_chains::table.select(audit_chains::chain).load(conn)?;
     let mut pruned = 0;
     for chain in chains {
-        loop {
-            let n = prune_batch(conn, &chain, cutoff_us)?;
-            pruned += n;
-            if n < BATCH as usize {
-                break;
-            }
-        }
+        pruned += prune_batch(conn, &chain, cutoff_us)?;
     }
     Ok(pruned)
 }
@@ -66,6 +61,11 @@ fn prune_batch(conn: &mut DbConnection, chain: &str, cutoff_us: i64) -> QueryRes
     })
 }
 
+/// Between batches: each batch holds the write lock, and the audit writer must get it back
+/// often, or requests wait behind a large backlog being pruned (a first start with a long
+/// history, a retention made shorter).
+const PAUSE: Duration = Duration::from_millis(50);
+
 /// Prunes now and then every quarter of the retention period (between 1 s and 10 min); expired
 /// single-use identifiers go at the same time.
 pub fn spawn(store: Store, retention: Duration, runtime: &tokio::runtime::Handle) {
@@ -74,14 +74,26 @@ pub fn spawn(store: Store, retention: Duration, runtime: &tokio::runtime::Handle
         loop {
             let cutoff = now_micros().saturating_sub(retention.as_micros() as i64);
             let now = now_micros() / 1_000_000;
-            let pruned = store.blocking(move |c| {
-                crate::store::replay::prune(c, now).map_err(|e| e.to_string())?;
-                prune(c, cutoff).map_err(|e| e.to_string())
+            let replays = store.blocking(move |c| {
+                crate::store::replay::prune(c, now).map_err(|e| e.to_string())
             });
-            match pruned.await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(pruned = n, "audit records past retention pruned"),
-                Err(e) => tracing::warn!(error = %e, "audit retention pruning failed; will retry"),
+            if let Err(e) = replays.await {
+                tracing::warn!(error = %e, "pruning expired single-use identifiers failed; will retry");
+            }
+            let mut pruned = 0;
+            loop {
+                match store.blocking(move |c| prune_once(c, cutoff).map_err(|e| e.to_string())).await {
+                    Ok(0) => break,
+                    Ok(n) => pruned += n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "audit retention pruning failed; will retry");
+                        break;
+                    }
+                }
+                tokio::time::sleep(PAUSE).await;
+            }
+            if pruned > 0 {
+                tracing::info!(pruned, "audit records past retention pruned");
             }
             tokio::time::sleep(every).await;
         }
