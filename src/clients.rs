@@ -200,11 +200,7 @@ impl Clients {
 
 /// Lowercase hex SHA-256, as `secret_sha256` takes it.
 pub fn sha256_hex(secret: &str) -> String {
-    digest(&SHA256, secret.as_bytes())
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex(digest(&SHA256, secret.as_bytes()).as_ref())
 }
 
 #[cfg(test)]

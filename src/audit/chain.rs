@@ -47,11 +47,7 @@ pub fn record_hash(prev_hash: &str, r: &ExchangeRecord) -> String {
     input.extend_from_slice(prev_hash.as_bytes());
     input.push(b'\n');
     input.extend_from_slice(content.to_string().as_bytes());
-    hex(digest(&SHA256, &input).as_ref())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(digest(&SHA256, &input).as_ref())
 }
 
 #[derive(Debug, Queryable, Selectable, Insertable)]
@@ -142,7 +138,7 @@ pub fn probe_batch_size(conn: &mut DbConnection, chain: &str, now_us: i64) -> Qu
     let mut random = vec![0u8; PROBE_BYTES / 2];
     let _ = aws_lc_rs::rand::fill(&mut random);
     // Random hex: no page or TOAST compression makes it smaller than it is.
-    let padding = hex(&random);
+    let padding = crate::hex(&random);
     diesel::delete(store_probes::table.find(chain)).execute(conn)?;
     diesel::insert_into(store_probes::table)
         .values((

@@ -79,15 +79,8 @@ pub fn new_jti() -> Result<String, String> {
         .map_err(|_| "the random generator failed".to_string())?;
     let millis = (crate::audit::record::now_micros() / 1000).max(0) as u64;
     bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-    let mut hex = String::with_capacity(32);
-    for b in bytes {
-        hex.push(char::from(HEX[usize::from(b >> 4)]));
-        hex.push(char::from(HEX[usize::from(b & 15)]));
-    }
-    Ok(hex)
+    Ok(crate::hex(&bytes))
 }
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 #[cfg(test)]
 mod tests {
