@@ -810,6 +810,20 @@ pub fn granted_jtis(config: &Path) -> std::collections::HashSet<String> {
 /// One exchange of `subject` for `audience` at `url` as orders-svc; the status, or 0 when the
 /// request could not be sent.
 pub async fn exchange_at(http: &reqwest::Client, url: &str, subject: &str, audience: &str) -> u16 {
+    exchange_request(http, url, subject, audience)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// The token request of `exchange_at`, for callers that add headers or read the answer.
+pub fn exchange_request(
+    http: &reqwest::Client,
+    url: &str,
+    subject: &str,
+    audience: &str,
+) -> reqwest::RequestBuilder {
     let body = serde_urlencoded::to_string([
         ("grant_type", TOKEN_EXCHANGE),
         ("subject_token", subject),
@@ -821,8 +835,4 @@ pub async fn exchange_at(http: &reqwest::Client, url: &str, subject: &str, audie
         .basic_auth("orders-svc", Some(ORDERS_SECRET))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body)
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0)
 }

@@ -42,21 +42,7 @@ impl<'a> Handed<'a> {
     /// One exchange: a token (kept), or 503 `temporarily_unavailable` and nothing else.
     async fn exchange(&mut self) -> bool {
         let subject = self.app.subject_token(json!({}));
-        let resp = self
-            .app
-            .http
-            .post(format!("{}/token", self.url))
-            .basic_auth("orders-svc", Some(ORDERS_SECRET))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(
-                serde_urlencoded::to_string([
-                    ("grant_type", TOKEN_EXCHANGE),
-                    ("subject_token", subject.as_str()),
-                    ("subject_token_type", ACCESS_TOKEN),
-                    ("audience", "inventory-api"),
-                ])
-                .unwrap(),
-            )
+        let resp = exchange_request(&self.app.http, &self.url, &subject, "inventory-api")
             .send()
             .await
             .unwrap();

@@ -13,19 +13,8 @@ async fn exchange_with_proof(
     subject: &str,
     dpop: &str,
 ) -> reqwest::Response {
-    http.post(format!("{url}/token"))
-        .basic_auth("orders-svc", Some(ORDERS_SECRET))
+    exchange_request(http, url, subject, "inventory-api")
         .header("DPoP", dpop)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(
-            serde_urlencoded::to_string([
-                ("grant_type", TOKEN_EXCHANGE),
-                ("subject_token", subject),
-                ("subject_token_type", ACCESS_TOKEN),
-                ("audience", "inventory-api"),
-            ])
-            .unwrap(),
-        )
         .send()
         .await
         .unwrap()
