@@ -154,12 +154,19 @@ pub fn probe_batch_size(conn: &mut DbConnection, chain: &str, now_us: i64) -> Qu
 
 const PROBE_BYTES: usize = 64 * 1024;
 
-/// One multi-row INSERT, which diesel builds per backend only.
+/// PostgreSQL: one multi-row INSERT (one round trip), which diesel builds per backend only.
+/// SQLite: one prepared single-row INSERT per record, run from the statement cache; a
+/// multi-row INSERT would be parsed anew for each batch size and needs a statement journal.
 fn insert_rows(conn: &mut DbConnection, rows: &[ExchangeRow]) -> QueryResult<usize> {
-    let insert = diesel::insert_into(exchanges::table).values(rows);
     match conn {
-        DbConnection::Sqlite(c) => insert.execute(c),
-        DbConnection::Postgres(c) => insert.execute(c),
+        DbConnection::Sqlite(c) => rows.iter().try_fold(0, |n, row| {
+            Ok(n + diesel::insert_into(exchanges::table)
+                .values(row)
+                .execute(c)?)
+        }),
+        DbConnection::Postgres(c) => diesel::insert_into(exchanges::table)
+            .values(rows)
+            .execute(c),
     }
 }
 

@@ -1,7 +1,8 @@
 //! The audit writer: one thread with its own connection takes the records of concurrent
 //! requests and commits them together in one transaction (group commit); each request waits
 //! for its own record's commit before it may answer. Records form a chain per writer
-//! (`chain`, `seq`), so several instances never contend for one sequence.
+//! (`chain`, `seq`), so several instances never contend for one sequence. On SQLite a
+//! checkpointer copies the log into the database file beside it (`store::checkpoint`).
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,10 +15,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::chain::{Tip, append, probe_batch_size, touch_head};
 use super::record::{ExchangeRecord, now_micros};
 use crate::metrics::Metrics;
+use crate::store::checkpoint::Checkpointer;
 use crate::store::{FileId, Store, StoreConnection};
 
 /// Records committed in one transaction at most.
 const MAX_BATCH: usize = 256;
+/// Records committed between two nudges of the checkpointer (SQLite): a few commits' worth,
+/// so that it copies each hot page once for several commits yet keeps the log short.
+const CHECKPOINT_EVERY: usize = 16;
 /// How long a request waits for its commit before it gives up and answers 503.
 const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `/readyz` waits for its probe commit, and how long its answer is reused.
@@ -151,6 +156,8 @@ fn run(
     failures: &AtomicU64,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
+    let checkpointer = Checkpointer::start(&store);
+    let mut since_nudge = 0;
     let mut probes: Vec<Done> = Vec::new();
     loop {
         let mut closing = false;
@@ -181,6 +188,14 @@ fn run(
             let started = std::time::Instant::now();
             let result = write(&store, &mut state, &mut batch);
             state.failing = result.is_err();
+            since_nudge += batch.len();
+            if result.is_ok()
+                && since_nudge >= CHECKPOINT_EVERY
+                && let Some(c) = &checkpointer
+            {
+                since_nudge = 0;
+                c.nudge();
+            }
             metrics.audit_commit(batch.len(), started.elapsed());
             if let Err(e) = &result {
                 failures.fetch_add(1, Ordering::SeqCst);

@@ -5,6 +5,7 @@
 //! The backend is chosen from the URL scheme, never by trying each in turn: SQLite accepts
 //! any string as a file name, so a trial would hide PostgreSQL's real connection error.
 
+pub mod checkpoint;
 pub mod replay;
 pub mod schema;
 
@@ -69,8 +70,10 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// Per connection, in this order: `busy_timeout` must precede the switch to WAL, which can
 /// itself meet a lock. `synchronous = FULL` makes every commit durable before it returns.
 /// `case_sensitive_like` makes LIKE match as PostgreSQL does (audit filters use it).
+/// `temp_store = MEMORY` keeps statement journals in memory instead of temporary files.
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON;";
+     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON; \
+     PRAGMA temp_store = MEMORY;";
 
 /// Any single statement running longer than this is a fault, not a slow answer: the request
 /// gets 503 rather than waiting on a stuck server or lock.
@@ -255,6 +258,18 @@ impl Store {
         self.manager
             .establish(false)
             .map_err(|e| format!("cannot connect to the database ({}): {e}", self.describe()))
+    }
+
+    /// The write-ahead log of a SQLite database.
+    pub fn wal_path(&self) -> Option<std::path::PathBuf> {
+        match &self.manager.url {
+            StorageUrl::Sqlite(path) => {
+                let mut wal = path.clone().into_os_string();
+                wal.push("-wal");
+                Some(wal.into())
+            }
+            StorageUrl::Postgres(_) => None,
+        }
     }
 
     /// Whether a connection may write now: its file is still the one at the configured path,

@@ -18,6 +18,7 @@ mod admin;
 mod attacks;
 mod audit;
 mod audit_chain;
+mod checkpoints;
 mod cli;
 mod conditions;
 mod crash;
