@@ -23,18 +23,23 @@ pub struct Params {
 
 impl Params {
     pub fn parse(body: &[u8]) -> Result<Self, OAuthError> {
-        if !well_formed(body) {
-            return Err(OAuthError::invalid_request(
-                "the body is not a valid application/x-www-form-urlencoded form",
-            ));
-        }
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| {
+        let malformed = || {
             OAuthError::invalid_request(
                 "the body is not a valid application/x-www-form-urlencoded form",
             )
-        })?;
-        let pairs: Vec<(String, String)> =
-            pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+        };
+        let mut pairs = Vec::new();
+        for pair in body.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &pair[pair.len()..]),
+            };
+            let name = decode(name).ok_or_else(malformed)?;
+            let value = decode(value).ok_or_else(malformed)?;
+            if !value.is_empty() {
+                pairs.push((name, value));
+            }
+        }
         let mut seen = std::collections::HashSet::with_capacity(pairs.len());
         for (name, _) in &pairs {
             if !REPEATABLE.contains(&name.as_str()) && !seen.insert(name.as_str()) {
@@ -78,31 +83,28 @@ impl Params {
     }
 }
 
-/// Strictly form-encoded: every `%` starts a two-digit hex escape and every decoded name and
-/// value is UTF-8. (The parser itself is lenient and would guess at broken input.)
-fn well_formed(body: &[u8]) -> bool {
-    body.split(|b| *b == b'&').all(|pair| {
-        pair.split(|b| *b == b'=').all(|part| {
-            let mut decoded = Vec::with_capacity(part.len());
-            let mut i = 0;
-            while let Some(&b) = part.get(i) {
-                if b == b'%' {
-                    let hex = part
-                        .get(i + 1..i + 3)
-                        .and_then(|h| std::str::from_utf8(h).ok());
-                    match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                        Some(byte) => decoded.push(byte),
-                        None => return false,
-                    }
-                    i += 3;
-                } else {
-                    decoded.push(b);
-                    i += 1;
-                }
+/// One name or value, strictly form-decoded: `+` is a space, every `%` starts a two-digit hex
+/// escape, and the result is UTF-8. (Lenient parsers guess at broken input instead.)
+fn decode(part: &[u8]) -> Option<String> {
+    if !part.iter().any(|b| matches!(b, b'%' | b'+')) {
+        return std::str::from_utf8(part).ok().map(str::to_owned);
+    }
+    let hex = |b: Option<&u8>| b.and_then(|b| char::from(*b).to_digit(16));
+    let mut out = Vec::with_capacity(part.len());
+    let mut rest = part;
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let byte = hex(tail.first())? * 16 + hex(tail.get(1))?;
+                out.push(u8::try_from(byte).ok()?);
+                rest = &tail[2..];
             }
-            std::str::from_utf8(&decoded).is_ok()
-        })
-    })
+            b => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// A parameter name shown back to the client, cut short and stripped of control characters.
@@ -309,6 +311,18 @@ mod tests {
         for (body, code) in cases {
             let err = request(&body).expect_err(&body);
             assert_eq!(err.code, code, "{body}: {}", err.description);
+        }
+    }
+
+    #[test]
+    fn names_and_values_are_decoded_strictly() {
+        let p = Params::parse(b"a=x+y%2Bz&&b&c=%C3%A9&d=1=2").expect("valid");
+        assert_eq!(p.one("a"), Some("x y+z"));
+        assert_eq!(p.one("b"), None, "a name alone has an empty value: absent");
+        assert_eq!(p.one("c"), Some("é"));
+        assert_eq!(p.one("d"), Some("1=2"), "the first = ends the name");
+        for bad in ["a=%+1", "a=%1", "a=%", "%C3=1", "a=%C3%28"] {
+            assert!(Params::parse(bad.as_bytes()).is_err(), "{bad}");
         }
     }
 

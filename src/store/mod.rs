@@ -260,18 +260,6 @@ impl Store {
             .map_err(|e| format!("cannot connect to the database ({}): {e}", self.describe()))
     }
 
-    /// The write-ahead log of a SQLite database.
-    pub fn wal_path(&self) -> Option<std::path::PathBuf> {
-        match &self.manager.url {
-            StorageUrl::Sqlite(path) => {
-                let mut wal = path.clone().into_os_string();
-                wal.push("-wal");
-                Some(wal.into())
-            }
-            StorageUrl::Postgres(_) => None,
-        }
-    }
-
     /// Whether a connection may write now: its file is still the one at the configured path,
     /// and that file may be written.
     pub fn may_write(&self, conn: &StoreConnection) -> Result<(), String> {
