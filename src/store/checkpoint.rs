@@ -2,8 +2,9 @@
 //! first; a checkpoint copies the log into the database file and syncs it. Run by the writer
 //! itself (SQLite's automatic checkpoint), that copy and sync stall every request waiting on
 //! the next commit. This thread copies the log as it grows, on its own connection, while the
-//! writer goes on committing; the writer's automatic checkpoint then finds little left to copy
-//! and restarts the log from its beginning, which only a writer can do.
+//! writer goes on committing. Once the whole log is copied, the writer's next commit starts it
+//! again from its beginning (only a writer can); when this thread falls behind, the writer's
+//! automatic checkpoint copies what is left, which is little.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -28,6 +29,9 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || run(&store, &nudged))
+            .inspect_err(|e| {
+                tracing::warn!(error = %e, "no checkpointer thread: the audit writer checkpoints");
+            })
             .ok()?;
         Some(Self {
             nudges: Some(nudges),
