@@ -1,6 +1,9 @@
 //! JWKS documents into verification keys. Keys Tessera cannot or must not use (symmetric,
 //! encryption-only, unknown types, RSA below 2048 bits) are skipped, never guessed at.
 
+use aws_lc_rs::signature::{self, ParsedPublicKey};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
@@ -19,9 +22,85 @@ pub struct VerifyKey {
     pub alg: Option<Algorithm>,
     pub key_type: KeyType,
     pub key: DecodingKey,
+    /// RSA keys parsed once for RS256/384/512. jsonwebtoken builds the key from `n` and `e`
+    /// (and its Montgomery context) on every verification.
+    pub(super) rsa: Option<Box<ParsedRsa>>,
+}
+
+pub(super) struct ParsedRsa {
+    rs256: ParsedPublicKey,
+    rs384: ParsedPublicKey,
+    rs512: ParsedPublicKey,
+}
+
+impl ParsedRsa {
+    fn from_components(n: &str, e: &str) -> Option<Self> {
+        let der = rsa_public_key_der(
+            &URL_SAFE_NO_PAD.decode(n).ok()?,
+            &URL_SAFE_NO_PAD.decode(e).ok()?,
+        );
+        Some(Self {
+            rs256: ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &der).ok()?,
+            rs384: ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA384, &der).ok()?,
+            rs512: ParsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA512, &der).ok()?,
+        })
+    }
+}
+
+/// RFC 8017 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`, in DER.
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    fn length(out: &mut Vec<u8>, len: usize) {
+        match len {
+            0..0x80 => out.push(len as u8),
+            0x80..0x100 => out.extend([0x81, len as u8]),
+            _ => out.extend([0x82, (len >> 8) as u8, len as u8]),
+        }
+    }
+    fn integer(out: &mut Vec<u8>, magnitude: &[u8]) {
+        let first = magnitude
+            .iter()
+            .position(|b| *b != 0)
+            .unwrap_or(magnitude.len());
+        let magnitude = &magnitude[first..];
+        // A set top bit would make the integer negative: a zero byte goes before it.
+        let pad = magnitude.first().is_none_or(|b| b & 0x80 != 0);
+        out.push(0x02);
+        length(out, magnitude.len() + usize::from(pad));
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(magnitude);
+    }
+    let mut body = Vec::with_capacity(n.len() + e.len() + 16);
+    integer(&mut body, n);
+    integer(&mut body, e);
+    let mut der = Vec::with_capacity(body.len() + 4);
+    der.push(0x30);
+    length(&mut der, body.len());
+    der.extend(body);
+    der
 }
 
 impl VerifyKey {
+    /// Whether `signature` (base64url, as in the token) signs `message` under this key with
+    /// `alg`. The caller has checked that the key `fits` the algorithm.
+    pub fn verifies(&self, signature: &str, message: &[u8], alg: Algorithm) -> bool {
+        let parsed = self.rsa.as_deref().and_then(|rsa| match alg {
+            Algorithm::RS256 => Some(&rsa.rs256),
+            Algorithm::RS384 => Some(&rsa.rs384),
+            Algorithm::RS512 => Some(&rsa.rs512),
+            _ => None,
+        });
+        match parsed {
+            Some(key) => URL_SAFE_NO_PAD
+                .decode(signature)
+                .is_ok_and(|sig| key.verify_sig(message, &sig).is_ok()),
+            None => {
+                jsonwebtoken::crypto::verify(signature, message, &self.key, alg).unwrap_or(false)
+            }
+        }
+    }
+
     /// Whether this key may verify a signature made with `alg`.
     pub fn fits(&self, alg: Algorithm) -> bool {
         if self.alg.is_some_and(|pinned| pinned != alg) {
@@ -45,12 +124,16 @@ impl VerifyKey {
         if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
             return Err("an encryption key (use = enc)".into());
         }
+        let mut parsed_rsa = None;
         let key_type = match &jwk.algorithm {
             AlgorithmParameters::RSA(rsa) => {
                 let bits = base64_len(&rsa.n) * 8;
                 if bits < 2048 {
                     return Err(format!("an RSA key of {bits} bits (2048 at least)"));
                 }
+                parsed_rsa = Some(Box::new(
+                    ParsedRsa::from_components(&rsa.n, &rsa.e).ok_or("an unusable RSA key")?,
+                ));
                 KeyType::Rsa
             }
             AlgorithmParameters::EllipticCurve(ec) => match ec.curve {
@@ -81,6 +164,7 @@ impl VerifyKey {
             alg,
             key_type,
             key,
+            rsa: parsed_rsa,
         })
     }
 }
@@ -134,6 +218,57 @@ mod tests {
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].kid.as_deref(), Some("ec1"));
         assert_eq!(skipped.len(), 4, "{skipped:?}");
+    }
+
+    #[test]
+    fn rsa_keys_parsed_once_verify_as_jsonwebtoken_does() {
+        use aws_lc_rs::rsa::{KeySize, PublicKeyComponents};
+        use aws_lc_rs::signature::{KeyPair, RsaKeyPair};
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("key");
+        let components = PublicKeyComponents::<Vec<u8>>::from(pair.public_key());
+        assert_eq!(
+            rsa_public_key_der(&components.n, &components.e),
+            pair.public_key().as_ref(),
+            "our DER is aws-lc's own"
+        );
+        let jwk = format!(
+            r#"{{"keys":[{{"kty":"RSA","kid":"r","n":"{}","e":"{}"}}]}}"#,
+            URL_SAFE_NO_PAD.encode(&components.n),
+            URL_SAFE_NO_PAD.encode(&components.e)
+        );
+        let (keys, _) = parse(jwk.as_bytes()).expect("parse");
+        let key = &keys[0];
+        assert!(key.rsa.is_some());
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        for (alg, padding) in [
+            (Algorithm::RS256, &signature::RSA_PKCS1_SHA256),
+            (Algorithm::RS384, &signature::RSA_PKCS1_SHA384),
+            (Algorithm::RS512, &signature::RSA_PKCS1_SHA512),
+            (Algorithm::PS256, &signature::RSA_PSS_SHA256),
+        ] {
+            let mut sig = vec![0; pair.public_modulus_len()];
+            pair.sign(padding, &rng, b"header.claims", &mut sig)
+                .expect("sign");
+            let sig = URL_SAFE_NO_PAD.encode(&sig);
+            assert!(key.verifies(&sig, b"header.claims", alg), "{alg:?}");
+            assert!(
+                !key.verifies(&sig, b"header.claimz", alg),
+                "{alg:?} altered"
+            );
+            assert!(
+                !key.verifies(&format!("{sig}="), b"header.claims", alg),
+                "{alg:?} padded"
+            );
+            let other = if alg == Algorithm::RS256 {
+                Algorithm::RS384
+            } else {
+                Algorithm::RS256
+            };
+            assert!(
+                !key.verifies(&sig, b"header.claims", other),
+                "{alg:?} as {other:?}"
+            );
+        }
     }
 
     #[test]

@@ -313,6 +313,8 @@ fn local_keys(signing: &SigningKeys) -> KeySet {
                 _ => KeyType::Rsa,
             },
             key: k.decoding.clone(),
+            // Tokens of this server's own are rarer: they verify through jsonwebtoken.
+            rsa: None,
         })
         .collect();
     KeySet {

@@ -97,15 +97,9 @@ async fn check_signature(
             )));
         }
     }
-    let verified = keys.candidates(kid, alg).any(|key| {
-        jsonwebtoken::crypto::verify(
-            token.signature,
-            token.signing_input.as_bytes(),
-            &key.key,
-            alg,
-        )
-        .unwrap_or(false)
-    });
+    let verified = keys
+        .candidates(kid, alg)
+        .any(|key| key.verifies(token.signature, token.signing_input.as_bytes(), alg));
     if verified {
         Ok(())
     } else {
