@@ -1,5 +1,6 @@
 //! JWKS documents into verification keys. Keys Tessera cannot or must not use (symmetric,
-//! encryption-only, unknown types, RSA below 2048 bits) are skipped, never guessed at.
+//! encryption-only, unknown types, RSA below 2048 or above 8192 bits) are skipped, never
+//! guessed at.
 
 use aws_lc_rs::signature::{self, ParsedPublicKey};
 use base64::Engine;
@@ -50,11 +51,14 @@ impl ParsedRsa {
 /// RFC 8017 `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }`, in DER.
 fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
     fn length(out: &mut Vec<u8>, len: usize) {
-        match len {
-            0..0x80 => out.push(len as u8),
-            0x80..0x100 => out.extend([0x81, len as u8]),
-            _ => out.extend([0x82, (len >> 8) as u8, len as u8]),
+        if len < 0x80 {
+            out.push(len as u8);
+            return;
         }
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
     }
     fn integer(out: &mut Vec<u8>, magnitude: &[u8]) {
         let first = magnitude
@@ -130,6 +134,10 @@ impl VerifyKey {
                 let bits = base64_len(&rsa.n) * 8;
                 if bits < 2048 {
                     return Err(format!("an RSA key of {bits} bits (2048 at least)"));
+                }
+                // Nothing verifies with larger ones (aws-lc's limit); said rather than kept.
+                if bits > 8192 {
+                    return Err(format!("an RSA key of {bits} bits (8192 at most)"));
                 }
                 parsed_rsa = Some(Box::new(
                     ParsedRsa::from_components(&rsa.n, &rsa.e).ok_or("an unusable RSA key")?,
@@ -269,6 +277,25 @@ mod tests {
                 "{alg:?} as {other:?}"
             );
         }
+    }
+
+    #[test]
+    fn rsa_keys_beyond_8192_bits_are_skipped_and_said() {
+        let n = URL_SAFE_NO_PAD.encode([0xc5u8; 1040]);
+        let doc = format!(r#"{{"keys":[{{"kty":"RSA","kid":"big","n":"{n}","e":"AQAB"}}]}}"#);
+        let (keys, skipped) = parse(doc.as_bytes()).expect("parse");
+        assert!(keys.is_empty());
+        assert!(skipped[0].contains("8192 at most"), "{skipped:?}");
+    }
+
+    #[test]
+    fn der_lengths_take_as_many_bytes_as_they_need() {
+        let der = rsa_public_key_der(&[0x7f; 70_000], &[1, 0, 1]);
+        // SEQUENCE, long form with three length bytes, then the modulus INTEGER, also long form.
+        assert_eq!(&der[..2], &[0x30, 0x83]);
+        let body = usize::from(der[2]) << 16 | usize::from(der[3]) << 8 | usize::from(der[4]);
+        assert_eq!(body, der.len() - 5);
+        assert_eq!(&der[5..10], &[0x02, 0x83, 0x01, 0x11, 0x70]);
     }
 
     #[test]
