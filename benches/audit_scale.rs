@@ -92,8 +92,8 @@ fn main() {
     );
 }
 
-/// Records spread over 90 days: 100,000 subjects, 50 clients, three minted tokens per
-/// subject token, one request in ten denied.
+/// Records spread over 90 days: 100,000 subjects, 50 clients, three requests per subject
+/// token, one request in ten denied.
 fn build(conn: &mut DbConnection, n: u64) {
     // Building only: durability is not what is measured here.
     conn.batch_execute("PRAGMA synchronous = OFF;").unwrap();
@@ -146,8 +146,10 @@ fn record(k: u64, time_us: i64) -> ExchangeRecord {
     };
     r.client_id = Some(format!("svc-{}", k % CLIENTS));
     r.subject_issuer = Some("corp".into());
-    r.subject = Some(format!("user-{}", (k * 7919) % SUBJECTS));
+    // Three requests per subject token, each token valid for an hour.
+    r.subject = Some(format!("user-{}", (k / 3 * 7919) % SUBJECTS));
     r.subject_jti = Some(format!("sj-{}", k / 3));
+    r.subject_until_us = Some(time_us + 3_600_000_000);
     r.requested_audiences = vec!["inventory-api".into()];
     r.requested_scopes = vec!["inventory:read".into()];
     if !denied {

@@ -48,6 +48,7 @@ fn bench(c: &mut Criterion) {
         sub: "alice".into(),
         jti: None,
         exp: i64::MAX,
+        accepted_until: i64::MAX,
         scopes: vec!["read".into()],
         claims: Map::new(),
     };

@@ -8,6 +8,7 @@ pub mod record;
 pub mod retention;
 pub mod revocation;
 mod row;
+pub mod subject_tokens;
 pub mod writer;
 
 pub use query::{Cursor, Filters};

@@ -9,6 +9,7 @@ use time::format_description::well_known::Rfc3339;
 
 use super::record::{ExchangeRecord, now_micros};
 use super::row::ExchangeRow;
+use super::subject_tokens::{self, Within};
 use crate::store::DbConnection;
 use crate::store::schema::exchanges::dsl as x;
 
@@ -119,7 +120,11 @@ pub fn page(
         q = q.filter(x::token_jti.eq(v));
     }
     if let Some(v) = &filters.subject_jti {
-        q = q.filter(x::subject_jti.eq(v));
+        let spans = subject_tokens::spans(conn, std::slice::from_ref(v), None)?;
+        let Some(within) = Within::spans(&spans) else {
+            return Ok(Vec::new());
+        };
+        q = within.apply(q);
     }
     if let Some(v) = filters.since {
         q = q.filter(x::time_us.ge(v));

@@ -56,6 +56,10 @@ pub struct ExchangeRecord {
     pub prev_hash: String,
     #[serde(skip)]
     pub hash: String,
+    /// When the subject token stops being accepted (microseconds, exclusive): the end of the
+    /// span its records can lie in, kept for finding them by `subject_jti`. Not audit content.
+    #[serde(skip)]
+    pub subject_until_us: Option<i64>,
 }
 
 impl ExchangeRecord {
@@ -95,6 +99,7 @@ impl ExchangeRecord {
             seq: 0,
             prev_hash: String::new(),
             hash: String::new(),
+            subject_until_us: None,
         }
     }
 }

@@ -81,9 +81,13 @@ pub fn spawn(store: Store, retention: Duration, runtime: &tokio::runtime::Handle
                 tracing::warn!(error = %e, "pruning expired single-use identifiers failed; will retry");
             }
             let mut pruned = 0;
+            let mut complete = false;
             loop {
                 match store.blocking(move |c| prune_once(c, cutoff).map_err(|e| e.to_string())).await {
-                    Ok(0) => break,
+                    Ok(0) => {
+                        complete = true;
+                        break;
+                    }
                     Ok(n) => pruned += n,
                     Err(e) => {
                         tracing::warn!(error = %e, "audit retention pruning failed; will retry");
@@ -94,6 +98,21 @@ pub fn spawn(store: Store, retention: Duration, runtime: &tokio::runtime::Handle
             }
             if pruned > 0 {
                 tracing::info!(pruned, "audit records past retention pruned");
+            }
+            // Spans only once their records are gone, or a record could be left unfindable.
+            let mut from = complete.then_some(i64::MIN);
+            while let Some(from_us) = from {
+                let batch = store.blocking(move |c| {
+                    super::subject_tokens::prune_batch(c, cutoff, from_us).map_err(|e| e.to_string())
+                });
+                match batch.await {
+                    Ok((_, next)) => from = next,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning subject token spans failed; will retry");
+                        break;
+                    }
+                }
+                tokio::time::sleep(PAUSE).await;
             }
             tokio::time::sleep(every).await;
         }

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use diesel::prelude::*;
 
+use super::subject_tokens::{self, Within};
 use crate::store::DbConnection;
 use crate::store::schema::exchanges::dsl as x;
 
@@ -38,10 +39,7 @@ pub fn revoke(
                 .filter(x::token_jti.eq(jti))
                 .select(x::token_jti)
                 .load::<Option<String>>(c)?,
-            Target::SubjectJti(s) => x::exchanges
-                .filter(x::subject_jti.eq(s))
-                .select(x::token_jti)
-                .load(c)?,
+            Target::SubjectJti(s) => minted_from(c, std::slice::from_ref(s), None)?,
             Target::Subject { issuer, subject } => x::exchanges
                 .filter(x::subject_issuer.eq(issuer))
                 .filter(x::subject.eq(subject))
@@ -77,11 +75,7 @@ fn with_lineage(
     while !frontier.is_empty() && !local_issuers.is_empty() {
         let mut next = Vec::new();
         for chunk in frontier.chunks(CHUNK) {
-            let children: Vec<Option<String>> = x::exchanges
-                .filter(x::subject_issuer.eq_any(local_issuers))
-                .filter(x::subject_jti.eq_any(chunk))
-                .select(x::token_jti)
-                .load(conn)?;
+            let children = minted_from(conn, chunk, Some(local_issuers))?;
             next.extend(
                 children
                     .into_iter()
@@ -92,6 +86,22 @@ fn with_lineage(
         frontier = next;
     }
     Ok(all)
+}
+
+/// The `jti`s of the tokens minted from these subject tokens (of `issuers` only, when given).
+fn minted_from(
+    conn: &mut DbConnection,
+    subject_jtis: &[String],
+    issuers: Option<&[String]>,
+) -> QueryResult<Vec<Option<String>>> {
+    let spans = subject_tokens::spans(conn, subject_jtis, issuers)?;
+    let Some(within) = Within::spans(&spans) else {
+        return Ok(Vec::new());
+    };
+    within
+        .apply(x::exchanges.into_boxed())
+        .select(x::token_jti)
+        .load(conn)
 }
 
 /// The revocation state of a minted token: `None` when no record of it exists.

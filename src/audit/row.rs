@@ -36,6 +36,7 @@ pub struct ExchangeRow {
     pub seq: i64,
     pub prev_hash: String,
     pub hash: String,
+    pub subject_until_us: Option<i64>,
 }
 
 fn list(items: &[String]) -> String {
@@ -77,6 +78,7 @@ impl From<&ExchangeRecord> for ExchangeRow {
             seq: r.seq,
             prev_hash: r.prev_hash.clone(),
             hash: r.hash.clone(),
+            subject_until_us: r.subject_until_us,
         }
     }
 }
@@ -116,6 +118,7 @@ impl From<ExchangeRow> for ExchangeRecord {
             seq: r.seq,
             prev_hash: r.prev_hash,
             hash: r.hash,
+            subject_until_us: r.subject_until_us,
         }
     }
 }

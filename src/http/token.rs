@@ -174,6 +174,7 @@ async fn exchange(
     record.subject_issuer = Some(subject.issuer_id.clone());
     record.subject = Some(subject.sub.clone());
     record.subject_jti.clone_from(&subject.jti);
+    record.subject_until_us = Some(subject.accepted_until.saturating_mul(1_000_000));
     if policy.local_issuers.contains(&subject.issuer_id) {
         check_not_revoked(state, &subject).await?;
     }

@@ -169,6 +169,11 @@ fn token(config: &Config, t: &TokenClaims, now: i64) -> Result<VerifiedToken, St
         .and_then(Value::as_str)
         .ok_or("claims need a sub")?
         .to_string();
+    let exp = t
+        .claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .unwrap_or(now + 3600);
     Ok(VerifiedToken {
         issuer_id: issuer.id.clone(),
         iss: issuer.issuer.clone(),
@@ -178,11 +183,8 @@ fn token(config: &Config, t: &TokenClaims, now: i64) -> Result<VerifiedToken, St
             .get("jti")
             .and_then(Value::as_str)
             .map(str::to_string),
-        exp: t
-            .claims
-            .get("exp")
-            .and_then(Value::as_i64)
-            .unwrap_or(now + 3600),
+        exp,
+        accepted_until: exp,
         scopes: scopes_of(&t.claims),
         claims: t.claims.clone(),
     })

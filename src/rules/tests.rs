@@ -34,6 +34,7 @@ pub fn subject(issuer_id: &str, scopes: &[&str]) -> VerifiedToken {
         sub: "alice".into(),
         jti: Some("subject-jti".into()),
         exp: 10_000,
+        accepted_until: 10_000,
         scopes: scopes.iter().map(|s| s.to_string()).collect(),
         claims,
     }

@@ -30,6 +30,7 @@ diesel::table! {
         seq -> BigInt,
         prev_hash -> Text,
         hash -> Text,
+        subject_until_us -> Nullable<BigInt>,
     }
 }
 
@@ -57,5 +58,15 @@ diesel::table! {
         chain -> Text,
         probed_us -> BigInt,
         padding -> Text,
+    }
+}
+
+diesel::table! {
+    subject_tokens (subject_jti, subject_issuer, subject) {
+        subject_jti -> Text,
+        subject_issuer -> Text,
+        subject -> Text,
+        first_us -> BigInt,
+        until_us -> BigInt,
     }
 }

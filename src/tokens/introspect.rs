@@ -134,6 +134,7 @@ pub fn from_answer(
             .and_then(Value::as_str)
             .map(str::to_string),
         exp,
+        accepted_until: exp,
         scopes: scopes_of(&claims),
         claims,
     })

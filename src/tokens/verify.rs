@@ -19,6 +19,8 @@ pub struct VerifiedToken {
     pub sub: String,
     pub jti: Option<String>,
     pub exp: i64,
+    /// The first second at which this token is no longer accepted (exp, plus leeway for JWTs).
+    pub accepted_until: i64,
     pub scopes: Vec<String>,
     pub claims: Map<String, Value>,
 }
@@ -169,6 +171,7 @@ pub fn check_claims(
         sub,
         jti,
         exp,
+        accepted_until: exp.saturating_add(leeway),
         scopes: scopes_of(&claims),
         claims,
     })

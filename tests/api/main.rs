@@ -37,4 +37,5 @@ mod rotation;
 mod rules_cli;
 mod shutdown;
 mod store_faults;
+mod subject_tokens;
 mod token;

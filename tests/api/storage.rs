@@ -94,14 +94,33 @@ fn with_database(url: &str, name: &str) -> String {
 
 /// Runs SQL statements on a test server's database, whichever the backend.
 pub fn execute(storage_url: &str, base: &std::path::Path, statements: &str) {
+    connect(storage_url, base)
+        .batch_execute(statements)
+        .unwrap();
+}
+
+/// A connection to a test server's database (a SQLite URL is relative to `base`).
+fn connect(storage_url: &str, base: &std::path::Path) -> tessera::store::StoreConnection {
     let url = if let Some(file) = storage_url.strip_prefix("sqlite://") {
         StorageUrl::Sqlite(base.join(file))
     } else {
         StorageUrl::Postgres(storage_url.to_string())
     };
-    let store = Store::open(&url).unwrap();
-    let mut conn = store.connect().unwrap();
-    conn.batch_execute(statements).unwrap();
+    Store::open(&url).unwrap().connect().unwrap()
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// How many rows a table of a test server's database holds, whichever the backend.
+pub fn count_rows(storage_url: &str, base: &std::path::Path, table: &str) -> i64 {
+    diesel::sql_query(format!("SELECT COUNT(*) AS n FROM {table}"))
+        .get_result::<Count>(&mut *connect(storage_url, base))
+        .unwrap()
+        .n
 }
 
 #[derive(QueryableByName)]

@@ -37,6 +37,8 @@ mod reload;
 mod rotation;
 #[path = "../api/shutdown.rs"]
 mod shutdown;
+#[path = "../api/subject_tokens.rs"]
+mod subject_tokens;
 #[path = "../api/token.rs"]
 mod token;
 
