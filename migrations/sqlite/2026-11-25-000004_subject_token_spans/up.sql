@@ -19,11 +19,15 @@ CREATE TABLE subject_tokens (
 ) WITHOUT ROWID;
 CREATE INDEX subject_tokens_by_until ON subject_tokens (until_us);
 
+-- Record by record rather than GROUP BY: grouping sorts every token in memory (temp_store =
+-- MEMORY), 800 MB for 10 million records; this keeps to the page cache, in about the same time.
 INSERT INTO subject_tokens (subject_jti, subject_issuer, subject, first_us, until_us)
-SELECT subject_jti, subject_issuer, subject, MIN(time_us), MAX(time_us) + 1
+SELECT subject_jti, subject_issuer, subject, time_us, time_us + 1
 FROM exchanges
 WHERE subject_jti IS NOT NULL AND subject_issuer IS NOT NULL AND subject IS NOT NULL
-GROUP BY subject_jti, subject_issuer, subject;
+ON CONFLICT DO UPDATE SET
+    first_us = min(first_us, excluded.first_us),
+    until_us = max(until_us, excluded.until_us);
 
 -- In the database rather than in the writer, so that every writer keeps the spans whole,
 -- whichever version it runs. The row is only rewritten when a record falls outside its span.
