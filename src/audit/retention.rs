@@ -101,18 +101,25 @@ pub fn spawn(store: Store, retention: Duration, runtime: &tokio::runtime::Handle
             }
             // Spans only once their records are gone, or a record could be left unfindable.
             let mut from = complete.then_some(i64::MIN);
+            let mut spans = 0;
             while let Some(from_us) = from {
                 let batch = store.blocking(move |c| {
                     super::subject_tokens::prune_batch(c, cutoff, from_us).map_err(|e| e.to_string())
                 });
                 match batch.await {
-                    Ok((_, next)) => from = next,
+                    Ok((n, next)) => {
+                        spans += n;
+                        from = next;
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "pruning subject token spans failed; will retry");
                         break;
                     }
                 }
                 tokio::time::sleep(PAUSE).await;
+            }
+            if spans > 0 {
+                tracing::info!(spans, "subject token spans past retention pruned");
             }
             tokio::time::sleep(every).await;
         }
