@@ -80,48 +80,52 @@ pub fn spawn(store: Store, retention: Duration, runtime: &tokio::runtime::Handle
             if let Err(e) = replays.await {
                 tracing::warn!(error = %e, "pruning expired single-use identifiers failed; will retry");
             }
-            let mut pruned = 0;
-            let mut complete = false;
-            loop {
-                match store.blocking(move |c| prune_once(c, cutoff).map_err(|e| e.to_string())).await {
-                    Ok(0) => {
-                        complete = true;
-                        break;
-                    }
-                    Ok(n) => pruned += n,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "audit retention pruning failed; will retry");
-                        break;
-                    }
-                }
-                tokio::time::sleep(PAUSE).await;
-            }
-            if pruned > 0 {
-                tracing::info!(pruned, "audit records past retention pruned");
-            }
+            let records = in_batches(&store, "audit records", (), move |c, ()| {
+                prune_once(c, cutoff).map(|n| (n, (n > 0).then_some(())))
+            });
             // Spans only once their records are gone, or a record could be left unfindable.
-            let mut from = complete.then_some(i64::MIN);
-            let mut spans = 0;
-            while let Some(from_us) = from {
-                let batch = store.blocking(move |c| {
-                    super::subject_tokens::prune_batch(c, cutoff, from_us).map_err(|e| e.to_string())
-                });
-                match batch.await {
-                    Ok((n, next)) => {
-                        spans += n;
-                        from = next;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "pruning subject token spans failed; will retry");
-                        break;
-                    }
-                }
-                tokio::time::sleep(PAUSE).await;
-            }
-            if spans > 0 {
-                tracing::info!(spans, "subject token spans past retention pruned");
+            if records.await.is_some() {
+                in_batches(&store, "subject token spans", i64::MIN, move |c, from_us| {
+                    super::subject_tokens::prune_batch(c, cutoff, from_us)
+                })
+                .await;
             }
             tokio::time::sleep(every).await;
         }
     });
+}
+
+/// Runs `batch` from `start` until it names no next batch, pausing between batches, and logs
+/// what went. Returns how many rows went, or `None` when a batch failed (logged; the next
+/// round retries).
+async fn in_batches<C: Copy + Send + 'static>(
+    store: &Store,
+    what: &'static str,
+    start: C,
+    batch: impl Fn(&mut DbConnection, C) -> QueryResult<(usize, Option<C>)> + Copy + Send + 'static,
+) -> Option<usize> {
+    let mut pruned = 0;
+    let mut next = Some(start);
+    while let Some(at) = next {
+        match store
+            .blocking(move |c| batch(c, at).map_err(|e| e.to_string()))
+            .await
+        {
+            Ok((n, after)) => {
+                pruned += n;
+                next = after;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning {what} past retention failed; will retry");
+                return None;
+            }
+        }
+        if next.is_some() {
+            tokio::time::sleep(PAUSE).await;
+        }
+    }
+    if pruned > 0 {
+        tracing::info!(pruned, "{what} past retention pruned");
+    }
+    Some(pruned)
 }
