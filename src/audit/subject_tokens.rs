@@ -10,8 +10,10 @@ use crate::store::schema::exchanges::dsl as x;
 use crate::store::schema::{exchanges, subject_tokens as st};
 use crate::store::{DbConnection, MultiBackend};
 
-/// SQLite allows a limited number of bound parameters per statement.
-const CHUNK: usize = 500;
+/// Subjects named in a query at most. A jti shared by more subjects (an issuer reusing one)
+/// is looked up by time and jti alone: slower, but a query the database can still run, where
+/// one bound parameter per subject would exceed its limit.
+const MAX_SUBJECTS: usize = 500;
 
 /// Where the records of one subject token lie.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -25,24 +27,21 @@ pub struct Span {
     pub until_us: i64,
 }
 
-/// The spans of these subject tokens (`jti`s), of any issuer or only of `issuers`.
+/// The spans of these subject tokens (`jti`s, a few hundred at most: one bound parameter
+/// each), of any issuer or only of `issuers`.
 pub fn spans(
     conn: &mut DbConnection,
     jtis: &[String],
     issuers: Option<&[String]>,
 ) -> QueryResult<Vec<Span>> {
-    let mut all = Vec::new();
-    for chunk in jtis.chunks(CHUNK) {
-        let mut q = st::table
-            .filter(st::subject_jti.eq_any(chunk))
-            .select(Span::as_select())
-            .into_boxed();
-        if let Some(issuers) = issuers {
-            q = q.filter(st::subject_issuer.eq_any(issuers));
-        }
-        all.extend(q.load(conn)?);
+    let mut q = st::table
+        .filter(st::subject_jti.eq_any(jtis))
+        .select(Span::as_select())
+        .into_boxed();
+    if let Some(issuers) = issuers {
+        q = q.filter(st::subject_issuer.eq_any(issuers));
     }
-    Ok(all)
+    q.load(conn)
 }
 
 /// Conditions that every record of some spans meets, to narrow a query on their tokens down to
@@ -52,7 +51,8 @@ pub fn spans(
 pub struct Within {
     jtis: Vec<String>,
     issuers: Vec<String>,
-    subjects: Vec<String>,
+    /// `None`: too many to name (see `MAX_SUBJECTS`).
+    subjects: Option<Vec<String>>,
     from_us: i64,
     until_us: i64,
 }
@@ -72,7 +72,7 @@ impl Within {
             until_us: spans.iter().map(|s| s.until_us).max()?,
             jtis,
             issuers,
-            subjects,
+            subjects: (subjects.len() <= MAX_SUBJECTS).then_some(subjects),
         })
     }
 
@@ -80,8 +80,11 @@ impl Within {
         self,
         q: exchanges::BoxedQuery<'a, MultiBackend>,
     ) -> exchanges::BoxedQuery<'a, MultiBackend> {
-        q.filter(x::subject.eq_any(self.subjects))
-            .filter(x::time_us.ge(self.from_us))
+        let q = match self.subjects {
+            Some(subjects) => q.filter(x::subject.eq_any(subjects)),
+            None => q,
+        };
+        q.filter(x::time_us.ge(self.from_us))
             .filter(x::time_us.lt(self.until_us))
             .filter(x::subject_issuer.eq_any(self.issuers))
             .filter(x::subject_jti.eq_any(self.jtis))
@@ -163,10 +166,21 @@ mod tests {
             Within {
                 jtis: vec!["j".into(), "k".into()],
                 issuers: vec!["corp".into(), "partner".into()],
-                subjects: vec!["alice".into(), "bob".into()],
+                subjects: Some(vec!["alice".into(), "bob".into()]),
                 from_us: 10,
                 until_us: 200,
             }
         );
+    }
+
+    #[test]
+    fn too_many_subjects_are_not_named() {
+        let many: Vec<Span> = (0..=MAX_SUBJECTS)
+            .map(|n| span("j", "corp", &format!("user-{n}"), 0, 1))
+            .collect();
+        assert_eq!(Within::spans(&many).map(|w| w.subjects), Some(None));
+        let enough = &many[..MAX_SUBJECTS];
+        let named = Within::spans(enough).and_then(|w| w.subjects);
+        assert_eq!(named.map(|s| s.len()), Some(MAX_SUBJECTS));
     }
 }

@@ -67,6 +67,25 @@ async fn records_are_found_by_subject_token_across_subjects_and_out_of_order() {
 }
 
 #[tokio::test]
+async fn a_jti_shared_by_very_many_subjects_is_still_found_and_revoked() {
+    // An issuer that reuses one jti for every subject (a bug, or an attacker holding its key)
+    // must not make the lookup too large for the database to run.
+    let app = TestApp::spawn().await;
+    let token = app.subject_token(json!({"jti": "reused-jti"}));
+    assert_eq!(app.exchange_subject(&token).await.status(), 200);
+    app.sql(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 70000) \
+         INSERT INTO subject_tokens (subject_jti, subject_issuer, subject, first_us, until_us) \
+         SELECT 'reused-jti', 'corp', 'user-' || i, 0, 1 FROM n",
+    );
+    assert_eq!(app.records(&["--subject-jti", "reused-jti"]).len(), 1);
+    let resp = app.admin_revoke(json!({"subject_jti": "reused-jti"})).await;
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["revoked"], 1, "{body}");
+}
+
+#[tokio::test]
 async fn spans_go_once_retention_has_pruned_their_records() {
     let app = TestApp::spawn_with(|c| {
         c.replace("[storage]\n", "[storage]\nretention = \"2s\"\n")
