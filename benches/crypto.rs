@@ -92,6 +92,7 @@ fn bench(c: &mut Criterion) {
                         &issuers,
                         now(),
                         "subject token",
+                        &|_| false,
                     ))
                     .unwrap()
             })

@@ -14,9 +14,6 @@ use crate::tokens::{TokenType, verify};
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
-/// An assertion may not be valid for longer than this from now.
-const MAX_LIFETIME_SECS: i64 = 600;
-
 /// One key entry per `private_key_jwt` client: its assertions' `aud` must name the token
 /// endpoint or this server's issuer.
 pub fn key_configs(clients: &[ClientConfig], server: &ServerConfig) -> Vec<IssuerConfig> {
@@ -47,19 +44,29 @@ fn invalid_client(why: impl Into<String>) -> OAuthError {
 }
 
 /// The authenticated client id, or why the assertion does not authenticate anyone.
+/// `max_lifetime`: `server.max_assertion_lifetime`.
 pub async fn verify(
     assertion: &str,
     form_client_id: Option<&str>,
     keys: &Issuers,
     store: &Store,
     now: i64,
+    max_lifetime: Duration,
 ) -> Result<String, OAuthError> {
-    let token = verify::verify(assertion, TokenType::Jwt, keys, now, "client assertion")
-        .await
-        .map_err(|e| match e.code {
-            ErrorCode::TemporarilyUnavailable => e,
-            _ => invalid_client(e.description),
-        })?;
+    // Assertions are JWTs: nothing is ever introspected for them.
+    let token = verify::verify(
+        assertion,
+        TokenType::Jwt,
+        keys,
+        now,
+        "client assertion",
+        &|_| false,
+    )
+    .await
+    .map_err(|e| match e.code {
+        ErrorCode::TemporarilyUnavailable => e,
+        _ => invalid_client(e.description),
+    })?;
     let client = token.iss;
     if token.sub != client {
         return Err(invalid_client(
@@ -71,18 +78,23 @@ pub async fn verify(
             "client_id differs from the client assertion's issuer",
         ));
     }
-    if token.exp - now > MAX_LIFETIME_SECS {
+    if token.exp - now > max_lifetime.as_secs() as i64 {
         return Err(invalid_client(format!(
-            "the client assertion expires more than {MAX_LIFETIME_SECS} s from now; make short-lived assertions"
+            "the client assertion expires more than {} from now, the most \
+             server.max_assertion_lifetime allows; make shorter-lived assertions, or raise \
+             server.max_assertion_lifetime",
+            crate::config::duration::format(max_lifetime)
         )));
     }
     let jti = token
         .jti
         .ok_or_else(|| invalid_client("the client assertion has no jti"))?;
     let key = format!("{client}\n{jti}");
+    // Remembered for as long as the assertion passes the time checks: exp plus leeway.
+    let until = token.accepted_until;
     let first = store
         .blocking(move |c| {
-            crate::store::replay::first_use(c, "client_assertion", &key, token.exp)
+            crate::store::replay::first_use(c, "client_assertion", &key, until)
                 .map_err(|e| e.to_string())
         })
         .await

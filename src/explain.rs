@@ -53,12 +53,20 @@ pub async fn explain(
         );
     }
     let now = now_micros() / 1_000_000;
+    // Opaque tokens go only where the client's rules lead, as in an exchange.
+    let may_introspect = |issuer: &str| {
+        config
+            .rules
+            .iter()
+            .any(|r| r.clients.contains(&request.client) && r.issuers.iter().any(|i| i == issuer))
+    };
     let subject = match verify::verify(
         &request.subject_token,
         TokenType::AccessToken,
         &issuers,
         now,
         "subject token",
+        &may_introspect,
     )
     .await
     {
@@ -74,7 +82,15 @@ pub async fn explain(
     let actor = match &request.actor_token {
         None => None,
         Some(token) => {
-            match verify::verify(token, TokenType::AccessToken, &issuers, now, "actor token").await
+            match verify::verify(
+                token,
+                TokenType::AccessToken,
+                &issuers,
+                now,
+                "actor token",
+                &may_introspect,
+            )
+            .await
             {
                 Ok(a) => {
                     w(out, describe("actor", &a))?;

@@ -66,6 +66,20 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// How long, from now, a token of this issuer (by id; of any issuer when `None`) issued
+    /// until now can still be accepted: `max_age` plus `leeway`. A revocation of what such
+    /// tokens carry is kept that long and no longer.
+    pub fn acceptance_bound(&self, issuer_id: Option<&str>) -> std::time::Duration {
+        self.issuers
+            .iter()
+            .filter(|i| issuer_id.is_none_or(|id| i.config.id == id))
+            .map(|i| i.config.max_age.unwrap_or(self.signing.max_ttl) + i.config.leeway)
+            .max()
+            .unwrap_or(self.signing.max_ttl)
+    }
+}
+
 pub struct AppState {
     /// Set when shutdown begins: responses then close their connection, so keep-alive clients
     /// move on instead of holding the old process until its shutdown timeout.

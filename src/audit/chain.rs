@@ -16,7 +16,7 @@ use crate::store::schema::{audit_chains, exchanges, store_probes};
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 pub fn record_hash(prev_hash: &str, r: &ExchangeRecord) -> String {
-    let content = json!([
+    let mut content = json!([
         r.id,
         r.time_us,
         r.outcome.as_str(),
@@ -43,6 +43,11 @@ pub fn record_hash(prev_hash: &str, r: &ExchangeRecord) -> String {
         r.chain,
         r.seq,
     ]);
+    // Fields added since the first chains are hashed only when present, so that records
+    // written before them keep their hashes.
+    if let (Some(jti), Some(fields)) = (&r.actor_jti, content.as_array_mut()) {
+        fields.push(json!({ "actor_jti": jti }));
+    }
     let mut input = Vec::with_capacity(512);
     input.extend_from_slice(prev_hash.as_bytes());
     input.push(b'\n');
@@ -108,20 +113,23 @@ impl Tip {
 
 /// Writes linked records and moves their chain's head, in one transaction.
 pub fn append(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResult<()> {
+    conn.transaction(|c| write_linked(c, records))
+}
+
+/// Writes linked records and moves their chain's head, inside the caller's transaction.
+pub fn write_linked(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResult<()> {
     let Some(last) = records.last() else {
         return Ok(());
     };
     let rows: Vec<ExchangeRow> = records.iter().map(|r| ExchangeRow::from(*r)).collect();
-    conn.transaction(|c| {
-        insert_rows(c, &rows)?;
-        diesel::update(audit_chains::table.find(&last.chain))
-            .set((
-                audit_chains::head_seq.eq(last.seq),
-                audit_chains::head_hash.eq(&last.hash),
-            ))
-            .execute(c)
-            .map(|_| ())
-    })
+    insert_rows(conn, &rows)?;
+    diesel::update(audit_chains::table.find(&last.chain))
+        .set((
+            audit_chains::head_seq.eq(last.seq),
+            audit_chains::head_hash.eq(&last.hash),
+        ))
+        .execute(conn)
+        .map(|_| ())
 }
 
 /// Rewrites a chain's head as it is: a real, durable commit that changes nothing.

@@ -60,6 +60,14 @@ pub struct ExchangeRecord {
     /// span its records can lie in, kept for finding them by `subject_jti`. Not audit content.
     #[serde(skip)]
     pub subject_until_us: Option<i64>,
+    /// The `jti` of the actor token the exchange used: revoking that token, when this server
+    /// minted it, revokes what was minted with it.
+    #[serde(skip)]
+    pub actor_jti: Option<String>,
+    /// The tokens a grant comes from, for the writer to refuse it inside its commit when one of
+    /// them is revoked (`audit::revocation::settle`). Not stored.
+    #[serde(skip)]
+    pub provenance: Option<Box<super::revocation::Provenance>>,
 }
 
 impl ExchangeRecord {
@@ -100,6 +108,8 @@ impl ExchangeRecord {
             prev_hash: String::new(),
             hash: String::new(),
             subject_until_us: None,
+            actor_jti: None,
+            provenance: None,
         }
     }
 }

@@ -67,7 +67,7 @@ fn prune_batch(conn: &mut DbConnection, chain: &str, cutoff_us: i64) -> QueryRes
 const PAUSE: Duration = Duration::from_millis(50);
 
 /// Prunes now and then every quarter of the retention period (between 1 s and 10 min); expired
-/// single-use identifiers go at the same time.
+/// single-use identifiers and upstream revocations go at the same time.
 pub fn spawn(store: Store, retention: Duration, runtime: &tokio::runtime::Handle) {
     let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
     runtime.spawn(async move {
@@ -75,7 +75,9 @@ pub fn spawn(store: Store, retention: Duration, runtime: &tokio::runtime::Handle
             let cutoff = now_micros().saturating_sub(retention.as_micros() as i64);
             let now = now_micros() / 1_000_000;
             let replays = store.blocking(move |c| {
-                crate::store::replay::prune(c, now).map_err(|e| e.to_string())
+                crate::store::replay::prune(c, now)
+                    .and_then(|_| super::revocation::prune(c, now))
+                    .map_err(|e| e.to_string())
             });
             if let Err(e) = replays.await {
                 tracing::warn!(error = %e, "pruning expired single-use identifiers failed; will retry");

@@ -1,14 +1,29 @@
 //! Revocation (SPEC §3, §6): a minted token is revoked by marking its record, the one update a
 //! record ever receives. Revoking a token also revokes every token minted from it through this
-//! server as issuer (its lineage), however many hops down.
+//! server as issuer, as subject or as actor token (its lineage), however many hops down. What a
+//! revocation names upstream (a subject token, a subject) stays revoked: a row in
+//! `revocations` refuses it for as long as it could otherwise be accepted.
+//!
+//! Revocations and audit commits are ordered by one lock, so that a grant is refused inside its
+//! own commit when a token it comes from is revoked (`settle`), and a revocation sees every
+//! grant committed before it: on SQLite the database's write lock, taken by each transaction's
+//! first statement (a write, so SQLite waits for the lock instead of failing on a stale read);
+//! on PostgreSQL a transaction-scoped advisory lock, shared by the audit writers of every
+//! instance and exclusive for a revocation. A grant is therefore either committed before the
+//! revocation, which then finds and marks it, or refused by it.
 
 use std::collections::HashSet;
 
 use diesel::prelude::*;
 
+use super::record::{ExchangeRecord, Outcome, format_secs};
 use super::subject_tokens::{self, Within};
 use crate::store::DbConnection;
 use crate::store::schema::exchanges::dsl as x;
+use crate::store::schema::{audit_chains, revocations as rv};
+
+/// The advisory lock (PostgreSQL) that orders revocations against audit commits.
+const REVOCATION_LOCK: i64 = 0x0072_6576_6f6b_6573; // "revokes"
 
 /// What to revoke.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,27 +39,37 @@ pub enum Target {
 /// SQLite allows a limited number of bound parameters per statement.
 const CHUNK: usize = 500;
 
-/// Marks the target tokens and their lineage revoked at `now` (seconds); returns how many
-/// minted tokens are revoked by it (already revoked ones included).
-/// `local_issuers` are the ids of the issuer entries that stand for this server.
+/// Marks the target tokens and their lineage revoked at `now` (seconds), and keeps what the
+/// target names upstream revoked until `sticky_until` (seconds: when no token it could refuse
+/// would be accepted any more). Returns how many minted tokens are revoked by it (already
+/// revoked ones included). `local_issuers` are the ids of the issuer entries that stand for
+/// this server.
 pub fn revoke(
     conn: &mut DbConnection,
     target: &Target,
     local_issuers: &[String],
     now: i64,
+    sticky_until: i64,
 ) -> QueryResult<usize> {
     conn.transaction(|c| {
+        lock_for_revocation(c, now)?;
         let roots: Vec<String> = match target {
             Target::Jti(jti) => x::exchanges
                 .filter(x::token_jti.eq(jti))
                 .select(x::token_jti)
                 .load::<Option<String>>(c)?,
-            Target::SubjectJti(s) => minted_from(c, std::slice::from_ref(s), None)?,
-            Target::Subject { issuer, subject } => x::exchanges
-                .filter(x::subject_issuer.eq(issuer))
-                .filter(x::subject.eq(subject))
-                .select(x::token_jti)
-                .load(c)?,
+            Target::SubjectJti(s) => {
+                remember(c, "subject_jti", "", s, now, sticky_until)?;
+                minted_from(c, std::slice::from_ref(s), None)?
+            }
+            Target::Subject { issuer, subject } => {
+                remember(c, "subject", issuer, subject, now, sticky_until)?;
+                x::exchanges
+                    .filter(x::subject_issuer.eq(issuer))
+                    .filter(x::subject.eq(subject))
+                    .select(x::token_jti)
+                    .load(c)?
+            }
         }
         .into_iter()
         .flatten()
@@ -64,6 +89,157 @@ pub fn revoke(
     })
 }
 
+/// The revocation's first statements: the lock that orders it against audit commits, then a
+/// write (expired sticky revocations go), which on SQLite takes the database's write lock
+/// before anything is read.
+fn lock_for_revocation(conn: &mut DbConnection, now: i64) -> QueryResult<()> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query(format!("SELECT pg_advisory_xact_lock({REVOCATION_LOCK})"))
+            .execute(pg)?;
+    }
+    diesel::delete(rv::table.filter(rv::until_s.lt(now))).execute(conn)?;
+    Ok(())
+}
+
+/// The audit commit's first statements (see the module's doc): on PostgreSQL the shared side of
+/// the revocation lock; on SQLite a write that changes nothing (the chain's head rewritten as it
+/// is), taking the database's write lock before the batch's grants are settled.
+pub fn lock_for_commit(conn: &mut DbConnection, chain: &str) -> QueryResult<()> {
+    match conn {
+        DbConnection::Postgres(pg) => diesel::sql_query(format!(
+            "SELECT pg_advisory_xact_lock_shared({REVOCATION_LOCK})"
+        ))
+        .execute(pg)
+        .map(|_| ()),
+        DbConnection::Sqlite(_) => diesel::update(audit_chains::table.find(chain))
+            .set(audit_chains::head_seq.eq(audit_chains::head_seq))
+            .execute(conn)
+            .map(|_| ()),
+    }
+}
+
+/// Keeps an upstream revocation; revoking the same thing again moves it to the later time.
+fn remember(
+    conn: &mut DbConnection,
+    kind: &str,
+    issuer: &str,
+    value: &str,
+    now: i64,
+    until: i64,
+) -> QueryResult<()> {
+    let key = rv::kind
+        .eq(kind)
+        .and(rv::issuer.eq(issuer))
+        .and(rv::value.eq(value));
+    diesel::delete(rv::table.filter(key)).execute(conn)?;
+    diesel::insert_into(rv::table)
+        .values((
+            rv::kind.eq(kind),
+            rv::issuer.eq(issuer),
+            rv::value.eq(value),
+            rv::revoked_at.eq(now),
+            rv::until_s.eq(until),
+        ))
+        .execute(conn)
+        .map(|_| ())
+}
+
+/// A token presented to an exchange, as far as revocation is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presented {
+    pub issuer_id: String,
+    pub sub: String,
+    pub jti: Option<String>,
+    pub iat: Option<i64>,
+    /// Minted by this server: its own record must exist and not be revoked.
+    pub local: bool,
+}
+
+/// The tokens a grant comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    pub subject: Presented,
+    pub actor: Option<Presented>,
+}
+
+/// Inside the audit commit, after `lock_for_commit`: a grant that comes from a revoked token is
+/// turned into the denial it must be (nothing minted is recorded, the client gets the error).
+/// Returns the reason when the record was refused.
+pub fn settle(conn: &mut DbConnection, record: &mut ExchangeRecord) -> QueryResult<Option<String>> {
+    let Some(provenance) = record.provenance.take() else {
+        return Ok(None);
+    };
+    if record.outcome != Outcome::Granted {
+        return Ok(None);
+    }
+    let mut why = refusal(conn, &provenance.subject, "subject")?;
+    if why.is_none()
+        && let Some(actor) = &provenance.actor
+    {
+        why = refusal(conn, actor, "actor")?;
+    }
+    if let Some(why) = &why {
+        record.outcome = Outcome::Denied;
+        record.error = Some("invalid_request".into());
+        record.reason.clone_from(why);
+        record.token_jti = None;
+        record.expires_at = None;
+        record.granted_audiences.clear();
+        record.granted_scopes.clear();
+    }
+    Ok(why)
+}
+
+/// Why a grant from this token must be refused, if it must. `role`: "subject" or "actor".
+fn refusal(conn: &mut DbConnection, t: &Presented, role: &str) -> QueryResult<Option<String>> {
+    if t.local {
+        let Some(jti) = &t.jti else {
+            return Ok(Some(format!("the {role} token has no jti")));
+        };
+        return Ok(match revoked_at(conn, jti)? {
+            Some(None) => None,
+            Some(Some(_)) => Some(format!("the {role} token has been revoked")),
+            None => Some(format!(
+                "the {role} token is not one this server has a record of"
+            )),
+        });
+    }
+    let by_subject = rv::kind
+        .eq("subject")
+        .and(rv::issuer.eq(&t.issuer_id))
+        .and(rv::value.eq(&t.sub));
+    let found: Vec<(String, i64)> = match &t.jti {
+        Some(jti) => rv::table
+            .filter(
+                rv::kind
+                    .eq("subject_jti")
+                    .and(rv::issuer.eq(""))
+                    .and(rv::value.eq(jti))
+                    .or(by_subject),
+            )
+            .select((rv::kind, rv::revoked_at))
+            .load(conn)?,
+        None => rv::table
+            .filter(by_subject)
+            .select((rv::kind, rv::revoked_at))
+            .load(conn)?,
+    };
+    for (kind, at) in found {
+        if kind == "subject_jti" {
+            return Ok(Some(format!("the {role} token has been revoked")));
+        }
+        // A token without `iat` cannot show that it was issued after the revocation.
+        if t.iat.is_none_or(|iat| iat <= at) {
+            return Ok(Some(format!(
+                "the {role}'s tokens issued at or before {} have been revoked; \
+                 present one issued since",
+                format_secs(at)
+            )));
+        }
+    }
+    Ok(None)
+}
+
 /// The tokens and, breadth first, every token minted with one of them as subject token.
 fn with_lineage(
     conn: &mut DbConnection,
@@ -75,7 +251,8 @@ fn with_lineage(
     while !frontier.is_empty() && !local_issuers.is_empty() {
         let mut next = Vec::new();
         for chunk in frontier.chunks(CHUNK) {
-            let children = minted_from(conn, chunk, Some(local_issuers))?;
+            let mut children = minted_from(conn, chunk, Some(local_issuers))?;
+            children.extend(minted_with_actor(conn, chunk, local_issuers)?);
             next.extend(
                 children
                     .into_iter()
@@ -102,6 +279,24 @@ fn minted_from(
         .apply(x::exchanges.into_boxed())
         .select(x::token_jti)
         .load(conn)
+}
+
+/// The `jti`s of the tokens minted with one of these (of `issuers`) as actor token.
+fn minted_with_actor(
+    conn: &mut DbConnection,
+    actor_jtis: &[String],
+    issuers: &[String],
+) -> QueryResult<Vec<Option<String>>> {
+    x::exchanges
+        .filter(x::actor_jti.eq_any(actor_jtis))
+        .filter(x::actor_issuer.eq_any(issuers))
+        .select(x::token_jti)
+        .load(conn)
+}
+
+/// Forgets upstream revocations that can no longer refuse anything (before `now`, seconds).
+pub fn prune(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
+    diesel::delete(rv::table.filter(rv::until_s.lt(now))).execute(conn)
 }
 
 /// The revocation state of a minted token: `None` when no record of it exists.

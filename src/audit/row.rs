@@ -37,6 +37,7 @@ pub struct ExchangeRow {
     pub prev_hash: String,
     pub hash: String,
     pub subject_until_us: Option<i64>,
+    pub actor_jti: Option<String>,
 }
 
 fn list(items: &[String]) -> String {
@@ -79,6 +80,7 @@ impl From<&ExchangeRecord> for ExchangeRow {
             prev_hash: r.prev_hash.clone(),
             hash: r.hash.clone(),
             subject_until_us: r.subject_until_us,
+            actor_jti: r.actor_jti.clone(),
         }
     }
 }
@@ -119,6 +121,8 @@ impl From<ExchangeRow> for ExchangeRecord {
             prev_hash: r.prev_hash,
             hash: r.hash,
             subject_until_us: r.subject_until_us,
+            actor_jti: r.actor_jti,
+            provenance: None,
         }
     }
 }

@@ -7,13 +7,15 @@
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use diesel::Connection;
 use tokio::sync::{mpsc, oneshot};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::chain::{Tip, append, probe_batch_size, touch_head};
+use super::chain::{Tip, probe_batch_size, touch_head, write_linked};
 use super::record::{ExchangeRecord, now_micros};
+use super::revocation;
 use crate::metrics::Metrics;
 use crate::store::checkpoint::Checkpointer;
 use crate::store::{FileId, Store, StoreConnection};
@@ -30,10 +32,21 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const PROBE_REUSE: Duration = Duration::from_secs(1);
 
 type Done = oneshot::Sender<Result<(), String>>;
-type Pending = (Box<ExchangeRecord>, Done);
+type Recorded = oneshot::Sender<Result<Committed, String>>;
+type Pending = (Box<ExchangeRecord>, Recorded);
+
+/// How a record was committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Committed {
+    /// As it was sent.
+    AsSent,
+    /// As a denial, for this reason: the grant came from a token revoked before the commit
+    /// (`revocation::settle`); the token must not be handed out.
+    Refused(String),
+}
 
 enum Job {
-    Record(Box<ExchangeRecord>, Done),
+    Record(Box<ExchangeRecord>, Recorded),
     /// Answers whether a commit can succeed now, by making one.
     Probe(Done),
     Close,
@@ -78,8 +91,8 @@ impl AuditWriter {
         })
     }
 
-    /// Returns once the record is durably committed, or with why it could not be.
-    pub async fn commit(&self, record: ExchangeRecord) -> Result<(), String> {
+    /// Returns once the record is durably committed, saying how, or with why it could not be.
+    pub async fn commit(&self, record: ExchangeRecord) -> Result<Committed, String> {
         let (done, committed) = oneshot::channel();
         self.jobs
             .send(Job::Record(Box::new(record), done))
@@ -201,9 +214,16 @@ fn run(
                 failures.fetch_add(1, Ordering::SeqCst);
                 tracing::error!(error = %e, records = batch.len(), "audit commit failed");
             }
-            for (_, done) in batch.drain(..) {
-                let _ = done.send(result.clone());
+            let refused = result.as_ref().ok();
+            for (i, (_, done)) in batch.drain(..).enumerate() {
+                let answer = match (&result, refused.and_then(|r| r.get(i).cloned().flatten())) {
+                    (Err(e), _) => Err(e.clone()),
+                    (Ok(_), Some(why)) => Ok(Committed::Refused(why)),
+                    (Ok(_), None) => Ok(Committed::AsSent),
+                };
+                let _ = done.send(answer);
             }
+            let result = result.map(|_| ());
             for done in probes.drain(..) {
                 let _ = done.send(result.clone());
             }
@@ -214,17 +234,33 @@ fn run(
     }
 }
 
-/// Links the batch onto the chain and commits it. The chain advances only with a commit: a
-/// failed batch is linked anew next time. Any failure drops the connection, since the fault
-/// may have been the connection itself.
-fn write(store: &Store, state: &mut State, batch: &mut [Pending]) -> Result<(), String> {
+/// Settles the batch's grants against revocations, links the records onto the chain and
+/// commits them, in one transaction. Returns, for each record, why it was refused if it was.
+/// The chain advances only with a commit.
+/// Any failure drops the connection, since the fault may have been the connection itself.
+fn write(
+    store: &Store,
+    state: &mut State,
+    batch: &mut [Pending],
+) -> Result<Vec<Option<String>>, String> {
     let mut conn = connection(store, state)?;
-    let after = state.tip.link(batch.iter_mut().map(|(r, _)| r.as_mut()));
-    let records: Vec<&ExchangeRecord> = batch.iter().map(|(r, _)| r.as_ref()).collect();
-    append(&mut conn, &records).map_err(|e| e.to_string())?;
+    let tip = &state.tip;
+    let (after, refused) = conn
+        .transaction(|c| {
+            revocation::lock_for_commit(c, &tip.chain)?;
+            let mut refused = Vec::with_capacity(batch.len());
+            for (record, _) in batch.iter_mut() {
+                refused.push(revocation::settle(c, record)?);
+            }
+            let after = tip.link(batch.iter_mut().map(|(r, _)| r.as_mut()));
+            let records: Vec<&ExchangeRecord> = batch.iter().map(|(r, _)| r.as_ref()).collect();
+            write_linked(c, &records)?;
+            Ok::<_, diesel::result::Error>((after, refused))
+        })
+        .map_err(|e| e.to_string())?;
     state.tip = after;
     state.conn = Some(conn);
-    Ok(())
+    Ok(refused)
 }
 
 /// A commit with no record in it: rewrites the chain's head as it is or, while batches fail,

@@ -30,9 +30,36 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("\"{text}\" is too long"))
 }
 
+/// A duration as the configuration would write it, in the largest unit that keeps it whole.
+pub fn format(d: Duration) -> String {
+    let secs = d.as_secs();
+    if d.subsec_nanos() != 0 || secs == 0 {
+        return format!("{}ms", d.as_millis());
+    }
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs.is_multiple_of(size) {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_in_the_largest_whole_unit() {
+        assert_eq!(format(Duration::from_secs(600)), "10m");
+        assert_eq!(format(Duration::from_secs(3600)), "1h");
+        assert_eq!(format(Duration::from_secs(90)), "90s");
+        assert_eq!(format(Duration::from_secs(2 * 86_400)), "2d");
+        assert_eq!(format(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(
+            parse(&format(Duration::from_secs(7200))),
+            Ok(Duration::from_secs(7200))
+        );
+    }
 
     #[test]
     fn parses_each_unit() {

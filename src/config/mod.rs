@@ -2,7 +2,7 @@
 //! checked as a whole: every value parsed, every reference between sections resolved. Nothing
 //! else in the service reads raw configuration.
 
-mod duration;
+pub mod duration;
 mod raw;
 
 use std::collections::HashSet;
@@ -67,6 +67,8 @@ pub struct ServerConfig {
     pub keep_alive: Duration,
     /// Connections at once, per worker thread.
     pub max_connections: usize,
+    /// A `private_key_jwt` assertion whose `exp` is further ahead than this is refused.
+    pub max_assertion_lifetime: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -180,6 +182,8 @@ pub struct Introspection {
     pub client_secret: String,
     /// Results are cached no longer than this (nor than the token's `exp`).
     pub cache: Duration,
+    /// Opaque tokens are sent here only when they start with this.
+    pub prefix: Option<String>,
 }
 
 impl fmt::Debug for Introspection {
@@ -250,7 +254,9 @@ pub struct RuleConfig {
     pub copy_claims: Vec<String>,
 }
 
-/// Claims a minted token sets itself, which `copy_claims` therefore may not name.
+/// Claims that carry identity, audience, lifetime, scope, binding or delegation meaning, or that
+/// make a token look like an ID token (SPEC §5): a minted token sets its own or carries none, so
+/// `copy_claims` may not name them.
 pub const RESERVED_CLAIMS: &[&str] = &[
     "iss",
     "sub",
@@ -261,9 +267,16 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "jti",
     "client_id",
     "scope",
+    "scp",
     "act",
     "cnf",
     "may_act",
+    "azp",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "typ",
+    "s_hash",
 ];
 
 pub const SIGNING_ALGORITHMS: &[Algorithm] = &[
@@ -471,6 +484,11 @@ impl Ctx<'_> {
                 0 => return Err(self.err("server.max_connections", "must be at least 1")),
                 n => n as usize,
             },
+            max_assertion_lifetime: self.positive(
+                "server.max_assertion_lifetime",
+                raw.max_assertion_lifetime.as_deref(),
+                "10m",
+            )?,
         })
     }
 
@@ -679,9 +697,24 @@ impl Ctx<'_> {
                         raw.introspection_cache.as_deref(),
                         "1m",
                     )?,
+                    prefix: match raw.opaque_token_prefix.as_deref() {
+                        Some("") => {
+                            return Err(self.err(
+                                at("opaque_token_prefix"),
+                                "must not be empty (leave it out to match every opaque token)",
+                            ));
+                        }
+                        prefix => prefix.map(str::to_string),
+                    },
                 })
             }
         };
+        if raw.opaque_token_prefix.is_some() && introspection.is_none() {
+            return Err(self.err(
+                at("opaque_token_prefix"),
+                "needs introspection_endpoint: only opaque tokens are routed by prefix",
+            ));
+        }
         let algorithms = raw
             .algorithms
             .unwrap_or_else(|| vec!["RS256".into(), "ES256".into()]);
@@ -943,7 +976,10 @@ impl Ctx<'_> {
         {
             return Err(self.err(
                 at("copy_claims"),
-                format!("\"{reserved}\" is set by Tessera itself and cannot be copied"),
+                format!(
+                    "\"{reserved}\" cannot be copied: it carries identity, audience, lifetime, \
+                     scope, binding or delegation meaning, or marks an ID token"
+                ),
             ));
         }
         Ok(RuleConfig {

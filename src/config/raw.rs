@@ -30,6 +30,7 @@ pub struct RawServer {
     pub body_timeout: Option<String>,
     pub keep_alive: Option<String>,
     pub max_connections: Option<u64>,
+    pub max_assertion_lifetime: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +85,7 @@ pub struct RawIssuer {
     pub introspection_client_secret: Option<String>,
     pub introspection_client_secret_file: Option<String>,
     pub introspection_cache: Option<String>,
+    pub opaque_token_prefix: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -150,6 +150,36 @@ fn each_bad_value_is_named_by_its_key() {
             "rules[0].copy_claims",
         ),
         (
+            "scopes = [\"inventory:read\"]",
+            "scopes = [\"inventory:read\"]\ncopy_claims = [\"email\", \"scp\"]",
+            "rules[0].copy_claims",
+        ),
+        (
+            "scopes = [\"inventory:read\"]",
+            "scopes = [\"inventory:read\"]\ncopy_claims = [\"email\", \"nonce\"]",
+            "rules[0].copy_claims",
+        ),
+        (
+            "scopes = [\"inventory:read\"]",
+            "scopes = [\"inventory:read\"]\ncopy_claims = [\"email\", \"at_hash\"]",
+            "rules[0].copy_claims",
+        ),
+        (
+            "scopes = [\"inventory:read\"]",
+            "scopes = [\"inventory:read\"]\ncopy_claims = [\"email\", \"c_hash\"]",
+            "rules[0].copy_claims",
+        ),
+        (
+            "scopes = [\"inventory:read\"]",
+            "scopes = [\"inventory:read\"]\ncopy_claims = [\"email\", \"azp\"]",
+            "rules[0].copy_claims",
+        ),
+        (
+            "scopes = [\"inventory:read\"]",
+            "scopes = [\"inventory:read\"]\ncopy_claims = [\"email\", \"typ\"]",
+            "rules[0].copy_claims",
+        ),
+        (
             "audiences = [\"inventory-api\"]",
             "audiences = []",
             "rules[0].audiences",

@@ -21,7 +21,32 @@ const MAX_LIMIT: i64 = 1000;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics))
         .route("/admin/exchanges", web::get().to(exchanges))
-        .route("/admin/revoke", web::post().to(revoke));
+        .route("/admin/revoke", web::post().to(revoke))
+        .route("/admin/issuers", web::get().to(issuers));
+}
+
+/// Each issuer's key status with the last fetch error in full: what `/readyz`, public, does not
+/// show (it could carry what a remote party sent).
+async fn issuers(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+    if let Err(e) = authorize(&req, &state) {
+        return e.error_response();
+    }
+    let policy = state.policy.load();
+    let mut list: Vec<_> = policy
+        .issuers
+        .iter()
+        .map(|i| {
+            json!({
+                "id": i.config.id,
+                "issuer": i.config.issuer,
+                "ready": i.config.keys == crate::config::KeySource::None || i.is_ready(),
+                "keys": i.keys().map_or(0, |k| k.keys.len()),
+                "last_error": i.last_error(),
+            })
+        })
+        .collect();
+    list.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    HttpResponse::Ok().json(json!({ "issuers": list }))
 }
 
 /// Prometheus text; no token: the admin listener is private (SPEC §3).
@@ -205,10 +230,15 @@ async fn revoke(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) 
         };
         let local = policy.local_issuers.clone();
         let now = now_micros() / 1_000_000;
+        let bound = match &target {
+            Target::Subject { issuer, .. } => policy.acceptance_bound(Some(issuer)),
+            _ => policy.acceptance_bound(None),
+        };
+        let sticky_until = now.saturating_add(bound.as_secs() as i64);
         let revoked = state
             .store
             .blocking(move |c| {
-                revocation::revoke(c, &target, &local, now).map_err(|e| e.to_string())
+                revocation::revoke(c, &target, &local, now, sticky_until).map_err(|e| e.to_string())
             })
             .await
             .map_err(super::store_unavailable)?;

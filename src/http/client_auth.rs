@@ -55,6 +55,7 @@ pub async fn authenticate(
                 &policy.client_keys,
                 &state.store,
                 now,
+                state.server.max_assertion_lifetime,
             )
             .await;
             (claimed.as_deref().map(cut), verified)

@@ -22,14 +22,20 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store_ok = store.is_ok();
     let policy = state.policy.load();
     let mut issuers = Map::new();
+    // What a fetch returned can come from anyone the issuer's URLs lead to: it goes to the log
+    // and the admin listener's /admin/issuers, never to this public answer.
     for id in policy.issuers.not_ready() {
-        let why = policy
+        let failed = policy
             .issuers
             .iter()
             .find(|i| i.config.id == id)
-            .and_then(|i| i.last_error())
-            .unwrap_or_else(|| "no keys fetched yet".into());
-        issuers.insert(id, Value::String(why));
+            .is_some_and(|i| i.last_error().is_some());
+        let why = if failed {
+            "no usable keys: the last fetch failed (see the log or /admin/issuers)"
+        } else {
+            "no keys fetched yet"
+        };
+        issuers.insert(id, Value::String(why.into()));
     }
     let ready = store_ok && issuers.is_empty();
     let body = json!({

@@ -160,7 +160,7 @@ async fn revocation(
     let revoked = state
         .store
         .blocking(move |c| {
-            revocation::revoke(c, &Target::Jti(jti), &local, now).map_err(|e| e.to_string())
+            revocation::revoke(c, &Target::Jti(jti), &local, now, now).map_err(|e| e.to_string())
         })
         .await
         .map_err(super::store_unavailable)?;

@@ -8,6 +8,8 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
 use crate::audit::record::now_micros;
+use crate::audit::revocation::{Presented, Provenance};
+use crate::audit::writer::Committed;
 use crate::audit::{ExchangeRecord, Outcome};
 use crate::error::OAuthError;
 use crate::http::request_id;
@@ -92,16 +94,23 @@ pub async fn token(
         record.rule.clone().unwrap_or_default(),
     );
     let committed = state.audit.commit(record).await;
-    let outcome = if committed.is_err() && result.is_ok() {
-        "denied"
-    } else {
-        outcome
+    // A grant refused inside its commit is the denial it was recorded as.
+    let (result, committed) = match (result, committed) {
+        (Ok(_), Ok(Committed::Refused(why))) => {
+            (Err(OAuthError::invalid_request(why)), Ok(Committed::AsSent))
+        }
+        other => other,
+    };
+    let (outcome, error) = match (&result, &committed) {
+        (Err(e), _) if outcome == "granted" => ("denied", e.code.as_str().to_string()),
+        (Ok(_), Err(_)) => ("denied", error),
+        _ => (outcome, error),
     };
     state
         .metrics
         .exchange(outcome, &error, &client, &rule, started.elapsed());
     let mut response = match (result, committed) {
-        (Ok(issued), Ok(())) => HttpResponse::Ok()
+        (Ok(issued), Ok(_)) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::PRAGMA, "no-cache"))
             .json(issued),
@@ -163,32 +172,36 @@ async fn exchange(
     jwt_token_type(request.subject_token_type, "subject_token_type")?;
     let now = now_micros() / 1_000_000;
     let proof = dpop_proof(req, state, now).await?;
+    let may_introspect = |issuer: &str| policy.rules.names_client_and_issuer(&client_id, issuer);
     let subject = verify::verify(
         &request.subject_token,
         request.subject_token_type,
         &policy.issuers,
         now,
         "subject token",
+        &may_introspect,
     )
     .await?;
     record.subject_issuer = Some(subject.issuer_id.clone());
     record.subject = Some(subject.sub.clone());
     record.subject_jti.clone_from(&subject.jti);
     record.subject_until_us = Some(subject.accepted_until.saturating_mul(1_000_000));
-    if policy.local_issuers.contains(&subject.issuer_id) {
-        check_not_revoked(state, &subject).await?;
-    }
     let actor = match &request.actor_token {
         None => None,
         Some((token, token_type)) => {
             jwt_token_type(*token_type, "actor_token_type")?;
-            let actor =
-                verify::verify(token, *token_type, &policy.issuers, now, "actor token").await?;
+            let actor = verify::verify(
+                token,
+                *token_type,
+                &policy.issuers,
+                now,
+                "actor token",
+                &may_introspect,
+            )
+            .await?;
             record.actor_issuer = Some(actor.issuer_id.clone());
             record.actor = Some(actor.sub.clone());
-            if policy.local_issuers.contains(&actor.issuer_id) {
-                check_not_revoked(state, &actor).await?;
-            }
+            record.actor_jti.clone_from(&actor.jti);
             Some(actor)
         }
     };
@@ -215,6 +228,11 @@ async fn exchange(
     record.expires_at = Some(grant.expires_at);
     record.granted_audiences.clone_from(&grant.audiences);
     record.granted_scopes.clone_from(&grant.scopes);
+    // Whether a token it comes from is revoked is settled inside the record's commit.
+    record.provenance = Some(Box::new(Provenance {
+        subject: as_presented(policy, &subject),
+        actor: actor.as_ref().map(|a| as_presented(policy, a)),
+    }));
     Ok(Issued {
         access_token: minted.token,
         issued_token_type: request.requested_token_type.uri(),
@@ -228,26 +246,13 @@ async fn exchange(
     })
 }
 
-/// A token this server minted may be exchanged again only while its record says it is not
-/// revoked (SPEC §3: revocation follows lineage).
-async fn check_not_revoked(state: &AppState, subject: &VerifiedToken) -> Result<(), OAuthError> {
-    let jti = subject
-        .jti
-        .clone()
-        .ok_or_else(|| OAuthError::invalid_request("the subject token has no jti"))?;
-    let found = state
-        .store
-        .blocking(move |c| crate::audit::revocation::revoked_at(c, &jti).map_err(|e| e.to_string()))
-        .await;
-    match found {
-        Ok(Some(None)) => Ok(()),
-        Ok(Some(Some(_))) => Err(OAuthError::invalid_request(
-            "the subject token has been revoked",
-        )),
-        Ok(None) => Err(OAuthError::invalid_request(
-            "the subject token is not one this server has a record of",
-        )),
-        Err(e) => Err(super::store_unavailable(e)),
+fn as_presented(policy: &Policy, token: &VerifiedToken) -> Presented {
+    Presented {
+        issuer_id: token.issuer_id.clone(),
+        sub: token.sub.clone(),
+        jti: token.jti.clone(),
+        iat: token.claims.get("iat").and_then(serde_json::Value::as_i64),
+        local: policy.local_issuers.contains(&token.issuer_id),
     }
 }
 

@@ -17,19 +17,29 @@ const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
+    /// For URLs a remote party chose (a discovered `jwks_uri`): never connects inward.
+    outward: reqwest::Client,
     metrics: Arc<Metrics>,
 }
 
 impl Fetcher {
     pub fn new(timeout: Duration, metrics: Arc<Metrics>) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(Self { client, metrics })
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
+        };
+        let built = |b: reqwest::ClientBuilder| {
+            b.build()
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        };
+        Ok(Self {
+            client: built(builder())?,
+            outward: built(builder().dns_resolver(super::outbound::PublicOnly))?,
+            metrics,
+        })
     }
 
     /// Counts a fetch of `id`'s keys in the metrics.
@@ -48,7 +58,22 @@ impl Fetcher {
             KeySource::Uri(url) => self.get(url.clone()).await?,
             KeySource::Discovery(issuer_url) => {
                 let jwks_uri = self.discover(issuer_url, issuer).await?;
-                self.get(jwks_uri).await?
+                if super::outbound::is_internal_issuer(issuer_url).await {
+                    self.get(jwks_uri).await?
+                } else if super::outbound::names_internal_host(&jwks_uri) {
+                    return Err(format!(
+                        "the discovered jwks_uri \"{jwks_uri}\" points at an internal address, \
+                         and the issuer is not on one"
+                    ));
+                } else {
+                    read_limited(
+                        self.outward
+                            .get(jwks_uri.clone())
+                            .header("accept", "application/json"),
+                        &format!("GET {jwks_uri}"),
+                    )
+                    .await?
+                }
             }
             KeySource::Local | KeySource::None => {
                 return Err("this issuer has no keys to fetch".into());

@@ -4,6 +4,7 @@
 
 pub mod fetch;
 pub mod jwks;
+pub mod outbound;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};

@@ -47,6 +47,13 @@ impl RuleSet {
         self.pick(self.by_client.get(client))
     }
 
+    /// Whether a rule names both the client and the issuer (by id).
+    pub fn names_client_and_issuer(&self, client: &str, issuer: &str) -> bool {
+        self.by_client_issuer
+            .get(client)
+            .is_some_and(|by_issuer| by_issuer.contains_key(issuer))
+    }
+
     /// The rules naming both the client and the issuer, in file order: the only ones that can apply.
     pub fn candidates<'a>(
         &'a self,

@@ -31,6 +31,7 @@ diesel::table! {
         prev_hash -> Text,
         hash -> Text,
         subject_until_us -> Nullable<BigInt>,
+        actor_jti -> Nullable<Text>,
     }
 }
 
@@ -68,5 +69,15 @@ diesel::table! {
         subject -> Text,
         first_us -> BigInt,
         until_us -> BigInt,
+    }
+}
+
+diesel::table! {
+    revocations (kind, issuer, value) {
+        kind -> Text,
+        issuer -> Text,
+        value -> Text,
+        revoked_at -> BigInt,
+        until_s -> BigInt,
     }
 }

@@ -1,8 +1,11 @@
-//! Opaque subject tokens (RFC 7662): a token that is not a JWT is asked about at the issuers
-//! that set an `introspection_endpoint`, in id order. `active`, `exp`, `iss`, `aud`, `sub`,
-//! `scope` and `client_id` are honoured; active answers are cached, keyed by the token's
-//! SHA-256, no longer than its `exp` and the issuer's `introspection_cache`. An endpoint that
-//! fails or cannot be reached denies: never fails open.
+//! Opaque subject tokens (RFC 7662): a token that is not a JWT is asked about at the one issuer
+//! that can have issued it. It is never disclosed to another party (SPEC §5): only issuers with
+//! an `introspection_endpoint` that a rule naming the authenticated client names, and whose
+//! `opaque_token_prefix` (when set) the token starts with, are candidates; with more than one,
+//! the request is refused and nothing is sent; a token shaped like a JWS or JWE is never sent.
+//! `active`, `exp`, `iss`, `aud`, `sub`, `scope` and `client_id` are honoured; active answers
+//! are cached, keyed by the token's SHA-256, no longer than its `exp` and the issuer's
+//! `introspection_cache`. An endpoint that fails or cannot be reached denies: never fails open.
 
 use aws_lc_rs::digest::{SHA256, digest};
 use serde_json::{Map, Value};
@@ -14,6 +17,10 @@ use crate::config::{IssuerConfig, TokenKind};
 use crate::error::OAuthError;
 use crate::issuers::Issuers;
 
+/// Which issuers (by id) an opaque token may be sent to: those that a rule naming the
+/// authenticated client names.
+pub type MayIntrospect<'a> = &'a (dyn Fn(&str) -> bool + Sync);
+
 pub async fn verify(
     token: &str,
     declared: TokenType,
@@ -21,16 +28,14 @@ pub async fn verify(
     now: i64,
     role: &str,
     not_jwt: &str,
+    may_introspect: MayIntrospect<'_>,
 ) -> Result<VerifiedToken, OAuthError> {
     let invalid = |why: String| OAuthError::invalid_request(format!("the {role} {why}"));
-    if token.len() > super::unverified::MAX_TOKEN_BYTES {
+    if token.len() > super::unverified::MAX_TOKEN_BYTES || looks_like_jose(token) {
         return Err(invalid(not_jwt.to_string()));
     }
-    let mut candidates: Vec<_> = issuers
-        .iter()
-        .filter(|i| i.config.introspection.is_some())
-        .collect();
-    if candidates.is_empty() {
+    let configured = issuers.iter().any(|i| i.config.introspection.is_some());
+    if !configured {
         return Err(invalid(not_jwt.to_string()));
     }
     if declared != TokenType::AccessToken {
@@ -38,42 +43,66 @@ pub async fn verify(
             "is opaque, so it must be sent as an access_token".into(),
         ));
     }
-    candidates.sort_by(|a, b| a.config.id.cmp(&b.config.id));
+    let candidates: Vec<_> = issuers
+        .iter()
+        .filter(|i| {
+            i.config
+                .introspection
+                .as_ref()
+                .is_some_and(|x| x.prefix.as_deref().is_none_or(|p| token.starts_with(p)))
+                && may_introspect(&i.config.id)
+        })
+        .collect();
+    let issuer = match candidates.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(invalid(format!(
+                "{not_jwt}, and no issuer of opaque tokens that this client's rules name takes it"
+            )));
+        }
+        _ => {
+            return Err(invalid(
+                "is opaque, and the server cannot tell which issuer issued this opaque token \
+                 (give each issuer of opaque tokens an opaque_token_prefix)"
+                    .into(),
+            ));
+        }
+    };
+    let Some(introspection) = &issuer.config.introspection else {
+        return Err(invalid(not_jwt.to_string()));
+    };
     let hash: [u8; 32] = digest(&SHA256, token.as_bytes())
         .as_ref()
         .try_into()
         .unwrap_or([0; 32]);
-    let mut failed = false;
-    for issuer in candidates {
-        let Some(introspection) = &issuer.config.introspection else {
-            continue;
-        };
-        let answer = match issuer.cached_introspection(&hash, now) {
-            Some(answer) => answer,
-            None => match issuers.fetcher().introspect(introspection, token).await {
-                Ok(Value::Object(answer)) if answer.get("active") == Some(&Value::Bool(true)) => {
-                    answer
-                }
-                Ok(_) => continue,
-                Err(e) => {
-                    tracing::warn!(issuer = %issuer.config.id, error = %e, "introspection failed");
-                    failed = true;
-                    continue;
-                }
-            },
-        };
-        let verified = from_answer(&issuer.config, answer.clone(), now).map_err(&invalid)?;
-        let until = verified.exp.min(now + introspection.cache.as_secs() as i64);
-        issuer.remember_introspection(hash, answer, until, now);
-        return Ok(verified);
-    }
-    Err(if failed {
-        invalid(
-            "could not be checked: an introspection endpoint did not answer; retry later".into(),
-        )
-    } else {
-        invalid("is not active".into())
-    })
+    let answer = match issuer.cached_introspection(&hash, now) {
+        Some(answer) => answer,
+        None => match issuers.fetcher().introspect(introspection, token).await {
+            Ok(Value::Object(answer)) if answer.get("active") == Some(&Value::Bool(true)) => answer,
+            Ok(_) => return Err(invalid("is not active".into())),
+            Err(e) => {
+                tracing::warn!(issuer = %issuer.config.id, error = %e, "introspection failed");
+                return Err(invalid(
+                    "could not be checked: the introspection endpoint did not answer; retry later"
+                        .into(),
+                ));
+            }
+        },
+    };
+    let verified = from_answer(&issuer.config, answer.clone(), now).map_err(&invalid)?;
+    let until = verified.exp.min(now + introspection.cache.as_secs() as i64);
+    issuer.remember_introspection(hash, answer, until, now);
+    Ok(verified)
+}
+
+/// A JWS (three parts) or JWE (five) in compact form: base64url parts separated by dots. Such a
+/// token that did not parse as a JWT is malformed, not opaque, and is never sent anywhere.
+fn looks_like_jose(token: &str) -> bool {
+    let dots = token.bytes().filter(|b| *b == b'.').count();
+    (dots == 2 || dots == 4)
+        && token
+            .bytes()
+            .all(|b| b == b'.' || b == b'-' || b == b'_' || b.is_ascii_alphanumeric())
 }
 
 /// An active answer as a verified token, checked as a JWT's claims would be.
@@ -138,4 +167,20 @@ pub fn from_answer(
         scopes: scopes_of(&claims),
         claims,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::looks_like_jose;
+
+    #[test]
+    fn jose_shaped_tokens_are_told_from_opaque_ones() {
+        assert!(looks_like_jose("aaa.bbb.ccc"));
+        assert!(looks_like_jose("a.b.c.d.e"));
+        assert!(looks_like_jose("eyJ..sig"));
+        assert!(!looks_like_jose("corp_at_0123456789"));
+        assert!(!looks_like_jose("a.b"));
+        assert!(!looks_like_jose("a.b.c.d"));
+        assert!(!looks_like_jose("a b.c.d"));
+    }
 }

@@ -25,19 +25,30 @@ pub struct VerifiedToken {
     pub claims: Map<String, Value>,
 }
 
-/// `role` is "subject token" or "actor token", for the error descriptions.
+/// `role` is "subject token" or "actor token", for the error descriptions. An opaque token is
+/// sent for introspection only to an issuer `may_introspect` allows (see `introspect`).
 pub async fn verify(
     token: &str,
     declared: TokenType,
     issuers: &Issuers,
     now: i64,
     role: &str,
+    may_introspect: super::introspect::MayIntrospect<'_>,
 ) -> Result<VerifiedToken, OAuthError> {
     let invalid = |why: &str| OAuthError::invalid_request(format!("the {role} {why}"));
     let parsed = match unverified::parse(token) {
         Ok(parsed) => parsed,
         Err(not_jwt) => {
-            return super::introspect::verify(token, declared, issuers, now, role, not_jwt).await;
+            return super::introspect::verify(
+                token,
+                declared,
+                issuers,
+                now,
+                role,
+                not_jwt,
+                may_introspect,
+            )
+            .await;
         }
     };
     if parsed.header.crit.is_some() {
@@ -50,6 +61,13 @@ pub async fn verify(
     let issuer = issuers
         .get(iss)
         .ok_or_else(|| invalid("is from an issuer this server does not trust"))?;
+    if issuer.config.keys == crate::config::KeySource::None {
+        return Err(invalid(&format!(
+            "is a JWT, but issuer \"{}\" has no keys to verify one: its tokens are opaque and \
+             introspected",
+            issuer.config.id
+        )));
+    }
     let alg = allowed_algorithm(&parsed.header.alg, &issuer.config).map_err(|why| invalid(&why))?;
     check_signature(&parsed, alg, issuer, issuers, role).await?;
     check_claims(
@@ -232,13 +250,22 @@ pub(crate) fn audience_matches(aud: Option<&Value>, accepted: &[String]) -> bool
 }
 
 /// Scopes from `scope` (RFC 9068, space-separated) or `scp` (a list, or a string).
+/// A token's scopes (SPEC §5): `scope`, or else `scp` as a string or an array of strings. A
+/// string is split on the space character only (RFC 6749 §3.3), and a scope-token outside that
+/// grammar (a tab, a newline, non-ASCII, `"`, a backslash) is discarded: it matches nothing.
 pub fn scopes_of(claims: &Map<String, Value>) -> Vec<String> {
-    let words = |s: &str| s.split_whitespace().map(str::to_string).collect::<Vec<_>>();
+    let words = |s: &str| -> Vec<String> {
+        s.split(' ')
+            .filter(|w| crate::config::is_scope_token(w))
+            .map(str::to_string)
+            .collect()
+    };
     match (claims.get("scope"), claims.get("scp")) {
         (Some(Value::String(s)), _) => words(s),
         (_, Some(Value::Array(list))) => list
             .iter()
             .filter_map(Value::as_str)
+            .filter(|w| crate::config::is_scope_token(w))
             .map(str::to_string)
             .collect(),
         (_, Some(Value::String(s))) => words(s),

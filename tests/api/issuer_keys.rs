@@ -114,6 +114,32 @@ async fn serve_starts_with_an_unreachable_issuer_and_answers_503_for_its_tokens(
         "{ready}"
     );
     assert!(ready["issuers_not_ready"].get("corp").is_none(), "{ready}");
+    // The public answer names the issuer, never what its fetch met; the admin listener does.
+    let why = ready["issuers_not_ready"]["partner"].as_str().unwrap();
+    assert!(!why.contains("127.0.0.1"), "{why}");
+    let mut partner = Value::Null;
+    for _ in 0..100 {
+        let admin: Value = app.admin_get("/admin/issuers").await.json().await.unwrap();
+        partner = admin["issuers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == "partner")
+            .unwrap()
+            .clone();
+        if partner["last_error"].is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(partner["ready"], false);
+    assert!(
+        partner["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("127.0.0.1"),
+        "{partner}"
+    );
     let partner_token = app.key.sign(&app.claims(json!({"iss": dead})));
     assert_error(
         app.exchange_subject(&partner_token).await,

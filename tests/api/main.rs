@@ -33,6 +33,7 @@ mod opaque;
 mod private_key_jwt;
 mod public_documents;
 mod reload;
+mod revocation;
 mod rotation;
 mod rules_cli;
 mod shutdown;

@@ -102,3 +102,101 @@ async fn inactive_expired_foreign_or_unverifiable_opaque_tokens_are_refused() {
         "service resumes with the endpoint"
     );
 }
+
+#[tokio::test]
+async fn a_jwt_naming_an_issuer_of_opaque_tokens_is_refused_clearly() {
+    let app = TestApp::spawn_with(with_opaque_issuer).await;
+    let iss = format!("{}/opaque", app.idp.url);
+    let jwt = app.subject_token(json!({ "iss": iss }));
+    let desc = assert_error(exchange(&app, &jwt).await, 400, "invalid_request").await;
+    assert!(desc.contains("opaque"), "{desc}");
+    assert_eq!(app.get("/readyz").await.status(), 200);
+}
+
+/// A second issuer of opaque tokens at the same introspection endpoint, both named by
+/// orders-svc's rule; `billing-svc` has a rule that names only `corp`.
+fn with_two_opaque_issuers(c: String, prefixes: Option<(&str, &str)>) -> String {
+    let c = with_opaque_issuer(c);
+    let idp = c
+        .lines()
+        .find(|l| l.starts_with("introspection_endpoint = "))
+        .unwrap()
+        .trim_start_matches("introspection_endpoint = \"")
+        .trim_end_matches("/introspect\"")
+        .to_string();
+    let (one, two) = match prefixes {
+        Some((a, b)) => (
+            format!("opaque_token_prefix = \"{a}\"\n"),
+            format!("opaque_token_prefix = \"{b}\"\n"),
+        ),
+        None => (String::new(), String::new()),
+    };
+    format!(
+        "{c}{one}\n[[issuers]]\nid = \"opaque2\"\nissuer = \"{idp}/opaque2\"\nintrospection_endpoint = \"{idp}/introspect\"\nintrospection_client_id = \"tessera\"\nintrospection_client_secret = \"introspect-secret\"\naudiences = [\"{STS}\"]\n{two}\n[[rules]]\nname = \"billing\"\nclients = [\"billing-svc\"]\nissuers = [\"corp\"]\naudiences = [\"billing-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nscope_mode = \"grant\"\n"
+    )
+    .replace(
+        "issuers = [\"corp\", \"opaque\"]",
+        "issuers = [\"corp\", \"opaque\", \"opaque2\"]",
+    )
+}
+
+#[tokio::test]
+async fn an_opaque_token_is_never_sent_where_its_issuer_is_ambiguous() {
+    let app = TestApp::spawn_with(|c| with_two_opaque_issuers(c, None)).await;
+    let url = app.idp.url.clone();
+    let token = "opaque-ambiguous-0123456789";
+    app.idp.issue_opaque(token, json!({"active": true, "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque")}));
+    let desc = assert_error(exchange(&app, token).await, 400, "invalid_request").await;
+    assert!(desc.contains("cannot tell which issuer"), "{desc}");
+    assert_eq!(app.idp.introspections(), 0, "nothing was sent");
+}
+
+#[tokio::test]
+async fn an_opaque_token_goes_only_to_the_issuer_its_prefix_names() {
+    let app = TestApp::spawn_with(|c| with_two_opaque_issuers(c, Some(("one_", "two_")))).await;
+    let url = app.idp.url.clone();
+    let token = "two_0123456789abcdef";
+    app.idp.issue_opaque(token, json!({"active": true, "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque2")}));
+    let resp = exchange(&app, token).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(app.idp.introspections(), 1);
+    let record = &app.records(&["--limit", "1"])[0];
+    assert_eq!(record["subject_issuer"], "opaque2");
+    // A token that no prefix names goes nowhere.
+    let desc = assert_error(
+        exchange(&app, "three_0123456789").await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert!(desc.contains("no issuer"), "{desc}");
+    assert_eq!(app.idp.introspections(), 1);
+}
+
+#[tokio::test]
+async fn an_opaque_token_is_not_sent_to_issuers_the_clients_rules_do_not_name() {
+    let app = TestApp::spawn_with(|c| with_two_opaque_issuers(c, Some(("one_", "two_")))).await;
+    let url = app.idp.url.clone();
+    let token = "one_0123456789abcdef";
+    app.idp.issue_opaque(token, json!({"active": true, "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque")}));
+    let billing = app
+        .post_token(
+            &[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", token),
+                ("subject_token_type", ACCESS_TOKEN),
+                ("audience", "billing-api"),
+            ],
+            Some(("billing-svc", "billing-secret")),
+        )
+        .await;
+    assert_error(billing, 400, "invalid_request").await;
+    // JWT-shaped garbage is never introspected either.
+    assert_error(
+        exchange(&app, "aaaa.bbbb.cccc").await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(app.idp.introspections(), 0, "nothing was sent");
+}

@@ -148,3 +148,70 @@ async fn bad_assertions_do_not_authenticate() {
         .await;
     assert_error(wrong_type, 401, "invalid_client").await;
 }
+
+#[tokio::test]
+async fn an_assertion_is_single_use_for_as_long_as_it_is_accepted() {
+    let key = TestKey::generate(Algorithm::ES256, "client-1");
+    let client_idp = TestIdp::start(&[&key]).await;
+    let url = format!("{}/jwks", client_idp.url);
+    // A short retention prunes expired single-use identifiers every second.
+    let app = TestApp::spawn_with(|c| {
+        with_keyed_client(c, &url).replace("[storage]\n", "[storage]\nretention = \"4s\"\n")
+    })
+    .await;
+    let mut once = assertion(&key, json!({"exp": now() + 2}));
+    let mut resp = exchange(&app, &once, &[]).await;
+    for _ in 0..50 {
+        if resp.status() != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        once = assertion(&key, json!({"exp": now() + 2}));
+        resp = exchange(&app, &once, &[]).await;
+    }
+    assert_eq!(resp.status(), 200);
+    // Past its exp, but within the 30 s leeway that still accepts it, and after pruning ran.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let desc = assert_error(exchange(&app, &once, &[]).await, 401, "invalid_client").await;
+    assert!(desc.contains("used before"), "{desc}");
+}
+
+#[tokio::test]
+async fn long_lived_assertions_need_max_assertion_lifetime() {
+    let key = TestKey::generate(Algorithm::ES256, "client-1");
+    let client_idp = TestIdp::start(&[&key]).await;
+    let url = format!("{}/jwks", client_idp.url);
+    let app = TestApp::spawn_with(|c| with_keyed_client(c, &url)).await;
+    let hour = assertion(&key, json!({"exp": now() + 3600}));
+    let mut resp = exchange(&app, &hour, &[]).await;
+    for _ in 0..50 {
+        if resp.status() != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        resp = exchange(&app, &assertion(&key, json!({"exp": now() + 3600})), &[]).await;
+    }
+    let desc = assert_error(resp, 401, "invalid_client").await;
+    assert!(desc.contains("server.max_assertion_lifetime"), "{desc}");
+    assert!(desc.contains("10m"), "{desc}");
+    // A platform team allows an hour knowingly (Authlib's default).
+    let app = TestApp::spawn_with(|c| {
+        with_keyed_client(c, &url).replace(
+            "max_body_bytes = 8192\n",
+            "max_body_bytes = 8192\nmax_assertion_lifetime = \"1h\"\n",
+        )
+    })
+    .await;
+    let mut status = 503;
+    for _ in 0..50 {
+        status = exchange(&app, &assertion(&key, json!({"exp": now() + 3590})), &[])
+            .await
+            .status()
+            .as_u16();
+        if status != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+}

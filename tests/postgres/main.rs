@@ -33,6 +33,8 @@ mod opaque;
 mod private_key_jwt;
 #[path = "../api/reload.rs"]
 mod reload;
+#[path = "../api/revocation.rs"]
+mod revocation;
 #[path = "../api/rotation.rs"]
 mod rotation;
 #[path = "../api/shutdown.rs"]

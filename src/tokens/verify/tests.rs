@@ -142,3 +142,24 @@ fn scopes_come_from_scope_or_scp() {
     c.remove("scope");
     assert_eq!(scopes_of(&c), vec!["x", "y"]);
 }
+
+#[test]
+fn scopes_split_on_the_space_character_only() {
+    for (scope, expected) in [
+        ("exchange\tinventory:write", vec![]),
+        ("exchange\ninventory:write read", vec!["read"]),
+        ("exchange\u{a0}inventory:write", vec![]),
+        ("exchange\u{3000}inventory:write", vec![]),
+        ("a  b", vec!["a", "b"]),
+        ("caf\u{e9} \"q\" back\\slash ok", vec!["ok"]),
+    ] {
+        let c = claims(json!({ "scope": scope }));
+        assert_eq!(scopes_of(&c), expected, "{scope:?}");
+    }
+    let mut c = claims(json!({"scp": "x y\tz"}));
+    c.remove("scope");
+    assert_eq!(scopes_of(&c), vec!["x"], "scp as a string");
+    let mut c = claims(json!({"scp": ["x", "y z", "w\u{a0}", 5]}));
+    c.remove("scope");
+    assert_eq!(scopes_of(&c), vec!["x"], "scp as an array");
+}

@@ -1,0 +1,135 @@
+//! Where a URL that a remote party chose may lead (SPEC §5): a `jwks_uri` read from a discovery
+//! document is fetched only if it cannot reach this server's own network, unless the issuer
+//! itself lives there. Literal addresses are judged before the request; names are judged as
+//! they resolve (a resolver that drops internal addresses), so a name that resolves inward,
+//! now or after a rebinding, is never connected to.
+
+use std::net::{IpAddr, SocketAddr};
+
+use reqwest::Url;
+
+/// Loopback, private, link-local, unique-local, unspecified, shared (CGNAT) and broadcast
+/// addresses, and IPv4 reached through IPv6 forms of them.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Whether the URL's host is internal by its form alone: an internal address, or `localhost`.
+/// A name that merely resolves inward is caught by `PublicOnly` when it is resolved.
+pub fn names_internal_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => is_internal(IpAddr::V4(ip)),
+        Some(url::Host::Ipv6(ip)) => is_internal(IpAddr::V6(ip)),
+        Some(url::Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            d == "localhost" || d.ends_with(".localhost")
+        }
+        None => true,
+    }
+}
+
+/// Whether `issuer_url`'s own host is internal, by its form or by what it resolves to now: such
+/// an issuer's discovered URLs may stay inside, where it is.
+pub async fn is_internal_issuer(issuer_url: &Url) -> bool {
+    if names_internal_host(issuer_url) {
+        return true;
+    }
+    let (Some(host), Some(port)) = (issuer_url.host_str(), issuer_url.port_or_known_default())
+    else {
+        return false;
+    };
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(mut addrs) => addrs.any(|a| is_internal(a.ip())),
+        Err(_) => false,
+    }
+}
+
+/// A resolver that never hands out an internal address.
+pub struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            let public: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| !is_internal(a.ip()))
+                .collect();
+            if public.is_empty() {
+                return Err(format!(
+                    "{host} resolves only to internal addresses, where a discovered URL may not lead"
+                )
+                .into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+        ] {
+            assert!(is_internal(ip.parse().expect("an address")), "{ip}");
+        }
+        for ip in ["93.184.216.34", "8.8.8.8", "2606:4700::1111", "100.128.0.1"] {
+            assert!(!is_internal(ip.parse().expect("an address")), "{ip}");
+        }
+    }
+
+    #[test]
+    fn hosts_internal_by_their_form() {
+        for url in [
+            "http://127.0.0.1:9090/metrics",
+            "https://localhost/jwks",
+            "https://api.localhost/jwks",
+            "https://[::1]/jwks",
+            "https://169.254.169.254/latest",
+        ] {
+            assert!(
+                names_internal_host(&Url::parse(url).expect("a URL")),
+                "{url}"
+            );
+        }
+        assert!(!names_internal_host(
+            &Url::parse("https://idp.example.com/jwks").expect("a URL")
+        ));
+    }
+}

@@ -1,0 +1,294 @@
+//! Revocation that holds (SPEC §6): under full load, against exchanges in flight, through the
+//! whole lineage (subject and actor tokens), and sticky for what it names upstream.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const ORDERS: (&str, &str) = ("orders-svc", ORDERS_SECRET);
+
+/// Tessera trusts itself as an issuer (re-exchange), and a rule takes one of its tokens as the
+/// actor token of a delegation.
+fn with_hops(c: String) -> String {
+    format!(
+        "{c}\n[[issuers]]\nid = \"tessera\"\nissuer = \"{STS}\"\nalgorithms = [\"ES256\"]\naudiences = [\"inventory-api\", \"stock-api\"]\n\n[[rules]]\nname = \"hops\"\nclients = [\"orders-svc\"]\nissuers = [\"tessera\"]\naudiences = [\"stock-api\", \"shelf-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\n\n[[rules]]\nname = \"delegated\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"delegated-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nactor = \"token\"\nactors = [{{ issuer = \"tessera\", subject = \"svc-batch\" }}]\n"
+    )
+}
+
+async fn re_exchange(app: &TestApp, token: &str, audience: &str) -> reqwest::Response {
+    app.exchange(&[
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", token),
+        ("subject_token_type", ACCESS_TOKEN),
+        ("audience", audience),
+    ])
+    .await
+}
+
+async fn active(app: &TestApp, token: &str) -> bool {
+    let resp = app
+        .post_form("/introspect", &[("token", token)], ORDERS)
+        .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    body["active"] == true
+}
+
+async fn token_of(resp: reqwest::Response) -> Option<String> {
+    if resp.status() != 200 {
+        return None;
+    }
+    let body: Value = resp.json().await.unwrap();
+    body["access_token"].as_str().map(str::to_string)
+}
+
+fn jti_of(token: &str) -> String {
+    claims_of(token)["jti"].as_str().unwrap().to_string()
+}
+
+/// Exchanges `subject` (re-exchange of a minted token when `audience` is "stock-api") from
+/// `tasks` concurrent loops until `stop` is set; returns every token minted.
+fn exchanging(
+    app: &Arc<TestApp>,
+    tasks: usize,
+    subjects: Arc<dyn Fn(usize) -> (String, &'static str) + Send + Sync>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
+    (0..tasks)
+        .map(|task| {
+            let (app, stop, subjects) = (app.clone(), stop.clone(), subjects.clone());
+            tokio::spawn(async move {
+                let mut minted = Vec::new();
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let (subject, audience) = subjects(task * 1_000_000 + n);
+                    n += 1;
+                    if let Some(t) = token_of(re_exchange(&app, &subject, audience).await).await {
+                        minted.push(t);
+                    }
+                }
+                minted
+            })
+        })
+        .collect()
+}
+
+async fn collected(handles: Vec<tokio::task::JoinHandle<Vec<String>>>) -> Vec<String> {
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    all
+}
+
+async fn revoke_until_done(app: &TestApp, body: Value) -> reqwest::Response {
+    let mut resp = app.admin_revoke(body.clone()).await;
+    for _ in 0..50 {
+        if resp.status() != 503 {
+            break;
+        }
+        resp = app.admin_revoke(body.clone()).await;
+    }
+    resp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revocations_succeed_while_exchanges_run_at_full_speed() {
+    let app = Arc::new(TestApp::spawn_with(with_hops).await);
+    let mut targets = Vec::new();
+    for _ in 0..30 {
+        targets.push(app.minted(json!({})).await);
+    }
+    let load_subject = app.subject_token(json!({"sub": "load"}));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = exchanging(
+        &app,
+        8,
+        Arc::new(move |_| (load_subject.clone(), "inventory-api")),
+        &stop,
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let mut failures = Vec::new();
+    for (i, token) in targets.iter().enumerate() {
+        let resp = if i % 2 == 0 {
+            app.admin_revoke(json!({"jti": jti_of(token)})).await
+        } else {
+            app.post_form("/revoke", &[("token", token)], ORDERS).await
+        };
+        if resp.status() != 200 {
+            failures.push(format!("{}: {}", resp.status(), resp.text().await.unwrap()));
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    let minted_under_load = collected(load).await.len();
+    assert!(failures.is_empty(), "revocations failed: {failures:?}");
+    assert!(minted_under_load > 0, "the load ran");
+    for token in &targets {
+        assert!(!active(&app, token).await);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revocation_covers_children_minted_while_it_ran() {
+    let app = Arc::new(TestApp::spawn_with(with_hops).await);
+    for round in 0..8 {
+        let parent = app.minted(json!({})).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let p = parent.clone();
+        let children = exchanging(&app, 4, Arc::new(move |_| (p.clone(), "stock-api")), &stop);
+        tokio::time::sleep(std::time::Duration::from_millis(20 + 10 * round)).await;
+        // Revocation under load is the other test's subject: here, only its race with re-exchange.
+        let resp = revoke_until_done(&app, json!({"jti": jti_of(&parent)})).await;
+        assert_eq!(resp.status(), 200, "round {round}");
+        // Exchanges started before the answer may still finish; let them.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stop.store(true, Ordering::SeqCst);
+        let children = collected(children).await;
+        for child in &children {
+            assert!(
+                !active(&app, child).await,
+                "round {round}: a child of a revoked token is active"
+            );
+            let desc = assert_error(
+                re_exchange(&app, child, "shelf-api").await,
+                400,
+                "invalid_request",
+            )
+            .await;
+            assert!(desc.contains("revoked"), "{desc}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subject_revocation_covers_exchanges_in_flight() {
+    let app = Arc::new(TestApp::spawn_with(with_hops).await);
+    for round in 0..5 {
+        let sub = format!("inflight-{round}");
+        // Signed before the revocation, so every one of them is covered by it.
+        let tokens: Vec<String> = (0..200)
+            .map(|_| app.subject_token(json!({"sub": sub})))
+            .collect();
+        let tokens = Arc::new(tokens);
+        let stop = Arc::new(AtomicBool::new(false));
+        let t = tokens.clone();
+        let load = exchanging(
+            &app,
+            6,
+            Arc::new(move |n| (t[n % t.len()].clone(), "inventory-api")),
+            &stop,
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(30 + 10 * round)).await;
+        let resp = revoke_until_done(&app, json!({"issuer": "corp", "subject": sub})).await;
+        assert_eq!(resp.status(), 200);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stop.store(true, Ordering::SeqCst);
+        for minted in collected(load).await {
+            assert!(
+                !active(&app, &minted).await,
+                "round {round}: a token minted for a revoked subject is active"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_subject_token_is_refused_until_it_expires() {
+    let app = TestApp::spawn_with(with_hops).await;
+    let subject = app.subject_token(json!({"sub": "frank", "jti": "frank-session"}));
+    assert_eq!(app.exchange_subject(&subject).await.status(), 200);
+    let resp: Value = app
+        .admin_revoke(json!({"subject_jti": "frank-session"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["revoked"], 1);
+    let desc = assert_error(app.exchange_subject(&subject).await, 400, "invalid_request").await;
+    assert!(desc.contains("subject token has been revoked"), "{desc}");
+    let record = &app.records(&["--limit", "1"])[0];
+    assert_eq!(record["outcome"], "denied");
+    assert!(
+        record["reason"]
+            .as_str()
+            .unwrap()
+            .contains("subject token has been revoked")
+    );
+    // A subject token never seen before can be revoked ahead of its use.
+    let unseen = app.subject_token(json!({"sub": "frank", "jti": "not-yet-used"}));
+    app.admin_revoke(json!({"subject_jti": "not-yet-used"}))
+        .await;
+    assert_error(app.exchange_subject(&unseen).await, 400, "invalid_request").await;
+    // Another token of the same subject is not affected.
+    let other = app.subject_token(json!({"sub": "frank"}));
+    assert_eq!(app.exchange_subject(&other).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_revoked_subject_needs_tokens_issued_after_the_revocation() {
+    let app = TestApp::spawn_with(with_hops).await;
+    let before = app.subject_token(json!({"sub": "grace", "iat": now() - 5}));
+    assert_eq!(app.exchange_subject(&before).await.status(), 200);
+    let resp = app
+        .admin_revoke(json!({"issuer": "corp", "subject": "grace"}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    let desc = assert_error(app.exchange_subject(&before).await, 400, "invalid_request").await;
+    assert!(desc.contains("subject"), "{desc}");
+    assert!(desc.contains("revoked"), "{desc}");
+    // Signed again after the revocation: accepted (the user signed in again).
+    let after = app.subject_token(json!({"sub": "grace", "iat": now() + 2}));
+    assert_eq!(app.exchange_subject(&after).await.status(), 200);
+    // Other subjects are not affected.
+    let other = app.subject_token(json!({"sub": "heidi", "iat": now() - 5}));
+    assert_eq!(app.exchange_subject(&other).await.status(), 200);
+}
+
+#[tokio::test]
+async fn revoking_an_actor_token_revokes_what_was_minted_with_it() {
+    let app = TestApp::spawn_with(with_hops).await;
+    let actor = app.minted(json!({"sub": "svc-batch"})).await;
+    let delegate = |subject: String, actor: String| {
+        let app = &app;
+        async move {
+            app.exchange(&[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", &subject),
+                ("subject_token_type", ACCESS_TOKEN),
+                ("actor_token", &actor),
+                ("actor_token_type", ACCESS_TOKEN),
+                ("audience", "delegated-api"),
+            ])
+            .await
+        }
+    };
+    let subject = app.subject_token(json!({"sub": "ivan"}));
+    let delegated = token_of(delegate(subject.clone(), actor.clone()).await)
+        .await
+        .expect("delegation granted");
+    let resp: Value = app
+        .admin_revoke(json!({"jti": jti_of(&actor)}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp["revoked"], 2,
+        "the actor token and the token minted with it"
+    );
+    assert!(!active(&app, &delegated).await);
+    let fresh = app.subject_token(json!({"sub": "ivan"}));
+    let desc = assert_error(delegate(fresh, actor).await, 400, "invalid_request").await;
+    assert!(desc.contains("actor token has been revoked"), "{desc}");
+    let record = &app.records(&["--limit", "1"])[0];
+    assert!(
+        record["reason"]
+            .as_str()
+            .unwrap()
+            .contains("actor token has been revoked"),
+        "{record}"
+    );
+}
