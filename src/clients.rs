@@ -131,12 +131,8 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
     }
     let decoded = String::from_utf8(STANDARD.decode(value.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    let unescape = |s: &str| {
-        serde_urlencoded::from_str::<Vec<(String, String)>>(&format!("v={s}"))
-            .ok()
-            .and_then(|mut v| v.pop())
-            .map(|(_, v)| v)
-    };
+    // Each part is form-urlencoded as a whole (RFC 6749 §2.3.1): `&` and `=` are data.
+    let unescape = |s: &str| crate::http::form::decode(s.as_bytes());
     let id = unescape(id)?;
     (!id.is_empty()).then_some(())?;
     Some((id, unescape(secret)?))
@@ -255,6 +251,25 @@ mod tests {
         let p = presented(&evidence(Some(&header), None, None)).expect("basic");
         assert_eq!(p.client_id, "orders-svc");
         assert!(clients().authenticate(&p).is_ok());
+    }
+
+    #[test]
+    fn basic_credentials_are_decoded_as_wholes() {
+        for (id, secret, want_id, want_secret) in [
+            ("a%26b%3Dc", "x%26y%3Dz", "a&b=c", "x&y=z"),
+            ("a&b=c", "s=1&t=2", "a&b=c", "s=1&t=2"),
+            ("id+with+spaces", "p%2Bq", "id with spaces", "p+q"),
+        ] {
+            let header = basic(id, secret);
+            let p = presented(&evidence(Some(&header), None, None)).expect("basic");
+            assert_eq!(
+                (p.client_id.as_str(), p.secret.as_str()),
+                (want_id, want_secret)
+            );
+        }
+        for bad in [basic("a%2", "s"), basic("a", "%zz")] {
+            assert!(presented(&evidence(Some(&bad), None, None)).is_err());
+        }
     }
 
     #[test]

@@ -131,10 +131,11 @@ fn csv_row(r: &ExchangeRecord) -> String {
         .join(",")
 }
 
-/// RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet never
-/// runs a value an attacker chose (user agents, subjects) as a formula.
+/// RFC 4180 quoting; a leading `=`, `+`, `-`, `@`, tab, carriage return or line feed is
+/// prefixed with `'` so a spreadsheet never runs a value an attacker chose (user agents,
+/// subjects) as a formula.
 fn csv_field(value: &str) -> String {
-    let value = if value.starts_with(['=', '+', '-', '@']) {
+    let value = if value.starts_with(['=', '+', '-', '@', '\t', '\r', '\n']) {
         format!("'{value}")
     } else {
         value.to_string()
@@ -178,11 +179,13 @@ fn table_row(r: &ExchangeRecord) -> String {
     cells.join("  ").trim_end().to_string()
 }
 
-/// Pads or cuts to exactly `width` characters; control characters are shown as `?`.
+/// Pads or cuts to exactly `width` characters; control characters and the invisible ones that
+/// reorder or hide text on a terminal (bidirectional overrides and isolates, zero-width marks)
+/// are shown as `?`, so a value cannot disguise itself or its neighbours.
 fn cell(value: &str, width: usize) -> String {
     let clean: String = value
         .chars()
-        .map(|c| if c.is_control() { '?' } else { c })
+        .map(|c| if is_hiding(c) { '?' } else { c })
         .collect();
     let count = clean.chars().count();
     if count > width {
@@ -192,6 +195,13 @@ fn cell(value: &str, width: usize) -> String {
     } else {
         format!("{clean}{}", " ".repeat(width - count))
     }
+}
+
+fn is_hiding(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 #[cfg(test)]
@@ -204,6 +214,9 @@ mod tests {
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("\t=cmd()"), "'\t=cmd()");
+        assert_eq!(csv_field("\r=cmd()"), "\"'\r=cmd()\"");
+        assert_eq!(csv_field("-1+1"), "'-1+1");
     }
 
     #[test]
@@ -211,5 +224,7 @@ mod tests {
         assert_eq!(cell("abc", 5), "abc  ");
         assert_eq!(cell("abcdef", 4), "abc…");
         assert_eq!(cell("a\nb", 3), "a?b");
+        assert_eq!(cell("evil\u{202E}gpj.exe", 12), "evil?gpj.exe");
+        assert_eq!(cell("a\u{2066}b\u{200B}c", 5), "a?b?c");
     }
 }

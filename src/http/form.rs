@@ -85,7 +85,7 @@ impl Params {
 
 /// One name or value, strictly form-decoded: `+` is a space, every `%` starts a two-digit hex
 /// escape, and the result is UTF-8. (Lenient parsers guess at broken input instead.)
-fn decode(part: &[u8]) -> Option<String> {
+pub fn decode(part: &[u8]) -> Option<String> {
     if !part.iter().any(|b| matches!(b, b'%' | b'+')) {
         return std::str::from_utf8(part).ok().map(str::to_owned);
     }

@@ -15,30 +15,7 @@ pub fn enforce(
     actor: Option<&VerifiedToken>,
     proof_jkt: Option<&str>,
 ) -> Result<(), OAuthError> {
-    if let Some(cnf) = subject.claims.get("cnf") {
-        let bound = cnf.get("jkt").and_then(serde_json::Value::as_str);
-        match (bound, proof_jkt) {
-            (Some(bound), Some(proved)) if bound == proved => {}
-            (Some(_), Some(_)) => {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidDpopProof,
-                    "the DPoP proof is not of the key the subject token is bound to",
-                ));
-            }
-            (Some(_), None) => {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidDpopProof,
-                    "the subject token is bound to a key (cnf.jkt): send a DPoP proof of that key",
-                ));
-            }
-            (None, _) => {
-                return Err(OAuthError::new(
-                    ErrorCode::InvalidDpopProof,
-                    "the subject token is bound by a confirmation method other than DPoP (cnf.jkt)",
-                ));
-            }
-        }
-    }
+    proof_of_possession(subject, actor, proof_jkt)?;
     if grant.cnf_jkt.as_deref() != proof_jkt {
         tracing::error!(rule = %rule.name, "never-widen invariant violated: the token would be bound to another key; nothing minted");
         return Err(OAuthError::server_error());
@@ -47,6 +24,49 @@ pub fn enforce(
         tracing::error!(rule = %rule.name, violation = what, "never-widen invariant violated; nothing minted");
         Err(OAuthError::server_error())
     })
+}
+
+/// Every presented token bound to a key is exchanged only with a proof of that key (SPEC §5).
+/// A request carries one proof, so a subject and an actor bound to different keys cannot both
+/// be proved; a binding other than DPoP's (`cnf` without `jkt`) cannot be checked at all.
+fn proof_of_possession(
+    subject: &VerifiedToken,
+    actor: Option<&VerifiedToken>,
+    proof_jkt: Option<&str>,
+) -> Result<(), OAuthError> {
+    let dpop = |why: String| OAuthError::new(ErrorCode::InvalidDpopProof, why);
+    let mut bound: Option<(&str, &str)> = None;
+    for (token, role) in [(Some(subject), "subject"), (actor, "actor")] {
+        let Some(cnf) = token.and_then(|t| t.claims.get("cnf")) else {
+            continue;
+        };
+        let Some(jkt) = cnf.get("jkt").and_then(serde_json::Value::as_str) else {
+            return Err(OAuthError::invalid_request(format!(
+                "the {role} token is bound by a confirmation method other than DPoP (cnf.jkt), \
+                 which this server cannot check"
+            )));
+        };
+        match bound {
+            Some((other, _)) if other != jkt => {
+                return Err(dpop(
+                    "the subject and actor tokens are bound to different keys, and a request \
+                     carries one DPoP proof"
+                        .into(),
+                ));
+            }
+            _ => bound = Some((jkt, role)),
+        }
+    }
+    match (bound, proof_jkt) {
+        (None, _) => Ok(()),
+        (Some((jkt, _)), Some(proved)) if jkt == proved => Ok(()),
+        (Some((_, role)), Some(_)) => Err(dpop(format!(
+            "the DPoP proof is not of the key the {role} token is bound to"
+        ))),
+        (Some((_, role)), None) => Err(dpop(format!(
+            "the {role} token is bound to a key (cnf.jkt): send a DPoP proof of that key"
+        ))),
+    }
 }
 
 /// The first invariant the grant breaks, if any.
@@ -219,9 +239,46 @@ mod tests {
         g.cnf_jkt = Some("abc".into());
         assert_eq!(enforce(&r, &g, &s, None, Some("abc")).err(), None);
         s.claims.insert("cnf".into(), json!({"x5t#S256": "abc"}));
-        assert!(
-            enforce(&r, &g, &s, None, Some("abc")).is_err(),
+        assert_eq!(
+            enforce(&r, &g, &s, None, Some("abc")).err().map(|e| e.code),
+            Some(ErrorCode::InvalidRequest),
             "another confirmation method"
+        );
+    }
+
+    #[test]
+    fn a_key_bound_actor_token_needs_a_proof_of_that_key_too() {
+        let (r, mut g, s) = good();
+        let mut a = subject("corp", &[]);
+        a.claims.insert("cnf".into(), json!({"jkt": "actor-key"}));
+        let with = |g: &Grant, s: &VerifiedToken, a: &VerifiedToken, proof: Option<&str>| {
+            enforce(&r, g, s, Some(a), proof).err().map(|e| e.code)
+        };
+        assert_eq!(with(&g, &s, &a, None), Some(ErrorCode::InvalidDpopProof));
+        g.cnf_jkt = Some("actor-key".into());
+        assert_eq!(with(&g, &s, &a, Some("actor-key")), None);
+        // Subject and actor bound to different keys: one proof cannot prove both.
+        let mut bound_subject = s.clone();
+        bound_subject
+            .claims
+            .insert("cnf".into(), json!({"jkt": "subject-key"}));
+        assert_eq!(
+            with(&g, &bound_subject, &a, Some("actor-key")),
+            Some(ErrorCode::InvalidDpopProof)
+        );
+        g.cnf_jkt = Some("subject-key".into());
+        assert_eq!(
+            with(&g, &bound_subject, &a, Some("subject-key")),
+            Some(ErrorCode::InvalidDpopProof)
+        );
+        // Bound to the same key: one proof proves both.
+        a.claims.insert("cnf".into(), json!({"jkt": "subject-key"}));
+        assert_eq!(with(&g, &bound_subject, &a, Some("subject-key")), None);
+        // Another confirmation method cannot be checked.
+        a.claims.insert("cnf".into(), json!({"x5t#S256": "abc"}));
+        assert_eq!(
+            with(&g, &s, &a, Some("subject-key")),
+            Some(ErrorCode::InvalidRequest)
         );
     }
 

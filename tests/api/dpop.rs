@@ -189,3 +189,84 @@ async fn a_bound_subject_token_is_exchanged_only_with_a_proof_of_its_key() {
         thumbprint(&key)
     );
 }
+
+async fn delegate(
+    app: &TestApp,
+    subject: &str,
+    actor: &str,
+    proof: Option<&str>,
+) -> reqwest::Response {
+    let body = serde_urlencoded::to_string([
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", subject),
+        ("subject_token_type", ACCESS_TOKEN),
+        ("actor_token", actor),
+        ("actor_token_type", ACCESS_TOKEN),
+        ("audience", "delegated-api"),
+    ])
+    .unwrap();
+    let mut req = app
+        .http
+        .post(format!("{}/token", app.url))
+        .basic_auth("orders-svc", Some(ORDERS_SECRET))
+        .header("content-type", "application/x-www-form-urlencoded");
+    if let Some(p) = proof {
+        req = req.header("DPoP", p);
+    }
+    req.body(body).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_bound_actor_token_is_accepted_only_with_a_proof_of_its_key() {
+    let app = TestApp::spawn_with(|c| {
+        format!(
+            "{c}\n[[rules]]\nname = \"delegated\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"delegated-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nactor = \"token\"\nactors = [{{ issuer = \"corp\", subject = \"svc-batch\" }}]\n"
+        )
+    })
+    .await;
+    let key = TestKey::generate(Algorithm::ES256, "actor-key");
+    let other = TestKey::generate(Algorithm::ES256, "subject-key");
+    let actor = app.subject_token(json!({"sub": "svc-batch", "cnf": {"jkt": thumbprint(&key)}}));
+    let subject = app.subject_token(json!({}));
+    let desc = assert_error(
+        delegate(&app, &subject, &actor, None).await,
+        400,
+        "invalid_dpop_proof",
+    )
+    .await;
+    assert!(desc.contains("actor token is bound"), "{desc}");
+    assert_error(
+        delegate(&app, &subject, &actor, Some(&proof(&other, json!({})))).await,
+        400,
+        "invalid_dpop_proof",
+    )
+    .await;
+    let resp = delegate(&app, &subject, &actor, Some(&proof(&key, json!({})))).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP", "the binding is kept");
+    assert_eq!(
+        claims_of(body["access_token"].as_str().unwrap())["cnf"]["jkt"],
+        thumbprint(&key)
+    );
+    // Subject and actor bound to different keys: refused whichever key is proved.
+    let bound_subject = app.subject_token(json!({"cnf": {"jkt": thumbprint(&other)}}));
+    for k in [&key, &other] {
+        let desc = assert_error(
+            delegate(&app, &bound_subject, &actor, Some(&proof(k, json!({})))).await,
+            400,
+            "invalid_dpop_proof",
+        )
+        .await;
+        assert!(desc.contains("different keys"), "{desc}");
+    }
+    // A confirmation method Tessera cannot check.
+    let x5t = app.subject_token(json!({"sub": "svc-batch", "cnf": {"x5t#S256": "abc"}}));
+    let desc = assert_error(
+        delegate(&app, &subject, &x5t, None).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert!(desc.contains("confirmation method"), "{desc}");
+}
