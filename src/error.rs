@@ -58,6 +58,9 @@ pub struct OAuthError {
     pub status: Status,
     /// Basic authentication was attempted (or none at all), so a 401 carries a challenge.
     pub basic_challenge: bool,
+    /// More than the client may see (an evaluator's words, which can name claims), for the
+    /// audit record's reason only.
+    pub detail: Option<String>,
 }
 
 impl OAuthError {
@@ -67,7 +70,21 @@ impl OAuthError {
             description: description.into(),
             status: Status::Default,
             basic_challenge: false,
+            detail: None,
         }
+    }
+
+    /// The same denial, with a reason for the audit record that the client does not see.
+    pub fn with_detail(self, detail: impl Into<String>) -> Self {
+        Self {
+            detail: Some(detail.into()),
+            ..self
+        }
+    }
+
+    /// What the audit record keeps as the reason.
+    pub fn reason(&self) -> &str {
+        self.detail.as_deref().unwrap_or(&self.description)
     }
 
     pub fn invalid_request(description: impl Into<String>) -> Self {

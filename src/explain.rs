@@ -138,7 +138,7 @@ pub async fn explain(
             match rules::misses(rule, &ex) {
                 Ok(misses) if misses.is_empty() => "applies".to_string(),
                 Ok(misses) => format!("does not apply: it {}", misses.join("; it ")),
-                Err(e) => format!("denies: {}", e.description),
+                Err(e) => format!("denies: {}", e.reason()),
             }
         };
         w(out, format!("rule {} \"{}\": {verdict}", i + 1, rule.name))?;

@@ -1,6 +1,7 @@
 //! `POST /token`: the exchange (RFC 8693). The handler orchestrates; each step lives with its
 //! concern: parse → authenticate → validate → decide → mint → record → respond.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use actix_web::http::header;
@@ -13,6 +14,8 @@ use crate::audit::writer::Committed;
 use crate::audit::{ExchangeRecord, Outcome};
 use crate::error::OAuthError;
 use crate::http::request_id;
+use crate::config::RuleConfig;
+use crate::rules::condition::CONDITION_BUDGET;
 use crate::rules::{self, Exchange, Targets};
 use crate::state::{AppState, Policy};
 use crate::tokens::dpop::Proof;
@@ -55,7 +58,7 @@ pub async fn token(
         Err(e) => {
             record.outcome = Outcome::Denied;
             record.error = Some(e.code.as_str().into());
-            record.reason.clone_from(&e.description);
+            record.reason = e.reason().to_string();
         }
     }
     tracing::info!(
@@ -134,7 +137,7 @@ async fn exchange(
     req: &HttpRequest,
     body: web::Payload,
     state: &AppState,
-    policy: &Policy,
+    policy: &Arc<Policy>,
     record: &mut ExchangeRecord,
 ) -> Result<Issued, OAuthError> {
     let body = super::form::read_body(
@@ -217,7 +220,7 @@ async fn exchange(
         now,
         proof_jkt: proof.as_ref().map(|p| p.jkt.as_str()),
     };
-    let rule = rules::choose(&policy.rules, &ex)?;
+    let rule = choose_rule(policy, &ex).await?;
     record.rule = Some(rule.name.clone());
     let grant = rules::grant_for(rule, &policy.signing, &ex)?;
     let minted = mint(state.keys.current(), &state.server.issuer, &grant).map_err(|e| {
@@ -244,6 +247,58 @@ async fn exchange(
         expires_in: grant.expires_at - now,
         scope: grant.scopes.join(" "),
     })
+}
+
+/// The applying rule. When a rule naming the client has a condition, the choice runs on the
+/// blocking pool under the conditions' time budget: a condition never holds an HTTP worker, and
+/// one that runs long denies its own request only.
+async fn choose_rule<'p>(
+    policy: &'p Arc<Policy>,
+    ex: &Exchange<'_>,
+) -> Result<&'p RuleConfig, OAuthError> {
+    if !policy.rules.has_conditions(ex.client_id) {
+        return rules::choose(&policy.rules, ex);
+    }
+    let owned = (
+        policy.clone(),
+        ex.client_id.to_string(),
+        ex.subject.clone(),
+        ex.actor.cloned(),
+        ex.targets.audiences.to_vec(),
+        ex.targets.resources.to_vec(),
+        ex.requested_scopes.map(<[String]>::to_vec),
+        ex.proof_jkt.map(str::to_string),
+    );
+    let now = ex.now;
+    let job = tokio::task::spawn_blocking(move || {
+        let (policy, client_id, subject, actor, audiences, resources, scopes, jkt) = owned;
+        let ex = Exchange {
+            client_id: &client_id,
+            subject: &subject,
+            actor: actor.as_ref(),
+            targets: Targets {
+                audiences: &audiences,
+                resources: &resources,
+            },
+            requested_scopes: scopes.as_deref(),
+            now,
+            proof_jkt: jkt.as_deref(),
+        };
+        rules::choose(&policy.rules, &ex).map(|rule| rule.name.clone())
+    });
+    let name = match tokio::time::timeout(CONDITION_BUDGET, job).await {
+        Ok(Ok(chosen)) => chosen?,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "rule evaluation failed");
+            return Err(OAuthError::server_error());
+        }
+        Err(_) => return Err(rules::over_budget("")),
+    };
+    policy
+        .rules
+        .candidates(ex.client_id, &ex.subject.issuer_id)
+        .find(|r| r.name == name)
+        .ok_or_else(OAuthError::server_error)
 }
 
 fn as_presented(policy: &Policy, token: &VerifiedToken) -> Presented {

@@ -1,22 +1,41 @@
-//! CEL conditions (SPEC §2, §4): compiled once when the configuration loads, evaluated per
+//! CEL conditions (SPEC §2, §4, §5): compiled once when the configuration loads, evaluated per
 //! request over `subject`, `actor`, `client` and `request` in a child scope of a standard
-//! context built once per thread. Evaluation is bounded by construction: the source is short
-//! and may hold few comprehension macros, so no expression can loop long over a token's lists.
+//! context built once per thread.
+//!
+//! Bounded by what they do, not by how they are written. At compile time the parsed expression
+//! is measured: its size, its depth, how many comprehension macros (all, exists, exists_one,
+//! map, filter) it holds, and that none runs inside another's loop (whose cost would multiply).
+//! At evaluation a condition with comprehensions is refused, as over its budget, for an input
+//! holding a list or object longer than `MAX_ITERATIONS`, so that each loop is short whatever
+//! the token carries. The exchange evaluates conditions off the HTTP workers, under a time
+//! budget (`CONDITION_BUDGET`) as well.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use cel::{Context, Program, Value as CelValue};
+use cel::common::ast::{EntryExpr, Expr};
+use cel::{Context, IdedExpr, Program, Value as CelValue};
 use serde_json::{Value, json};
 
 /// Longest condition accepted, in bytes.
 const MAX_SOURCE: usize = 2048;
-/// Comprehension macros (all, exists, exists_one, map, filter) a condition may use.
+/// Comprehension macros a condition may use.
 const MAX_COMPREHENSIONS: usize = 2;
+/// Nodes of the parsed expression, and its depth.
+const MAX_NODES: usize = 256;
+const MAX_DEPTH: usize = 32;
+/// The longest list or object a comprehension may loop over: a condition that has one is over
+/// its budget for an input with a longer one.
+pub const MAX_ITERATIONS: usize = 1000;
+/// How long the exchange waits for its conditions before it denies the request.
+pub const CONDITION_BUDGET: Duration = Duration::from_millis(200);
 
 #[derive(Clone)]
 pub struct Condition {
     pub source: String,
     program: Arc<Program>,
+    /// It holds comprehension macros, whose cost grows with the input.
+    loops: bool,
 }
 
 impl std::fmt::Debug for Condition {
@@ -35,8 +54,90 @@ pub struct Input<'a> {
     pub scopes: &'a [String],
 }
 
+/// Why a condition gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// It would have run longer than its budget allows.
+    OverBudget,
+    /// It could not be evaluated: the evaluator's words, which can name claims (for the
+    /// audit record, never for the client).
+    Error(String),
+}
+
 thread_local! {
     static STANDARD: Context<'static, 'static> = Context::default();
+}
+
+/// What the compile-time walk measured.
+#[derive(Default)]
+struct Shape<'a> {
+    nodes: usize,
+    depth: usize,
+    comprehensions: usize,
+    nested: bool,
+    /// Names bound by comprehensions (loop and accumulator variables).
+    bound: Vec<&'a str>,
+}
+
+impl<'a> Shape<'a> {
+    fn of(expr: &'a IdedExpr) -> Self {
+        let mut shape = Self::default();
+        shape.walk(expr, 1, false);
+        shape
+    }
+
+    fn walk(&mut self, e: &'a IdedExpr, depth: usize, in_loop: bool) {
+        self.nodes += 1;
+        self.depth = self.depth.max(depth);
+        if self.nodes > MAX_NODES || depth > MAX_DEPTH {
+            return;
+        }
+        let next = depth + 1;
+        match &e.expr {
+            Expr::Call(call) => {
+                if let Some(target) = &call.target {
+                    self.walk(target, next, in_loop);
+                }
+                for arg in &call.args {
+                    self.walk(arg, next, in_loop);
+                }
+            }
+            Expr::Comprehension(c) => {
+                self.comprehensions += 1;
+                self.nested |= in_loop;
+                self.bound.push(&c.iter_var);
+                self.bound.extend(c.iter_var2.as_deref());
+                self.bound.push(&c.accu_var);
+                self.walk(&c.iter_range, next, in_loop);
+                self.walk(&c.accu_init, next, in_loop);
+                for body in [&c.loop_cond, &c.loop_step, &c.result] {
+                    self.walk(body, next, true);
+                }
+            }
+            Expr::List(list) => {
+                for element in &list.elements {
+                    self.walk(element, next, in_loop);
+                }
+            }
+            Expr::Map(map) => {
+                for entry in &map.entries {
+                    if let EntryExpr::MapEntry(m) = &entry.expr {
+                        self.walk(&m.key, next, in_loop);
+                        self.walk(&m.value, next, in_loop);
+                    }
+                }
+            }
+            Expr::Struct(st) => {
+                for entry in &st.entries {
+                    if let EntryExpr::StructField(f) = &entry.expr {
+                        self.walk(&f.value, next, in_loop);
+                    }
+                }
+            }
+            Expr::Select(select) => self.walk(&select.operand, next, in_loop),
+            Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+        }
+    }
 }
 
 impl Condition {
@@ -44,36 +145,50 @@ impl Condition {
         if source.len() > MAX_SOURCE {
             return Err(format!("is longer than {MAX_SOURCE} bytes"));
         }
-        let comprehensions = [".all(", ".exists(", ".exists_one(", ".map(", ".filter("]
-            .iter()
-            .map(|m| source.matches(m).count())
-            .sum::<usize>();
-        if comprehensions > MAX_COMPREHENSIONS {
+        let program = Program::compile(source).map_err(|e| format!("is not valid CEL: {e}"))?;
+        let shape = Shape::of(program.expression());
+        if shape.nodes > MAX_NODES || shape.depth > MAX_DEPTH {
+            return Err(format!(
+                "is too large (at most {MAX_NODES} expression nodes, nested {MAX_DEPTH} deep)"
+            ));
+        }
+        if shape.comprehensions > MAX_COMPREHENSIONS {
             return Err(format!(
                 "uses more than {MAX_COMPREHENSIONS} comprehension macros (all, exists, exists_one, map, filter)"
             ));
         }
-        let program = Program::compile(source).map_err(|e| format!("is not valid CEL: {e}"))?;
-        let bound = comprehension_variables(source);
+        if shape.nested {
+            return Err(
+                "runs a comprehension macro (all, exists, exists_one, map, filter) inside another's \
+                 loop; its cost would multiply"
+                    .into(),
+            );
+        }
         let known = ["subject", "actor", "client", "request"];
         let references = program.references();
         if let Some(unknown) = references
             .variables()
             .into_iter()
-            .find(|v| !known.contains(v) && !bound.iter().any(|b| b == v))
+            .find(|v| !known.contains(v) && !shape.bound.contains(v))
         {
             return Err(format!(
                 "uses \"{unknown}\"; the variables are subject, actor, client and request"
             ));
         }
+        let loops = shape.comprehensions > 0;
         Ok(Self {
             source: source.to_string(),
             program: Arc::new(program),
+            loops,
         })
     }
 
-    /// `Ok(true)` only for a boolean true; `Err` for anything that is not a boolean.
-    pub fn evaluate(&self, input: &Input<'_>) -> Result<bool, String> {
+    /// `Ok(true)` only for a boolean true; a failure for anything that is not a boolean, and
+    /// for an input too large for the condition's loops.
+    pub fn evaluate(&self, input: &Input<'_>) -> Result<bool, Failure> {
+        if self.loops && longest_collection(input) > MAX_ITERATIONS {
+            return Err(Failure::OverBudget);
+        }
         let request = json!({ "audiences": input.audiences, "resources": input.resources, "scopes": input.scopes });
         let values = [
             ("subject", cel::to_value(input.subject)),
@@ -86,38 +201,49 @@ impl Condition {
             for (name, value) in values {
                 scope.add_variable_from_value(
                     name,
-                    value.map_err(|e| format!("cannot pass {name} to CEL: {e}"))?,
+                    value.map_err(|e| Failure::Error(format!("cannot pass {name} to CEL: {e}")))?,
                 );
             }
             match self.program.execute(&scope) {
                 Ok(CelValue::Bool(b)) => Ok(b),
-                Ok(other) => Err(format!("evaluated to {other:?}, not a boolean")),
-                Err(e) => Err(e.to_string()),
+                Ok(other) => Err(Failure::Error(format!(
+                    "evaluated to {other:?}, not a boolean"
+                ))),
+                Err(e) => Err(Failure::Error(e.to_string())),
             }
         })
     }
 }
 
-/// Names bound by comprehension macros, as in `list.all(x, …)`: `x`.
-fn comprehension_variables(source: &str) -> Vec<&str> {
-    ["all(", "exists(", "exists_one(", "map(", "filter("]
-        .iter()
-        .flat_map(|m| source.match_indices(m).map(move |(i, _)| i + m.len()))
-        .filter_map(|start| {
-            let rest = source.get(start..)?;
-            let name = rest.split(',').next()?.trim();
-            let valid =
-                !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            valid.then_some(name)
-        })
-        .collect()
+/// The longest list or object anywhere in the input.
+fn longest_collection(input: &Input<'_>) -> usize {
+    fn longest(v: &Value) -> usize {
+        match v {
+            Value::Array(list) => list.iter().map(longest).max().unwrap_or(0).max(list.len()),
+            Value::Object(map) => map.values().map(longest).max().unwrap_or(0).max(map.len()),
+            _ => 0,
+        }
+    }
+    let claims = |m: &serde_json::Map<String, Value>| {
+        m.values().map(longest).max().unwrap_or(0).max(m.len())
+    };
+    [
+        claims(input.subject),
+        input.actor.map_or(0, claims),
+        input.audiences.len(),
+        input.resources.len(),
+        input.scopes.len(),
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn eval(source: &str, subject: Value) -> Result<bool, String> {
+    fn eval(source: &str, subject: Value) -> Result<bool, Failure> {
         let subject = subject.as_object().cloned().unwrap_or_default();
         let scopes = vec!["inventory:read".to_string()];
         let input = Input {
@@ -128,7 +254,9 @@ mod tests {
             resources: &[],
             scopes: &scopes,
         };
-        Condition::compile(source)?.evaluate(&input)
+        Condition::compile(source)
+            .map_err(Failure::Error)?
+            .evaluate(&input)
     }
 
     #[test]
@@ -182,5 +310,36 @@ mod tests {
         assert!(Condition::compile(&format!("{} == 1", "a".repeat(MAX_SOURCE))).is_err());
         let nested = "subject.g.all(a, subject.g.all(b, subject.g.all(c, a == b && b == c)))";
         assert!(Condition::compile(nested).is_err());
+    }
+
+    #[test]
+    fn limits_are_counted_on_the_parsed_expression_not_its_text() {
+        // Spaces before the parenthesis, which a count of ".map(" in the text misses.
+        let spaced = "subject.g.map (a, subject.g.map (b, a + b)).size() > 0";
+        let err = Condition::compile(spaced).err().unwrap_or_default();
+        assert!(err.contains("inside another"), "{err}");
+        let three = "subject.g.all (a, a > 0) && subject.g.exists (b, b > 1) && subject.g.exists (c, c > 2)";
+        let err = Condition::compile(three).err().unwrap_or_default();
+        assert!(err.contains("more than 2"), "{err}");
+        // Sequential comprehensions are fine: one's result is the other's range.
+        assert!(Condition::compile("subject.g.map(x, x + 1).all(y, y > 0)").is_ok());
+        let deep = format!("{}true{}", "(".repeat(40), ")".repeat(40));
+        assert!(Condition::compile(&deep).is_ok(), "parentheses add no node");
+        let wide = (0..300).map(|i| format!("{i} == {i}")).collect::<Vec<_>>().join(" && ");
+        assert!(Condition::compile(&wide).is_err(), "too many nodes");
+    }
+
+    #[test]
+    fn loops_over_long_inputs_are_over_budget() {
+        let long: Vec<i64> = (0..(MAX_ITERATIONS as i64 + 1)).collect();
+        assert_eq!(
+            eval("subject.g.all(x, x >= 0)", json!({ "g": long })),
+            Err(Failure::OverBudget)
+        );
+        let short: Vec<i64> = (0..MAX_ITERATIONS as i64).collect();
+        assert_eq!(eval("subject.g.all(x, x >= 0)", json!({ "g": short })), Ok(true));
+        // Without loops, the cost is linear in the input: no such limit.
+        let long: Vec<i64> = (0..5000).collect();
+        assert_eq!(eval("4999 in subject.g", json!({ "g": long })), Ok(true));
     }
 }

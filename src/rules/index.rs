@@ -1,7 +1,7 @@
 //! Rules indexed by client and by subject issuer, so choosing a rule costs the same with
 //! 10,000 rules as with 10: only the rules that name both are tried, in file order.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::config::RuleConfig;
 
@@ -12,14 +12,20 @@ pub struct RuleSet {
     by_client: HashMap<String, Vec<usize>>,
     /// Client id → issuer id → indexes, in file order.
     by_client_issuer: HashMap<String, HashMap<String, Vec<usize>>>,
+    /// Clients named by a rule with a condition.
+    conditional: HashSet<String>,
 }
 
 impl RuleSet {
     pub fn new(rules: Vec<RuleConfig>) -> Self {
         let mut by_client: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_client_issuer: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
+        let mut conditional = HashSet::new();
         for (i, rule) in rules.iter().enumerate() {
             for client in &rule.clients {
+                if rule.condition.is_some() {
+                    conditional.insert(client.clone());
+                }
                 by_client.entry(client.clone()).or_default().push(i);
                 let issuers = by_client_issuer.entry(client.clone()).or_default();
                 for issuer in &rule.issuers {
@@ -31,11 +37,17 @@ impl RuleSet {
             rules,
             by_client,
             by_client_issuer,
+            conditional,
         }
     }
 
     pub fn all(&self) -> &[RuleConfig] {
         &self.rules
+    }
+
+    /// Whether a rule naming the client has a condition (to evaluate under a budget).
+    pub fn has_conditions(&self, client: &str) -> bool {
+        self.conditional.contains(client)
     }
 
     pub fn names_client(&self, client: &str) -> bool {

@@ -206,15 +206,33 @@ pub fn misses(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<Vec<String>, OAuth
         match condition.evaluate(&input) {
             Ok(true) => {}
             Ok(false) => out.push("has a condition this exchange does not meet".into()),
-            Err(e) => {
+            Err(condition::Failure::OverBudget) => return Err(over_budget(&rule.name)),
+            Err(condition::Failure::Error(e)) => {
                 return Err(OAuthError::invalid_target(format!(
-                    "rule \"{}\" has a condition that could not be evaluated for this exchange ({e})",
+                    "rule \"{}\": the rule's condition could not be evaluated for this exchange",
+                    rule.name
+                ))
+                .with_detail(format!(
+                    "rule \"{}\": the rule's condition could not be evaluated for this exchange: {e}",
                     rule.name
                 )));
             }
         }
     }
     Ok(out)
+}
+
+/// The denial of a request whose conditions would run past their budget (`rule`: the one
+/// whose condition did, when known).
+pub fn over_budget(rule: &str) -> OAuthError {
+    let which = if rule.is_empty() {
+        String::new()
+    } else {
+        format!("rule \"{rule}\": ")
+    };
+    OAuthError::invalid_target(format!(
+        "{which}condition exceeded its budget for this exchange"
+    ))
 }
 
 pub fn quoted(items: &[&str]) -> String {

@@ -68,3 +68,60 @@ async fn check_names_the_rule_whose_condition_is_not_valid_cel() {
         "{err}"
     );
 }
+
+fn looping(c: String) -> String {
+    c.replace(
+        "[[rules]]\nname = \"orders-to-inventory\"",
+        "[[rules]]\nname = \"loops\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"reports-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\ncondition = 'subject.groups.all(g, g != \"banned\")'\n\n[[rules]]\nname = \"orders-to-inventory\"",
+    )
+}
+
+#[tokio::test]
+async fn a_condition_over_its_budget_denies_that_request_only() {
+    let app = TestApp::spawn_with(looping).await;
+    let ok = app.subject_token(json!({"groups": ["staff"]}));
+    assert_eq!(reports(&app, &ok).await.status(), 200);
+    let long = app.subject_token(json!({"groups": vec![0; 1001]}));
+    let desc = assert_error(reports(&app, &long).await, 400, "invalid_target").await;
+    assert!(desc.contains("exceeded its budget"), "{desc}");
+    assert!(!desc.contains("groups"), "{desc}");
+    // Other requests are served as before.
+    assert_eq!(reports(&app, &ok).await.status(), 200);
+    assert_eq!(app.exchange_subject(&long).await.status(), 200, "rules without conditions");
+    let record = &app.records(&["--outcome", "denied"])[0];
+    assert!(
+        record["reason"].as_str().unwrap().contains("exceeded its budget"),
+        "{record}"
+    );
+}
+
+#[tokio::test]
+async fn an_evaluation_error_is_detailed_in_the_record_only() {
+    let app = TestApp::spawn_with(staff_only).await;
+    let none = app.subject_token(json!({"groups": null}));
+    let desc = assert_error(reports(&app, &none).await, 400, "invalid_target").await;
+    assert!(desc.contains("could not be evaluated"), "{desc}");
+    assert!(!desc.contains("groups"), "the evaluator's words stay private: {desc}");
+    let record = &app.records(&["--outcome", "denied"])[0];
+    let reason = record["reason"].as_str().unwrap();
+    assert!(reason.contains("could not be evaluated") && reason.len() > desc.len(), "{reason}");
+}
+
+#[tokio::test]
+async fn check_refuses_comprehensions_nested_however_they_are_written() {
+    let app = TestApp::spawn_with(looping).await;
+    for nested in [
+        "subject.groups.map (a, subject.groups.map (b, a + b)).size() > 0",
+        "subject.groups.exists(a, subject.groups.all(b, a == b))",
+    ] {
+        let config = std::fs::read_to_string(&app.config_path)
+            .unwrap()
+            .replace("subject.groups.all(g, g != \"banned\")", nested);
+        let path = app.dir.path().join("nested.toml");
+        std::fs::write(&path, config).unwrap();
+        let out = run_cli(&["check"], Some(&path));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{nested}");
+        assert!(err.contains("rules[0].condition") && err.contains("inside another"), "{err}");
+    }
+}

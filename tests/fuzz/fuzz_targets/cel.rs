@@ -1,5 +1,7 @@
-//! A rule condition: compiled with its static bounds, then evaluated against a request. The
-//! first line of the input is the condition, the rest the subject token's claims (JSON).
+//! A rule condition: compiled with its static bounds (measured on the parsed expression), then
+//! evaluated against a request under its step budget. The first line of the input is the
+//! condition, the rest the subject token's claims (JSON). Whatever the input, an evaluation
+//! must end well within the run's per-input timeout: a slow input is a failure of the bound.
 
 #![no_main]
 
