@@ -99,7 +99,7 @@ pub async fn verify(
         })
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "the store did not answer");
+            crate::telemetry::repeated::error("the store did not answer", &e);
             OAuthError::temporarily_unavailable("the store is not available; retry later")
         })?;
     if !first {

@@ -19,3 +19,96 @@ pub fn init(default_level: &str) {
             .try_init()
     };
 }
+
+/// Errors that every request meets during an outage (the store down, say) are logged once, then
+/// summarised: each kind at most once per `SUMMARY_EVERY`, with how many times it recurred in
+/// between, so an outage costs a few lines rather than one per request. Every error is one line:
+/// line breaks inside it (libpq's messages have them) become spaces.
+pub mod repeated {
+    use std::collections::HashMap;
+    use std::sync::{LazyLock, Mutex};
+    use std::time::{Duration, Instant};
+
+    const SUMMARY_EVERY: Duration = Duration::from_secs(10);
+
+    struct Seen {
+        logged_at: Instant,
+        /// Occurrences since the last line.
+        since: u64,
+    }
+
+    /// A log-rate limiter, like the global subscriber it writes to: process-wide by nature.
+    static SEEN: LazyLock<Mutex<HashMap<&'static str, Seen>>> =
+        LazyLock::new(|| Mutex::new(HashMap::new()));
+
+    /// `None`: stay quiet; `Some(n)`: log now, `n` occurrences left unlogged since the last line.
+    fn admit(what: &'static str, now: Instant) -> Option<u64> {
+        let mut seen = SEEN.lock().ok()?;
+        match seen.get_mut(what) {
+            Some(s) if now.duration_since(s.logged_at) < SUMMARY_EVERY => {
+                s.since += 1;
+                None
+            }
+            Some(s) => {
+                let skipped = s.since;
+                *s = Seen {
+                    logged_at: now,
+                    since: 0,
+                };
+                Some(skipped)
+            }
+            None => {
+                seen.insert(
+                    what,
+                    Seen {
+                        logged_at: now,
+                        since: 0,
+                    },
+                );
+                Some(0)
+            }
+        }
+    }
+
+    /// The error on one line.
+    pub fn one_line(error: &str) -> String {
+        error
+            .split(['\n', '\r'])
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Logs `what` with its error at `error` level, the first time and then at most once per
+    /// ten seconds, saying how often it recurred meanwhile.
+    pub fn error(what: &'static str, error: &str) {
+        if let Some(skipped) = admit(what, Instant::now()) {
+            tracing::error!(error = %one_line(error), repeated_since_last = skipped, "{what}");
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn repeats_are_summarised_once_per_interval() {
+            let start = Instant::now();
+            assert_eq!(admit("test: first", start), Some(0));
+            for _ in 0..100 {
+                assert_eq!(admit("test: first", start), None);
+            }
+            assert_eq!(admit("test: first", start + SUMMARY_EVERY), Some(100));
+            assert_eq!(admit("test: other", start), Some(0), "kinds are counted apart");
+        }
+
+        #[test]
+        fn errors_are_one_line() {
+            assert_eq!(
+                one_line("could not connect\n\tIs the server running?\r\n"),
+                "could not connect Is the server running?"
+            );
+        }
+    }
+}

@@ -26,7 +26,8 @@ const MAX_BATCH: usize = 256;
 /// so that it copies each hot page once for several commits yet keeps the log short.
 const CHECKPOINT_EVERY: usize = 16;
 /// How long a request waits for its commit before it gives up and answers 503.
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longer than SQLite's busy timeout would make a locked store's 503 wait on this instead.
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `/readyz` waits for its probe commit, and how long its answer is reused.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const PROBE_REUSE: Duration = Duration::from_secs(1);
@@ -212,7 +213,7 @@ fn run(
             metrics.audit_commit(batch.len(), started.elapsed());
             if let Err(e) = &result {
                 failures.fetch_add(1, Ordering::SeqCst);
-                tracing::error!(error = %e, records = batch.len(), "audit commit failed");
+                crate::telemetry::repeated::error("audit commit failed", e);
             }
             let refused = result.as_ref().ok();
             for (i, (_, done)) in batch.drain(..).enumerate() {

@@ -44,6 +44,6 @@ async fn method_not_allowed() -> HttpResponse {
 
 /// A store that did not answer: 503 for the client, the cause in the log.
 fn store_unavailable(e: String) -> OAuthError {
-    tracing::error!(error = %e, "the store did not answer");
+    crate::telemetry::repeated::error("the store did not answer", &e);
     OAuthError::temporarily_unavailable("the store is not available; retry later")
 }

@@ -118,13 +118,13 @@ pub async fn token(
             .insert_header((header::PRAGMA, "no-cache"))
             .json(issued),
         (Ok(_), Err(e)) => {
-            tracing::error!(request_id = %request_id, error = %e, "exchange not recorded; token withheld");
+            crate::telemetry::repeated::error("exchange not recorded; token withheld", &e);
             OAuthError::temporarily_unavailable("the exchange could not be recorded; retry later")
                 .error_response()
         }
         (Err(denial), committed) => {
             if let Err(e) = committed {
-                tracing::error!(request_id = %request_id, error = %e, "denied exchange not recorded");
+                crate::telemetry::repeated::error("denied exchange not recorded", &e);
             }
             denial.error_response()
         }

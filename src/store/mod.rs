@@ -80,6 +80,37 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = 
 const POSTGRES_SESSION: &str =
     "SET statement_timeout = '10s'; SET lock_timeout = '5s'; SET application_name = 'tessera';";
 
+/// How long a request waits for the store before it answers 503.
+const DEADLINE: Duration = Duration::from_secs(5);
+
+/// libpq settings that make a server gone silent (a partition, a dead host) an error within
+/// seconds instead of a connection blocked until the kernel gives up, unless the URL sets them.
+const POSTGRES_DEFAULTS: &[(&str, &str)] = &[
+    ("connect_timeout", "3"),
+    ("keepalives", "1"),
+    ("keepalives_idle", "5"),
+    ("keepalives_interval", "2"),
+    ("keepalives_count", "2"),
+    ("tcp_user_timeout", "5000"),
+];
+
+/// The URL with `POSTGRES_DEFAULTS` added where it sets none of its own.
+fn with_postgres_defaults(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_string();
+    };
+    let set: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    {
+        let mut query = parsed.query_pairs_mut();
+        for (key, value) in POSTGRES_DEFAULTS {
+            if !set.iter().any(|k| k == key) {
+                query.append_pair(key, value);
+            }
+        }
+    }
+    parsed.to_string()
+}
+
 /// Serialises `tessera migrate` runs started at once by several deploy jobs.
 const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261; // "tessera"
 
@@ -115,7 +146,8 @@ impl Manager {
                 })
             }
             StorageUrl::Postgres(url) => {
-                let mut conn = PgConnection::establish(url).map_err(|e| e.to_string())?;
+                let mut conn = PgConnection::establish(&with_postgres_defaults(url))
+                    .map_err(|e| e.to_string())?;
                 conn.batch_execute(POSTGRES_SESSION)
                     .map_err(|e| e.to_string())?;
                 Ok(StoreConnection {
@@ -330,24 +362,41 @@ impl Store {
         ))
     }
 
-    /// Whether the database answers a query now.
-    pub async fn ping(&self) -> Result<(), String> {
-        self.blocking(|conn| conn.batch_execute("SELECT 1").map_err(|e| e.to_string()))
-            .await
-    }
-
-    /// Runs diesel work on the blocking pool, off the async workers.
+    /// Runs diesel work on the blocking pool, off the async workers, within `DEADLINE`: a
+    /// store that stops answering (a network partition holds the connection open) gets the
+    /// caller an error in bounded time, not a request that hangs.
     pub async fn blocking<T, F>(&self, work: F) -> Result<T, String>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, String> + Send + 'static,
     {
         let store = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let job = tokio::task::spawn_blocking(move || {
             let mut conn = store.pooled()?;
             work(&mut conn)
-        })
-        .await
-        .map_err(|e| format!("database task failed: {e}"))?
+        });
+        match tokio::time::timeout(DEADLINE, job).await {
+            Ok(done) => done.map_err(|e| format!("database task failed: {e}"))?,
+            Err(_) => Err(format!(
+                "the database did not answer within {} s",
+                DEADLINE.as_secs()
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_urls_get_timeouts_unless_they_set_their_own() {
+        let url = with_postgres_defaults("postgres://u@db:5432/tessera");
+        assert!(url.contains("connect_timeout=3"), "{url}");
+        assert!(url.contains("tcp_user_timeout=5000"), "{url}");
+        let own = with_postgres_defaults("postgres://u@db/t?connect_timeout=10&sslmode=require");
+        assert!(own.contains("connect_timeout=10"), "{own}");
+        assert!(!own.contains("connect_timeout=3"), "{own}");
+        assert!(own.contains("sslmode=require") && own.contains("keepalives=1"), "{own}");
     }
 }

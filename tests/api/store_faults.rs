@@ -145,6 +145,11 @@ async fn a_database_locked_by_another_process_delays_then_resumes() {
     let mut intruder = SqliteConnection::establish(&sqlite_file(&app).to_string_lossy()).unwrap();
     intruder.batch_execute("BEGIN EXCLUSIVE").unwrap();
     handed.until_refused().await;
+    // A probe answers within its own bound (500 ms), not the store's lock or pool timeouts.
+    let asked = std::time::Instant::now();
+    let (status, body) = handed.ready().await;
+    assert_eq!((status, body["store"].as_str()), (503, Some("unavailable")));
+    assert!(asked.elapsed() < Duration::from_millis(1500), "{:?}", asked.elapsed());
     handed.assert_unavailable().await;
     intruder.batch_execute("COMMIT").unwrap();
     handed.assert_resumes().await;
@@ -282,6 +287,14 @@ async fn a_read_only_database_file_refuses_exchanges_until_writable_again() {
     set_mode(0o444);
     handed.until_refused().await;
     handed.assert_unavailable().await;
+    // An outage is summarised in the log, not written once per request.
+    for _ in 0..30 {
+        assert!(!handed.exchange().await);
+    }
+    for what in ["audit commit failed", "exchange not recorded"] {
+        let lines = served.count_logged(what);
+        assert!((1..=3).contains(&lines), "{lines} lines of \"{what}\"");
+    }
 
     set_mode(0o644);
     handed.assert_resumes().await;
