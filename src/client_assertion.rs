@@ -93,7 +93,7 @@ pub async fn verify(
     // Remembered for as long as the assertion passes the time checks: exp plus leeway.
     let until = token.accepted_until;
     let first = store
-        .blocking(move |c| {
+        .blocking_write(move |c| {
             crate::store::replay::first_use(c, "client_assertion", &key, until)
                 .map_err(|e| e.to_string())
         })

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 
 use crate::audit::AuditWriter;
+use crate::audit::revocation::When;
 use crate::clients::Clients;
 use crate::config::{Config, KeySource, ServerConfig, SigningConfig};
 use crate::issuers::{Fetcher, Issuers};
@@ -67,16 +68,42 @@ impl Policy {
 }
 
 impl Policy {
-    /// How long, from now, a token of this issuer (by id; of any issuer when `None`) issued
-    /// until now can still be accepted: `max_age` plus `leeway`. A revocation of what such
-    /// tokens carry is kept that long and no longer.
-    pub fn acceptance_bound(&self, issuer_id: Option<&str>) -> std::time::Duration {
-        self.issuers
+    /// A revocation's bounds in time (see `revocation::When`). What it names upstream is kept
+    /// as long as a token of that issuer (of any issuer when `None`) issued until now can still
+    /// be accepted: `max_age` plus twice the `leeway` (an `iat` may lie a leeway ahead).
+    pub fn revocation_bounds(&self, issuer_id: Option<&str>, now: i64) -> When {
+        let secs = |d: std::time::Duration| d.as_secs() as i64;
+        let max_ttl = secs(self.signing.max_ttl);
+        let accepted_for = self
+            .issuers
             .iter()
             .filter(|i| issuer_id.is_none_or(|id| i.config.id == id))
-            .map(|i| i.config.max_age.unwrap_or(self.signing.max_ttl) + i.config.leeway)
+            .map(|i| {
+                secs(i.config.max_age.unwrap_or(self.signing.max_ttl)) + 2 * secs(i.config.leeway)
+            })
             .max()
-            .unwrap_or(self.signing.max_ttl)
+            .unwrap_or(max_ttl);
+        let leeway = self
+            .issuers
+            .iter()
+            .map(|i| secs(i.config.leeway))
+            .max()
+            .unwrap_or(0);
+        let live_after = now.saturating_sub(leeway);
+        When {
+            now,
+            sticky_until: now.saturating_add(accepted_for),
+            live_after,
+            minted_since: live_after.saturating_sub(max_ttl),
+        }
+    }
+
+    /// The id of an issuer named by its id or its `iss` URL.
+    pub fn issuer_id(&self, named: &str) -> Option<String> {
+        self.issuers
+            .get(named)
+            .or_else(|| self.issuers.iter().find(|i| i.config.id == named))
+            .map(|i| i.config.id.clone())
     }
 }
 

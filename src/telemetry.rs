@@ -100,7 +100,11 @@ pub mod repeated {
                 assert_eq!(admit("test: first", start), None);
             }
             assert_eq!(admit("test: first", start + SUMMARY_EVERY), Some(100));
-            assert_eq!(admit("test: other", start), Some(0), "kinds are counted apart");
+            assert_eq!(
+                admit("test: other", start),
+                Some(0),
+                "kinds are counted apart"
+            );
         }
 
         #[test]

@@ -74,7 +74,7 @@ pub fn spawn(store: Store, retention: Duration, runtime: &tokio::runtime::Handle
         loop {
             let cutoff = now_micros().saturating_sub(retention.as_micros() as i64);
             let now = now_micros() / 1_000_000;
-            let replays = store.blocking(move |c| {
+            let replays = store.blocking_write(move |c| {
                 crate::store::replay::prune(c, now)
                     .and_then(|_| super::revocation::prune(c, now))
                     .map_err(|e| e.to_string())
@@ -110,7 +110,7 @@ async fn in_batches<C: Copy + Send + 'static>(
     let mut next = Some(start);
     while let Some(at) = next {
         match store
-            .blocking(move |c| batch(c, at).map_err(|e| e.to_string()))
+            .blocking_write(move |c| batch(c, at).map_err(|e| e.to_string()))
             .await
         {
             Ok((n, after)) => {

@@ -39,42 +39,65 @@ pub enum Target {
 /// SQLite allows a limited number of bound parameters per statement.
 const CHUNK: usize = 500;
 
-/// Marks the target tokens and their lineage revoked at `now` (seconds), and keeps what the
-/// target names upstream revoked until `sticky_until` (seconds: when no token it could refuse
-/// would be accepted any more). Returns how many minted tokens are revoked by it (already
+/// A revocation's bounds in time, from the configuration (all in seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct When {
+    pub now: i64,
+    /// What the target names upstream stays revoked until then: when no token it could refuse
+    /// would be accepted any more.
+    pub sticky_until: i64,
+    /// A minted token that expired before this is accepted nowhere (not even with leeway):
+    /// marking it changes nothing, so lineage is not followed through it.
+    pub live_after: i64,
+    /// Tokens minted before this have all expired before `live_after` (`max_ttl` ago): the
+    /// records searched by subject start here.
+    pub minted_since: i64,
+}
+
+/// Marks the target tokens and their lineage revoked at `when.now`, and keeps what the target
+/// names upstream revoked (sticky). Returns how many minted tokens are revoked by it (already
 /// revoked ones included). `local_issuers` are the ids of the issuer entries that stand for
 /// this server.
 pub fn revoke(
     conn: &mut DbConnection,
     target: &Target,
     local_issuers: &[String],
-    now: i64,
-    sticky_until: i64,
+    when: When,
 ) -> QueryResult<usize> {
     conn.transaction(|c| {
-        lock_for_revocation(c, now)?;
+        lock_for_revocation(c, when.now)?;
         let roots: Vec<String> = match target {
             Target::Jti(jti) => x::exchanges
                 .filter(x::token_jti.eq(jti))
                 .select(x::token_jti)
                 .load::<Option<String>>(c)?,
             Target::SubjectJti(s) => {
-                remember(c, "subject_jti", "", s, now, sticky_until)?;
-                minted_from(c, std::slice::from_ref(s), None)?
+                let spans = subject_tokens::spans(c, std::slice::from_ref(s), None)?;
+                // Kept at least as long as the token's own records say it is accepted.
+                let until = spans
+                    .iter()
+                    .map(|span| span.until_us / 1_000_000 + 1)
+                    .fold(when.sticky_until, i64::max);
+                remember(c, "subject_jti", "", s, when.now, until)?;
+                // The token itself when this server minted it, what was minted from it as
+                // subject token, and what was minted with it as actor token.
+                let mut roots: Vec<Option<String>> = x::exchanges
+                    .filter(x::token_jti.eq(s))
+                    .select(x::token_jti)
+                    .load(c)?;
+                roots.extend(minted_from(c, std::slice::from_ref(s), when)?);
+                roots.extend(minted_with_actor(c, std::slice::from_ref(s), when)?);
+                roots
             }
             Target::Subject { issuer, subject } => {
-                remember(c, "subject", issuer, subject, now, sticky_until)?;
-                x::exchanges
-                    .filter(x::subject_issuer.eq(issuer))
-                    .filter(x::subject.eq(subject))
-                    .select(x::token_jti)
-                    .load(c)?
+                remember(c, "subject", issuer, subject, when.now, when.sticky_until)?;
+                of_subject(c, issuer, subject, local_issuers.contains(issuer), when)?
             }
         }
         .into_iter()
         .flatten()
         .collect();
-        let all = with_lineage(c, roots, local_issuers)?;
+        let all = with_lineage(c, roots, when)?;
         let all: Vec<String> = all.into_iter().collect();
         for chunk in all.chunks(CHUNK) {
             diesel::update(
@@ -82,11 +105,43 @@ pub fn revoke(
                     .filter(x::token_jti.eq_any(chunk))
                     .filter(x::revoked_at.is_null()),
             )
-            .set(x::revoked_at.eq(now))
+            .set(x::revoked_at.eq(when.now))
             .execute(c)?;
         }
         Ok(all.len())
     })
+}
+
+/// The live tokens minted from a subject's tokens, as subject or as actor: of the issuer's
+/// tokens, or, when the issuer is this server, every token it minted for that subject.
+fn of_subject(
+    conn: &mut DbConnection,
+    issuer: &str,
+    subject: &str,
+    local: bool,
+    when: When,
+) -> QueryResult<Vec<Option<String>>> {
+    let since_us = when.minted_since.saturating_mul(1_000_000);
+    let mut as_subject = x::exchanges
+        .filter(x::subject.eq(subject))
+        .filter(x::time_us.ge(since_us))
+        .filter(x::expires_at.ge(when.live_after))
+        .select(x::token_jti)
+        .into_boxed();
+    if !local {
+        as_subject = as_subject.filter(x::subject_issuer.eq(issuer));
+    }
+    let mut roots = as_subject.load(conn)?;
+    roots.extend(
+        x::exchanges
+            .filter(x::actor.eq(subject))
+            .filter(x::actor_issuer.eq(issuer))
+            .filter(x::time_us.ge(since_us))
+            .filter(x::expires_at.ge(when.live_after))
+            .select(x::token_jti)
+            .load::<Option<String>>(conn)?,
+    );
+    Ok(roots)
 }
 
 /// The revocation's first statements: the lock that orders it against audit commits, then a
@@ -196,13 +251,15 @@ fn refusal(conn: &mut DbConnection, t: &Presented, role: &str) -> QueryResult<Op
         let Some(jti) = &t.jti else {
             return Ok(Some(format!("the {role} token has no jti")));
         };
-        return Ok(match revoked_at(conn, jti)? {
-            Some(None) => None,
-            Some(Some(_)) => Some(format!("the {role} token has been revoked")),
-            None => Some(format!(
-                "the {role} token is not one this server has a record of"
-            )),
-        });
+        match revoked_at(conn, jti)? {
+            Some(None) => {}
+            Some(Some(_)) => return Ok(Some(format!("the {role} token has been revoked"))),
+            None => {
+                return Ok(Some(format!(
+                    "the {role} token is not one this server has a record of"
+                )));
+            }
+        }
     }
     let by_subject = rv::kind
         .eq("subject")
@@ -240,19 +297,22 @@ fn refusal(conn: &mut DbConnection, t: &Presented, role: &str) -> QueryResult<Op
     Ok(None)
 }
 
-/// The tokens and, breadth first, every token minted with one of them as subject token.
+/// The tokens and, breadth first, every live token minted with one of them as subject or as
+/// actor token. Followed whatever issuer entry the records name: the entries that stand for this
+/// server may have been renamed since, and a foreign token sharing a minted token's jti (which
+/// holds 80 random bits) could only make a revocation wider, never narrower.
 fn with_lineage(
     conn: &mut DbConnection,
     roots: Vec<String>,
-    local_issuers: &[String],
+    when: When,
 ) -> QueryResult<HashSet<String>> {
     let mut all: HashSet<String> = roots.iter().cloned().collect();
     let mut frontier = roots;
-    while !frontier.is_empty() && !local_issuers.is_empty() {
+    while !frontier.is_empty() {
         let mut next = Vec::new();
         for chunk in frontier.chunks(CHUNK) {
-            let mut children = minted_from(conn, chunk, Some(local_issuers))?;
-            children.extend(minted_with_actor(conn, chunk, local_issuers)?);
+            let mut children = minted_from(conn, chunk, when)?;
+            children.extend(minted_with_actor(conn, chunk, when)?);
             next.extend(
                 children
                     .into_iter()
@@ -265,31 +325,32 @@ fn with_lineage(
     Ok(all)
 }
 
-/// The `jti`s of the tokens minted from these subject tokens (of `issuers` only, when given).
+/// The `jti`s of the live tokens minted from these subject tokens.
 fn minted_from(
     conn: &mut DbConnection,
     subject_jtis: &[String],
-    issuers: Option<&[String]>,
+    when: When,
 ) -> QueryResult<Vec<Option<String>>> {
-    let spans = subject_tokens::spans(conn, subject_jtis, issuers)?;
+    let spans = subject_tokens::spans(conn, subject_jtis, None)?;
     let Some(within) = Within::spans(&spans) else {
         return Ok(Vec::new());
     };
     within
         .apply(x::exchanges.into_boxed())
+        .filter(x::expires_at.ge(when.live_after))
         .select(x::token_jti)
         .load(conn)
 }
 
-/// The `jti`s of the tokens minted with one of these (of `issuers`) as actor token.
+/// The `jti`s of the live tokens minted with one of these as actor token.
 fn minted_with_actor(
     conn: &mut DbConnection,
     actor_jtis: &[String],
-    issuers: &[String],
+    when: When,
 ) -> QueryResult<Vec<Option<String>>> {
     x::exchanges
         .filter(x::actor_jti.eq_any(actor_jtis))
-        .filter(x::actor_issuer.eq_any(issuers))
+        .filter(x::expires_at.ge(when.live_after))
         .select(x::token_jti)
         .load(conn)
 }

@@ -244,6 +244,7 @@ fn write(
     state: &mut State,
     batch: &mut [Pending],
 ) -> Result<Vec<Option<String>>, String> {
+    let _turn = store.write_turn();
     let mut conn = connection(store, state)?;
     let tip = &state.tip;
     let (after, refused) = conn
@@ -267,6 +268,7 @@ fn write(
 /// A commit with no record in it: rewrites the chain's head as it is or, while batches fail,
 /// writes a batch's size.
 fn touch(store: &Store, state: &mut State) -> Result<(), String> {
+    let _turn = store.write_turn();
     let mut conn = connection(store, state)?;
     let chain = &state.tip.chain;
     if state.failing {

@@ -215,11 +215,12 @@ async fn revoke(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) 
                 subject: Some(subject),
             } => {
                 // The issuer may be named by id or by its `iss` URL.
-                let issuer = policy
-                    .issuers
-                    .get(&i)
-                    .map(|found| found.config.id.clone())
-                    .unwrap_or(i);
+                let issuer = policy.issuer_id(&i).ok_or_else(|| {
+                    OAuthError::invalid_request(format!(
+                        "\"{}\" is neither the id nor the issuer URL of a configured issuer",
+                        i.chars().take(256).collect::<String>()
+                    ))
+                })?;
                 Target::Subject { issuer, subject }
             }
             _ => {
@@ -230,15 +231,14 @@ async fn revoke(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) 
         };
         let local = policy.local_issuers.clone();
         let now = now_micros() / 1_000_000;
-        let bound = match &target {
-            Target::Subject { issuer, .. } => policy.acceptance_bound(Some(issuer)),
-            _ => policy.acceptance_bound(None),
+        let when = match &target {
+            Target::Subject { issuer, .. } => policy.revocation_bounds(Some(issuer), now),
+            _ => policy.revocation_bounds(None, now),
         };
-        let sticky_until = now.saturating_add(bound.as_secs() as i64);
         let revoked = state
             .store
-            .blocking(move |c| {
-                revocation::revoke(c, &target, &local, now, sticky_until).map_err(|e| e.to_string())
+            .blocking_write(move |c| {
+                revocation::revoke(c, &target, &local, when).map_err(|e| e.to_string())
             })
             .await
             .map_err(super::store_unavailable)?;

@@ -155,12 +155,14 @@ async fn revocation(
     else {
         return Ok(());
     };
-    let local = state.policy.load().local_issuers.clone();
+    let policy = state.policy.load();
+    let local = policy.local_issuers.clone();
     let now = now_micros() / 1_000_000;
+    let when = policy.revocation_bounds(None, now);
     let revoked = state
         .store
-        .blocking(move |c| {
-            revocation::revoke(c, &Target::Jti(jti), &local, now, now).map_err(|e| e.to_string())
+        .blocking_write(move |c| {
+            revocation::revoke(c, &Target::Jti(jti), &local, when).map_err(|e| e.to_string())
         })
         .await
         .map_err(super::store_unavailable)?;

@@ -12,9 +12,9 @@ use crate::audit::record::now_micros;
 use crate::audit::revocation::{Presented, Provenance};
 use crate::audit::writer::Committed;
 use crate::audit::{ExchangeRecord, Outcome};
+use crate::config::RuleConfig;
 use crate::error::OAuthError;
 use crate::http::request_id;
-use crate::config::RuleConfig;
 use crate::rules::condition::CONDITION_BUDGET;
 use crate::rules::{self, Exchange, Targets};
 use crate::state::{AppState, Policy};
@@ -61,18 +61,22 @@ pub async fn token(
             record.reason = e.reason().to_string();
         }
     }
-    tracing::info!(
-        request_id = %request_id,
-        client_id = record.client_id.as_deref().unwrap_or("-"),
-        rule = record.rule.as_deref().unwrap_or("-"),
-        outcome = record.outcome.as_str(),
-        error = record.error.as_deref().unwrap_or("-"),
-        "token exchange"
-    );
+    let (record_client, record_rule) = (record.client_id.clone(), record.rule.clone());
+    let logged = |outcome: &str, error: &str| {
+        tracing::info!(
+            request_id = %request_id,
+            client_id = record_client.as_deref().unwrap_or("-"),
+            rule = record_rule.as_deref().unwrap_or("-"),
+            outcome,
+            error = if error.is_empty() { "-" } else { error },
+            "token exchange"
+        );
+    };
     // Rate-limited requests are counted, not recorded one by one (SPEC §3, §6).
     if let Err(denial) = &result
         && matches!(denial.status, crate::error::Status::TooManyRequests { .. })
     {
+        logged("denied", denial.code.as_str());
         tracing::debug!(
             client_id = record.client_id.as_deref().unwrap_or("-"),
             "rate limited"
@@ -91,11 +95,7 @@ pub async fn token(
         .filter(|c| policy.clients.contains(c))
         .unwrap_or("unknown")
         .to_string();
-    let (outcome, error, rule) = (
-        record.outcome.as_str(),
-        record.error.clone().unwrap_or_default(),
-        record.rule.clone().unwrap_or_default(),
-    );
+    let rule = record.rule.clone().unwrap_or_default();
     let committed = state.audit.commit(record).await;
     // A grant refused inside its commit is the denial it was recorded as.
     let (result, committed) = match (result, committed) {
@@ -105,13 +105,14 @@ pub async fn token(
         other => other,
     };
     let (outcome, error) = match (&result, &committed) {
-        (Err(e), _) if outcome == "granted" => ("denied", e.code.as_str().to_string()),
-        (Ok(_), Err(_)) => ("denied", error),
-        _ => (outcome, error),
+        (Ok(_), Ok(_)) => ("granted", ""),
+        (Ok(_), Err(_)) => ("denied", "temporarily_unavailable"),
+        (Err(e), _) => ("denied", e.code.as_str()),
     };
+    logged(outcome, error);
     state
         .metrics
-        .exchange(outcome, &error, &client, &rule, started.elapsed());
+        .exchange(outcome, error, &client, &rule, started.elapsed());
     let mut response = match (result, committed) {
         (Ok(issued), Ok(_)) => HttpResponse::Ok()
             .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -346,7 +347,7 @@ async fn dpop_proof(
     );
     let first = state
         .store
-        .blocking(move |c| {
+        .blocking_write(move |c| {
             crate::store::replay::first_use(c, "dpop", &jti, expires_at).map_err(|e| e.to_string())
         })
         .await

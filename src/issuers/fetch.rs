@@ -37,7 +37,12 @@ impl Fetcher {
         };
         Ok(Self {
             client: built(builder())?,
-            outward: built(builder().dns_resolver(super::outbound::PublicOnly))?,
+            // No proxy either: a proxy would resolve the name itself, past the resolver.
+            outward: built(
+                builder()
+                    .no_proxy()
+                    .dns_resolver(super::outbound::PublicOnly),
+            )?,
             metrics,
         })
     }

@@ -8,29 +8,40 @@ use std::net::{IpAddr, SocketAddr};
 
 use reqwest::Url;
 
-/// Loopback, private, link-local, unique-local, unspecified, shared (CGNAT) and broadcast
-/// addresses, and IPv4 reached through IPv6 forms of them.
+/// Every address that is not plainly public: loopback, private, link-local, unique-local,
+/// site-local, unspecified, shared (CGNAT), benchmarking, IETF protocol, reserved, multicast and
+/// broadcast ranges, and IPv4 reached through IPv6 (mapped, NAT64) forms of them.
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
+            let [a, b, c, _] = v4.octets();
             v4.is_loopback()
                 || v4.is_private()
                 || v4.is_link_local()
                 || v4.is_unspecified()
                 || v4.is_broadcast()
-                || (a == 100 && (64..128).contains(&b))
+                || v4.is_multicast()
                 || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (b == 18 || b == 19))
+                || a >= 240
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_internal(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let s = v6.segments();
+            // NAT64 (64:ff9b::/96, 64:ff9b:1::/48) reaches IPv4 addresses, internal ones too.
+            if s[0] == 0x64 && s[1] == 0xff9b {
+                return true;
+            }
             v6.is_loopback()
                 || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0
         }
     }
 }
@@ -106,6 +117,12 @@ mod tests {
             "fd00::1",
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "fec0::1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "224.0.0.1",
+            "192.0.0.8",
         ] {
             assert!(is_internal(ip.parse().expect("an address")), "{ip}");
         }

@@ -325,7 +325,10 @@ mod tests {
         assert!(Condition::compile("subject.g.map(x, x + 1).all(y, y > 0)").is_ok());
         let deep = format!("{}true{}", "(".repeat(40), ")".repeat(40));
         assert!(Condition::compile(&deep).is_ok(), "parentheses add no node");
-        let wide = (0..300).map(|i| format!("{i} == {i}")).collect::<Vec<_>>().join(" && ");
+        let wide = (0..300)
+            .map(|i| format!("{i} == {i}"))
+            .collect::<Vec<_>>()
+            .join(" && ");
         assert!(Condition::compile(&wide).is_err(), "too many nodes");
     }
 
@@ -337,7 +340,10 @@ mod tests {
             Err(Failure::OverBudget)
         );
         let short: Vec<i64> = (0..MAX_ITERATIONS as i64).collect();
-        assert_eq!(eval("subject.g.all(x, x >= 0)", json!({ "g": short })), Ok(true));
+        assert_eq!(
+            eval("subject.g.all(x, x >= 0)", json!({ "g": short })),
+            Ok(true)
+        );
         // Without loops, the cost is linear in the input: no such limit.
         let long: Vec<i64> = (0..5000).collect();
         assert_eq!(eval("4999 in subject.g", json!({ "g": long })), Ok(true));

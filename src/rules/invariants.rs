@@ -40,7 +40,12 @@ fn proof_of_possession(
         let Some(cnf) = token.and_then(|t| t.claims.get("cnf")) else {
             continue;
         };
-        let Some(jkt) = cnf.get("jkt").and_then(serde_json::Value::as_str) else {
+        let only_jkt = cnf.as_object().is_some_and(|m| m.len() == 1);
+        let Some(jkt) = cnf
+            .get("jkt")
+            .and_then(serde_json::Value::as_str)
+            .filter(|_| only_jkt)
+        else {
             return Err(OAuthError::invalid_request(format!(
                 "the {role} token is bound by a confirmation method other than DPoP (cnf.jkt), \
                  which this server cannot check"

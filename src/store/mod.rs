@@ -231,7 +231,16 @@ impl ManageConnection for Manager {
 pub struct Store {
     manager: Manager,
     pool: DbPool,
+    /// SQLite: every write transaction of this process takes its turn here first, in arrival
+    /// order. SQLite's own lock is not a queue (a waiting connection polls, and a busy audit
+    /// writer retakes the lock between two polls), so without this a revocation or a replay
+    /// insert could wait out the busy timeout behind a saturated writer. `None` on PostgreSQL,
+    /// whose writers do not exclude each other.
+    write_gate: Option<std::sync::Arc<tokio::sync::Mutex<()>>>,
 }
+
+/// A turn at writing (see `Store::write_gate`); the next writer waits until it is dropped.
+pub type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 impl Store {
     /// Opens the pool. For PostgreSQL the server need not answer yet: requests get 503 and
@@ -274,7 +283,23 @@ impl Store {
             // Connection errors are reported where the first connection is made, in full.
             StorageUrl::Postgres(_) => builder.build_unchecked(manager.clone()),
         };
-        Ok(Self { manager, pool })
+        let write_gate = match url {
+            StorageUrl::Sqlite(_) => Some(std::sync::Arc::new(tokio::sync::Mutex::new(()))),
+            StorageUrl::Postgres(_) => None,
+        };
+        Ok(Self {
+            manager,
+            pool,
+            write_gate,
+        })
+    }
+
+    /// Waits for this process's turn to write (SQLite; at once on PostgreSQL). Only from a
+    /// thread that may block: the audit writer's, or inside `blocking_write`.
+    pub fn write_turn(&self) -> WriteTurn {
+        self.write_gate
+            .as_ref()
+            .map(|gate| gate.clone().blocking_lock_owned())
     }
 
     pub fn describe(&self) -> String {
@@ -362,10 +387,27 @@ impl Store {
         ))
     }
 
-    /// Runs diesel work on the blocking pool, off the async workers, within `DEADLINE`: a
-    /// store that stops answering (a network partition holds the connection open) gets the
-    /// caller an error in bounded time, not a request that hangs.
+    /// Runs diesel work that only reads on the blocking pool, off the async workers, within
+    /// `DEADLINE`: a store that stops answering (a network partition holds the connection
+    /// open) gets the caller an error in bounded time, not a request that hangs.
     pub async fn blocking<T, F>(&self, work: F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, String> + Send + 'static,
+    {
+        self.run(false, work).await
+    }
+
+    /// As `blocking`, for work that writes: it takes its turn at writing first.
+    pub async fn blocking_write<T, F>(&self, work: F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, String> + Send + 'static,
+    {
+        self.run(true, work).await
+    }
+
+    async fn run<T, F>(&self, writes: bool, work: F) -> Result<T, String>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, String> + Send + 'static,
@@ -373,6 +415,7 @@ impl Store {
         let store = self.clone();
         let job = tokio::task::spawn_blocking(move || {
             let mut conn = store.pooled()?;
+            let _turn = writes.then(|| store.write_turn());
             work(&mut conn)
         });
         match tokio::time::timeout(DEADLINE, job).await {
@@ -397,6 +440,9 @@ mod tests {
         let own = with_postgres_defaults("postgres://u@db/t?connect_timeout=10&sslmode=require");
         assert!(own.contains("connect_timeout=10"), "{own}");
         assert!(!own.contains("connect_timeout=3"), "{own}");
-        assert!(own.contains("sslmode=require") && own.contains("keepalives=1"), "{own}");
+        assert!(
+            own.contains("sslmode=require") && own.contains("keepalives=1"),
+            "{own}"
+        );
     }
 }

@@ -43,13 +43,25 @@ pub async fn verify(
             "is opaque, so it must be sent as an access_token".into(),
         ));
     }
+    // A token that starts with an issuer's prefix is that issuer's: never another's, even one
+    // that sets no prefix of its own.
+    let prefixed = issuers.iter().any(|i| {
+        i.config
+            .introspection
+            .as_ref()
+            .and_then(|x| x.prefix.as_deref())
+            .is_some_and(|p| token.starts_with(p))
+    });
     let candidates: Vec<_> = issuers
         .iter()
         .filter(|i| {
             i.config
                 .introspection
                 .as_ref()
-                .is_some_and(|x| x.prefix.as_deref().is_none_or(|p| token.starts_with(p)))
+                .is_some_and(|x| match &x.prefix {
+                    Some(p) => token.starts_with(p.as_str()),
+                    None => !prefixed,
+                })
                 && may_introspect(&i.config.id)
         })
         .collect();
@@ -95,14 +107,12 @@ pub async fn verify(
     Ok(verified)
 }
 
-/// A JWS (three parts) or JWE (five) in compact form: base64url parts separated by dots. Such a
-/// token that did not parse as a JWT is malformed, not opaque, and is never sent anywhere.
+/// Shaped like a JWS (three parts) or a JWE (five) in compact form: parts separated by dots,
+/// whatever they hold. Such a token that did not parse as a JWT is malformed, not opaque, and
+/// is never sent anywhere.
 fn looks_like_jose(token: &str) -> bool {
     let dots = token.bytes().filter(|b| *b == b'.').count();
-    (dots == 2 || dots == 4)
-        && token
-            .bytes()
-            .all(|b| b == b'.' || b == b'-' || b == b'_' || b.is_ascii_alphanumeric())
+    dots == 2 || dots == 4
 }
 
 /// An active answer as a verified token, checked as a JWT's claims would be.
@@ -121,6 +131,13 @@ pub fn from_answer(
     };
     if exp <= now {
         return Err("has expired".into());
+    }
+    // Its age, as for a JWT, when the answer says when it was issued: a revocation of the
+    // subject is kept for max_age, and must outlast every token it refuses.
+    if let (Some(max_age), Some(iat)) = (issuer.max_age, answer.get("iat").and_then(Value::as_i64))
+        && now.saturating_sub(iat) > (max_age + issuer.leeway).as_secs() as i64
+    {
+        return Err("is too old (iat is beyond the issuer's max_age)".into());
     }
     if answer
         .get("iss")
@@ -181,6 +198,10 @@ mod tests {
         assert!(!looks_like_jose("corp_at_0123456789"));
         assert!(!looks_like_jose("a.b"));
         assert!(!looks_like_jose("a.b.c.d"));
-        assert!(!looks_like_jose("a b.c.d"));
+        assert!(
+            looks_like_jose("eyJh.eyJi.c2ln\n"),
+            "whatever the parts hold"
+        );
+        assert!(looks_like_jose("a+b=.c/d.e"));
     }
 }

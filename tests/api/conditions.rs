@@ -87,10 +87,17 @@ async fn a_condition_over_its_budget_denies_that_request_only() {
     assert!(!desc.contains("groups"), "{desc}");
     // Other requests are served as before.
     assert_eq!(reports(&app, &ok).await.status(), 200);
-    assert_eq!(app.exchange_subject(&long).await.status(), 200, "rules without conditions");
+    assert_eq!(
+        app.exchange_subject(&long).await.status(),
+        200,
+        "rules without conditions"
+    );
     let record = &app.records(&["--outcome", "denied"])[0];
     assert!(
-        record["reason"].as_str().unwrap().contains("exceeded its budget"),
+        record["reason"]
+            .as_str()
+            .unwrap()
+            .contains("exceeded its budget"),
         "{record}"
     );
 }
@@ -101,10 +108,16 @@ async fn an_evaluation_error_is_detailed_in_the_record_only() {
     let none = app.subject_token(json!({"groups": null}));
     let desc = assert_error(reports(&app, &none).await, 400, "invalid_target").await;
     assert!(desc.contains("could not be evaluated"), "{desc}");
-    assert!(!desc.contains("groups"), "the evaluator's words stay private: {desc}");
+    assert!(
+        !desc.contains("groups"),
+        "the evaluator's words stay private: {desc}"
+    );
     let record = &app.records(&["--outcome", "denied"])[0];
     let reason = record["reason"].as_str().unwrap();
-    assert!(reason.contains("could not be evaluated") && reason.len() > desc.len(), "{reason}");
+    assert!(
+        reason.contains("could not be evaluated") && reason.len() > desc.len(),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
@@ -122,6 +135,9 @@ async fn check_refuses_comprehensions_nested_however_they_are_written() {
         let out = run_cli(&["check"], Some(&path));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{nested}");
-        assert!(err.contains("rules[0].condition") && err.contains("inside another"), "{err}");
+        assert!(
+            err.contains("rules[0].condition") && err.contains("inside another"),
+            "{err}"
+        );
     }
 }

@@ -124,11 +124,15 @@ fn with_two_opaque_issuers(c: String, prefixes: Option<(&str, &str)>) -> String 
         .trim_start_matches("introspection_endpoint = \"")
         .trim_end_matches("/introspect\"")
         .to_string();
+    let prefix = |p: &str| {
+        if p.is_empty() {
+            String::new()
+        } else {
+            format!("opaque_token_prefix = \"{p}\"\n")
+        }
+    };
     let (one, two) = match prefixes {
-        Some((a, b)) => (
-            format!("opaque_token_prefix = \"{a}\"\n"),
-            format!("opaque_token_prefix = \"{b}\"\n"),
-        ),
+        Some((a, b)) => (prefix(a), prefix(b)),
         None => (String::new(), String::new()),
     };
     format!(
@@ -199,4 +203,29 @@ async fn an_opaque_token_is_not_sent_to_issuers_the_clients_rules_do_not_name() 
     )
     .await;
     assert_eq!(app.idp.introspections(), 0, "nothing was sent");
+}
+
+#[tokio::test]
+async fn a_prefixed_token_never_goes_to_an_issuer_without_a_prefix() {
+    let app = TestApp::spawn_with(|c| with_two_opaque_issuers(c, Some(("one_", "")))).await;
+    let url = app.idp.url.clone();
+    let token = "one_0123456789abcdef";
+    app.idp.issue_opaque(token, json!({"active": true, "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque")}));
+    assert_eq!(exchange(&app, token).await.status(), 200);
+    assert_eq!(
+        app.records(&["--limit", "1"])[0]["subject_issuer"],
+        "opaque"
+    );
+    let other = "plain_0123456789abcdef";
+    app.idp.issue_opaque(other, json!({"active": true, "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque2")}));
+    assert_eq!(exchange(&app, other).await.status(), 200);
+    assert_eq!(
+        app.records(&["--limit", "1"])[0]["subject_issuer"],
+        "opaque2"
+    );
+    assert_eq!(
+        app.idp.introspections(),
+        2,
+        "each token asked about once, at its issuer"
+    );
 }

@@ -14,7 +14,7 @@ const ORDERS: (&str, &str) = ("orders-svc", ORDERS_SECRET);
 /// actor token of a delegation.
 fn with_hops(c: String) -> String {
     format!(
-        "{c}\n[[issuers]]\nid = \"tessera\"\nissuer = \"{STS}\"\nalgorithms = [\"ES256\"]\naudiences = [\"inventory-api\", \"stock-api\"]\n\n[[rules]]\nname = \"hops\"\nclients = [\"orders-svc\"]\nissuers = [\"tessera\"]\naudiences = [\"stock-api\", \"shelf-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\n\n[[rules]]\nname = \"delegated\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"delegated-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nactor = \"token\"\nactors = [{{ issuer = \"tessera\", subject = \"svc-batch\" }}]\n"
+        "{c}\n[[issuers]]\nid = \"tessera\"\nissuer = \"{STS}\"\nalgorithms = [\"ES256\"]\naudiences = [\"inventory-api\", \"stock-api\"]\n\n[[rules]]\nname = \"hops\"\nclients = [\"orders-svc\"]\nissuers = [\"tessera\"]\naudiences = [\"stock-api\", \"shelf-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\n\n[[rules]]\nname = \"delegated\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"delegated-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nactor = \"token\"\nactors = [{{ issuer = \"tessera\", subject = \"svc-batch\" }}]\n\n[[rules]]\nname = \"delegated-upstream\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"upstream-delegated-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nactor = \"token\"\nactors = [{{ issuer = \"corp\", subject = \"svc-batch\" }}]\n"
     )
 }
 
@@ -291,4 +291,131 @@ async fn revoking_an_actor_token_revokes_what_was_minted_with_it() {
             .contains("actor token has been revoked"),
         "{record}"
     );
+}
+
+async fn delegate(app: &TestApp, subject: &str, actor: &str, audience: &str) -> reqwest::Response {
+    app.exchange(&[
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", subject),
+        ("subject_token_type", ACCESS_TOKEN),
+        ("actor_token", actor),
+        ("actor_token_type", ACCESS_TOKEN),
+        ("audience", audience),
+    ])
+    .await
+}
+
+#[tokio::test]
+async fn revoking_a_minted_token_by_subject_jti_revokes_the_token_itself() {
+    let app = TestApp::spawn_with(with_hops).await;
+    let minted = app.minted(json!({})).await;
+    let child = token_of(re_exchange(&app, &minted, "stock-api").await)
+        .await
+        .expect("re-exchange granted");
+    let resp: Value = app
+        .admin_revoke(json!({"subject_jti": jti_of(&minted)}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["revoked"], 2, "the token and the one minted from it");
+    assert!(!active(&app, &minted).await);
+    assert!(!active(&app, &child).await);
+    let desc = assert_error(
+        re_exchange(&app, &minted, "shelf-api").await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert!(desc.contains("revoked"), "{desc}");
+}
+
+#[tokio::test]
+async fn revoking_an_upstream_actor_token_or_actor_revokes_what_was_minted_with_it() {
+    let app = TestApp::spawn_with(with_hops).await;
+    let actor = app.subject_token(json!({"sub": "svc-batch", "jti": "batch-session"}));
+    let first = token_of(
+        delegate(
+            &app,
+            &app.subject_token(json!({})),
+            &actor,
+            "upstream-delegated-api",
+        )
+        .await,
+    )
+    .await
+    .expect("delegation granted");
+    app.admin_revoke(json!({"subject_jti": "batch-session"}))
+        .await;
+    assert!(
+        !active(&app, &first).await,
+        "minted with the revoked actor token"
+    );
+    let desc = assert_error(
+        delegate(
+            &app,
+            &app.subject_token(json!({})),
+            &actor,
+            "upstream-delegated-api",
+        )
+        .await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert!(desc.contains("actor token has been revoked"), "{desc}");
+
+    let other_actor = app.subject_token(json!({"sub": "svc-batch", "iat": now() - 5}));
+    let second = token_of(
+        delegate(
+            &app,
+            &app.subject_token(json!({})),
+            &other_actor,
+            "upstream-delegated-api",
+        )
+        .await,
+    )
+    .await
+    .expect("delegation granted");
+    let resp = app
+        .admin_revoke(json!({"issuer": "corp", "subject": "svc-batch"}))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        !active(&app, &second).await,
+        "minted with a revoked subject's token as actor"
+    );
+}
+
+#[tokio::test]
+async fn revoking_a_subject_of_this_server_revokes_what_it_minted_for_them() {
+    let app = TestApp::spawn_with(with_hops).await;
+    let minted = app.minted(json!({"sub": "kim"})).await;
+    let resp: Value = app
+        .admin_revoke(json!({"issuer": "tessera", "subject": "kim"}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["revoked"], 1);
+    assert!(!active(&app, &minted).await);
+    assert_error(
+        re_exchange(&app, &minted, "stock-api").await,
+        400,
+        "invalid_request",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn revoking_a_subject_of_an_unknown_issuer_is_refused() {
+    let app = TestApp::spawn_with(with_hops).await;
+    let desc = assert_error(
+        app.admin_revoke(json!({"issuer": "crop", "subject": "kim"}))
+            .await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert!(desc.contains("crop"), "{desc}");
 }

@@ -149,7 +149,11 @@ async fn a_database_locked_by_another_process_delays_then_resumes() {
     let asked = std::time::Instant::now();
     let (status, body) = handed.ready().await;
     assert_eq!((status, body["store"].as_str()), (503, Some("unavailable")));
-    assert!(asked.elapsed() < Duration::from_millis(1500), "{:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        asked.elapsed()
+    );
     handed.assert_unavailable().await;
     intruder.batch_execute("COMMIT").unwrap();
     handed.assert_resumes().await;

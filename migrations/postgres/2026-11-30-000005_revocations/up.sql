@@ -5,6 +5,8 @@
 -- the index holds only those that do.
 ALTER TABLE exchanges ADD COLUMN actor_jti TEXT;
 CREATE INDEX exchanges_by_actor_jti ON exchanges (actor_jti) WHERE actor_jti IS NOT NULL;
+-- Revoking a subject also revokes what was minted with its tokens as actor tokens.
+CREATE INDEX exchanges_by_actor ON exchanges (actor, time_us) WHERE actor IS NOT NULL;
 
 -- What a revocation names upstream, kept so that it stays revoked (sticky): a subject token by
 -- its jti (`kind` 'subject_jti', `issuer` '' for any), or a subject of an issuer (`kind`
