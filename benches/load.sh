@@ -9,6 +9,12 @@
 #   BIN=/tmp/tessera-old bash benches/load.sh        # another build, same setup
 #   DB=/data/audit-10m.db bash benches/load.sh       # cost growth: on a database already holding
 #                                                   # records (make one with benches/audit_scale.rs)
+#   STORE_URL=postgres://postgres@127.0.0.1/bench bash benches/load.sh   # on PostgreSQL (migrated
+#                                                   # first; the database must exist)
+#   REVOKE=10 MATRIX_CONNS=64 bash benches/load.sh  # meanwhile, 10 revocations/s (admin and
+#                                                   # client alternately) for the whole matrix: their
+#                                                   # rate, latency and failures
+#                                                   # (benches/revoke-during-load.py)
 #
 # Prints exchanges/s, latency percentiles, non-200 answers and the server's RSS and CPU.
 set -euo pipefail
@@ -49,7 +55,11 @@ extra_issuers="${ISSUERS:-1}"; extra_rules="${RULES:-2}"
 
 db="${DB:-$work/bench.db}"
 [ -z "${DB:-}" ] || echo "on $DB: $(du -h "$DB" | cut -f1)"
-TESSERA__SERVER__LISTEN="127.0.0.1:$port" TESSERA__STORAGE__URL="sqlite://$db" \
+store_url="${STORE_URL:-sqlite://$db}"
+case "$store_url" in
+  postgres*) TESSERA__STORAGE__URL="$store_url" "$bin" migrate --config "$config" ;;
+esac
+TESSERA__SERVER__LISTEN="127.0.0.1:$port" TESSERA__STORAGE__URL="$store_url" \
 TESSERA__ADMIN__LISTEN="127.0.0.1:$((port + 1))" TESSERA_LOG=warn \
   "$bin" serve --config "$config" &
 server=$!
@@ -64,5 +74,18 @@ export AUDIENCE=inventory-api
 export SCOPE=inventory:read
 export SERVER_PID=$server
 ENV
+if [ -n "${REVOKE:-}" ]; then
+  # Revocations for as long as the matrix runs (its runs, less the pauses between them).
+  secs="${DURATION:-30s}"; secs="${secs%s}"
+  runs=$(( ${REPEATS:-2} * $(wc -w <<< "${MATRIX_CONNS:-16 64}") ))
+  python3 "$root/benches/revoke-during-load.py" "http://127.0.0.1:$port" \
+    "http://127.0.0.1:$((port + 1))" "$(( runs * secs ))" "$REVOKE" "$work/tokens.txt" \
+    > "$work/revocations.txt" 2>&1 &
+  revoker=$!
+fi
 bash "$driver/run-matrix.sh" "$work/env" "$work/results"
-[ -n "${DB:-}" ] || echo "audit records written: $(TESSERA__STORAGE__URL="sqlite://$db" "$bin" audit --config "$config" --format csv --limit 100000000 2>/dev/null | wc -l)"
+if [ -n "${REVOKE:-}" ]; then
+  wait "$revoker" || true
+  echo; grep -E "^revocations: [0-9]+ in|failed:" "$work/revocations.txt" || cat "$work/revocations.txt"
+fi
+[ -n "${DB:-}${STORE_URL:-}" ] || echo "audit records written: $(TESSERA__STORAGE__URL="sqlite://$db" "$bin" audit --config "$config" --format csv --limit 100000000 2>/dev/null | wc -l)"

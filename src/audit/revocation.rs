@@ -12,7 +12,7 @@
 //! instance and exclusive for a revocation. A grant is therefore either committed before the
 //! revocation, which then finds and marks it, or refused by it.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 
@@ -217,84 +217,135 @@ pub struct Provenance {
     pub actor: Option<Presented>,
 }
 
-/// Inside the audit commit, after `lock_for_commit`: a grant that comes from a revoked token is
-/// turned into the denial it must be (nothing minted is recorded, the client gets the error).
-/// Returns the reason when the record was refused.
-pub fn settle(conn: &mut DbConnection, record: &mut ExchangeRecord) -> QueryResult<Option<String>> {
-    let Some(provenance) = record.provenance.take() else {
-        return Ok(None);
+/// Inside the audit commit, after `lock_for_commit`: each grant of the batch that comes from a
+/// revoked token is turned into the denial it must be (nothing minted is recorded, the client
+/// gets the error). Two queries for the whole batch, whatever its size: the records of this
+/// server's own tokens among those presented, and the sticky revocations naming any of them.
+/// Returns, for each record, the reason when it was refused.
+pub fn settle(
+    conn: &mut DbConnection,
+    records: &mut [&mut ExchangeRecord],
+) -> QueryResult<Vec<Option<String>>> {
+    let provenances: Vec<Option<Box<Provenance>>> = records
+        .iter_mut()
+        .map(|r| {
+            let p = r.provenance.take();
+            p.filter(|_| r.outcome == Outcome::Granted)
+        })
+        .collect();
+    let presented = || {
+        provenances
+            .iter()
+            .flatten()
+            .flat_map(|p| std::iter::once(&p.subject).chain(p.actor.as_ref()))
     };
-    if record.outcome != Outcome::Granted {
-        return Ok(None);
+    let local: Vec<String> = presented()
+        .filter(|t| t.local)
+        .filter_map(|t| t.jti.clone())
+        .collect();
+    let values: Vec<String> = presented()
+        .flat_map(|t| t.jti.iter().chain(std::iter::once(&t.sub)))
+        .cloned()
+        .collect::<HashSet<_>>()
+        .into_iter()
+        .collect();
+    let known = Known {
+        records: records_of(conn, &local)?,
+        sticky: sticky_naming(conn, &values)?,
+    };
+    let mut refused = Vec::with_capacity(records.len());
+    for (record, provenance) in records.iter_mut().zip(&provenances) {
+        let why = provenance.as_ref().and_then(|p| {
+            known
+                .refusal(&p.subject, "subject")
+                .or_else(|| p.actor.as_ref().and_then(|a| known.refusal(a, "actor")))
+        });
+        if let Some(why) = &why {
+            record.outcome = Outcome::Denied;
+            record.error = Some("invalid_request".into());
+            record.reason.clone_from(why);
+            record.token_jti = None;
+            record.expires_at = None;
+            record.granted_audiences.clear();
+            record.granted_scopes.clear();
+        }
+        refused.push(why);
     }
-    let mut why = refusal(conn, &provenance.subject, "subject")?;
-    if why.is_none()
-        && let Some(actor) = &provenance.actor
-    {
-        why = refusal(conn, actor, "actor")?;
-    }
-    if let Some(why) = &why {
-        record.outcome = Outcome::Denied;
-        record.error = Some("invalid_request".into());
-        record.reason.clone_from(why);
-        record.token_jti = None;
-        record.expires_at = None;
-        record.granted_audiences.clear();
-        record.granted_scopes.clear();
-    }
-    Ok(why)
+    Ok(refused)
 }
 
-/// Why a grant from this token must be refused, if it must. `role`: "subject" or "actor".
-fn refusal(conn: &mut DbConnection, t: &Presented, role: &str) -> QueryResult<Option<String>> {
-    if t.local {
-        let Some(jti) = &t.jti else {
-            return Ok(Some(format!("the {role} token has no jti")));
-        };
-        match revoked_at(conn, jti)? {
-            Some(None) => {}
-            Some(Some(_)) => return Ok(Some(format!("the {role} token has been revoked"))),
-            None => {
-                return Ok(Some(format!(
-                    "the {role} token is not one this server has a record of"
-                )));
+/// What the store says of the tokens a batch presents.
+struct Known {
+    /// This server's own tokens: `jti` → `revoked_at`; a missing one has no record.
+    records: HashMap<String, Option<i64>>,
+    /// Sticky revocations: (kind, issuer, value) → `revoked_at`.
+    sticky: HashMap<(String, String, String), i64>,
+}
+
+impl Known {
+    /// Why a grant from this token must be refused, if it must. `role`: "subject" or "actor".
+    fn refusal(&self, t: &Presented, role: &str) -> Option<String> {
+        if t.local {
+            let Some(jti) = &t.jti else {
+                return Some(format!("the {role} token has no jti"));
+            };
+            match self.records.get(jti) {
+                Some(None) => {}
+                Some(Some(_)) => return Some(format!("the {role} token has been revoked")),
+                None => {
+                    return Some(format!(
+                        "the {role} token is not one this server has a record of"
+                    ));
+                }
             }
         }
-    }
-    let by_subject = rv::kind
-        .eq("subject")
-        .and(rv::issuer.eq(&t.issuer_id))
-        .and(rv::value.eq(&t.sub));
-    let found: Vec<(String, i64)> = match &t.jti {
-        Some(jti) => rv::table
-            .filter(
-                rv::kind
-                    .eq("subject_jti")
-                    .and(rv::issuer.eq(""))
-                    .and(rv::value.eq(jti))
-                    .or(by_subject),
-            )
-            .select((rv::kind, rv::revoked_at))
-            .load(conn)?,
-        None => rv::table
-            .filter(by_subject)
-            .select((rv::kind, rv::revoked_at))
-            .load(conn)?,
-    };
-    for (kind, at) in found {
-        if kind == "subject_jti" {
-            return Ok(Some(format!("the {role} token has been revoked")));
+        let key = |kind: &str, issuer: &str, value: &str| {
+            (kind.to_string(), issuer.to_string(), value.to_string())
+        };
+        if let Some(jti) = &t.jti
+            && self.sticky.contains_key(&key("subject_jti", "", jti))
+        {
+            return Some(format!("the {role} token has been revoked"));
         }
+        let at = *self.sticky.get(&key("subject", &t.issuer_id, &t.sub))?;
         // A token without `iat` cannot show that it was issued after the revocation.
-        if t.iat.is_none_or(|iat| iat <= at) {
-            return Ok(Some(format!(
+        t.iat.is_none_or(|iat| iat <= at).then(|| {
+            format!(
                 "the {role}'s tokens issued at or before {} have been revoked; \
                  present one issued since",
                 format_secs(at)
-            )));
-        }
+            )
+        })
     }
-    Ok(None)
+}
+
+/// `revoked_at` of the records of these minted tokens.
+fn records_of(conn: &mut DbConnection, jtis: &[String]) -> QueryResult<HashMap<String, Option<i64>>> {
+    let mut found = HashMap::new();
+    for chunk in jtis.chunks(CHUNK) {
+        let rows: Vec<(Option<String>, Option<i64>)> = x::exchanges
+            .filter(x::token_jti.eq_any(chunk))
+            .select((x::token_jti, x::revoked_at))
+            .load(conn)?;
+        found.extend(rows.into_iter().filter_map(|(j, at)| Some((j?, at))));
+    }
+    Ok(found)
+}
+
+/// The sticky revocations whose value is one of these.
+fn sticky_naming(
+    conn: &mut DbConnection,
+    values: &[String],
+) -> QueryResult<HashMap<(String, String, String), i64>> {
+    let mut found = HashMap::new();
+    for chunk in values.chunks(CHUNK) {
+        let rows: Vec<(String, String, String, i64)> = rv::table
+            .filter(rv::value.eq_any(chunk))
+            .select((rv::kind, rv::issuer, rv::value, rv::revoked_at))
+            .load(conn)?;
+        found.extend(rows.into_iter().map(|(k, i, v, at)| ((k, i, v), at)));
+    }
+    Ok(found)
 }
 
 /// The tokens and, breadth first, every live token minted with one of them as subject or as

@@ -250,10 +250,11 @@ fn write(
     let (after, refused) = conn
         .transaction(|c| {
             revocation::lock_for_commit(c, &tip.chain)?;
-            let mut refused = Vec::with_capacity(batch.len());
-            for (record, _) in batch.iter_mut() {
-                refused.push(revocation::settle(c, record)?);
-            }
+            let refused = {
+                let mut records: Vec<&mut ExchangeRecord> =
+                    batch.iter_mut().map(|(r, _)| r.as_mut()).collect();
+                revocation::settle(c, &mut records)?
+            };
             let after = tip.link(batch.iter_mut().map(|(r, _)| r.as_mut()));
             let records: Vec<&ExchangeRecord> = batch.iter().map(|(r, _)| r.as_ref()).collect();
             write_linked(c, &records)?;

@@ -21,3 +21,5 @@ CREATE TABLE revocations (
     PRIMARY KEY (kind, issuer, value)
 );
 CREATE INDEX revocations_by_until ON revocations (until_s);
+-- The audit writer looks up, for each batch, the revocations naming its tokens or subjects.
+CREATE INDEX revocations_by_value ON revocations (value);
