@@ -320,7 +320,10 @@ impl Known {
 }
 
 /// `revoked_at` of the records of these minted tokens.
-fn records_of(conn: &mut DbConnection, jtis: &[String]) -> QueryResult<HashMap<String, Option<i64>>> {
+fn records_of(
+    conn: &mut DbConnection,
+    jtis: &[String],
+) -> QueryResult<HashMap<String, Option<i64>>> {
     let mut found = HashMap::new();
     for chunk in jtis.chunks(CHUNK) {
         let rows: Vec<(Option<String>, Option<i64>)> = x::exchanges

@@ -104,3 +104,69 @@ async fn two_instances_share_revocation_replay_protection_and_the_audit_trail() 
     assert!(out.status.success(), "{text}");
     assert!(text.contains("4 records verified"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revocation_at_one_instance_covers_exchanges_in_flight_at_both() {
+    let a = std::sync::Arc::new(TestApp::spawn().await);
+    let b = a.serve_another_instance().await;
+    let b_admin = b.admin_url.clone().unwrap();
+    for round in 0..4 {
+        let sub = format!("both-{round}");
+        let tokens: std::sync::Arc<Vec<String>> = std::sync::Arc::new(
+            (0..100)
+                .map(|_| a.subject_token(json!({ "sub": sub })))
+                .collect(),
+        );
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks: Vec<_> = (0..6)
+            .map(|t| {
+                let (a, tokens, stop) = (a.clone(), tokens.clone(), stop.clone());
+                let url = if t % 2 == 0 {
+                    a.url.clone()
+                } else {
+                    b.url.clone()
+                };
+                tokio::spawn(async move {
+                    let mut minted = Vec::new();
+                    let mut n = t;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                        let resp =
+                            exchange_request(&a.http, &url, &tokens[n % 100], "inventory-api")
+                                .send()
+                                .await
+                                .unwrap();
+                        n += 6;
+                        if resp.status() == 200 {
+                            let body: Value = resp.json().await.unwrap();
+                            minted.push(body["access_token"].as_str().unwrap().to_string());
+                        }
+                    }
+                    minted
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(40 + 10 * round)).await;
+        let resp = a
+            .http
+            .post(format!("{b_admin}/admin/revoke"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&json!({ "issuer": "corp", "subject": sub }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for task in tasks {
+            for token in task.await.unwrap() {
+                for url in [&a.url, &b.url] {
+                    assert_eq!(
+                        introspect(&a.http, url, &token).await["active"],
+                        false,
+                        "round {round}: a token minted for a revoked subject is active"
+                    );
+                }
+            }
+        }
+    }
+}
