@@ -49,3 +49,125 @@ async fn service_resumes_by_itself_after_the_server_drops_every_connection() {
         assert!(recorded.iter().any(|r| r["token_jti"] == jti.as_str()));
     }
 }
+
+/// A TCP relay to the database server that can hold every byte, both ways, while keeping each
+/// connection open: a network partition, as neither end sees a close.
+struct Partition {
+    addr: std::net::SocketAddr,
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Partition {
+    async fn to(server: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let server = server.to_string();
+        let flag = held.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(upstream) = tokio::net::TcpStream::connect(&server).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (ur, uw) = upstream.into_split();
+                for (mut from, mut to) in [(cr, uw), (ur, cw)].map(|(r, w)| (r, w)) {
+                    let flag = flag.clone();
+                    tokio::spawn(async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            while flag.load(Ordering::SeqCst) {
+                                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                            }
+                            if to.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Self { addr, held }
+    }
+
+    fn hold(&self, held: bool) {
+        self.held.store(held, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_gone_silent_gets_bounded_answers_and_service_resumes() {
+    if !crate::on_postgres() {
+        return; // SQLite has no network to lose; see tests/api/store_faults.rs.
+    }
+    let app = TestApp::spawn().await;
+    let mut url = url::Url::parse(&app.database.url).unwrap();
+    let server = format!(
+        "{}:{}",
+        url.host_str().unwrap(),
+        url.port_or_known_default().unwrap()
+    );
+    let partition = Partition::to(&server).await;
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(partition.addr.port())).unwrap();
+    let config = std::fs::read_to_string(&app.config_path)
+        .unwrap()
+        .replace(&app.database.url, url.as_str());
+    assert!(config.contains(url.as_str()), "{config}");
+    let path = app.dir.path().join("partitioned.toml");
+    std::fs::write(&path, config).unwrap();
+    let served = Served::start(&path);
+    served.wait_ready(&app.http).await;
+    let subject = app.subject_token(json!({}));
+    assert_eq!(
+        exchange_at(&app.http, &served.url, &subject, "inventory-api").await,
+        200
+    );
+
+    partition.hold(true);
+    // A probe's answer is reused for a second: the next one asks the store.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // The probe answers within its own bound, and says so.
+    let asked = std::time::Instant::now();
+    let ready = app
+        .http
+        .get(format!("{}/readyz", served.url))
+        .timeout(std::time::Duration::from_secs(30))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["store"], "unavailable", "{body}");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    // An exchange gets its 503 within the store's deadline, not after the store's timeouts.
+    let asked = std::time::Instant::now();
+    let status = exchange_at(&app.http, &served.url, &subject, "inventory-api").await;
+    assert_eq!(status, 503);
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(8),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    partition.hold(false);
+    let mut resumed = false;
+    for _ in 0..60 {
+        if exchange_at(&app.http, &served.url, &subject, "inventory-api").await == 200 {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(resumed, "service did not resume after the partition healed");
+}
