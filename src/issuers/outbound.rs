@@ -131,6 +131,29 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn the_resolver_never_hands_out_an_internal_address() {
+        use reqwest::dns::Resolve;
+        for name in ["localhost", "127.0.0.1"] {
+            let name: reqwest::dns::Name = name.parse().expect("a name");
+            let resolved = PublicOnly.resolve(name).await;
+            assert!(resolved.is_err(), "resolved inward");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_issuer_on_an_internal_host_may_keep_its_keys_there() {
+        for url in ["http://127.0.0.1:8080", "https://localhost/realms/x"] {
+            assert!(
+                is_internal_issuer(&Url::parse(url).expect("a URL")).await,
+                "{url}"
+            );
+        }
+        // A name that resolves nowhere is not inside.
+        let nowhere = Url::parse("https://idp.invalid").expect("a URL");
+        assert!(!is_internal_issuer(&nowhere).await);
+    }
+
     #[test]
     fn hosts_internal_by_their_form() {
         for url in [
