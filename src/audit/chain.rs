@@ -45,8 +45,16 @@ pub fn record_hash(prev_hash: &str, r: &ExchangeRecord) -> String {
     ]);
     // Fields added since the first chains are hashed only when present, so that records
     // written before them keep their hashes.
-    if let (Some(jti), Some(fields)) = (&r.actor_jti, content.as_array_mut()) {
-        fields.push(json!({ "actor_jti": jti }));
+    if let Some(fields) = content.as_array_mut() {
+        if let Some(jti) = &r.actor_jti {
+            fields.push(json!({ "actor_jti": jti }));
+        }
+        if r.count != 1 {
+            fields.push(json!({ "count": r.count }));
+        }
+        if r.truncated {
+            fields.push(json!({ "truncated": true }));
+        }
     }
     let mut input = Vec::with_capacity(512);
     input.extend_from_slice(prev_hash.as_bytes());

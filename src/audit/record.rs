@@ -50,6 +50,10 @@ pub struct ExchangeRecord {
     pub request_id: String,
     pub duration_us: i64,
     pub chain: String,
+    /// How many requests the record stands for: 1, or those a summary counts.
+    pub count: i64,
+    /// Request values were cut to fit the record's bounds.
+    pub truncated: bool,
     #[serde(skip)]
     pub seq: i64,
     #[serde(skip)]
@@ -109,8 +113,74 @@ impl ExchangeRecord {
             hash: String::new(),
             subject_until_us: None,
             actor_jti: None,
+            count: 1,
+            truncated: false,
             provenance: None,
         }
+    }
+}
+
+/// A value taken from the request keeps at most this many characters in a record.
+pub const MAX_VALUE_CHARS: usize = 256;
+/// Request-derived text a record keeps in all (UTF-8 bytes as stored, lists as JSON arrays),
+/// `reason` included.
+pub const MAX_REQUEST_TEXT: usize = 4096;
+
+impl ExchangeRecord {
+    /// Cuts what the request put in the record to its bounds (SPEC §6), saying so in
+    /// `truncated`: each value to `MAX_VALUE_CHARS`, then the whole to `MAX_REQUEST_TEXT`,
+    /// the reason kept first and the lists' last values dropped first.
+    pub fn bound(&mut self) {
+        let mut cut = false;
+        for list in [
+            &mut self.requested_audiences,
+            &mut self.requested_resources,
+            &mut self.requested_scopes,
+        ] {
+            for value in list.iter_mut() {
+                cut |= cut_chars(value, MAX_VALUE_CHARS);
+            }
+        }
+        for value in [&mut self.client_id, &mut self.user_agent]
+            .into_iter()
+            .flatten()
+        {
+            cut |= cut_chars(value, MAX_VALUE_CHARS);
+        }
+        cut |= cut_chars(&mut self.reason, 2 * MAX_VALUE_CHARS);
+        let stored = |list: &[String]| serde_json::to_string(list).map_or(0, |s| s.len());
+        let fixed = self.reason.len()
+            + self.client_id.as_ref().map_or(0, String::len)
+            + self.user_agent.as_ref().map_or(0, String::len)
+            + self.request_id.len();
+        let mut total = fixed
+            + stored(&self.requested_audiences)
+            + stored(&self.requested_resources)
+            + stored(&self.requested_scopes);
+        for list in [
+            &mut self.requested_scopes,
+            &mut self.requested_resources,
+            &mut self.requested_audiences,
+        ] {
+            while total > MAX_REQUEST_TEXT && !list.is_empty() {
+                let before = stored(list);
+                list.pop();
+                total -= before - stored(list);
+                cut = true;
+            }
+        }
+        self.truncated |= cut;
+    }
+}
+
+/// Cuts `value` to `max` characters; whether it was cut.
+fn cut_chars(value: &mut String, max: usize) -> bool {
+    match value.char_indices().nth(max) {
+        Some((at, _)) => {
+            value.truncate(at);
+            true
+        }
+        None => false,
     }
 }
 
@@ -176,6 +246,41 @@ mod tests {
         assert_eq!(a.len(), 26);
         assert!(a < b);
         assert_ne!(new_record_id(5), new_record_id(5));
+    }
+
+    #[test]
+    fn records_keep_request_values_within_bounds() {
+        let mut r = ExchangeRecord::begin(0, "req".into(), None, Some("u".repeat(300)));
+        r.requested_audiences = (0..16).map(|i| format!("{i}{}", "a".repeat(400))).collect();
+        r.requested_scopes = (0..64).map(|i| format!("s{i}")).collect();
+        r.reason = format!("does not grant audience \"{}\"", "\u{1}".repeat(2000));
+        r.bound();
+        assert!(r.truncated);
+        assert!(
+            r.requested_audiences
+                .iter()
+                .all(|a| a.chars().count() <= MAX_VALUE_CHARS)
+        );
+        assert_eq!(r.user_agent.as_deref().map(str::len), Some(MAX_VALUE_CHARS));
+        let stored = |l: &[String]| serde_json::to_string(l).expect("json").len();
+        let total = r.reason.len()
+            + r.user_agent.as_ref().map_or(0, String::len)
+            + r.request_id.len()
+            + stored(&r.requested_audiences)
+            + stored(&r.requested_resources)
+            + stored(&r.requested_scopes);
+        assert!(total <= MAX_REQUEST_TEXT, "{total}");
+        assert!(
+            !r.requested_audiences.is_empty(),
+            "the first values are kept"
+        );
+
+        let mut small = ExchangeRecord::begin(0, "req".into(), None, None);
+        small.requested_audiences = vec!["inventory-api".into()];
+        small.reason = "granted".into();
+        small.bound();
+        assert!(!small.truncated);
+        assert_eq!(small.requested_audiences, ["inventory-api"]);
     }
 
     #[test]

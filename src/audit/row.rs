@@ -38,6 +38,8 @@ pub struct ExchangeRow {
     pub hash: String,
     pub subject_until_us: Option<i64>,
     pub actor_jti: Option<String>,
+    pub count: i64,
+    pub truncated: bool,
 }
 
 fn list(items: &[String]) -> String {
@@ -81,6 +83,8 @@ impl From<&ExchangeRecord> for ExchangeRow {
             hash: r.hash.clone(),
             subject_until_us: r.subject_until_us,
             actor_jti: r.actor_jti.clone(),
+            count: r.count,
+            truncated: r.truncated,
         }
     }
 }
@@ -122,6 +126,8 @@ impl From<ExchangeRow> for ExchangeRecord {
             hash: r.hash,
             subject_until_us: r.subject_until_us,
             actor_jti: r.actor_jti,
+            count: r.count,
+            truncated: r.truncated,
             provenance: None,
         }
     }

@@ -14,6 +14,10 @@ pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchang
 
 /// Parameters that may be given more than once (RFC 8693 §2.1).
 const REPEATABLE: &[&str] = &["audience", "resource"];
+/// Targets (`audience` and `resource` together, duplicates removed) a request may name, and
+/// scope-tokens its `scope` may hold (SPEC §6): what a token and its record can be made to carry.
+pub const MAX_TARGETS: usize = 16;
+pub const MAX_SCOPES: usize = 64;
 
 /// A form body, with every parameter but `audience` and `resource` given at most once.
 /// Empty values count as absent (RFC 6749 §3.1).
@@ -59,10 +63,12 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every value of a repeatable parameter, in order, each once.
     pub fn all(&self, name: &str) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
         self.pairs
             .iter()
-            .filter(|(n, _)| n == name)
+            .filter(|(n, v)| n == name && seen.insert(v.as_str()))
             .map(|(_, v)| v.clone())
             .collect()
     }
@@ -162,6 +168,13 @@ impl TokenRequest {
                 "name the target API with an audience or resource parameter",
             ));
         }
+        let targets = audiences.len() + resources.len();
+        if targets > MAX_TARGETS {
+            return Err(OAuthError::invalid_request(format!(
+                "a request names at most {MAX_TARGETS} targets (audience and resource together, \
+                 each once); this one names {targets}"
+            )));
+        }
         if let Some(bad) = resources.iter().find(|r| !is_resource_indicator(r)) {
             return Err(OAuthError::invalid_target(format!(
                 "resource \"{}\" is not an absolute URI without a fragment",
@@ -171,11 +184,18 @@ impl TokenRequest {
         let scopes = match p.one("scope") {
             None => None,
             Some(text) => {
+                let mut seen = std::collections::HashSet::new();
                 let list: Vec<String> = text
                     .split(' ')
-                    .filter(|s| !s.is_empty())
+                    .filter(|s| !s.is_empty() && seen.insert(*s))
                     .map(str::to_string)
                     .collect();
+                if list.len() > MAX_SCOPES {
+                    return Err(OAuthError::invalid_request(format!(
+                        "a scope holds at most {MAX_SCOPES} scope-tokens; this one holds {}",
+                        list.len()
+                    )));
+                }
                 if let Some(bad) = list.iter().find(|s| !is_scope_token(s)) {
                     return Err(OAuthError::invalid_scope(format!(
                         "scope \"{}\" contains characters scopes may not have",

@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
-use crate::audit::record::now_micros;
+use crate::audit::record::{MAX_VALUE_CHARS, now_micros};
 use crate::audit::revocation::{Presented, Provenance};
 use crate::audit::writer::Committed;
 use crate::audit::{ExchangeRecord, Outcome};
@@ -46,7 +46,7 @@ pub async fn token(
         req.headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|ua| ua.chars().take(512).collect()),
+            .map(|ua| ua.chars().take(MAX_VALUE_CHARS).collect()),
     );
     let result = exchange(&req, body, &state, &policy, &mut record).await;
     record.duration_us = started.elapsed().as_micros() as i64;
@@ -96,6 +96,7 @@ pub async fn token(
         .unwrap_or("unknown")
         .to_string();
     let rule = record.rule.clone().unwrap_or_default();
+    record.bound();
     let committed = state.audit.commit(record).await;
     // A grant refused inside its commit is the denial it was recorded as.
     let (result, committed) = match (result, committed) {
@@ -155,8 +156,9 @@ async fn exchange(
     record.requested_scopes = params
         .one("scope")
         .map(|s| {
+            let mut seen = std::collections::HashSet::new();
             s.split(' ')
-                .filter(|s| !s.is_empty())
+                .filter(|s| !s.is_empty() && seen.insert(*s))
                 .map(str::to_string)
                 .collect()
         })

@@ -235,12 +235,22 @@ pub fn over_budget(rule: &str) -> OAuthError {
     ))
 }
 
+/// Values quoted for a description, each cut to 64 characters and at most four of them: a
+/// description names what was wrong, it does not echo whatever a request sent.
 pub fn quoted(items: &[&str]) -> String {
-    items
+    let mut out: Vec<String> = items
         .iter()
-        .map(|i| format!("\"{i}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .take(4)
+        .map(|i| {
+            let shown: String = i.chars().filter(|c| !c.is_control()).take(64).collect();
+            let more = if i.chars().count() > 64 { "…" } else { "" };
+            format!("\"{shown}{more}\"")
+        })
+        .collect();
+    if items.len() > 4 {
+        out.push(format!("and {} more", items.len() - 4));
+    }
+    out.join(", ")
 }
 
 #[cfg(test)]

@@ -21,13 +21,15 @@ pub fn grant(
             for scope in requested {
                 if !rule.scopes.contains(scope) {
                     return Err(OAuthError::invalid_scope(format!(
-                        "scope \"{scope}\" is not allowed by rule \"{}\"",
+                        "scope {} is not allowed by rule \"{}\"",
+                        super::quoted(&[scope]),
                         rule.name
                     )));
                 }
                 if !allowed(scope) {
                     return Err(OAuthError::invalid_scope(format!(
-                        "scope \"{scope}\" is not carried by the subject token"
+                        "scope {} is not carried by the subject token",
+                        super::quoted(&[scope])
                     )));
                 }
                 if !granted.contains(scope) {

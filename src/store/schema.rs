@@ -32,6 +32,8 @@ diesel::table! {
         hash -> Text,
         subject_until_us -> Nullable<BigInt>,
         actor_jti -> Nullable<Text>,
+        count -> BigInt,
+        truncated -> Bool,
     }
 }
 

@@ -28,6 +28,8 @@ const FIELDS: &[&str] = &[
     "request_id",
     "duration_us",
     "chain",
+    "count",
+    "truncated",
 ];
 
 #[tokio::test]
@@ -271,4 +273,87 @@ async fn concurrent_exchanges_each_get_a_committed_record() {
     for jti in jtis {
         assert!(records.iter().any(|r| r["token_jti"] == jti.as_str()));
     }
+}
+
+#[tokio::test]
+async fn records_keep_request_values_within_their_bounds() {
+    let app =
+        TestApp::spawn_with(|c| c.replace("max_body_bytes = 8192", "max_body_bytes = 200000"))
+            .await;
+    let subject = app.subject_token(json!({}));
+    let long = "a".repeat(64_000);
+    let control = "\u{1}".repeat(5_000);
+    let resp = app
+        .exchange(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", &subject),
+            ("subject_token_type", ACCESS_TOKEN),
+            ("audience", &long),
+            ("audience", &control),
+            (
+                "scope",
+                &format!("{} {}", "b".repeat(3000), "c".repeat(3000)),
+            ),
+        ])
+        .await;
+    let desc = assert_error(resp, 400, "invalid_target").await;
+    assert!(
+        desc.len() < 1024,
+        "the description does not echo the request: {} bytes",
+        desc.len()
+    );
+    let record = &app.records(&["--limit", "1"])[0];
+    assert_eq!(record["truncated"], true);
+    assert_eq!(record["count"], 1);
+    let audiences = record["requested_audiences"].as_array().unwrap();
+    assert!(
+        audiences
+            .iter()
+            .all(|a| a.as_str().unwrap().chars().count() <= 256)
+    );
+    let text = serde_json::to_string(record).unwrap();
+    assert!(text.len() < 8 * 1024, "a record of {} bytes", text.len());
+    // An ordinary record is whole and says so.
+    app.minted(json!({})).await;
+    assert_eq!(app.records(&["--limit", "1"])[0]["truncated"], false);
+}
+
+#[tokio::test]
+async fn requests_are_bounded_in_targets_and_scopes() {
+    let app =
+        TestApp::spawn_with(|c| c.replace("max_body_bytes = 8192", "max_body_bytes = 200000"))
+            .await;
+    let subject = app.subject_token(json!({}));
+    let base = [
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", subject.as_str()),
+        ("subject_token_type", ACCESS_TOKEN),
+    ];
+    // One audience repeated thousands of times is one target, minted once.
+    let mut form: Vec<(&str, &str)> = base.to_vec();
+    form.extend(std::iter::repeat_n(("audience", "inventory-api"), 2807));
+    let resp = app.exchange(&form).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        claims_of(body["access_token"].as_str().unwrap())["aud"],
+        "inventory-api"
+    );
+    assert_eq!(
+        app.records(&["--limit", "1"])[0]["requested_audiences"],
+        json!(["inventory-api"])
+    );
+    // Seventeen distinct targets are too many.
+    let names: Vec<String> = (0..17).map(|i| format!("api-{i}")).collect();
+    let mut form: Vec<(&str, &str)> = base.to_vec();
+    form.extend(names.iter().map(|n| ("audience", n.as_str())));
+    let desc = assert_error(app.exchange(&form).await, 400, "invalid_request").await;
+    assert!(desc.contains("16 targets"), "{desc}");
+    // Sixty-five scope-tokens are too many.
+    let scope: Vec<String> = (0..65).map(|i| format!("s{i}")).collect();
+    let scope = scope.join(" ");
+    let mut form: Vec<(&str, &str)> = base.to_vec();
+    form.extend([("audience", "inventory-api"), ("scope", scope.as_str())]);
+    let desc = assert_error(app.exchange(&form).await, 400, "invalid_request").await;
+    assert!(desc.contains("64 scope-tokens"), "{desc}");
 }

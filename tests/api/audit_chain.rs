@@ -77,7 +77,7 @@ async fn audit_verify_detects_altered_removed_and_inserted_records() {
         ),
         (
             format!(
-                "INSERT INTO exchanges SELECT 'FORGED', time_us, outcome, error, reason, client_id, subject_issuer, subject, subject_jti, actor_issuer, actor, requested_audiences, requested_resources, requested_scopes, granted_audiences, granted_scopes, rule, 'forged-jti', expires_at, revoked_at, remote_addr, user_agent, request_id, duration_us, chain, seq + 100, hash, hash, subject_until_us, actor_jti FROM exchanges WHERE id = '{}'",
+                "INSERT INTO exchanges SELECT 'FORGED', time_us, outcome, error, reason, client_id, subject_issuer, subject, subject_jti, actor_issuer, actor, requested_audiences, requested_resources, requested_scopes, granted_audiences, granted_scopes, rule, 'forged-jti', expires_at, revoked_at, remote_addr, user_agent, request_id, duration_us, chain, seq + 100, hash, hash, subject_until_us, actor_jti, count, truncated FROM exchanges WHERE id = '{}'",
                 id(5)
             ),
             "FORGED".into(),
@@ -85,7 +85,7 @@ async fn audit_verify_detects_altered_removed_and_inserted_records() {
         ),
         (
             format!(
-                "INSERT INTO exchanges SELECT 'STRAY', time_us, outcome, error, reason, client_id, subject_issuer, subject, subject_jti, actor_issuer, actor, requested_audiences, requested_resources, requested_scopes, granted_audiences, granted_scopes, rule, 'stray-jti', expires_at, revoked_at, remote_addr, user_agent, request_id, duration_us, 'another-chain', seq, prev_hash, hash, subject_until_us, actor_jti FROM exchanges WHERE id = '{}'",
+                "INSERT INTO exchanges SELECT 'STRAY', time_us, outcome, error, reason, client_id, subject_issuer, subject, subject_jti, actor_issuer, actor, requested_audiences, requested_resources, requested_scopes, granted_audiences, granted_scopes, rule, 'stray-jti', expires_at, revoked_at, remote_addr, user_agent, request_id, duration_us, 'another-chain', seq, prev_hash, hash, subject_until_us, actor_jti, count, truncated FROM exchanges WHERE id = '{}'",
                 id(1)
             ),
             "STRAY".into(),

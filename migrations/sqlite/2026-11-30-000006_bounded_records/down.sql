@@ -1,0 +1,2 @@
+ALTER TABLE exchanges DROP COLUMN truncated;
+ALTER TABLE exchanges DROP COLUMN count;
