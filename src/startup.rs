@@ -110,6 +110,9 @@ impl Application {
             policy: ArcSwap::from_pointee(policy),
             audit,
             store,
+            condition_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, usize::from),
+            )),
         });
         crate::reload::on_sighup(state.clone(), &tokio::runtime::Handle::current())?;
         let app_state = state.clone();

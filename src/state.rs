@@ -94,7 +94,11 @@ impl Policy {
             now,
             sticky_until: now.saturating_add(accepted_for),
             live_after,
-            minted_since: live_after.saturating_sub(max_ttl),
+            // A record's time is its request's arrival, up to a body timeout before its token's
+            // `iat`; and `max_ttl` may have been longer before a reload. A day at least, and a
+            // minute more, cover both for any usual setting.
+            minted_since: live_after.saturating_sub(max_ttl.max(86_400) + 60),
+            walk_revoked: true,
         }
     }
 
@@ -122,4 +126,8 @@ pub struct AppState {
     pub policy: ArcSwap<Policy>,
     pub audit: Arc<AuditWriter>,
     pub store: Store,
+    /// Rule choices with conditions running at once, at most one per core: an evaluation that
+    /// runs long holds its slot until it ends, so such evaluations never take more than the
+    /// cores, and never the threads the store calls need.
+    pub condition_slots: Arc<tokio::sync::Semaphore>,
 }

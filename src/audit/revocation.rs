@@ -49,9 +49,11 @@ pub struct When {
     /// A minted token that expired before this is accepted nowhere (not even with leeway):
     /// marking it changes nothing, so lineage is not followed through it.
     pub live_after: i64,
-    /// Tokens minted before this have all expired before `live_after` (`max_ttl` ago): the
-    /// records searched by subject start here.
+    /// Tokens minted before this have all expired before `live_after`: the records searched
+    /// by subject start here.
     pub minted_since: i64,
+    /// Walk the lineage of tokens revoked before as well.
+    pub walk_revoked: bool,
 }
 
 /// Marks the target tokens and their lineage revoked at `when.now`, and keeps what the target
@@ -67,10 +69,8 @@ pub fn revoke(
     conn.transaction(|c| {
         lock_for_revocation(c, when.now)?;
         let roots: Vec<String> = match target {
-            Target::Jti(jti) => x::exchanges
-                .filter(x::token_jti.eq(jti))
-                .select(x::token_jti)
-                .load::<Option<String>>(c)?,
+            // Its lineage is walked even when its own record was pruned already.
+            Target::Jti(jti) => vec![Some(jti.clone())],
             Target::SubjectJti(s) => {
                 let spans = subject_tokens::spans(c, std::slice::from_ref(s), None)?;
                 // Kept at least as long as the token's own records say it is accepted.
@@ -97,7 +97,24 @@ pub fn revoke(
         .into_iter()
         .flatten()
         .collect();
-        let all = with_lineage(c, roots, when)?;
+        // A root revoked before had its lineage revoked then, and everything minted from it
+        // since was refused at its commit: unless told to walk again (an administrator may, after
+        // an upgrade from a version without that refusal), only the others are walked, so a
+        // client revoking its token again and again costs one lookup each time.
+        let known = records_of(c, &roots)?;
+        let fresh: Vec<String> = roots
+            .iter()
+            .filter(|j| when.walk_revoked || matches!(known.get(*j), Some(None) | None))
+            .cloned()
+            .collect();
+        let mut all = with_lineage(c, fresh, when)?;
+        all.extend(roots.iter().cloned());
+        // Counted: the minted tokens that have a record (a root may have none).
+        let root_set: HashSet<&String> = roots.iter().collect();
+        let counted = all
+            .iter()
+            .filter(|j| !root_set.contains(j) || known.contains_key(*j))
+            .count();
         let all: Vec<String> = all.into_iter().collect();
         for chunk in all.chunks(CHUNK) {
             diesel::update(
@@ -108,7 +125,7 @@ pub fn revoke(
             .set(x::revoked_at.eq(when.now))
             .execute(c)?;
         }
-        Ok(all.len())
+        Ok(counted)
     })
 }
 
@@ -206,7 +223,7 @@ pub struct Presented {
     pub sub: String,
     pub jti: Option<String>,
     pub iat: Option<i64>,
-    /// Minted by this server: its own record must exist and not be revoked.
+    /// Minted by this server and presented: its own record must exist and not be revoked.
     pub local: bool,
 }
 
@@ -215,6 +232,9 @@ pub struct Presented {
 pub struct Provenance {
     pub subject: Presented,
     pub actor: Option<Presented>,
+    /// The token being minted, as this server's issuer entries would see it presented later:
+    /// a subject revoked at this server while the exchange ran covers it too.
+    pub minted: Vec<Presented>,
 }
 
 /// Inside the audit commit, after `lock_for_commit`: each grant of the batch that comes from a
@@ -234,10 +254,11 @@ pub fn settle(
         })
         .collect();
     let presented = || {
-        provenances
-            .iter()
-            .flatten()
-            .flat_map(|p| std::iter::once(&p.subject).chain(p.actor.as_ref()))
+        provenances.iter().flatten().flat_map(|p| {
+            std::iter::once(&p.subject)
+                .chain(p.actor.as_ref())
+                .chain(p.minted.iter())
+        })
     };
     let local: Vec<String> = presented()
         .filter(|t| t.local)
@@ -259,6 +280,7 @@ pub fn settle(
             known
                 .refusal(&p.subject, "subject")
                 .or_else(|| p.actor.as_ref().and_then(|a| known.refusal(a, "actor")))
+                .or_else(|| p.minted.iter().find_map(|m| known.refusal(m, "subject")))
         });
         if let Some(why) = &why {
             record.outcome = Outcome::Denied;
@@ -412,6 +434,36 @@ fn minted_with_actor(
 /// Forgets upstream revocations that can no longer refuse anything (before `now`, seconds).
 pub fn prune(conn: &mut DbConnection, now: i64) -> QueryResult<usize> {
     diesel::delete(rv::table.filter(rv::until_s.lt(now))).execute(conn)
+}
+
+/// Whether a token this server minted is still good as far as revocation goes: its record
+/// exists and is not revoked, and no sticky revocation covers it (its subject revoked at this
+/// server, as any of `local_issuers`, at or after its `iat`).
+pub fn minted_is_live(
+    conn: &mut DbConnection,
+    jti: &str,
+    sub: &str,
+    iat: Option<i64>,
+    local_issuers: &[String],
+) -> QueryResult<bool> {
+    let values = [jti.to_string(), sub.to_string()];
+    let known = Known {
+        records: records_of(conn, &values[..1])?,
+        sticky: sticky_naming(conn, &values)?,
+    };
+    let presented = |issuer_id: &str, local: bool| Presented {
+        issuer_id: issuer_id.to_string(),
+        sub: sub.to_string(),
+        jti: Some(jti.to_string()),
+        iat,
+        local,
+    };
+    if known.refusal(&presented("", true), "subject").is_some() {
+        return Ok(false);
+    }
+    Ok(local_issuers
+        .iter()
+        .all(|id| known.refusal(&presented(id, false), "subject").is_none()))
 }
 
 /// The revocation state of a minted token: `None` when no record of it exists.

@@ -95,15 +95,20 @@ impl AuditWriter {
     /// Returns once the record is durably committed, saying how, or with why it could not be.
     pub async fn commit(&self, record: ExchangeRecord) -> Result<Committed, String> {
         let (done, committed) = oneshot::channel();
-        self.jobs
-            .send(Job::Record(Box::new(record), done))
+        let queued_and_committed = async {
+            self.jobs
+                .send(Job::Record(Box::new(record), done))
+                .await
+                .map_err(|_| "the audit writer has stopped".to_string())?;
+            match committed.await {
+                Ok(result) => result,
+                Err(_) => Err("the audit writer stopped before committing".into()),
+            }
+        };
+        // Waiting for room in the queue counts too: a stuck store fills it.
+        tokio::time::timeout(COMMIT_TIMEOUT, queued_and_committed)
             .await
-            .map_err(|_| "the audit writer has stopped".to_string())?;
-        match tokio::time::timeout(COMMIT_TIMEOUT, committed).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err("the audit writer stopped before committing".into()),
-            Err(_) => Err("the audit commit timed out".into()),
-        }
+            .unwrap_or_else(|_| Err("the audit commit timed out".into()))
     }
 
     /// Whether records can be committed now (for `/readyz`): the writer makes a small real

@@ -14,6 +14,13 @@ use std::time::Duration;
 use jsonwebtoken::Algorithm;
 
 pub use crate::rate_limit::RateLimit;
+
+/// Requests refused before client authentication that one address may make: a burst of 100,
+/// then 10 a second (a client misconfigured in earnest stays far below; a flood does not).
+pub const DEFAULT_PRE_AUTH_LIMIT: RateLimit = RateLimit {
+    per_second: 10,
+    burst: 100,
+};
 use reqwest::Url;
 
 pub use duration::parse as parse_duration;
@@ -69,6 +76,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// A `private_key_jwt` assertion whose `exp` is further ahead than this is refused.
     pub max_assertion_lifetime: Duration,
+    /// Peers whose `Forwarded` / `X-Forwarded-For` say who the client is.
+    pub trusted_proxies: Vec<crate::http::remote_addr::Cidr>,
+    /// Requests refused before client authentication, per remote address; `None`: unlimited.
+    pub pre_auth_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone)]
@@ -489,6 +500,21 @@ impl Ctx<'_> {
                 raw.max_assertion_lifetime.as_deref(),
                 "10m",
             )?,
+            trusted_proxies: raw
+                .trusted_proxies
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .map(|(i, text)| {
+                    crate::http::remote_addr::Cidr::parse(text)
+                        .map_err(|e| self.err(format!("server.trusted_proxies[{i}]"), e))
+                })
+                .collect::<Result<_, _>>()?,
+            pre_auth_limit: match raw.pre_auth_limit {
+                None => Some(DEFAULT_PRE_AUTH_LIMIT),
+                Some(raw::RawRateLimit { per_second: 0, .. }) => None,
+                Some(l) => Some(self.rate_limit("server.pre_auth_limit", l)?),
+            },
         })
     }
 

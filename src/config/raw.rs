@@ -31,6 +31,8 @@ pub struct RawServer {
     pub keep_alive: Option<String>,
     pub max_connections: Option<u64>,
     pub max_assertion_lifetime: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub pre_auth_limit: Option<RawRateLimit>,
 }
 
 #[derive(Debug, Deserialize)]

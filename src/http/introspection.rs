@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::form::{Params, read_body};
 use crate::audit::record::now_micros;
-use crate::audit::revocation::{self, Target};
+use crate::audit::revocation::{self, Target, When};
 use crate::error::OAuthError;
 use crate::state::AppState;
 use crate::tokens::verify::verify_local;
@@ -102,12 +102,21 @@ async fn introspection(
     else {
         return Ok(inactive);
     };
-    let state_of = state
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    let iat = claims.get("iat").and_then(Value::as_i64);
+    let local = state.policy.load().local_issuers.clone();
+    let live = state
         .store
-        .blocking(move |c| revocation::revoked_at(c, &jti).map_err(|e| e.to_string()))
+        .blocking(move |c| {
+            revocation::minted_is_live(c, &jti, &sub, iat, &local).map_err(|e| e.to_string())
+        })
         .await
         .map_err(super::store_unavailable)?;
-    if state_of != Some(None) {
+    if !live {
         return Ok(inactive);
     }
     let mut answer = Map::new();
@@ -158,7 +167,11 @@ async fn revocation(
     let policy = state.policy.load();
     let local = policy.local_issuers.clone();
     let now = now_micros() / 1_000_000;
-    let when = policy.revocation_bounds(None, now);
+    // A client revoking its token again costs a lookup, not another walk of its lineage.
+    let when = When {
+        walk_revoked: false,
+        ..policy.revocation_bounds(None, now)
+    };
     let revoked = state
         .store
         .blocking_write(move |c| {

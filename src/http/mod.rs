@@ -7,6 +7,7 @@ pub mod form;
 mod health;
 mod introspection;
 mod meta;
+pub mod remote_addr;
 mod request_id;
 mod token;
 

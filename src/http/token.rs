@@ -223,7 +223,7 @@ async fn exchange(
         now,
         proof_jkt: proof.as_ref().map(|p| p.jkt.as_str()),
     };
-    let rule = choose_rule(policy, &ex).await?;
+    let rule = choose_rule(policy, &state.condition_slots, &ex).await?;
     record.rule = Some(rule.name.clone());
     let grant = rules::grant_for(rule, &policy.signing, &ex)?;
     let minted = mint(state.keys.current(), &state.server.issuer, &grant).map_err(|e| {
@@ -238,6 +238,17 @@ async fn exchange(
     record.provenance = Some(Box::new(Provenance {
         subject: as_presented(policy, &subject),
         actor: actor.as_ref().map(|a| as_presented(policy, a)),
+        minted: policy
+            .local_issuers
+            .iter()
+            .map(|id| Presented {
+                issuer_id: id.clone(),
+                sub: grant.subject.clone(),
+                jti: record.token_jti.clone(),
+                iat: Some(grant.issued_at),
+                local: false,
+            })
+            .collect(),
     }));
     Ok(Issued {
         access_token: minted.token,
@@ -257,11 +268,19 @@ async fn exchange(
 /// one that runs long denies its own request only.
 async fn choose_rule<'p>(
     policy: &'p Arc<Policy>,
+    slots: &Arc<tokio::sync::Semaphore>,
     ex: &Exchange<'_>,
 ) -> Result<&'p RuleConfig, OAuthError> {
     if !policy.rules.has_conditions(ex.client_id) {
         return rules::choose(&policy.rules, ex);
     }
+    let deadline = tokio::time::Instant::now() + CONDITION_BUDGET;
+    let Ok(Ok(slot)) = tokio::time::timeout_at(deadline, slots.clone().acquire_owned()).await
+    else {
+        return Err(OAuthError::temporarily_unavailable(
+            "the rules' conditions are busy; retry later",
+        ));
+    };
     let owned = (
         policy.clone(),
         ex.client_id.to_string(),
@@ -274,6 +293,7 @@ async fn choose_rule<'p>(
     );
     let now = ex.now;
     let job = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
         let (policy, client_id, subject, actor, audiences, resources, scopes, jkt) = owned;
         let ex = Exchange {
             client_id: &client_id,
@@ -289,7 +309,7 @@ async fn choose_rule<'p>(
         };
         rules::choose(&policy.rules, &ex).map(|rule| rule.name.clone())
     });
-    let name = match tokio::time::timeout(CONDITION_BUDGET, job).await {
+    let name = match tokio::time::timeout_at(deadline, job).await {
         Ok(Ok(chosen)) => chosen?,
         Ok(Err(e)) => {
             tracing::error!(error = %e, "rule evaluation failed");
@@ -309,7 +329,10 @@ fn as_presented(policy: &Policy, token: &VerifiedToken) -> Presented {
         issuer_id: token.issuer_id.clone(),
         sub: token.sub.clone(),
         jti: token.jti.clone(),
-        iat: token.claims.get("iat").and_then(serde_json::Value::as_i64),
+        iat: token
+            .claims
+            .get("iat")
+            .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))),
         local: policy.local_issuers.contains(&token.issuer_id),
     }
 }

@@ -63,7 +63,10 @@ impl Fetcher {
             KeySource::Uri(url) => self.get(url.clone()).await?,
             KeySource::Discovery(issuer_url) => {
                 let jwks_uri = self.discover(issuer_url, issuer).await?;
-                if super::outbound::is_internal_issuer(issuer_url).await {
+                // On the issuer's own host, or the issuer itself inside (by its configured URL,
+                // not by what its DNS says today): fetched as the issuer was.
+                let same_host = jwks_uri.host_str() == issuer_url.host_str();
+                if same_host || super::outbound::names_internal_host(issuer_url) {
                     self.get(jwks_uri).await?
                 } else if super::outbound::names_internal_host(&jwks_uri) {
                     return Err(format!(

@@ -1,6 +1,7 @@
 //! Where a URL that a remote party chose may lead (SPEC §5): a `jwks_uri` read from a discovery
-//! document is fetched only if it cannot reach this server's own network, unless the issuer
-//! itself lives there. Literal addresses are judged before the request; names are judged as
+//! document is fetched only if it cannot reach this server's own network, unless it is on the
+//! issuer's own host or the issuer's configured URL is itself inside (by its form: an internal
+//! address or `localhost`, never by what the issuer's DNS answers). Literal addresses are judged before the request; names are judged as
 //! they resolve (a resolver that drops internal addresses), so a name that resolves inward,
 //! now or after a rebinding, is never connected to.
 
@@ -57,22 +58,6 @@ pub fn names_internal_host(url: &Url) -> bool {
             d == "localhost" || d.ends_with(".localhost")
         }
         None => true,
-    }
-}
-
-/// Whether `issuer_url`'s own host is internal, by its form or by what it resolves to now: such
-/// an issuer's discovered URLs may stay inside, where it is.
-pub async fn is_internal_issuer(issuer_url: &Url) -> bool {
-    if names_internal_host(issuer_url) {
-        return true;
-    }
-    let (Some(host), Some(port)) = (issuer_url.host_str(), issuer_url.port_or_known_default())
-    else {
-        return false;
-    };
-    match tokio::net::lookup_host((host, port)).await {
-        Ok(mut addrs) => addrs.any(|a| is_internal(a.ip())),
-        Err(_) => false,
     }
 }
 
@@ -139,19 +124,6 @@ mod tests {
             let resolved = PublicOnly.resolve(name).await;
             assert!(resolved.is_err(), "resolved inward");
         }
-    }
-
-    #[tokio::test]
-    async fn an_issuer_on_an_internal_host_may_keep_its_keys_there() {
-        for url in ["http://127.0.0.1:8080", "https://localhost/realms/x"] {
-            assert!(
-                is_internal_issuer(&Url::parse(url).expect("a URL")).await,
-                "{url}"
-            );
-        }
-        // A name that resolves nowhere is not inside.
-        let nowhere = Url::parse("https://idp.invalid").expect("a URL");
-        assert!(!is_internal_issuer(&nowhere).await);
     }
 
     #[test]

@@ -75,6 +75,9 @@ struct Shape<'a> {
     depth: usize,
     comprehensions: usize,
     nested: bool,
+    /// A comprehension loops over a list the expression builds (`(a + a + a).all(…)`), whose
+    /// length no input bound limits.
+    built_range: bool,
     /// Names bound by comprehensions (loop and accumulator variables).
     bound: Vec<&'a str>,
 }
@@ -105,6 +108,7 @@ impl<'a> Shape<'a> {
             Expr::Comprehension(c) => {
                 self.comprehensions += 1;
                 self.nested |= in_loop;
+                self.built_range |= !plain_range(&c.iter_range);
                 self.bound.push(&c.iter_var);
                 self.bound.extend(c.iter_var2.as_deref());
                 self.bound.push(&c.accu_var);
@@ -140,6 +144,21 @@ impl<'a> Shape<'a> {
     }
 }
 
+/// A loop's range whose length is that of an input value, a literal, or another loop's result:
+/// a path into the input (`subject.groups`, `subject["k8s.io"].groups`), a literal list or map,
+/// or a comprehension.
+fn plain_range(e: &IdedExpr) -> bool {
+    match &e.expr {
+        Expr::Ident(_) | Expr::List(_) | Expr::Map(_) | Expr::Comprehension(_) => true,
+        Expr::Select(select) => plain_range(&select.operand),
+        Expr::Call(call) if call.func_name == "_[_]" && call.target.is_none() => {
+            matches!(call.args.as_slice(), [operand, key]
+                if plain_range(operand) && matches!(key.expr, Expr::Literal(_)))
+        }
+        _ => false,
+    }
+}
+
 impl Condition {
     pub fn compile(source: &str) -> Result<Self, String> {
         if source.len() > MAX_SOURCE {
@@ -156,6 +175,13 @@ impl Condition {
             return Err(format!(
                 "uses more than {MAX_COMPREHENSIONS} comprehension macros (all, exists, exists_one, map, filter)"
             ));
+        }
+        if shape.built_range {
+            return Err(
+                "loops over a list the expression builds (e.g. with +); loop over a claim, a \
+                 literal or another comprehension's result"
+                    .into(),
+            );
         }
         if shape.nested {
             return Err(
@@ -323,6 +349,11 @@ mod tests {
         assert!(err.contains("more than 2"), "{err}");
         // Sequential comprehensions are fine: one's result is the other's range.
         assert!(Condition::compile("subject.g.map(x, x + 1).all(y, y > 0)").is_ok());
+        assert!(Condition::compile(r#"subject["k8s.io"].groups.exists(g, g == "a")"#).is_ok());
+        assert!(Condition::compile(r#"["a", "b"].exists(g, g in subject.groups)"#).is_ok());
+        let built = "(subject.g + subject.g + subject.g).all(x, x > 0)";
+        let err = Condition::compile(built).err().unwrap_or_default();
+        assert!(err.contains("builds"), "{err}");
         let deep = format!("{}true{}", "(".repeat(40), ")".repeat(40));
         assert!(Condition::compile(&deep).is_ok(), "parentheses add no node");
         let wide = (0..300)

@@ -76,9 +76,12 @@ const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = 
      PRAGMA temp_store = MEMORY;";
 
 /// Any single statement running longer than this is a fault, not a slow answer: the request
-/// gets 503 rather than waiting on a stuck server or lock.
-const POSTGRES_SESSION: &str =
-    "SET statement_timeout = '10s'; SET lock_timeout = '5s'; SET application_name = 'tessera';";
+/// gets 503 rather than waiting on a stuck server or lock. Read committed whatever the server's
+/// default: the order of revocations and audit commits (`audit::revocation`) rests on each
+/// statement seeing what committed before it, after its lock was granted.
+const POSTGRES_SESSION: &str = "SET statement_timeout = '10s'; SET lock_timeout = '5s'; \
+     SET application_name = 'tessera'; \
+     SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL READ COMMITTED;";
 
 /// How long a request waits for the store before it answers 503.
 const DEADLINE: Duration = Duration::from_secs(5);
@@ -97,7 +100,15 @@ const POSTGRES_DEFAULTS: &[(&str, &str)] = &[
 /// The URL with `POSTGRES_DEFAULTS` added where it sets none of its own.
 fn with_postgres_defaults(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
-        return url.to_string();
+        // A form the URL parser does not take (several hosts, say): added as text.
+        let mut text = url.to_string();
+        for (key, value) in POSTGRES_DEFAULTS {
+            if !text.contains(&format!("{key}=")) {
+                text.push(if text.contains('?') { '&' } else { '?' });
+                text.push_str(&format!("{key}={value}"));
+            }
+        }
+        return text;
     };
     let set: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
     {
@@ -414,8 +425,10 @@ impl Store {
     {
         let store = self.clone();
         let job = tokio::task::spawn_blocking(move || {
-            let mut conn = store.pooled()?;
+            // The turn first: a connection is then held only by whoever is about to write, and
+            // writers waiting their turn leave the pool's connections to readers.
             let _turn = writes.then(|| store.write_turn());
+            let mut conn = store.pooled()?;
             work(&mut conn)
         });
         match tokio::time::timeout(DEADLINE, job).await {
@@ -443,6 +456,12 @@ mod tests {
         assert!(
             own.contains("sslmode=require") && own.contains("keepalives=1"),
             "{own}"
+        );
+        let hosts = with_postgres_defaults("postgres://u@h1:5432,h2:5432/t");
+        assert!(hosts.contains("connect_timeout=3"), "{hosts}");
+        assert!(
+            hosts.starts_with("postgres://u@h1:5432,h2:5432/t?"),
+            "{hosts}"
         );
     }
 }

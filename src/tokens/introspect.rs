@@ -43,27 +43,19 @@ pub async fn verify(
             "is opaque, so it must be sent as an access_token".into(),
         ));
     }
-    // A token that starts with an issuer's prefix is that issuer's: never another's, even one
-    // that sets no prefix of its own.
-    let prefixed = issuers.iter().any(|i| {
-        i.config
-            .introspection
-            .as_ref()
-            .and_then(|x| x.prefix.as_deref())
-            .is_some_and(|p| token.starts_with(p))
-    });
+    // A token that starts with an issuer's prefix is that issuer's (the longest prefix when
+    // several match), whichever issuers the client's rules name: never another's, not even one
+    // that sets no prefix of its own. A token no prefix matches belongs to those without one.
+    let prefix_of =
+        |i: &crate::issuers::Issuer| i.config.introspection.as_ref().map(|x| x.prefix.clone());
+    let owner = issuers
+        .iter()
+        .filter_map(|i| prefix_of(i).flatten())
+        .filter(|p| token.starts_with(p.as_str()))
+        .max_by_key(String::len);
     let candidates: Vec<_> = issuers
         .iter()
-        .filter(|i| {
-            i.config
-                .introspection
-                .as_ref()
-                .is_some_and(|x| match &x.prefix {
-                    Some(p) => token.starts_with(p.as_str()),
-                    None => !prefixed,
-                })
-                && may_introspect(&i.config.id)
-        })
+        .filter(|i| prefix_of(i).is_some_and(|p| p == owner) && may_introspect(&i.config.id))
         .collect();
     let issuer = match candidates.as_slice() {
         [one] => *one,
@@ -132,12 +124,17 @@ pub fn from_answer(
     if exp <= now {
         return Err("has expired".into());
     }
-    // Its age, as for a JWT, when the answer says when it was issued: a revocation of the
-    // subject is kept for max_age, and must outlast every token it refuses.
-    if let (Some(max_age), Some(iat)) = (issuer.max_age, answer.get("iat").and_then(Value::as_i64))
-        && now.saturating_sub(iat) > (max_age + issuer.leeway).as_secs() as i64
-    {
-        return Err("is too old (iat is beyond the issuer's max_age)".into());
+    // Its age, as for a JWT: a revocation of its subject is kept for max_age, and must outlast
+    // every token it refuses, so an answer that does not say when the token was issued is not
+    // taken either.
+    if let Some(max_age) = issuer.max_age {
+        let iat = answer
+            .get("iat")
+            .and_then(Value::as_i64)
+            .ok_or("has no iat in its introspection answer, so its age cannot be checked")?;
+        if now.saturating_sub(iat) > (max_age + issuer.leeway).as_secs() as i64 {
+            return Err("is too old (iat is beyond the issuer's max_age)".into());
+        }
     }
     if answer
         .get("iss")

@@ -31,7 +31,7 @@ async fn an_active_opaque_token_is_exchanged_and_its_answer_cached() {
     let idp = &app.idp;
     let url = idp.url.clone();
     let token = "opaque-0123456789abcdef";
-    idp.issue_opaque(token, json!({"active": true, "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque"), "client_id": "portal", "email": "olivia@example.com"}));
+    idp.issue_opaque(token, json!({"active": true, "iat": now(), "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque"), "client_id": "portal", "email": "olivia@example.com"}));
     let resp = exchange(&app, token).await;
     let status = resp.status();
     let body: Value = resp.json().await.unwrap();
@@ -66,18 +66,28 @@ async fn inactive_expired_foreign_or_unverifiable_opaque_tokens_are_refused() {
     let idp = &app.idp;
     idp.issue_opaque(
         "expired-token",
-        json!({"active": true, "sub": "o", "exp": now() - 10}),
+        json!({"active": true, "iat": now(), "sub": "o", "exp": now() - 10}),
     );
     idp.issue_opaque(
         "foreign-token",
-        json!({"active": true, "sub": "o", "aud": "https://someone-else"}),
+        json!({"active": true, "iat": now(), "sub": "o", "aud": "https://someone-else"}),
     );
     idp.issue_opaque(
         "wrong-iss-token",
-        json!({"active": true, "sub": "o", "iss": "https://elsewhere"}),
+        json!({"active": true, "iat": now(), "sub": "o", "iss": "https://elsewhere"}),
     );
-    idp.issue_opaque("no-sub-token", json!({"active": true}));
+    idp.issue_opaque("no-sub-token", json!({"active": true, "iat": now()}));
+    idp.issue_opaque(
+        "ageless-token",
+        json!({"active": true, "sub": "o", "scope": "inventory:read"}),
+    );
+    idp.issue_opaque(
+        "old-token",
+        json!({"active": true, "iat": now() - 90_000, "sub": "o", "scope": "inventory:read"}),
+    );
     for (token, why) in [
+        ("ageless-token", "no iat"),
+        ("old-token", "too old"),
         ("unknown-token", "not active"),
         ("expired-token", "expired"),
         ("foreign-token", "aud"),
@@ -90,7 +100,7 @@ async fn inactive_expired_foreign_or_unverifiable_opaque_tokens_are_refused() {
     // An endpoint that fails denies, and never lets the token through.
     idp.issue_opaque(
         "good-token",
-        json!({"active": true, "sub": "o", "scope": "inventory:read"}),
+        json!({"active": true, "iat": now(), "sub": "o", "scope": "inventory:read"}),
     );
     idp.set_down(true);
     let desc = assert_error(exchange(&app, "good-token").await, 400, "invalid_request").await;
@@ -149,7 +159,7 @@ async fn an_opaque_token_is_never_sent_where_its_issuer_is_ambiguous() {
     let app = TestApp::spawn_with(|c| with_two_opaque_issuers(c, None)).await;
     let url = app.idp.url.clone();
     let token = "opaque-ambiguous-0123456789";
-    app.idp.issue_opaque(token, json!({"active": true, "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque")}));
+    app.idp.issue_opaque(token, json!({"active": true, "iat": now(), "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque")}));
     let desc = assert_error(exchange(&app, token).await, 400, "invalid_request").await;
     assert!(desc.contains("cannot tell which issuer"), "{desc}");
     assert_eq!(app.idp.introspections(), 0, "nothing was sent");
@@ -160,7 +170,7 @@ async fn an_opaque_token_goes_only_to_the_issuer_its_prefix_names() {
     let app = TestApp::spawn_with(|c| with_two_opaque_issuers(c, Some(("one_", "two_")))).await;
     let url = app.idp.url.clone();
     let token = "two_0123456789abcdef";
-    app.idp.issue_opaque(token, json!({"active": true, "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque2")}));
+    app.idp.issue_opaque(token, json!({"active": true, "iat": now(), "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque2")}));
     let resp = exchange(&app, token).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(app.idp.introspections(), 1);
@@ -182,7 +192,7 @@ async fn an_opaque_token_is_not_sent_to_issuers_the_clients_rules_do_not_name() 
     let app = TestApp::spawn_with(|c| with_two_opaque_issuers(c, Some(("one_", "two_")))).await;
     let url = app.idp.url.clone();
     let token = "one_0123456789abcdef";
-    app.idp.issue_opaque(token, json!({"active": true, "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque")}));
+    app.idp.issue_opaque(token, json!({"active": true, "iat": now(), "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque")}));
     let billing = app
         .post_token(
             &[
@@ -210,14 +220,14 @@ async fn a_prefixed_token_never_goes_to_an_issuer_without_a_prefix() {
     let app = TestApp::spawn_with(|c| with_two_opaque_issuers(c, Some(("one_", "")))).await;
     let url = app.idp.url.clone();
     let token = "one_0123456789abcdef";
-    app.idp.issue_opaque(token, json!({"active": true, "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque")}));
+    app.idp.issue_opaque(token, json!({"active": true, "iat": now(), "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque")}));
     assert_eq!(exchange(&app, token).await.status(), 200);
     assert_eq!(
         app.records(&["--limit", "1"])[0]["subject_issuer"],
         "opaque"
     );
     let other = "plain_0123456789abcdef";
-    app.idp.issue_opaque(other, json!({"active": true, "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque2")}));
+    app.idp.issue_opaque(other, json!({"active": true, "iat": now(), "sub": "olivia", "scope": "inventory:read", "exp": now() + 600, "iss": format!("{url}/opaque2")}));
     assert_eq!(exchange(&app, other).await.status(), 200);
     assert_eq!(
         app.records(&["--limit", "1"])[0]["subject_issuer"],

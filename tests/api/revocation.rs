@@ -419,3 +419,38 @@ async fn revoking_a_subject_of_an_unknown_issuer_is_refused() {
     .await;
     assert!(desc.contains("crop"), "{desc}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subject_revoked_at_this_server_covers_what_was_minted_while_it_ran() {
+    let app = Arc::new(TestApp::spawn_with(with_hops).await);
+    for round in 0..4 {
+        let sub = format!("minted-{round}");
+        let tokens: Vec<String> = (0..100)
+            .map(|_| app.subject_token(json!({"sub": sub})))
+            .collect();
+        let tokens = Arc::new(tokens);
+        let stop = Arc::new(AtomicBool::new(false));
+        let t = tokens.clone();
+        let load = exchanging(
+            &app,
+            6,
+            Arc::new(move |n| (t[n % t.len()].clone(), "inventory-api")),
+            &stop,
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(30 + 10 * round)).await;
+        let sent = now();
+        let resp = revoke_until_done(&app, json!({"issuer": "tessera", "subject": sub})).await;
+        assert_eq!(resp.status(), 200);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        stop.store(true, Ordering::SeqCst);
+        for minted in collected(load).await {
+            // Issued at or before the revocation (it was sent at `sent` or later): revoked.
+            if claims_of(&minted)["iat"].as_i64().unwrap() <= sent {
+                assert!(
+                    !active(&app, &minted).await,
+                    "round {round}: a token minted for a revoked subject is active"
+                );
+            }
+        }
+    }
+}
