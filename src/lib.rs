@@ -11,6 +11,7 @@ pub mod http;
 pub mod issuers;
 pub mod keys;
 pub mod metrics;
+pub mod pre_auth;
 pub mod rate_limit;
 pub mod reload;
 pub mod rules;

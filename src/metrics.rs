@@ -112,6 +112,7 @@ pub struct Metrics {
     jwks_fetches: Counters,
     reloads: Counters,
     rate_limited: Counters,
+    pre_auth_limited: Counters,
 }
 
 impl Default for Metrics {
@@ -124,6 +125,7 @@ impl Default for Metrics {
             jwks_fetches: Counters::default(),
             reloads: Counters::default(),
             rate_limited: Counters::default(),
+            pre_auth_limited: Counters::default(),
         }
     }
 }
@@ -153,6 +155,11 @@ impl Metrics {
     pub fn reload(&self, ok: bool) {
         self.reloads
             .add(vec![if ok { "ok" } else { "error" }.into()]);
+    }
+
+    /// A request refused before authentication past its address's limit (SPEC §6).
+    pub fn pre_auth_limited(&self, error: &str) {
+        self.pre_auth_limited.add(vec![error.into()]);
     }
 
     pub fn rate_limited(&self, client: &str) {
@@ -214,6 +221,13 @@ impl Metrics {
             "tessera_rate_limited_total",
             "Token requests refused for rate, by client.",
             &["client"],
+        );
+        self.pre_auth_limited.render(
+            &mut out,
+            "tessera_pre_auth_limited_total",
+            "Token requests refused before client authentication past their address's limit \
+             (answered 429, counted in summary records), by the error they had.",
+            &["error"],
         );
         out
     }

@@ -35,16 +35,30 @@ impl Bucket {
             return Ok(());
         };
         let (tokens, since) = *state;
-        let rate = f64::from(self.limit.per_second);
-        let refilled = (tokens + now.saturating_duration_since(since).as_secs_f64() * rate)
-            .min(f64::from(self.limit.burst));
-        if refilled >= 1.0 {
-            *state = (refilled - 1.0, now);
-            Ok(())
-        } else {
-            *state = (refilled, now);
-            Err((((1.0 - refilled) / rate).ceil() as u64).max(1))
-        }
+        let (left, taken) = refill(tokens, since, now, self.limit);
+        *state = (left, now);
+        taken
+    }
+}
+
+/// A bucket that held `tokens` at `since`, refilled until `now`, then asked for one token: the
+/// tokens left, and whether one was taken or how many whole seconds until one is back.
+pub fn refill(
+    tokens: f64,
+    since: Instant,
+    now: Instant,
+    limit: RateLimit,
+) -> (f64, Result<(), u64>) {
+    let rate = f64::from(limit.per_second);
+    let refilled = (tokens + now.saturating_duration_since(since).as_secs_f64() * rate)
+        .min(f64::from(limit.burst));
+    if refilled >= 1.0 {
+        (refilled - 1.0, Ok(()))
+    } else {
+        (
+            refilled,
+            Err((((1.0 - refilled) / rate).ceil() as u64).max(1)),
+        )
     }
 }
 

@@ -15,6 +15,7 @@ use crate::audit::AuditWriter;
 use crate::config::{Config, KeySource};
 use crate::issuers::Fetcher;
 use crate::keys::SigningKeys;
+use crate::pre_auth::PreAuthLimiter;
 use crate::state::{AppState, Policy};
 use crate::store::Store;
 
@@ -113,7 +114,9 @@ impl Application {
             condition_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, usize::from),
             )),
+            pre_auth: Arc::new(PreAuthLimiter::new(config.server.pre_auth_limit)),
         });
+        spawn_summaries(state.pre_auth.clone(), state.audit.clone());
         crate::reload::on_sighup(state.clone(), &tokio::runtime::Handle::current())?;
         let app_state = state.clone();
         let listening = HttpServer::new(move || {
@@ -188,9 +191,33 @@ impl Application {
                 public.and(admin)
             }
         };
+        commit_summaries(&self.state.pre_auth, &self.state.audit, true).await;
         self.state.audit.close().await;
         tracing::info!("tessera stopped");
         result
+    }
+}
+
+/// Summary records of refusals before authentication are committed as their minutes end.
+fn spawn_summaries(limiter: Arc<PreAuthLimiter>, audit: Arc<AuditWriter>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            commit_summaries(&limiter, &audit, false).await;
+        }
+    });
+}
+
+async fn commit_summaries(limiter: &PreAuthLimiter, audit: &AuditWriter, everything: bool) {
+    for record in limiter.summaries(crate::audit::record::now_micros(), everything) {
+        tracing::info!(
+            remote_addr = record.remote_addr.as_deref().unwrap_or("-"),
+            requests = record.count,
+            "requests refused before client authentication, summarised"
+        );
+        if let Err(e) = audit.commit(record).await {
+            crate::telemetry::repeated::error("summary record not recorded", &e);
+        }
     }
 }
 

@@ -130,4 +130,6 @@ pub struct AppState {
     /// runs long holds its slot until it ends, so such evaluations never take more than the
     /// cores, and never the threads the store calls need.
     pub condition_slots: Arc<tokio::sync::Semaphore>,
+    /// Requests refused before client authentication, limited per remote address.
+    pub pre_auth: Arc<crate::pre_auth::PreAuthLimiter>,
 }

@@ -72,6 +72,10 @@ pub struct ExchangeRecord {
     /// them is revoked (`audit::revocation::settle`). Not stored.
     #[serde(skip)]
     pub provenance: Option<Box<super::revocation::Provenance>>,
+    /// The client was authenticated: a refusal before that is limited per remote address
+    /// (`pre_auth`). Not stored.
+    #[serde(skip)]
+    pub authenticated: bool,
 }
 
 impl ExchangeRecord {
@@ -116,6 +120,7 @@ impl ExchangeRecord {
             count: 1,
             truncated: false,
             provenance: None,
+            authenticated: false,
         }
     }
 }

@@ -129,6 +129,7 @@ impl From<ExchangeRow> for ExchangeRecord {
             count: r.count,
             truncated: r.truncated,
             provenance: None,
+            authenticated: false,
         }
     }
 }

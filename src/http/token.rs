@@ -15,6 +15,7 @@ use crate::audit::{ExchangeRecord, Outcome};
 use crate::config::RuleConfig;
 use crate::error::OAuthError;
 use crate::http::request_id;
+use crate::pre_auth::Verdict;
 use crate::rules::condition::CONDITION_BUDGET;
 use crate::rules::{self, Exchange, Targets};
 use crate::state::{AppState, Policy};
@@ -39,10 +40,11 @@ pub async fn token(
     let started = Instant::now();
     let policy = state.policy.load_full();
     let request_id = request_id::of(&req);
+    let remote = super::remote_addr::of(&req, &state.server.trusted_proxies);
     let mut record = ExchangeRecord::begin(
         now_micros(),
         request_id.clone(),
-        req.peer_addr().map(|a| a.ip().to_string()),
+        remote.map(|a| a.to_string()),
         req.headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
@@ -61,7 +63,35 @@ pub async fn token(
             record.reason = e.reason().to_string();
         }
     }
-    let (record_client, record_rule) = (record.client_id.clone(), record.rule.clone());
+    // Refused before its client was authenticated, and past its address's limit: answered 429
+    // and counted in a summary record, not recorded or logged one by one (SPEC §6).
+    if let Err(denial) = &result
+        && !record.authenticated
+        && let Verdict::Summarise { retry_after } =
+            state
+                .pre_auth
+                .refused(remote, denial.code.as_str(), record.time_us)
+    {
+        state.metrics.pre_auth_limited(denial.code.as_str());
+        let mut response = OAuthError {
+            status: crate::error::Status::TooManyRequests {
+                retry_after_secs: retry_after,
+            },
+            ..OAuthError::temporarily_unavailable(
+                "too many refused requests from this address; retry later",
+            )
+        }
+        .error_response();
+        request_id::attach(&mut response, &request_id);
+        return response;
+    }
+    // A client id is logged only when it is a configured client's: anything else is whatever a
+    // stranger sent.
+    let record_client = record
+        .client_id
+        .clone()
+        .filter(|c| policy.clients.contains(c));
+    let record_rule = record.rule.clone();
     let logged = |outcome: &str, error: &str| {
         tracing::info!(
             request_id = %request_id,
@@ -168,6 +198,7 @@ async fn exchange(
         super::client_auth::authenticate(req, &params, policy, state).await;
     record.client_id = presented;
     let client_id = authenticated?;
+    record.authenticated = true;
     policy.clients.take_rate(&client_id)?;
     if !policy.rules.names_client(&client_id) {
         return Err(OAuthError::unauthorized_client(format!(

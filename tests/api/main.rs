@@ -14,6 +14,7 @@ fn on_postgres() -> bool {
     false
 }
 
+mod abuse;
 mod admin;
 mod attacks;
 mod audit;

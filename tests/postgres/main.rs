@@ -13,6 +13,8 @@ mod helpers;
 #[path = "../api/storage.rs"]
 mod storage;
 
+#[path = "../api/abuse.rs"]
+mod abuse;
 #[path = "../api/admin.rs"]
 mod admin;
 #[path = "../api/audit.rs"]

@@ -1,0 +1,134 @@
+//! Bounded against abuse (SPEC §6): requests refused before client authentication are limited
+//! per remote address and summarised; the address is the peer's unless the peer is a trusted
+//! proxy.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+fn limited(c: String) -> String {
+    c.replace(
+        "max_body_bytes = 8192\n",
+        "max_body_bytes = 8192\npre_auth_limit = { per_second = 1, burst = 5 }\n",
+    )
+}
+
+async fn garbage(app: &TestApp, headers: &[(&str, &str)]) -> reqwest::Response {
+    let mut req = app
+        .http
+        .post(format!("{}/token", app.url))
+        .basic_auth("orders-svc", Some("wrong-secret"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("grant_type={TOKEN_EXCHANGE}"));
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn refusals_before_authentication_past_the_limit_become_one_summary() {
+    let app = TestApp::spawn_with(limited).await;
+    let mut refused = 0;
+    let mut limited = 0;
+    for _ in 0..40 {
+        let resp = garbage(&app, &[]).await;
+        match resp.status().as_u16() {
+            401 => refused += 1,
+            429 => {
+                assert!(resp.headers().contains_key("retry-after"));
+                let body: Value = resp.json().await.unwrap();
+                assert_eq!(body["error"], "temporarily_unavailable");
+                limited += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        (5..=8).contains(&refused),
+        "{refused} answered 401 within the limit"
+    );
+    assert_eq!(refused + limited, 40);
+    // An authenticated client from the same address is not held back.
+    app.minted(json!({})).await;
+    let individually = app.records(&["--outcome", "denied"]).len();
+    assert_eq!(
+        individually, refused,
+        "past the limit, nothing is recorded one by one"
+    );
+
+    // The summary is written when its minute ends, or as the server stops.
+    app.stop().await;
+    let mut summary = None;
+    for _ in 0..100 {
+        summary = app
+            .records(&["--outcome", "denied"])
+            .into_iter()
+            .find(|r| r["count"].as_i64() > Some(1));
+        if summary.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let summary = summary.expect("a summary record");
+    assert_eq!(summary["count"], limited);
+    assert_eq!(summary["client_id"], Value::Null);
+    assert_eq!(summary["remote_addr"], "127.0.0.1");
+    assert!(
+        summary["reason"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_client"),
+        "{summary}"
+    );
+    let verify = app.cli(&["audit", "verify"]);
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    let app = TestApp::spawn().await;
+    let resp = garbage(&app, &[("x-forwarded-for", "198.51.100.1")]).await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        app.records(&["--limit", "1"])[0]["remote_addr"],
+        "127.0.0.1",
+        "a header from an untrusted peer is ignored"
+    );
+    let app = TestApp::spawn_with(|c| {
+        c.replace(
+            "max_body_bytes = 8192\n",
+            "max_body_bytes = 8192\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
+        )
+    })
+    .await;
+    garbage(&app, &[("x-forwarded-for", "203.0.113.50, 198.51.100.1")]).await;
+    assert_eq!(
+        app.records(&["--limit", "1"])[0]["remote_addr"],
+        "198.51.100.1"
+    );
+    garbage(&app, &[("forwarded", "for=\"[2001:db8::9]:443\"")]).await;
+    assert_eq!(
+        app.records(&["--limit", "1"])[0]["remote_addr"],
+        "2001:db8::9"
+    );
+}
+
+#[tokio::test]
+async fn check_refuses_a_malformed_trusted_proxy() {
+    let app = TestApp::spawn().await;
+    let config = std::fs::read_to_string(&app.config_path).unwrap().replace(
+        "max_body_bytes = 8192\n",
+        "max_body_bytes = 8192\ntrusted_proxies = [\"10.0.0.0/40\"]\n",
+    );
+    let path = app.dir.path().join("proxies.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = run_cli(&["check"], Some(&path));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.trusted_proxies[0]"), "{err}");
+}
