@@ -14,6 +14,9 @@ use crate::tokens::{TokenType, verify};
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// The longest `jti` an assertion may carry: each is kept until the assertion expires.
+const MAX_JTI_BYTES: usize = 128;
+
 /// One key entry per `private_key_jwt` client: its assertions' `aud` must name the token
 /// endpoint or this server's issuer.
 pub fn key_configs(clients: &[ClientConfig], server: &ServerConfig) -> Vec<IssuerConfig> {
@@ -89,6 +92,11 @@ pub async fn verify(
     let jti = token
         .jti
         .ok_or_else(|| invalid_client("the client assertion has no jti"))?;
+    if jti.len() > MAX_JTI_BYTES {
+        return Err(invalid_client(format!(
+            "the client assertion's jti is longer than {MAX_JTI_BYTES} bytes"
+        )));
+    }
     let key = format!("{client}\n{jti}");
     // Remembered for as long as the assertion passes the time checks: exp plus leeway.
     let until = token.accepted_until;

@@ -66,30 +66,44 @@ fn prune_batch(conn: &mut DbConnection, chain: &str, cutoff_us: i64) -> QueryRes
 /// history, a retention made shorter).
 const PAUSE: Duration = Duration::from_millis(50);
 
-/// Prunes now and then every quarter of the retention period (between 1 s and 10 min); expired
-/// single-use identifiers and upstream revocations go at the same time.
+/// How often expired single-use identifiers and upstream revocations go: DPoP proofs' live two
+/// minutes, and what a client sends without a rate limit should not pile up for long.
+const EXPIRED_EVERY: Duration = Duration::from_secs(60);
+
+/// Prunes now and then every quarter of the retention period (between 1 s and 10 min), and
+/// expired single-use identifiers and upstream revocations every minute (or as often as records,
+/// when that is more often).
 pub fn spawn(store: Store, retention: Duration, runtime: &tokio::runtime::Handle) {
     let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
+    let expired = store.clone();
     runtime.spawn(async move {
         loop {
-            let cutoff = now_micros().saturating_sub(retention.as_micros() as i64);
             let now = now_micros() / 1_000_000;
-            let replays = store.blocking_write(move |c| {
+            let pruned = expired.blocking_write(move |c| {
                 crate::store::replay::prune(c, now)
                     .and_then(|_| super::revocation::prune(c, now))
                     .map_err(|e| e.to_string())
             });
-            if let Err(e) = replays.await {
+            if let Err(e) = pruned.await {
                 tracing::warn!(error = %e, "pruning expired single-use identifiers failed; will retry");
             }
+            tokio::time::sleep(every.min(EXPIRED_EVERY)).await;
+        }
+    });
+    runtime.spawn(async move {
+        loop {
+            let cutoff = now_micros().saturating_sub(retention.as_micros() as i64);
             let records = in_batches(&store, "audit records", (), move |c, ()| {
                 prune_once(c, cutoff).map(|n| (n, (n > 0).then_some(())))
             });
             // Spans only once their records are gone, or a record could be left unfindable.
             if records.await.is_some() {
-                in_batches(&store, "subject token spans", i64::MIN, move |c, from_us| {
-                    super::subject_tokens::prune_batch(c, cutoff, from_us)
-                })
+                in_batches(
+                    &store,
+                    "subject token spans",
+                    i64::MIN,
+                    move |c, from_us| super::subject_tokens::prune_batch(c, cutoff, from_us),
+                )
                 .await;
             }
             tokio::time::sleep(every).await;

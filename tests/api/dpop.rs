@@ -270,3 +270,24 @@ async fn a_bound_actor_token_is_accepted_only_with_a_proof_of_its_key() {
     .await;
     assert!(desc.contains("confirmation method"), "{desc}");
 }
+
+#[tokio::test]
+async fn a_proof_jti_is_bounded_in_length() {
+    let app = TestApp::spawn().await;
+    let key = TestKey::generate(Algorithm::ES256, "client-key");
+    let long = proof(&key, json!({"jti": "j".repeat(65)}));
+    let desc = assert_error(
+        exchange(&app, &app.subject_token(json!({})), &[&long]).await,
+        400,
+        "invalid_dpop_proof",
+    )
+    .await;
+    assert!(desc.contains("64 bytes"), "{desc}");
+    let ok = proof(&key, json!({"jti": "j".repeat(64)}));
+    assert_eq!(
+        exchange(&app, &app.subject_token(json!({})), &[&ok])
+            .await
+            .status(),
+        200
+    );
+}
