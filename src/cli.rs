@@ -15,7 +15,7 @@ use crate::audit::query::{self, Cursor, Filters, parse_time_bound};
 use crate::config::{self, Config, KeySource, StorageUrl};
 use crate::keys::{SigningKeys, generate_pkcs8_pem, public_jwk_of};
 use crate::startup::Application;
-use crate::store::Store;
+use crate::store::{Store, budget};
 
 #[derive(Parser)]
 #[command(
@@ -316,7 +316,8 @@ fn test_cases(path: &Path, cases: &Path) -> Result<(), String> {
 
 fn migrate(path: &Path) -> Result<(), String> {
     let config = load(path)?;
-    let store = Store::open(&config.storage.url)?;
+    let store =
+        Store::open(&config.storage.url)?.with_audit_budget(config.storage.audit_query_budget);
     let applied = store.migrate()?;
     println!("{applied} migration(s) applied; the schema is current");
     Ok(())
@@ -332,7 +333,8 @@ fn existing_store(config: &Config) -> Result<Store, String> {
             db.display()
         ));
     }
-    let store = Store::open(&config.storage.url)?;
+    let store =
+        Store::open(&config.storage.url)?.with_audit_budget(config.storage.audit_query_budget);
     let pending = store.pending_migrations()?;
     if !pending.is_empty() {
         return Err(format!(
@@ -347,7 +349,7 @@ fn existing_store(config: &Config) -> Result<Store, String> {
 
 fn audit_verify(config: &Config) -> Result<(), String> {
     let store = existing_store(config)?;
-    let mut conn = store.pooled()?;
+    let mut conn = store.connect_for_audit()?;
     let report = |n: u64| eprintln!("checked {n} records…");
     match crate::audit::chain::verify(&mut conn, report)
         .map_err(|e| format!("the audit query failed: {e}"))?
@@ -359,6 +361,11 @@ fn audit_verify(config: &Config) -> Result<(), String> {
         Err(broken) => Err(format!("audit chain broken at {broken}")),
     }
 }
+
+/// Records the CLI reads at once; reading them may take this many times the audit query
+/// budget (an export is not an auditor's screen).
+const CLI_PAGE: u64 = 100;
+const CLI_BUDGET_FACTOR: u32 = 6;
 
 fn audit(path: &Path, args: AuditArgs) -> Result<(), String> {
     let config = load(path)?;
@@ -386,15 +393,30 @@ fn audit(path: &Path, args: AuditArgs) -> Result<(), String> {
     };
     filters.validate().map_err(|e| format!("--outcome: {e}"))?;
     let store = existing_store(&config)?;
-    let mut conn = store.pooled()?;
+    let mut conn = store.connect_for_audit()?;
     let mut writer =
         Writer::new(std::io::stdout().lock(), args.format).map_err(|e| e.to_string())?;
     let mut remaining = args.limit;
     let mut cursor: Option<Cursor> = None;
     while remaining > 0 {
-        let batch = remaining.min(500) as i64;
-        let page = query::page(&mut conn, &filters, batch, cursor.as_ref())
-            .map_err(|e| format!("the audit query failed: {e}"))?;
+        // Small pages, each its own statement under its own budget: memory stays flat whatever
+        // the records hold, and no read holds the database's log back for long.
+        let batch = remaining.min(CLI_PAGE) as i64;
+        let page_budget = store.audit_budget() * CLI_BUDGET_FACTOR;
+        let page = budget::within(page_budget, || {
+            query::page(&mut conn, &filters, batch, cursor.as_ref())
+        })
+        .map_err(|e| {
+            if budget::exceeded(&e.to_string()) {
+                format!(
+                    "the audit query ran past its budget of {} s for {CLI_PAGE} records: narrow \
+                     it with --since and --until, or --subject, --client, --jti or --subject-jti",
+                    page_budget.as_secs()
+                )
+            } else {
+                format!("the audit query failed: {e}")
+            }
+        })?;
         for record in &page {
             if writer.write(record).is_err() {
                 return Ok(()); // the reader went away (e.g. `| head`)

@@ -77,7 +77,8 @@ impl Application {
     pub async fn build(config: Config) -> Result<Self, String> {
         crate::install_crypto_provider();
         let keys = SigningKeys::load(&config.signing)?;
-        let store = Store::open(&config.storage.url)?;
+        let store =
+            Store::open(&config.storage.url)?.with_audit_budget(config.storage.audit_query_budget);
         let applied = store.prepare_for_serving()?;
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");

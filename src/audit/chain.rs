@@ -204,27 +204,18 @@ impl std::fmt::Display for Break {
     }
 }
 
-const PAGE: i64 = 5_000;
+/// Records read at once: each page is its own short read, so memory stays flat whatever the
+/// records hold, and no read holds the database's log back for the whole walk.
+const PAGE: i64 = 200;
 
 /// Checks every chain; `progress` is told how many records have been checked so far.
 /// Returns the number of records checked, or the first break.
-/// It reads one snapshot, so records written or pruned meanwhile do not disturb it.
+///
+/// Each page is read in a snapshot of its own, with its chain's row: records appended meanwhile
+/// are checked up to the head the last page's snapshot shows, and when retention prunes past the
+/// page being checked, the walk goes on from the new anchor, whose hash the chain row keeps (the
+/// records it skips no longer exist).
 pub fn verify(
-    conn: &mut DbConnection,
-    progress: impl FnMut(u64),
-) -> QueryResult<Result<u64, Break>> {
-    conn.transaction(|c| {
-        // PostgreSQL reads each statement from a new snapshot unless told otherwise; SQLite's
-        // read transaction already holds one.
-        if let DbConnection::Postgres(pg) = c {
-            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .execute(pg)?;
-        }
-        verify_snapshot(c, progress)
-    })
-}
-
-fn verify_snapshot(
     conn: &mut DbConnection,
     mut progress: impl FnMut(u64),
 ) -> QueryResult<Result<u64, Break>> {
@@ -247,42 +238,80 @@ fn verify_snapshot(
     }
     let mut checked = 0u64;
     for chain in &chains {
-        if let Err(b) = verify_chain(conn, chain, &mut checked, &mut progress)? {
+        if let Err(b) = verify_chain(conn, &chain.chain, &mut checked, &mut progress)? {
             return Ok(Err(b));
         }
     }
     Ok(Ok(checked))
 }
 
+/// One page of a chain from `from_seq`, with the chain's row, in one snapshot.
+fn snapshot_page(
+    conn: &mut DbConnection,
+    chain: &str,
+    from_seq: i64,
+) -> QueryResult<(Option<ChainRow>, Vec<ExchangeRow>)> {
+    conn.transaction(|c| {
+        // PostgreSQL reads each statement from a new snapshot unless told otherwise; SQLite's
+        // read transaction holds one from its first read.
+        if let DbConnection::Postgres(pg) = c {
+            diesel::sql_query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(pg)?;
+        }
+        let row = audit_chains::table
+            .find(chain)
+            .select(ChainRow::as_select())
+            .first(c)
+            .optional()?;
+        let rows = exchanges::table
+            .filter(exchanges::chain.eq(chain))
+            .filter(exchanges::seq.ge(from_seq))
+            .order(exchanges::seq)
+            .limit(PAGE)
+            .select(ExchangeRow::as_select())
+            .load(c)?;
+        Ok((row, rows))
+    })
+}
+
 fn verify_chain(
     conn: &mut DbConnection,
-    chain: &ChainRow,
+    chain: &str,
     checked: &mut u64,
     progress: &mut impl FnMut(u64),
 ) -> QueryResult<Result<(), Break>> {
     let broken = |id: Option<&str>, what: &str| {
         Ok(Err(Break {
-            chain: chain.chain.clone(),
+            chain: chain.to_string(),
             record_id: id.map(str::to_string),
             what: what.into(),
         }))
     };
-    let mut expected_seq = chain.anchor_seq + 1;
-    let mut prev = chain.anchor_hash.clone();
+    let mut expected_seq: Option<i64> = None;
+    let mut prev = String::new();
     let mut last_id: Option<String> = None;
     loop {
-        let rows: Vec<ExchangeRow> = exchanges::table
-            .filter(exchanges::chain.eq(&chain.chain))
-            .filter(exchanges::seq.ge(expected_seq))
-            .order(exchanges::seq)
-            .limit(PAGE)
-            .select(ExchangeRow::as_select())
-            .load(conn)?;
+        let (row, rows) = snapshot_page(conn, chain, expected_seq.unwrap_or(0))?;
+        let Some(row) = row else {
+            // Only a chain listed a moment ago can be gone: nothing of it is left to check.
+            return Ok(Ok(()));
+        };
+        // The start, or retention pruned past where the walk was: go on from the anchor.
+        if expected_seq.is_none_or(|seq| seq <= row.anchor_seq) {
+            expected_seq = Some(row.anchor_seq + 1);
+            prev.clone_from(&row.anchor_hash);
+            if rows.first().is_some_and(|r| r.seq <= row.anchor_seq) {
+                continue;
+            }
+        }
+        let Some(mut seq) = expected_seq else {
+            return Ok(Ok(()));
+        };
         let count = rows.len() as i64;
-        for row in rows {
-            let record = ExchangeRecord::from(row);
-            if record.seq != expected_seq {
-                let what = format!("{} record(s) removed before it", record.seq - expected_seq);
+        for r in rows {
+            let record = ExchangeRecord::from(r);
+            if record.seq != seq {
+                let what = format!("{} record(s) removed before it", record.seq - seq);
                 return broken(Some(&record.id), &what);
             }
             if record.prev_hash != prev {
@@ -299,28 +328,29 @@ fn verify_chain(
             }
             prev = record.hash;
             last_id = Some(record.id);
-            expected_seq += 1;
+            seq += 1;
             *checked += 1;
             if checked.is_multiple_of(100_000) {
                 progress(*checked);
             }
         }
+        expected_seq = Some(seq);
         if count < PAGE {
-            break;
+            // The last page: its snapshot's head must be the last record read.
+            if seq - 1 != row.head_seq || prev != row.head_hash {
+                let what = if seq - 1 < row.head_seq {
+                    format!(
+                        "{} record(s) removed after it, at the end of the chain",
+                        row.head_seq - (seq - 1)
+                    )
+                } else {
+                    "the chain's head does not match its last record".to_string()
+                };
+                return broken(last_id.as_deref(), &what);
+            }
+            return Ok(Ok(()));
         }
     }
-    if expected_seq - 1 != chain.head_seq || prev != chain.head_hash {
-        let what = if expected_seq - 1 < chain.head_seq {
-            format!(
-                "{} record(s) removed after it, at the end of the chain",
-                chain.head_seq - (expected_seq - 1)
-            )
-        } else {
-            "the chain's head does not match its last record".to_string()
-        };
-        return broken(last_id.as_deref(), &what);
-    }
-    Ok(Ok(()))
 }
 
 #[cfg(test)]

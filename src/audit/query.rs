@@ -11,6 +11,7 @@ use super::record::{ExchangeRecord, now_micros};
 use super::row::ExchangeRow;
 use super::subject_tokens::{self, Within};
 use crate::store::DbConnection;
+use crate::store::budget::tessera_budget;
 use crate::store::schema::exchanges::dsl as x;
 
 #[derive(Debug, Clone, Default)]
@@ -139,11 +140,50 @@ pub fn page(
                 .or(x::time_us.eq(c.time_us).and(x::id.lt(c.id.clone()))),
         );
     }
+    // Checked on every row the query looks at: a query that looks at too many stops at its
+    // budget (PostgreSQL's audit connections have a statement timeout instead).
+    if let DbConnection::Sqlite(_) = conn {
+        q = q.filter(tessera_budget());
+    }
     q.order((x::time_us.desc(), x::id.desc()))
         .limit(limit)
         .select(ExchangeRow::as_select())
         .load(conn)
         .map(|rows| rows.into_iter().map(ExchangeRecord::from).collect())
+}
+
+/// A page of at most `limit` records, read a few at a time and ended early once they take
+/// `max_bytes` of JSON, so that an answer (and the memory it takes) stays bounded whatever the
+/// records hold. Says whether more records may follow.
+pub fn bounded_page(
+    conn: &mut DbConnection,
+    filters: &Filters,
+    limit: i64,
+    mut cursor: Option<Cursor>,
+    max_bytes: usize,
+) -> QueryResult<(Vec<ExchangeRecord>, bool)> {
+    const READ_AT_ONCE: i64 = 50;
+    let mut items: Vec<ExchangeRecord> = Vec::new();
+    let mut bytes = 0;
+    loop {
+        let want = READ_AT_ONCE.min(limit + 1 - items.len() as i64);
+        let chunk = page(conn, filters, want, cursor.as_ref())?;
+        let read = chunk.len() as i64;
+        for record in chunk {
+            bytes += serde_json::to_vec(&record).map_or(0, |j| j.len());
+            items.push(record);
+            if items.len() as i64 > limit {
+                return Ok((items, true));
+            }
+            if bytes >= max_bytes {
+                return Ok((items, true));
+            }
+        }
+        if read < want {
+            return Ok((items, false));
+        }
+        cursor = items.last().map(Cursor::after);
+    }
 }
 
 /// A LIKE pattern matching one element of a stored JSON list exactly: the element's JSON text,

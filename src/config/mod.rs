@@ -117,6 +117,8 @@ impl StorageUrl {
 pub struct StorageConfig {
     pub url: StorageUrl,
     pub retention: Duration,
+    /// How long one audit query (admin API, CLI page) may run.
+    pub audit_query_budget: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -596,7 +598,16 @@ impl Ctx<'_> {
             ));
         };
         let retention = self.duration("storage.retention", raw.retention.as_deref(), "90d")?;
-        Ok(StorageConfig { url, retention })
+        let audit_query_budget = self.positive(
+            "storage.audit_query_budget",
+            raw.audit_query_budget.as_deref(),
+            "5s",
+        )?;
+        Ok(StorageConfig {
+            url,
+            retention,
+            audit_query_budget,
+        })
     }
 
     fn signing(&self, raw: RawSigning) -> Result<SigningConfig, ConfigError> {

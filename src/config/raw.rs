@@ -47,6 +47,7 @@ pub struct RawAdmin {
 pub struct RawStorage {
     pub url: Option<String>,
     pub retention: Option<String>,
+    pub audit_query_budget: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

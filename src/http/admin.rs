@@ -17,6 +17,23 @@ use crate::state::AppState;
 
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
+/// A page stops early, with a cursor for the rest, once its records take this much JSON.
+const MAX_PAGE_BYTES: usize = 1024 * 1024;
+
+/// An audit query that failed: over its time budget (the auditor's to narrow), or the store's.
+fn audit_query_failed(e: String, budget: std::time::Duration) -> OAuthError {
+    if crate::store::budget::exceeded(&e) {
+        OAuthError::invalid_request(format!(
+            "the query ran past its time budget of {}: narrow it with since and until, or with \
+             a subject, client, jti or subject_jti filter",
+            crate::config::duration::format(budget)
+        ))
+    } else if e.contains("audit query connection is busy") {
+        OAuthError::temporarily_unavailable(e)
+    } else {
+        super::store_unavailable(e)
+    }
+}
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/metrics", web::get().to(metrics))
@@ -149,14 +166,15 @@ async fn exchanges(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
     let answer = async {
         authorize(&req, &state)?;
         let (filters, limit, cursor) = ExchangesQuery::parse(req.query_string())?;
-        let mut items = state
+        let (mut items, more) = state
             .store
-            .blocking(move |c| {
-                query::page(c, &filters, limit + 1, cursor.as_ref()).map_err(|e| e.to_string())
+            .audit_read(move |c| {
+                query::bounded_page(c, &filters, limit, cursor, MAX_PAGE_BYTES)
+                    .map_err(|e| e.to_string())
             })
             .await
-            .map_err(super::store_unavailable)?;
-        let next_cursor = if items.len() as i64 > limit {
+            .map_err(|e| audit_query_failed(e, state.store.audit_budget()))?;
+        let next_cursor = if more {
             items.truncate(limit as usize);
             items.last().map(|last| Cursor::after(last).encode())
         } else {

@@ -5,6 +5,7 @@
 //! The backend is chosen from the URL scheme, never by trying each in turn: SQLite accepts
 //! any string as a file name, so a trial would hide PostgreSQL's real connection error.
 
+pub mod budget;
 pub mod checkpoint;
 pub mod replay;
 pub mod schema;
@@ -71,9 +72,11 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// itself meet a lock. `synchronous = FULL` makes every commit durable before it returns.
 /// `case_sensitive_like` makes LIKE match as PostgreSQL does (audit filters use it).
 /// `temp_store = MEMORY` keeps statement journals in memory instead of temporary files.
+/// `journal_size_limit`: the log is cut back to 64 MiB whenever it restarts, so a burst (or a
+/// long read that held it back) does not leave a large file behind.
 const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON; \
-     PRAGMA temp_store = MEMORY;";
+     PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864;";
 
 /// Any single statement running longer than this is a fault, not a slow answer: the request
 /// gets 503 rather than waiting on a stuck server or lock. Read committed whatever the server's
@@ -85,6 +88,20 @@ const POSTGRES_SESSION: &str = "SET statement_timeout = '10s'; SET lock_timeout 
 
 /// How long a request waits for the store before it answers 503.
 const DEADLINE: Duration = Duration::from_secs(5);
+
+/// Audit queries that run at once (admin API); more wait a second, then are refused.
+const AUDIT_READERS: u32 = 2;
+
+fn audit_pool(url: &StorageUrl, budget: Duration) -> DbPool {
+    Pool::builder()
+        .max_size(AUDIT_READERS)
+        .min_idle(Some(0))
+        .connection_timeout(Duration::from_secs(1))
+        .build_unchecked(Manager {
+            url: url.clone(),
+            audit_reads: Some(budget),
+        })
+}
 
 /// libpq settings that make a server gone silent (a partition, a dead host) an error within
 /// seconds instead of a connection blocked until the kernel gives up, unless the URL sets them.
@@ -129,6 +146,9 @@ const MIGRATION_LOCK: i64 = 0x0074_6573_7365_7261; // "tessera"
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: StorageUrl,
+    /// Connections for audit queries only: read-only, and on PostgreSQL under this query
+    /// budget as a statement timeout.
+    audit_reads: Option<Duration>,
 }
 
 impl Manager {
@@ -151,6 +171,11 @@ impl Manager {
                 })?;
                 conn.batch_execute(SQLITE_PRAGMAS)
                     .map_err(|e| e.to_string())?;
+                budget::register(&mut conn).map_err(|e| e.to_string())?;
+                if self.audit_reads.is_some() {
+                    conn.batch_execute("PRAGMA query_only = ON")
+                        .map_err(|e| e.to_string())?;
+                }
                 Ok(StoreConnection {
                     conn: DbConnection::Sqlite(conn),
                     file: file_id(path),
@@ -161,6 +186,13 @@ impl Manager {
                     .map_err(|e| e.to_string())?;
                 conn.batch_execute(POSTGRES_SESSION)
                     .map_err(|e| e.to_string())?;
+                if let Some(budget) = self.audit_reads {
+                    conn.batch_execute(&format!(
+                        "SET statement_timeout = '{}ms'; SET default_transaction_read_only = on;",
+                        budget.as_millis().max(1)
+                    ))
+                    .map_err(|e| e.to_string())?;
+                }
                 Ok(StoreConnection {
                     conn: DbConnection::Postgres(conn),
                     file: None,
@@ -242,6 +274,11 @@ impl ManageConnection for Manager {
 pub struct Store {
     manager: Manager,
     pool: DbPool,
+    /// Audit queries' own connections: an auditor never takes those `/token`, `/introspect`
+    /// and revocation need, and at most `AUDIT_READERS` audit queries run at once.
+    audit_pool: DbPool,
+    /// How long one audit query may run.
+    audit_budget: Duration,
     /// SQLite: every write transaction of this process takes its turn here first, in arrival
     /// order. SQLite's own lock is not a queue (a waiting connection polls, and a busy audit
     /// writer retakes the lock between two polls), so without this a revocation or a replay
@@ -270,7 +307,13 @@ impl Store {
                     ));
                 }
                 // The first connection creates the file; the pool's never do.
-                drop(Manager { url: url.clone() }.establish(true)?);
+                drop(
+                    Manager {
+                        url: url.clone(),
+                        audit_reads: None,
+                    }
+                    .establish(true)?,
+                );
                 4
             }
             StorageUrl::Postgres(_) => {
@@ -282,7 +325,10 @@ impl Store {
                 8
             }
         };
-        let manager = Manager { url: url.clone() };
+        let manager = Manager {
+            url: url.clone(),
+            audit_reads: None,
+        };
         let builder = Pool::builder()
             .max_size(size)
             .min_idle(Some(1))
@@ -298,9 +344,13 @@ impl Store {
             StorageUrl::Sqlite(_) => Some(std::sync::Arc::new(tokio::sync::Mutex::new(()))),
             StorageUrl::Postgres(_) => None,
         };
+        let audit_budget = budget::QUERY_BUDGET;
+        let audit_pool = audit_pool(url, audit_budget);
         Ok(Self {
             manager,
             pool,
+            audit_pool,
+            audit_budget,
             write_gate,
         })
     }
@@ -407,6 +457,48 @@ impl Store {
         F: FnOnce(&mut DbConnection) -> Result<T, String> + Send + 'static,
     {
         self.run(false, work).await
+    }
+
+    /// The same store, its audit queries under `budget` (`storage.audit_query_budget`).
+    pub fn with_audit_budget(mut self, budget: Duration) -> Self {
+        self.audit_pool = audit_pool(&self.manager.url, budget);
+        self.audit_budget = budget;
+        self
+    }
+
+    /// How long one audit query may run.
+    pub fn audit_budget(&self) -> Duration {
+        self.audit_budget
+    }
+
+    /// Runs an audit query (admin API) on the audit connections, within its time budget.
+    pub async fn audit_read<T, F>(&self, work: F) -> Result<T, String>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, String> + Send + 'static,
+    {
+        let (pool, budget) = (self.audit_pool.clone(), self.audit_budget);
+        let job = tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().map_err(|_| {
+                "every audit query connection is busy; retry in a moment".to_string()
+            })?;
+            budget::within(budget, || work(&mut conn))
+        });
+        match job.await {
+            Ok(done) => done,
+            Err(e) => Err(format!("database task failed: {e}")),
+        }
+    }
+
+    /// A connection for audit queries outside the server (the CLI): read-only, its statements
+    /// under the query budget when run `budget::within` it.
+    pub fn connect_for_audit(&self) -> Result<StoreConnection, String> {
+        Manager {
+            url: self.manager.url.clone(),
+            audit_reads: Some(self.audit_budget),
+        }
+        .establish(false)
+        .map_err(|e| format!("cannot connect to the database ({}): {e}", self.describe()))
     }
 
     /// As `blocking`, for work that writes: it takes its turn at writing first.

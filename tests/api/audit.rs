@@ -357,3 +357,77 @@ async fn requests_are_bounded_in_targets_and_scopes() {
     let desc = assert_error(app.exchange(&form).await, 400, "invalid_request").await;
     assert!(desc.contains("64 scope-tokens"), "{desc}");
 }
+
+/// Records written behind the server's back, as a version without record bounds could have
+/// stored them (SQL text, on either backend).
+fn planted(n: usize, size: usize) -> String {
+    let big = format!("[\"{}\"]", "a".repeat(size));
+    (0..n)
+        .map(|i| {
+            format!(
+                "INSERT INTO exchanges (id, time_us, outcome, reason, requested_audiences, \
+                 requested_resources, requested_scopes, granted_audiences, granted_scopes, \
+                 request_id, duration_us, chain, seq, prev_hash, hash) VALUES ('PLANTED{i:04}', \
+                 {}, 'denied', 'planted', '{big}', '[]', '[]', '[]', '[]', 'req', 1, 'planted', \
+                 {i}, 'p', 'h');",
+                1_000_000 + i as i64
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn admin_pages_are_bounded_by_bytes_as_well_as_rows() {
+    let app = TestApp::spawn().await;
+    app.sql(&planted(12, 200_000));
+    let mut cursor: Option<String> = None;
+    let mut seen = 0;
+    let mut pages = 0;
+    loop {
+        let path = match &cursor {
+            None => "/admin/exchanges?limit=1000".to_string(),
+            Some(c) => format!("/admin/exchanges?limit=1000&cursor={c}"),
+        };
+        let body = app.admin_get(&path).await.bytes().await.unwrap();
+        assert!(body.len() < 1_600_000, "a page of {} bytes", body.len());
+        let page: Value = serde_json::from_slice(&body).unwrap();
+        seen += page["items"].as_array().unwrap().len();
+        pages += 1;
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+        assert!(pages < 20, "paging ends");
+    }
+    assert_eq!(seen, 12, "every record, over several pages");
+    assert!(pages >= 2);
+}
+
+#[tokio::test]
+async fn an_audit_query_past_its_budget_is_refused_and_the_service_goes_on() {
+    let app = TestApp::spawn_with(|c| {
+        c.replace("[storage]\n", "[storage]\naudit_query_budget = \"50ms\"\n")
+    })
+    .await;
+    let bulk = if crate::on_postgres() {
+        "INSERT INTO exchanges (id, time_us, outcome, reason, requested_audiences, \
+         requested_resources, requested_scopes, granted_audiences, granted_scopes, request_id, \
+         duration_us, chain, seq, prev_hash, hash) SELECT 'B' || n, n, 'granted', 'r', '[]', \
+         '[]', '[]', '[]', '[]', 'req', 1, 'bulk', n, 'p', 'h' FROM generate_series(1, 400000) n"
+    } else {
+        "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 400000) \
+         INSERT INTO exchanges (id, time_us, outcome, reason, requested_audiences, \
+         requested_resources, requested_scopes, granted_audiences, granted_scopes, request_id, \
+         duration_us, chain, seq, prev_hash, hash) SELECT 'B' || n, n, 'granted', 'r', '[]', \
+         '[]', '[]', '[]', '[]', 'req', 1, 'bulk', n, 'p', 'h' FROM c"
+    };
+    app.sql(bulk);
+    // No record has this error: the query looks at every one of them.
+    let resp = app
+        .admin_get("/admin/exchanges?error=nothing_like_it")
+        .await;
+    let desc = assert_error(resp, 400, "invalid_request").await;
+    assert!(desc.contains("time budget"), "{desc}");
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    app.minted(json!({})).await;
+}
