@@ -493,7 +493,9 @@ impl Ctx<'_> {
                 "10s",
             )?,
             keep_alive: self.duration("server.keep_alive", raw.keep_alive.as_deref(), "5s")?,
-            max_connections: match raw.max_connections.unwrap_or(25_000) {
+            // About 150 KB each at most (a body of max_body_bytes in flight, with the HTTP
+            // buffers): 1,024 per worker fits a few hundred MB on a small machine (README).
+            max_connections: match raw.max_connections.unwrap_or(1024) {
                 0 => return Err(self.err("server.max_connections", "must be at least 1")),
                 n => n as usize,
             },

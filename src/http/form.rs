@@ -259,7 +259,9 @@ async fn read_whole(
     if declared.is_some_and(|n| n > limit) {
         return Err(OAuthError::payload_too_large(limit));
     }
-    let mut bytes = Vec::with_capacity(declared.unwrap_or(1024).min(limit));
+    // Grown as the body arrives, never reserved from what the client declares: a connection
+    // that declares a large body and sends a byte must not hold the whole of it.
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(1024).min(limit).min(4096));
     while let Some(chunk) = body.next().await {
         let chunk =
             chunk.map_err(|_| OAuthError::invalid_request("the request body could not be read"))?;

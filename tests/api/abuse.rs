@@ -132,3 +132,47 @@ async fn check_refuses_a_malformed_trusted_proxy() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.trusted_proxies[0]"), "{err}");
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn connections_holding_partial_bodies_take_bounded_memory() {
+    use std::io::Write;
+    let app = TestApp::spawn().await;
+    let config = std::fs::read_to_string(&app.config_path).unwrap().replace(
+        "max_body_bytes = 8192\n",
+        "max_body_bytes = 8192\nmax_connections = 20\n",
+    );
+    let path = app.dir.path().join("connections.toml");
+    std::fs::write(&path, config).unwrap();
+    let served = Served::start(&path);
+    served.wait_ready(&app.http).await;
+    let pid = served.child.id();
+    let before = rss_kib(pid);
+    let addr = served.url.trim_start_matches("http://").to_string();
+    // Each declares a body of 8,000 bytes and sends 6,000 of them, then waits.
+    let mut held = Vec::new();
+    for _ in 0..200 {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let _ = s.write_all(
+            format!(
+                "POST /token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 8000\r\n\r\n{}",
+                "a".repeat(6000)
+            )
+            .as_bytes(),
+        );
+        held.push(s);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    let grown = rss_kib(pid).saturating_sub(before);
+    // At most 20 connections per worker are served at once; the others wait unread.
+    assert!(grown < 8 * 1024, "200 connections took {grown} KiB");
+    drop(held);
+}
