@@ -320,6 +320,12 @@ fn migrate(path: &Path) -> Result<(), String> {
         Store::open(&config.storage.url)?.with_audit_budget(config.storage.audit_query_budget);
     let applied = store.migrate()?;
     println!("{applied} migration(s) applied; the schema is current");
+    if store.convert_to_incremental_vacuum()? {
+        println!(
+            "the database file was rewritten once so that space freed by retention returns to \
+             the file system"
+        );
+    }
     Ok(())
 }
 

@@ -113,6 +113,9 @@ pub struct Metrics {
     reloads: Counters,
     rate_limited: Counters,
     pre_auth_limited: Counters,
+    /// The store's size and the space left beside it (bytes; `u64::MAX`: not known).
+    store_bytes: std::sync::atomic::AtomicU64,
+    store_free_bytes: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Metrics {
@@ -126,6 +129,8 @@ impl Default for Metrics {
             reloads: Counters::default(),
             rate_limited: Counters::default(),
             pre_auth_limited: Counters::default(),
+            store_bytes: std::sync::atomic::AtomicU64::new(u64::MAX),
+            store_free_bytes: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 }
@@ -155,6 +160,14 @@ impl Metrics {
     pub fn reload(&self, ok: bool) {
         self.reloads
             .add(vec![if ok { "ok" } else { "error" }.into()]);
+    }
+
+    /// The store's size, and the space left on its file system when known (SQLite).
+    pub fn store_size(&self, bytes: u64, free: Option<u64>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.store_bytes.store(bytes, Relaxed);
+        self.store_free_bytes
+            .store(free.unwrap_or(u64::MAX), Relaxed);
     }
 
     /// A request refused before authentication past its address's limit (SPEC §6).
@@ -229,6 +242,26 @@ impl Metrics {
              (answered 429, counted in summary records), by the error they had.",
             &["error"],
         );
+        for (name, help, value) in [
+            (
+                "tessera_store_size_bytes",
+                "The audit store's size: the SQLite file and its log, or the PostgreSQL database.",
+                &self.store_bytes,
+            ),
+            (
+                "tessera_store_free_bytes",
+                "Space left on the file system holding the SQLite file.",
+                &self.store_free_bytes,
+            ),
+        ] {
+            let value = value.load(std::sync::atomic::Ordering::Relaxed);
+            if value != u64::MAX {
+                let _ = writeln!(
+                    out,
+                    "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+                );
+            }
+        }
         out
     }
 }

@@ -83,11 +83,19 @@ impl Application {
         if applied > 0 {
             tracing::info!(applied, "database migrations applied");
         }
+        if !store.returns_free_space()? {
+            tracing::warn!(
+                "space freed by retention stays in the SQLite file (it was made before \
+                 incremental vacuum): run `tessera migrate` once, with the service stopped, to \
+                 convert it"
+            );
+        }
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let audit = Arc::new(AuditWriter::start(store.clone(), metrics.clone())?);
         crate::audit::retention::spawn(
             store.clone(),
             config.storage.retention,
+            metrics.clone(),
             &tokio::runtime::Handle::current(),
         );
         let fetcher = Fetcher::new(FETCH_TIMEOUT, metrics.clone())?;

@@ -73,11 +73,21 @@ const EXPIRED_EVERY: Duration = Duration::from_secs(60);
 /// Prunes now and then every quarter of the retention period (between 1 s and 10 min), and
 /// expired single-use identifiers and upstream revocations every minute (or as often as records,
 /// when that is more often).
-pub fn spawn(store: Store, retention: Duration, runtime: &tokio::runtime::Handle) {
+pub fn spawn(
+    store: Store,
+    retention: Duration,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    runtime: &tokio::runtime::Handle,
+) {
     let every = (retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(600));
     let expired = store.clone();
     runtime.spawn(async move {
         loop {
+            let size = expired.clone();
+            match expired.blocking(move |c| size.size(c)).await {
+                Ok((bytes, free)) => metrics.store_size(bytes, free),
+                Err(e) => tracing::debug!(error = %e, "cannot measure the store"),
+            }
             let now = now_micros() / 1_000_000;
             let pruned = expired.blocking_write(move |c| {
                 crate::store::replay::prune(c, now)
@@ -106,9 +116,38 @@ pub fn spawn(store: Store, retention: Duration, runtime: &tokio::runtime::Handle
                 )
                 .await;
             }
+            in_batches(&store, "free database pages", (), |c, ()| {
+                give_back_pages(c).map(|n| (n, (n > 0).then_some(())))
+            })
+            .await;
             tokio::time::sleep(every).await;
         }
     });
+}
+
+/// Pages a step of incremental vacuum gives back to the file system (8 MiB of 4 KiB pages): each
+/// step holds SQLite's write lock, so the audit writer gets it back between steps.
+const VACUUM_STEP: i64 = 2_000;
+
+/// SQLite: gives up to `VACUUM_STEP` free pages back to the file system (a file made or
+/// converted with incremental vacuum; otherwise nothing happens); how many it gave back.
+fn give_back_pages(conn: &mut DbConnection) -> QueryResult<usize> {
+    use diesel::connection::SimpleConnection;
+    let DbConnection::Sqlite(_) = conn else {
+        return Ok(0);
+    };
+    let free = || {
+        diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT freelist_count FROM pragma_freelist_count)",
+        )
+    };
+    let before: i64 = diesel::select(free()).get_result(conn)?;
+    if before == 0 {
+        return Ok(0);
+    }
+    conn.batch_execute(&format!("PRAGMA incremental_vacuum({VACUUM_STEP})"))?;
+    let after: i64 = diesel::select(free()).get_result(conn)?;
+    Ok(before.saturating_sub(after).max(0) as usize)
 }
 
 /// Runs `batch` from `start` until it names no next batch, pausing between batches, and logs

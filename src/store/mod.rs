@@ -11,7 +11,7 @@ pub mod replay;
 pub mod schema;
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -73,8 +73,11 @@ const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/po
 /// `case_sensitive_like` makes LIKE match as PostgreSQL does (audit filters use it).
 /// `temp_store = MEMORY` keeps statement journals in memory instead of temporary files.
 /// `journal_size_limit`: the log is cut back to 64 MiB whenever it restarts, so a burst (or a
-/// long read that held it back) does not leave a large file behind.
-const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+/// long read that held it back) does not leave a large file behind. `auto_vacuum` takes effect
+/// in a new file only (before its first table): pages retention frees can then be given back
+/// to the file system (`tessera migrate` converts an older file).
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA auto_vacuum = INCREMENTAL; \
+     PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA case_sensitive_like = ON; \
      PRAGMA temp_store = MEMORY; PRAGMA journal_size_limit = 67108864;";
 
@@ -232,6 +235,24 @@ impl Manager {
             std::io::Error::last_os_error()
         ))
     }
+}
+
+/// Bytes available to an unprivileged user on the file system holding `path`.
+fn free_space(path: &Path) -> Option<u64> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let c_path = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is a valid NUL-terminated string; `stat` is written by the call before
+    // it is read, and only when the call succeeds.
+    if unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    // SAFETY: statvfs succeeded and filled it.
+    let stat = unsafe { stat.assume_init() };
+    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// A path as a SQLite URI path: the characters URIs give a meaning to are percent-encoded.
@@ -411,6 +432,55 @@ impl Store {
                 let _ = diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
                     .execute(&mut c);
                 applied
+            }
+        }
+    }
+
+    /// SQLite: whether space freed by retention can be given back to the file system (the file
+    /// was made, or converted, with `auto_vacuum = INCREMENTAL`). Always true on PostgreSQL.
+    pub fn returns_free_space(&self) -> Result<bool, String> {
+        match self.connect()?.conn {
+            DbConnection::Sqlite(mut c) => {
+                let mode: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
+                    "(SELECT auto_vacuum FROM pragma_auto_vacuum)",
+                ))
+                .get_result(&mut c)
+                .map_err(|e| e.to_string())?;
+                Ok(mode == 2)
+            }
+            DbConnection::Postgres(_) => Ok(true),
+        }
+    }
+
+    /// SQLite: rewrites the file once so that space freed by retention can be given back to
+    /// the file system (`VACUUM`, which takes about as long as copying the file and needs as much
+    /// free space). Returns whether it did anything.
+    pub fn convert_to_incremental_vacuum(&self) -> Result<bool, String> {
+        if self.returns_free_space()? {
+            return Ok(false);
+        }
+        let mut conn = self.connect()?;
+        conn.batch_execute("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
+            .map_err(|e| format!("cannot rewrite the database file: {e}"))?;
+        Ok(true)
+    }
+
+    /// How many bytes the store takes: the SQLite file and its log, or the PostgreSQL
+    /// database; and, for SQLite, the space left on its file system.
+    pub fn size(&self, conn: &mut DbConnection) -> Result<(u64, Option<u64>), String> {
+        match (&self.manager.url, conn) {
+            (StorageUrl::Sqlite(path), _) => {
+                let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
+                let wal = PathBuf::from(format!("{}-wal", path.display()));
+                Ok((len(path) + len(&wal), free_space(path)))
+            }
+            (StorageUrl::Postgres(_), conn) => {
+                let bytes: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+                    "pg_database_size(current_database())",
+                ))
+                .get_result(conn)
+                .map_err(|e| e.to_string())?;
+                Ok((bytes.max(0) as u64, None))
             }
         }
     }

@@ -431,3 +431,49 @@ async fn an_audit_query_past_its_budget_is_refused_and_the_service_goes_on() {
     assert_eq!(app.get("/readyz").await.status(), 200);
     app.minted(json!({})).await;
 }
+
+#[tokio::test]
+async fn space_freed_by_retention_returns_to_the_file_system() {
+    if crate::on_postgres() {
+        return; // PostgreSQL reuses and returns space itself (autovacuum).
+    }
+    let app =
+        TestApp::spawn_with(|c| c.replace("[storage]\n", "[storage]\nretention = \"2s\"\n")).await;
+    let file = app.dir.path().join("tessera.db");
+    app.sql(&format!(
+        "INSERT INTO audit_chains VALUES ('planted', 0, 39, 'h', -1, '{}'); {}",
+        "0".repeat(64),
+        planted(40, 100_000)
+    ));
+    app.sql("PRAGMA wal_checkpoint(TRUNCATE)");
+    let full = std::fs::metadata(&file).unwrap().len();
+    assert!(full > 3_000_000, "{full}");
+    let mut shrunk = false;
+    for _ in 0..100 {
+        // The writer's commits move the checkpointer, which carries the shorter file over.
+        for _ in 0..20 {
+            app.minted(json!({})).await;
+        }
+        if std::fs::metadata(&file).unwrap().len() < full / 2 {
+            shrunk = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(
+        shrunk,
+        "the file kept its size: {} of {full} bytes",
+        std::fs::metadata(&file).unwrap().len()
+    );
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("tessera_store_size_bytes "), "{metrics}");
+    assert!(metrics.contains("tessera_store_free_bytes "));
+}

@@ -197,3 +197,35 @@ fn every_example_configuration_passes_check() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_alert_rules_name_only_metrics_tessera_exports() {
+    let docs = yaml(&deploy().join("prometheus/alerts.yaml"));
+    let rules = docs[0]["groups"][0]["rules"].as_vec().unwrap();
+    assert!(rules.len() >= 3);
+    let app = crate::helpers::TestApp::spawn().await;
+    app.minted(serde_json::json!({})).await;
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.admin_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for rule in rules {
+        let expr = rule["expr"].as_str().unwrap();
+        let names: Vec<&str> = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("tessera_"))
+            .collect();
+        assert!(!names.is_empty(), "{expr}");
+        for name in names {
+            assert!(
+                metrics.contains(&format!("# TYPE {name} ")),
+                "{name} (in {expr}) is not exported"
+            );
+        }
+    }
+}
