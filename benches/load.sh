@@ -15,6 +15,10 @@
 #                                                   # client alternately) for the whole matrix: their
 #                                                   # rate, latency and failures
 #                                                   # (benches/revoke-during-load.py)
+#   FLOOD=250 bash benches/load.sh                   # meanwhile, an unauthenticated caller
+#                                                   # sending 250 garbage requests/s
+#   AUDITOR=1 bash benches/load.sh                   # meanwhile, an auditor looping on the
+#                                                   # heaviest admin query (benches/disturb.py)
 #
 # Prints exchanges/s, latency percentiles, non-200 answers and the server's RSS and CPU.
 set -euo pipefail
@@ -83,7 +87,21 @@ if [ -n "${REVOKE:-}" ]; then
     > "$work/revocations.txt" 2>&1 &
   revoker=$!
 fi
+secs="${DURATION:-30s}"; secs="${secs%s}"
+runs=$(( ${REPEATS:-2} * $(wc -w <<< "${MATRIX_CONNS:-16 64}") ))
+disturbers=()
+for disturbance in ${FLOOD:+flood} ${AUDITOR:+auditor}; do
+  python3 "$root/benches/disturb.py" "$disturbance" "http://127.0.0.1:$port" \
+    "http://127.0.0.1:$((port + 1))" "$(( runs * (secs + 2) ))" "${FLOOD:-0}" \
+    >> "$work/disturbances.txt" 2>&1 &
+  disturbers+=("$!")
+done
 bash "$driver/run-matrix.sh" "$work/env" "$work/results"
+if [ "${#disturbers[@]}" -gt 0 ]; then
+  wait "${disturbers[@]}" || true
+  echo; cat "$work/disturbances.txt"
+  echo "database: $(du -h "$db" 2>/dev/null | cut -f1)"
+fi
 if [ -n "${REVOKE:-}" ]; then
   wait "$revoker" || true
   echo; grep -E "^revocations: [0-9]+ in|failed:" "$work/revocations.txt" || cat "$work/revocations.txt"
