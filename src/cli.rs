@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use clap::{Args, Parser, Subcommand};
 use jsonwebtoken::Algorithm;
 
+use crate::audit::ExchangeRecord;
 use crate::audit::format::{Format, Writer};
 use crate::audit::query::{self, Cursor, Filters, parse_time_bound};
 use crate::config::{self, Config, KeySource, StorageUrl};
@@ -371,6 +372,8 @@ fn audit_verify(config: &Config) -> Result<(), String> {
 /// Records the CLI reads at once; reading them may take this many times the audit query
 /// budget (an export is not an auditor's screen).
 const CLI_PAGE: u64 = 100;
+/// What a page's records may take in memory, about.
+const CLI_PAGE_BYTES: usize = 1024 * 1024;
 const CLI_BUDGET_FACTOR: u32 = 6;
 
 fn audit(path: &Path, args: AuditArgs) -> Result<(), String> {
@@ -404,10 +407,13 @@ fn audit(path: &Path, args: AuditArgs) -> Result<(), String> {
         Writer::new(std::io::stdout().lock(), args.format).map_err(|e| e.to_string())?;
     let mut remaining = args.limit;
     let mut cursor: Option<Cursor> = None;
+    // The first page small, until the records show their size.
+    let mut page_size = CLI_PAGE / 5;
     while remaining > 0 {
-        // Small pages, each its own statement under its own budget: memory stays flat whatever
-        // the records hold, and no read holds the database's log back for long.
-        let batch = remaining.min(CLI_PAGE) as i64;
+        // Small pages, each its own statement under its own budget, and fewer records a page
+        // when they are large: memory stays flat whatever the records hold, and no read holds
+        // the database's log back for long.
+        let batch = remaining.min(page_size) as i64;
         let page_budget = store.audit_budget() * CLI_BUDGET_FACTOR;
         let page = budget::within(page_budget, || {
             query::page(&mut conn, &filters, batch, cursor.as_ref())
@@ -429,6 +435,9 @@ fn audit(path: &Path, args: AuditArgs) -> Result<(), String> {
             }
         }
         remaining -= page.len() as u64;
+        let bytes: usize = page.iter().map(ExchangeRecord::approx_bytes).sum();
+        page_size =
+            (CLI_PAGE_BYTES as u64 * page.len() as u64 / bytes.max(1) as u64).clamp(1, CLI_PAGE);
         match page.last() {
             Some(last) if page.len() as i64 == batch => cursor = Some(Cursor::after(last)),
             _ => break,

@@ -204,9 +204,11 @@ impl std::fmt::Display for Break {
     }
 }
 
-/// Records read at once: each page is its own short read, so memory stays flat whatever the
-/// records hold, and no read holds the database's log back for the whole walk.
+/// Records read at once, at most: each page is its own short read, so no read holds the
+/// database's log back for the whole walk; and fewer when records are large (about
+/// `PAGE_BYTES` a page), so memory stays flat whatever they hold.
 const PAGE: i64 = 200;
+const PAGE_BYTES: usize = 1024 * 1024;
 
 /// Checks every chain; `progress` is told how many records have been checked so far.
 /// Returns the number of records checked, or the first break.
@@ -250,6 +252,7 @@ fn snapshot_page(
     conn: &mut DbConnection,
     chain: &str,
     from_seq: i64,
+    limit: i64,
 ) -> QueryResult<(Option<ChainRow>, Vec<ExchangeRow>)> {
     conn.transaction(|c| {
         // PostgreSQL reads each statement from a new snapshot unless told otherwise; SQLite's
@@ -267,7 +270,7 @@ fn snapshot_page(
             .filter(exchanges::chain.eq(chain))
             .filter(exchanges::seq.ge(from_seq))
             .order(exchanges::seq)
-            .limit(PAGE)
+            .limit(limit)
             .select(ExchangeRow::as_select())
             .load(c)?;
         Ok((row, rows))
@@ -290,8 +293,9 @@ fn verify_chain(
     let mut expected_seq: Option<i64> = None;
     let mut prev = String::new();
     let mut last_id: Option<String> = None;
+    let mut page = PAGE / 4;
     loop {
-        let (row, rows) = snapshot_page(conn, chain, expected_seq.unwrap_or(0))?;
+        let (row, rows) = snapshot_page(conn, chain, expected_seq.unwrap_or(0), page)?;
         let Some(row) = row else {
             // Only a chain listed a moment ago can be gone: nothing of it is left to check.
             return Ok(Ok(()));
@@ -308,8 +312,10 @@ fn verify_chain(
             return Ok(Ok(()));
         };
         let count = rows.len() as i64;
+        let mut bytes = 0;
         for r in rows {
             let record = ExchangeRecord::from(r);
+            bytes += record.approx_bytes();
             if record.seq != seq {
                 let what = format!("{} record(s) removed before it", record.seq - seq);
                 return broken(Some(&record.id), &what);
@@ -335,7 +341,9 @@ fn verify_chain(
             }
         }
         expected_seq = Some(seq);
-        if count < PAGE {
+        let asked = page;
+        page = (PAGE_BYTES as i64 * count / bytes.max(1) as i64).clamp(1, PAGE);
+        if count < asked {
             // The last page: its snapshot's head must be the last record read.
             if seq - 1 != row.head_seq || prev != row.head_hash {
                 let what = if seq - 1 < row.head_seq {

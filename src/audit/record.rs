@@ -178,6 +178,44 @@ impl ExchangeRecord {
     }
 }
 
+impl ExchangeRecord {
+    /// About how many bytes the record takes in memory, for reading records a few at a time
+    /// when they are large.
+    pub fn approx_bytes(&self) -> usize {
+        let lists = [
+            &self.requested_audiences,
+            &self.requested_resources,
+            &self.requested_scopes,
+            &self.granted_audiences,
+            &self.granted_scopes,
+        ];
+        let texts = [
+            &self.error,
+            &self.client_id,
+            &self.subject_issuer,
+            &self.subject,
+            &self.subject_jti,
+            &self.actor_issuer,
+            &self.actor,
+            &self.rule,
+            &self.token_jti,
+            &self.remote_addr,
+            &self.user_agent,
+        ];
+        512 + self.reason.len()
+            + lists
+                .iter()
+                .flat_map(|l| l.iter())
+                .map(String::len)
+                .sum::<usize>()
+            + texts
+                .iter()
+                .filter_map(|t| t.as_ref())
+                .map(String::len)
+                .sum::<usize>()
+    }
+}
+
 /// Cuts `value` to `max` characters; whether it was cut.
 fn cut_chars(value: &mut String, max: usize) -> bool {
     match value.char_indices().nth(max) {

@@ -92,8 +92,13 @@ const POSTGRES_SESSION: &str = "SET statement_timeout = '10s'; SET lock_timeout 
 /// How long a request waits for the store before it answers 503.
 const DEADLINE: Duration = Duration::from_secs(5);
 
-/// Audit queries that run at once (admin API); more wait a second, then are refused.
+/// Audit connections; queries take turns on them (see `Store::audit_read`).
 const AUDIT_READERS: u32 = 2;
+/// After an audit query, the next waits this many times as long as it took: audit queries get
+/// at most a fifth of one core, however an auditor loops.
+const AUDIT_PAUSE_FACTOR: u32 = 4;
+/// How long an audit query waits for its turn before it is refused as busy.
+const AUDIT_WAIT: Duration = Duration::from_secs(2);
 
 fn audit_pool(url: &StorageUrl, budget: Duration) -> DbPool {
     Pool::builder()
@@ -300,6 +305,8 @@ pub struct Store {
     audit_pool: DbPool,
     /// How long one audit query may run.
     audit_budget: Duration,
+    /// When the next audit query may start (see `audit_read`).
+    audit_pace: std::sync::Arc<tokio::sync::Mutex<tokio::time::Instant>>,
     /// SQLite: every write transaction of this process takes its turn here first, in arrival
     /// order. SQLite's own lock is not a queue (a waiting connection polls, and a busy audit
     /// writer retakes the lock between two polls), so without this a revocation or a replay
@@ -372,6 +379,7 @@ impl Store {
             pool,
             audit_pool,
             audit_budget,
+            audit_pace: std::sync::Arc::new(tokio::sync::Mutex::new(tokio::time::Instant::now())),
             write_gate,
         })
     }
@@ -541,20 +549,35 @@ impl Store {
         self.audit_budget
     }
 
-    /// Runs an audit query (admin API) on the audit connections, within its time budget.
+    /// Runs an audit query (admin API) on the audit connections, within its time budget, and
+    /// paced: audit queries run one at a time, and each waits until the one before has been
+    /// followed by `AUDIT_PAUSE_FACTOR` times its own duration, so that an auditor looping on
+    /// heavy queries takes a fifth of a core at most, not one of the service's two.
     pub async fn audit_read<T, F>(&self, work: F) -> Result<T, String>
     where
         T: Send + 'static,
         F: FnOnce(&mut DbConnection) -> Result<T, String> + Send + 'static,
     {
+        let busy = || "every audit query connection is busy; retry in a moment".to_string();
+        let waited_since = tokio::time::Instant::now();
+        let mut next = tokio::time::timeout(AUDIT_WAIT, self.audit_pace.lock())
+            .await
+            .map_err(|_| busy())?;
+        if next.saturating_duration_since(tokio::time::Instant::now())
+            > AUDIT_WAIT.saturating_sub(waited_since.elapsed())
+        {
+            return Err(busy());
+        }
+        tokio::time::sleep_until(*next).await;
         let (pool, budget) = (self.audit_pool.clone(), self.audit_budget);
+        let started = tokio::time::Instant::now();
         let job = tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|_| {
-                "every audit query connection is busy; retry in a moment".to_string()
-            })?;
+            let mut conn = pool.get().map_err(|_| busy())?;
             budget::within(budget, || work(&mut conn))
         });
-        match job.await {
+        let done = job.await;
+        *next = tokio::time::Instant::now() + started.elapsed() * AUDIT_PAUSE_FACTOR;
+        match done {
             Ok(done) => done,
             Err(e) => Err(format!("database task failed: {e}")),
         }

@@ -176,3 +176,27 @@ async fn connections_holding_partial_bodies_take_bounded_memory() {
     assert!(grown < 8 * 1024, "200 connections took {grown} KiB");
     drop(held);
 }
+
+#[tokio::test]
+async fn refusals_past_the_limit_are_not_logged_one_by_one() {
+    let app = TestApp::spawn_with(limited).await;
+    let (served, _, _) = app.serve_copy("logged", "info", |c| c).await;
+    for _ in 0..60 {
+        let resp = app
+            .http
+            .post(format!("{}/token", served.url))
+            .basic_auth("stranger-svc", Some("wrong-secret"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("grant_type={TOKEN_EXCHANGE}"))
+            .send()
+            .await
+            .unwrap();
+        assert!(matches!(resp.status().as_u16(), 401 | 429));
+    }
+    let lines = served.count_logged("token exchange");
+    assert!(lines <= 8, "{lines} lines for 60 refused requests");
+    assert!(
+        !served.logged("stranger-svc"),
+        "a client id nobody configured is not logged"
+    );
+}

@@ -477,3 +477,94 @@ async fn space_freed_by_retention_returns_to_the_file_system() {
     assert!(metrics.contains("tessera_store_size_bytes "), "{metrics}");
     assert!(metrics.contains("tessera_store_free_bytes "));
 }
+
+/// The largest resident size a child process reached, in KiB: its peak (`VmHWM`, which starts
+/// anew at exec) read until it exits.
+fn max_rss_kib(mut command: std::process::Command) -> u64 {
+    let mut child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peak = 0;
+    loop {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id()))
+            && let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "the command failed");
+            return peak;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+#[tokio::test]
+async fn the_cli_reads_large_records_in_flat_memory() {
+    let app = TestApp::spawn().await;
+    // 300 records of 150 KB each: 45 MB of records written behind the server's back.
+    app.sql(&planted(300, 150_000));
+    let cli = |args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"));
+        command.args(args).arg("--config").arg(&app.config_path);
+        command
+    };
+    let export = max_rss_kib(cli(&["audit", "--format", "json", "--limit", "1000"]));
+    assert!(export < 40 * 1024, "the export reached {export} KiB");
+}
+
+#[tokio::test]
+async fn audit_queries_never_take_the_connections_exchanges_need() {
+    let app = std::sync::Arc::new(
+        TestApp::spawn_with(|c| {
+            c.replace("[storage]\n", "[storage]\naudit_query_budget = \"2s\"\n")
+        })
+        .await,
+    );
+    let bulk = if crate::on_postgres() {
+        "INSERT INTO exchanges (id, time_us, outcome, reason, requested_audiences, \
+         requested_resources, requested_scopes, granted_audiences, granted_scopes, request_id, \
+         duration_us, chain, seq, prev_hash, hash) SELECT 'B' || n, n, 'granted', 'r', '[]', \
+         '[]', '[]', '[]', '[]', 'req', 1, 'bulk', n, 'p', 'h' FROM generate_series(1, 300000) n"
+    } else {
+        "WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 300000) \
+         INSERT INTO exchanges (id, time_us, outcome, reason, requested_audiences, \
+         requested_resources, requested_scopes, granted_audiences, granted_scopes, request_id, \
+         duration_us, chain, seq, prev_hash, hash) SELECT 'B' || n, n, 'granted', 'r', '[]', \
+         '[]', '[]', '[]', '[]', 'req', 1, 'bulk', n, 'p', 'h' FROM c"
+    };
+    app.sql(bulk);
+    let auditors: Vec<_> = (0..10)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                app.admin_get("/admin/exchanges?audience=nowhere")
+                    .await
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    // While ten auditors read, the service answers as usual.
+    for _ in 0..5 {
+        assert_eq!(app.get("/readyz").await.status(), 200);
+        let token = app.minted(json!({})).await;
+        let introspected = app
+            .post_form(
+                "/introspect",
+                &[("token", &token)],
+                ("orders-svc", ORDERS_SECRET),
+            )
+            .await;
+        assert_eq!(introspected.status(), 200);
+    }
+    for auditor in auditors {
+        let status = auditor.await.unwrap();
+        assert!(matches!(status, 200 | 400 | 503), "{status}");
+    }
+}
