@@ -95,7 +95,10 @@ pub fn spawn(
                     .map_err(|e| e.to_string())
             });
             if let Err(e) = pruned.await {
-                tracing::warn!(error = %e, "pruning expired single-use identifiers failed; will retry");
+                crate::telemetry::repeated::error(
+                    "pruning expired single-use identifiers failed; will retry",
+                    &e,
+                );
             }
             tokio::time::sleep(every.min(EXPIRED_EVERY)).await;
         }
@@ -171,7 +174,7 @@ async fn in_batches<C: Copy + Send + 'static>(
                 next = after;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "pruning {what} past retention failed; will retry");
+                tracing::warn!(error = %crate::telemetry::repeated::one_line(&e), "pruning {what} past retention failed; will retry");
                 return None;
             }
         }

@@ -146,7 +146,7 @@ impl Issuer {
         };
         fetcher.record(&self.config.id, result.is_ok());
         if let Err(e) = &result {
-            tracing::warn!(issuer = %self.config.id, error = %e, kept_last_good_keys = self.is_ready(), "issuer key fetch failed");
+            tracing::warn!(issuer = %self.config.id, error = %crate::telemetry::repeated::one_line(e), kept_last_good_keys = self.is_ready(), "issuer key fetch failed");
         }
         if let Ok(mut last) = self.last_error.lock() {
             *last = result.as_ref().err().cloned();
