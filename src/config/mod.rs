@@ -819,8 +819,8 @@ impl Ctx<'_> {
                 ),
             ));
         }
-        name.parse::<Algorithm>()
-            .map_err(|_| self.err(key, format!("\"{name}\" is not a supported algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)")))
+        crate::tokens::algorithm::named(name)
+            .ok_or_else(|| self.err(key, format!("\"{name}\" is not a supported algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA or Ed25519)")))
     }
 
     fn client(

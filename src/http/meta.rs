@@ -2,6 +2,7 @@
 
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
+use jsonwebtoken::Algorithm;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -12,21 +13,55 @@ pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
         .json(state.keys.jwks())
 }
 
+/// Client authentication, the same at every endpoint that takes it.
+const AUTH_METHODS: &[&str] = &[
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
+
+/// Algorithms a client assertion may be signed with (each client's own list is a subset).
+const ASSERTION_ALGORITHMS: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+fn advertised(algorithms: &[Algorithm]) -> Vec<String> {
+    algorithms
+        .iter()
+        .flat_map(|a| crate::tokens::algorithm::names(*a))
+        .collect()
+}
+
+/// RFC 8414 metadata. `response_types_supported` is REQUIRED there and validators (Authlib's)
+/// refuse it empty; Tessera has no authorization endpoint, so the one truthful value is `none`
+/// (OAuth 2.0 Multiple Response Types: no credential is ever returned from it).
 pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
     let issuer = &state.server.issuer;
+    let assertion_algs = advertised(ASSERTION_ALGORITHMS);
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
         .json(json!({
             "issuer": issuer,
             "token_endpoint": state.server.token_endpoint,
             "jwks_uri": format!("{issuer}/jwks.json"),
+            "response_types_supported": ["none"],
             "grant_types_supported": [crate::http::form::TOKEN_EXCHANGE],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
-        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"],
-        "introspection_endpoint": format!("{issuer}/introspect"),
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint": format!("{issuer}/revoke"),
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "dpop_signing_alg_values_supported": crate::tokens::dpop::ALGORITHMS.iter().map(|a| format!("{a:?}")).collect::<Vec<_>>(),
+            "token_endpoint_auth_methods_supported": AUTH_METHODS,
+            "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
+            "introspection_endpoint": format!("{issuer}/introspect"),
+            "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
+            "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
+            "revocation_endpoint": format!("{issuer}/revoke"),
+            "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+            "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
+            "dpop_signing_alg_values_supported": advertised(crate::tokens::dpop::ALGORITHMS),
         }))
 }

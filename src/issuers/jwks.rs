@@ -196,10 +196,26 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<VerifyKey>, Vec<String>), String> {
         serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS document: {e}"))?;
     let mut keys = Vec::new();
     let mut skipped = Vec::new();
-    for (i, value) in document.keys.into_iter().enumerate() {
-        let parsed = serde_json::from_value::<Jwk>(value)
-            .map_err(|e| format!("malformed: {e}"))
-            .and_then(|jwk| VerifyKey::from_jwk(&jwk));
+    for (i, mut value) in document.keys.into_iter().enumerate() {
+        // The JWK parser knows algorithms by their older names only, and calls others
+        // UNKNOWN_ALGORITHM: the `alg` is read here, by the name the key gives it.
+        let alg = value.get("alg").cloned();
+        let parsed = match alg
+            .as_ref()
+            .map(|a| a.as_str().map(crate::tokens::algorithm::named))
+        {
+            Some(Some(Some(known))) => {
+                value["alg"] = serde_json::Value::String(format!("{known:?}"));
+                Ok(())
+            }
+            None => Ok(()),
+            Some(Some(None)) | Some(None) => Err(format!(
+                "a key for algorithm {}, which Tessera does not know",
+                alg.as_ref().map(|a| a.to_string()).unwrap_or_default()
+            )),
+        }
+        .and_then(|()| serde_json::from_value::<Jwk>(value).map_err(|e| format!("malformed: {e}")))
+        .and_then(|jwk| VerifyKey::from_jwk(&jwk));
         match parsed {
             Ok(_) if keys.len() >= MAX_KEYS => {
                 skipped.push(format!("key {i} skipped: more than {MAX_KEYS} keys"))
@@ -226,6 +242,18 @@ mod tests {
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].kid.as_deref(), Some("ec1"));
         assert_eq!(skipped.len(), 4, "{skipped:?}");
+    }
+
+    #[test]
+    fn an_ed25519_key_is_kept_and_an_unknown_alg_is_named() {
+        let okp = r#"{"kty":"OKP","crv":"Ed25519","kid":"ed","alg":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+        let odd = r#"{"kty":"OKP","crv":"Ed25519","kid":"odd","alg":"Ed9999","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+        let (keys, skipped) =
+            parse(format!(r#"{{"keys":[{okp},{odd}]}}"#).as_bytes()).expect("parse");
+        assert_eq!(keys.len(), 1);
+        assert_eq!(keys[0].alg, Some(Algorithm::EdDSA));
+        assert_eq!(skipped.len(), 1);
+        assert!(skipped[0].contains("\"Ed9999\""), "{skipped:?}");
     }
 
     #[test]

@@ -52,11 +52,7 @@ pub fn check(proof: &str, method: &str, endpoint: &str, now: i64) -> Result<Proo
     {
         return Err(invalid("the DPoP proof's typ must be dpop+jwt"));
     }
-    let alg = parsed
-        .header
-        .alg
-        .parse::<Algorithm>()
-        .ok()
+    let alg = super::algorithm::named(&parsed.header.alg)
         .filter(|a| ALGORITHMS.contains(a))
         .ok_or_else(|| {
             invalid(format!(

@@ -1,5 +1,6 @@
 //! JWTs in and out: token type URIs, verification of subject tokens, minting of access tokens.
 
+pub mod algorithm;
 pub mod dpop;
 pub mod introspect;
 pub mod mint;

@@ -81,8 +81,7 @@ pub async fn verify(
 }
 
 fn allowed_algorithm(name: &str, issuer: &IssuerConfig) -> Result<Algorithm, String> {
-    name.parse::<Algorithm>()
-        .ok()
+    super::algorithm::named(name)
         .filter(|alg| issuer.algorithms.contains(alg))
         .ok_or_else(|| {
             format!(
@@ -287,7 +286,7 @@ pub fn verify_local(
     let parsed = unverified::parse(token).ok()?;
     let kid = parsed.header.kid.as_deref()?;
     let key = keys.iter().find(|k| k.kid == kid)?;
-    if parsed.header.alg.parse::<Algorithm>().ok()? != key.alg || parsed.iss() != Some(issuer) {
+    if super::algorithm::named(&parsed.header.alg)? != key.alg || parsed.iss() != Some(issuer) {
         return None;
     }
     jsonwebtoken::crypto::verify(

@@ -291,3 +291,49 @@ async fn a_proof_jti_is_bounded_in_length() {
         200
     );
 }
+
+#[tokio::test]
+async fn an_ed25519_proof_is_accepted_by_its_fully_specified_name() {
+    let app = TestApp::spawn().await;
+    let key = TestKey::generate(Algorithm::EdDSA, "ed-key");
+    let claims = json!({"jti": uuid_like(), "htm": "POST", "htu": ENDPOINT, "iat": now()});
+    let named = key.sign_named(
+        "Ed25519",
+        json!({"typ": "dpop+jwt", "jwk": key.jwk}),
+        &claims,
+    );
+    let resp = exchange(&app, &app.subject_token(json!({})), &[&named]).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["token_type"], "DPoP");
+    let metadata: Value = app
+        .get("/.well-known/oauth-authorization-server")
+        .await
+        .json()
+        .await
+        .unwrap();
+    for field in [
+        "dpop_signing_alg_values_supported",
+        "token_endpoint_auth_signing_alg_values_supported",
+        "introspection_endpoint_auth_signing_alg_values_supported",
+        "revocation_endpoint_auth_signing_alg_values_supported",
+    ] {
+        let list = metadata[field].as_array().unwrap();
+        assert!(
+            list.contains(&json!("Ed25519")) && list.contains(&json!("EdDSA")),
+            "{field}"
+        );
+    }
+    assert_eq!(metadata["response_types_supported"], json!(["none"]));
+    for field in [
+        "introspection_endpoint_auth_methods_supported",
+        "revocation_endpoint_auth_methods_supported",
+    ] {
+        assert!(
+            metadata[field]
+                .as_array()
+                .unwrap()
+                .contains(&json!("private_key_jwt"))
+        );
+    }
+}

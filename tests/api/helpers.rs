@@ -57,6 +57,18 @@ impl TestKey {
         }
     }
 
+    /// A JWT whose header names the algorithm `alg_name` (e.g. RFC 9864's `Ed25519`, which
+    /// jsonwebtoken cannot write), signed with this key.
+    pub fn sign_named(&self, alg_name: &str, header: Value, claims: &Value) -> String {
+        let mut header = header;
+        header["alg"] = Value::String(alg_name.into());
+        let part = |v: &Value| URL_SAFE_NO_PAD.encode(serde_json::to_vec(v).unwrap());
+        let input = format!("{}.{}", part(&header), part(claims));
+        let signature =
+            jsonwebtoken::crypto::sign(input.as_bytes(), &self.encoding(), self.alg).unwrap();
+        format!("{input}.{signature}")
+    }
+
     /// One RSA key for the whole run: generating RSA keys is slow.
     pub fn rsa() -> Self {
         static KEY: OnceLock<TestKey> = OnceLock::new();
