@@ -62,7 +62,8 @@ enum Command {
 enum KeysCommand {
     /// Write a new private signing key (PKCS#8 PEM) and print its public JWK
     Generate {
-        #[arg(long, value_parser = ["ES256", "EdDSA", "RS256", "PS256"])]
+        /// ES256, EdDSA, RS256 or PS256 (in any case)
+        #[arg(long)]
         alg: String,
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
@@ -448,9 +449,14 @@ fn audit(path: &Path, args: AuditArgs) -> Result<(), String> {
 }
 
 fn generate_key(alg: &str, out: &Path) -> Result<(), String> {
-    let alg: Algorithm = alg
-        .parse()
-        .map_err(|_| format!("--alg {alg}: not a signing algorithm"))?;
+    // Taken in any case (`es256`), so that a lowercase name is not "corrected" to another one.
+    let alg: Algorithm = ["ES256", "EdDSA", "RS256", "PS256"]
+        .iter()
+        .find(|name| name.eq_ignore_ascii_case(alg))
+        .and_then(|name| name.parse().ok())
+        .ok_or_else(|| {
+            format!("--alg {alg}: not a signing algorithm; use ES256, EdDSA, RS256 or PS256")
+        })?;
     let pem = generate_pkcs8_pem(alg)?;
     write_private(out, pem.as_bytes())?;
     let jwk = public_jwk_of(alg, pem.as_bytes())?;

@@ -184,13 +184,19 @@ impl Clients {
         let matches =
             aws_lc_rs::constant_time::verify_slices_are_equal(hash.as_ref(), &expected).is_ok();
         if matches && known.is_some() {
-            Ok(presented.client_id.clone())
-        } else {
-            Err(OAuthError::invalid_client(
-                "client authentication failed",
-                presented.method == Method::SecretBasic,
-            ))
+            return Ok(presented.client_id.clone());
         }
+        // The same answer either way (nothing to learn about which ids exist); the record says
+        // which it was.
+        let why = match known {
+            None => "client authentication failed: no client has this id",
+            Some(_) => "client authentication failed: the secret is wrong",
+        };
+        Err(OAuthError::invalid_client(
+            "client authentication failed",
+            presented.method == Method::SecretBasic,
+        )
+        .with_detail(why))
     }
 }
 

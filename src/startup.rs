@@ -140,7 +140,12 @@ impl Application {
         .keep_alive(config.server.keep_alive)
         .max_connections(config.server.max_connections)
         .bind(&config.server.listen)
-        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+        .map_err(|e| {
+            format!(
+                "cannot listen on {} (server.listen): {e}",
+                config.server.listen
+            )
+        })?;
         let port = bound_port(listening.addrs())?;
         let server = listening.shutdown_timeout(30).run();
         tracing::info!(listen = %config.server.listen, port, issuer = %config.server.issuer, "tessera is listening");

@@ -96,10 +96,21 @@ impl SigningKeys {
         let keys = config
             .keys
             .iter()
-            .map(|k| {
+            .enumerate()
+            .map(|(i, k)| {
                 let pem = std::fs::read(&k.private_key_file).map_err(|e| {
+                    let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                        format!(
+                            "; make one with `tessera keys generate --alg {:?} --out {}`",
+                            k.alg,
+                            k.private_key_file.display()
+                        )
+                    } else {
+                        String::new()
+                    };
                     format!(
-                        "{}: cannot read the signing key: {e}",
+                        "signing.keys[{i}].private_key_file: {}: cannot read the signing key: \
+                         {e}{hint}",
                         k.private_key_file.display()
                     )
                 })?;

@@ -259,3 +259,88 @@ async fn serve_logs_json_lines_when_asked() {
     assert_eq!(entry["level"], "INFO");
     assert_eq!(entry["fields"]["message"], "tessera is listening");
 }
+
+#[test]
+fn keys_generate_takes_algorithm_names_in_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("lower.pem");
+    let out = run_cli(
+        &[
+            "keys",
+            "generate",
+            "--alg",
+            "es256",
+            "--out",
+            out_path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let bad = run_cli(
+        &["keys", "generate", "--alg", "hs256", "--out", "x.pem"],
+        None,
+    );
+    assert!(!bad.status.success());
+    let err = stderr(&bad);
+    assert!(err.contains("ES256, EdDSA, RS256 or PS256"), "{err}");
+    assert!(
+        !err.contains("PS256?"),
+        "no guess at another algorithm: {err}"
+    );
+}
+
+#[tokio::test]
+async fn errors_of_the_first_hour_name_what_to_fix() {
+    let app = TestApp::spawn().await;
+    // A signing key file that is not there.
+    let text = std::fs::read_to_string(&app.config_path).unwrap();
+    let missing = app.dir.path().join("missing-key.toml");
+    std::fs::write(&missing, text.replace("signing.pem", "not-there.pem")).unwrap();
+    let out = run_cli(&["check"], Some(&missing));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("signing.keys[0].private_key_file") && err.contains("tessera keys generate"),
+        "{err}"
+    );
+    // A listen address in use.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let busy = app.dir.path().join("busy.toml");
+    std::fs::write(
+        &busy,
+        text.replacen(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+            1,
+        ),
+    )
+    .unwrap();
+    let out = run_cli(&["serve"], Some(&busy));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("server.listen"), "{err}");
+    drop(taken);
+    // An unknown client and a wrong secret look alike on the wire, not in the record.
+    let unknown = app
+        .post_token(&[("grant_type", TOKEN_EXCHANGE)], Some(("nobody-svc", "x")))
+        .await;
+    let wrong = app
+        .post_token(&[("grant_type", TOKEN_EXCHANGE)], Some(("orders-svc", "x")))
+        .await;
+    assert_eq!(unknown.status(), wrong.status());
+    assert_eq!(unknown.text().await.unwrap(), wrong.text().await.unwrap());
+    let records = app.records(&["--error", "invalid_client"]);
+    let reasons: Vec<&str> = records
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("no client has this id")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("the secret is wrong")),
+        "{reasons:?}"
+    );
+}
