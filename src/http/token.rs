@@ -218,7 +218,13 @@ async fn exchange(
         "subject token",
         &may_introspect,
     )
-    .await?;
+    .await
+    .inspect_err(|_| {
+        // The record says who the token claims to come from, trusted or not.
+        record.subject_issuer = crate::tokens::unverified::parse(&request.subject_token)
+            .ok()
+            .and_then(|t| t.iss().map(|iss| presented_issuer(policy, iss)));
+    })?;
     record.subject_issuer = Some(subject.issuer_id.clone());
     record.subject = Some(subject.sub.clone());
     record.subject_jti.clone_from(&subject.jti);
@@ -353,6 +359,15 @@ async fn choose_rule<'p>(
         .candidates(ex.client_id, &ex.subject.issuer_id)
         .find(|r| r.name == name)
         .ok_or_else(OAuthError::server_error)
+}
+
+/// A presented `iss` as a record keeps it: the issuer's id when it is trusted, the `iss` itself
+/// (printable, bounded) when it is not.
+fn presented_issuer(policy: &Policy, iss: &str) -> String {
+    policy
+        .issuers
+        .get(iss)
+        .map_or_else(|| verify::shown(iss), |i| i.config.id.clone())
 }
 
 fn as_presented(policy: &Policy, token: &VerifiedToken) -> Presented {

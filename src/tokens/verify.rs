@@ -58,9 +58,17 @@ pub async fn verify(
         ));
     }
     let iss = parsed.iss().ok_or_else(|| invalid("has no iss claim"))?;
-    let issuer = issuers
-        .get(iss)
-        .ok_or_else(|| invalid("is from an issuer this server does not trust"))?;
+    let issuer = issuers.get(iss).ok_or_else(|| {
+        let near = issuers
+            .iter()
+            .find(|i| same_but_spelling(&i.config.issuer, iss))
+            .map(|i| format!(" (did you mean \"{}\"?)", i.config.issuer))
+            .unwrap_or_default();
+        invalid(&format!(
+            "is from an issuer this server does not trust: iss \"{}\"{near}",
+            shown(iss)
+        ))
+    })?;
     if issuer.config.keys == crate::config::KeySource::None {
         return Err(invalid(&format!(
             "is a JWT, but issuer \"{}\" has no keys to verify one: its tokens are opaque and \
@@ -78,6 +86,35 @@ pub async fn verify(
         now,
     )
     .map_err(|why| invalid(&why))
+}
+
+/// A value from a token, as a description or a record may show it: printable, 128 characters
+/// at most.
+pub fn shown(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(128)
+        .collect();
+    if value.chars().count() > 128 {
+        out.push('…');
+    }
+    out
+}
+
+/// Two issuer URLs that differ only by a trailing slash, the scheme or case: the likely fix of
+/// a newcomer's typo, suggested, never accepted.
+fn same_but_spelling(trusted: &str, presented: &str) -> bool {
+    let plain = |s: &str| {
+        let lower = s.to_ascii_lowercase();
+        lower
+            .strip_prefix("https://")
+            .or_else(|| lower.strip_prefix("http://"))
+            .unwrap_or(&lower)
+            .trim_end_matches('/')
+            .to_string()
+    };
+    trusted != presented && plain(trusted) == plain(presented)
 }
 
 fn allowed_algorithm(name: &str, issuer: &IssuerConfig) -> Result<Algorithm, String> {

@@ -528,3 +528,31 @@ async fn token_limits_a_clients_rate_without_recording_each_refusal() {
         "refusals for rate are not recorded one by one"
     );
 }
+
+#[tokio::test]
+async fn an_untrusted_issuer_is_named_with_the_trusted_one_it_resembles() {
+    let app = TestApp::spawn().await;
+    let slash = format!("{}/", app.idp.url);
+    let token = app.subject_token(json!({ "iss": slash }));
+    let desc = assert_error(app.exchange_subject(&token).await, 400, "invalid_request").await;
+    assert!(desc.contains(&format!("iss \"{slash}\"")), "{desc}");
+    assert!(
+        desc.contains(&format!("did you mean \"{}\"", app.idp.url)),
+        "{desc}"
+    );
+    let record = &app.records(&["--limit", "1"])[0];
+    assert_eq!(
+        record["subject_issuer"],
+        slash.as_str(),
+        "the record keeps the presented iss"
+    );
+    let stranger = app.subject_token(json!({ "iss": "https://evil.example/\u{202e}x" }));
+    let desc = assert_error(
+        app.exchange_subject(&stranger).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert!(desc.contains("https://evil.example/"), "{desc}");
+    assert!(!desc.contains("did you mean"), "{desc}");
+}
