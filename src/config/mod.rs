@@ -315,7 +315,10 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
     };
     if !file.is_file() {
         return Err(whole(
-            "the configuration file does not exist or is not a file".into(),
+            "the configuration file does not exist or is not a file; name one with \
+             --config PATH (anywhere on the command line) or the TESSERA_CONFIG environment \
+             variable"
+                .into(),
         ));
     }
     let builder = ::config::Config::builder()
@@ -326,7 +329,39 @@ pub fn load(file: &Path) -> Result<Config, ConfigError> {
                 .separator("__")
                 .try_parsing(true),
         );
-    from_builder(file, builder)
+    from_builder(file, builder).map_err(|e| blame_environment(e, std::env::vars()))
+}
+
+/// An unknown key that only an environment variable names is that variable's fault, not the
+/// file's: the error says so, naming it.
+fn blame_environment(e: ConfigError, vars: impl Iterator<Item = (String, String)>) -> ConfigError {
+    let Some(unknown) = e
+        .message
+        .split("unknown field `")
+        .nth(1)
+        .and_then(|rest| rest.split('`').next())
+        .map(str::to_ascii_lowercase)
+    else {
+        return e;
+    };
+    let culprit = vars
+        .map(|(name, _)| name)
+        .filter(|name| name.starts_with("TESSERA__"))
+        .find(|name| {
+            name.rsplit("__")
+                .next()
+                .is_some_and(|last| last.eq_ignore_ascii_case(&unknown))
+        });
+    match culprit {
+        Some(name) => ConfigError {
+            message: format!(
+                "the environment variable {name} sets \"{unknown}\", which is not a \
+                 configuration key (the file is not at fault): fix its name or unset it"
+            ),
+            ..e
+        },
+        None => e,
+    }
 }
 
 /// The configuration in `text`, as if read from `file` (which anchors relative paths), with no

@@ -296,3 +296,26 @@ fn scope_tokens_follow_rfc_6749() {
     assert!(!is_scope_token("a\"b"));
     assert!(!is_scope_token(""));
 }
+
+#[test]
+fn an_unknown_key_set_from_the_environment_is_blamed_on_the_variable() {
+    let e = ConfigError {
+        file: "tessera.toml".into(),
+        key: String::new(),
+        message: "unknown field `listn`, expected one of `listen`, `issuer`".into(),
+    };
+    let vars = vec![
+        ("HOME".to_string(), "/root".to_string()),
+        (
+            "TESSERA__SERVER__LISTN".to_string(),
+            "0.0.0.0:1".to_string(),
+        ),
+    ];
+    let blamed = super::blame_environment(e.clone(), vars.into_iter());
+    assert!(
+        blamed.message.contains("TESSERA__SERVER__LISTN"),
+        "{blamed}"
+    );
+    let untouched = super::blame_environment(e.clone(), std::iter::empty());
+    assert_eq!(untouched.message, e.message);
+}

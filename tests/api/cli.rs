@@ -344,3 +344,34 @@ async fn errors_of_the_first_hour_name_what_to_fix() {
         "{reasons:?}"
     );
 }
+
+#[test]
+fn a_command_without_a_configuration_says_how_to_name_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["check"])
+        .current_dir(dir.path())
+        .env_remove("TESSERA_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("--config") && err.contains("TESSERA_CONFIG"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn a_typo_in_an_environment_override_names_the_variable() {
+    let app = TestApp::spawn().await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
+        .args(["check", "--config"])
+        .arg(&app.config_path)
+        .env("TESSERA__SERVER__LISTN", "0.0.0.0:8080")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("TESSERA__SERVER__LISTN"), "{err}");
+}
