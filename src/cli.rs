@@ -95,8 +95,9 @@ enum AuditAction {
     Verify,
 }
 
+/// Filters and `verify` are refused together by `audit` itself: clap's own conflict would also
+/// refuse the global `--config` (SPEC §1 takes it anywhere on the command line).
 #[derive(Args)]
-#[command(args_conflicts_with_subcommands = true)]
 struct AuditArgs {
     #[command(subcommand)]
     action: Option<AuditAction>,
@@ -380,6 +381,24 @@ const CLI_BUDGET_FACTOR: u32 = 6;
 fn audit(path: &Path, args: AuditArgs) -> Result<(), String> {
     let config = load(path)?;
     if matches!(args.action, Some(AuditAction::Verify)) {
+        let filtered = [
+            &args.subject,
+            &args.client,
+            &args.issuer,
+            &args.audience,
+            &args.rule,
+            &args.outcome,
+            &args.error,
+            &args.jti,
+            &args.subject_jti,
+            &args.since,
+            &args.until,
+        ]
+        .iter()
+        .any(|v| v.is_some());
+        if filtered {
+            return Err("audit verify checks every record: it takes no filters".into());
+        }
         return audit_verify(&config);
     }
     let bound = |v: &Option<String>, name: &str| {

@@ -375,3 +375,25 @@ async fn a_typo_in_an_environment_override_names_the_variable() {
     let err = stderr(&out);
     assert!(err.contains("TESSERA__SERVER__LISTN"), "{err}");
 }
+
+#[tokio::test]
+async fn config_is_taken_anywhere_on_the_audit_verify_command_line() {
+    let app = TestApp::spawn().await;
+    app.minted(serde_json::json!({})).await;
+    let config = app.config_path.to_str().unwrap();
+    for args in [
+        vec!["--config", config, "audit", "verify"],
+        vec!["audit", "--config", config, "verify"],
+        vec!["audit", "verify", "--config", config],
+    ] {
+        let out = run_cli(&args, None);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("audit chain intact"));
+    }
+    let out = run_cli(
+        &["audit", "--subject", "alice", "verify"],
+        Some(&app.config_path),
+    );
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("takes no filters"));
+}
