@@ -486,6 +486,19 @@ fn generate_key(alg: &str, out: &Path) -> Result<(), String> {
 
 /// Creates the file readable by its owner only, and never overwrites one.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    // A missing folder is made, readable by its owner only, like the key.
+    if let Some(dir) = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(dir)
+            .map_err(|e| format!("{}: cannot make the folder: {e}", dir.display()))?;
+    }
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -51,7 +51,9 @@ const TABLE_COLUMNS: &[(&str, usize)] = &[
     ("AUDIENCES", 24),
     ("SCOPES", 24),
     ("RULE", 20),
-    ("TOKEN JTI", 22),
+    // Whole: a jti is pasted into `--jti` or a revocation.
+    ("TOKEN JTI", 32),
+    ("REVOKED", 20),
 ];
 
 pub struct Writer<W: Write> {
@@ -149,6 +151,7 @@ fn csv_field(value: &str) -> String {
 
 fn table_row(r: &ExchangeRecord) -> String {
     let time = format_micros(r.time_us);
+    let revoked = r.revoked_at.map(format_secs).unwrap_or_default();
     let audiences = if r.granted_audiences.is_empty() {
         &r.requested_audiences
     } else {
@@ -170,6 +173,7 @@ fn table_row(r: &ExchangeRecord) -> String {
         &scopes.join(" "),
         opt(&r.rule),
         opt(&r.token_jti),
+        revoked.as_str(),
     ];
     let cells: Vec<String> = values
         .iter()

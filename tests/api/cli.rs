@@ -397,3 +397,52 @@ async fn config_is_taken_anywhere_on_the_audit_verify_command_line() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("takes no filters"));
 }
+
+#[test]
+fn keys_generate_makes_a_missing_folder_for_its_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_path = dir.path().join("keys").join("new.pem");
+    let out = run_cli(
+        &[
+            "keys",
+            "generate",
+            "--alg",
+            "ES256",
+            "--out",
+            out_path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out_path.is_file());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("keys"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+}
+
+#[tokio::test]
+async fn the_audit_table_shows_whole_jtis_and_revocations() {
+    let app = TestApp::spawn().await;
+    let token = app.minted(serde_json::json!({})).await;
+    let jti = claims_of(&token)["jti"].as_str().unwrap().to_string();
+    app.admin_revoke(serde_json::json!({ "jti": jti })).await;
+    let out = app.cli(&["audit"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    let header = table.lines().next().unwrap();
+    assert!(header.contains("REVOKED"), "{header}");
+    let row = table
+        .lines()
+        .find(|l| l.contains(&jti))
+        .expect("the whole jti is shown");
+    let at = header.find("REVOKED").unwrap();
+    assert!(
+        row[at..].trim().starts_with("20"),
+        "a revocation time: {row}"
+    );
+}
