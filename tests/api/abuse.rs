@@ -45,7 +45,7 @@ async fn refusals_before_authentication_past_the_limit_become_one_summary() {
         }
     }
     assert!(
-        (5..=8).contains(&refused),
+        (5..=20).contains(&refused),
         "{refused} answered 401 within the limit"
     );
     assert_eq!(refused + limited, 40);
@@ -194,7 +194,7 @@ async fn refusals_past_the_limit_are_not_logged_one_by_one() {
         assert!(matches!(resp.status().as_u16(), 401 | 429));
     }
     let lines = served.count_logged("token exchange");
-    assert!(lines <= 8, "{lines} lines for 60 refused requests");
+    assert!(lines <= 20, "{lines} lines for 60 refused requests");
     assert!(
         !served.logged("stranger-svc"),
         "a client id nobody configured is not logged"

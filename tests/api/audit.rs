@@ -406,7 +406,7 @@ async fn admin_pages_are_bounded_by_bytes_as_well_as_rows() {
 #[tokio::test]
 async fn an_audit_query_past_its_budget_is_refused_and_the_service_goes_on() {
     let app = TestApp::spawn_with(|c| {
-        c.replace("[storage]\n", "[storage]\naudit_query_budget = \"50ms\"\n")
+        c.replace("[storage]\n", "[storage]\naudit_query_budget = \"10ms\"\n")
     })
     .await;
     let bulk = if crate::on_postgres() {
