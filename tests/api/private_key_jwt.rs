@@ -215,3 +215,24 @@ async fn long_lived_assertions_need_max_assertion_lifetime() {
     }
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn an_ed25519_assertion_is_accepted_by_its_fully_specified_name() {
+    let key = TestKey::generate(Algorithm::EdDSA, "client-ed");
+    let client_idp = TestIdp::start(&[&key]).await;
+    let url = format!("{}/jwks", client_idp.url);
+    let app = TestApp::spawn_with(|c| with_keyed_client(c, &url)).await;
+    let named = || {
+        let claims = json!({"iss": "keyed-svc", "sub": "keyed-svc", "aud": format!("{STS}/token"), "exp": now() + 60, "iat": now(), "jti": uuid_like()});
+        key.sign_named("Ed25519", json!({"kid": "client-ed"}), &claims)
+    };
+    let mut status = 503;
+    for _ in 0..50 {
+        status = exchange(&app, &named(), &[]).await.status().as_u16();
+        if status != 503 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, 200);
+}
