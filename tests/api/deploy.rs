@@ -198,34 +198,71 @@ fn every_example_configuration_passes_check() {
     }
 }
 
-#[tokio::test]
-async fn the_alert_rules_name_only_metrics_tessera_exports() {
-    let docs = yaml(&deploy().join("prometheus/alerts.yaml"));
-    let rules = docs[0]["groups"][0]["rules"].as_vec().unwrap();
-    assert!(rules.len() >= 3);
+/// The metric names an expression uses, each as `/metrics` declares it (a histogram's
+/// `_bucket`, `_sum` and `_count` series belong to the histogram).
+fn metric_names(expr: &str) -> Vec<String> {
+    expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("tessera_"))
+        .map(|w| {
+            ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| w.strip_suffix(suffix))
+                .unwrap_or(w)
+                .to_string()
+        })
+        .collect()
+}
+
+/// What a running Tessera exports at `/metrics`, after one exchange.
+async fn exported_metrics() -> String {
     let app = crate::helpers::TestApp::spawn().await;
     app.minted(serde_json::json!({})).await;
-    let metrics = app
-        .http
+    app.http
         .get(format!("{}/metrics", app.admin_url))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+fn assert_exported(metrics: &str, expr: &str) {
+    let names = metric_names(expr);
+    assert!(!names.is_empty(), "{expr}");
+    for name in names {
+        assert!(
+            metrics.contains(&format!("# TYPE {name} ")),
+            "{name} (in {expr}) is not exported"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_alert_rules_name_only_metrics_tessera_exports() {
+    let docs = yaml(&deploy().join("prometheus/alerts.yaml"));
+    let rules = docs[0]["groups"][0]["rules"].as_vec().unwrap();
+    assert!(rules.len() >= 3);
+    let metrics = exported_metrics().await;
     for rule in rules {
-        let expr = rule["expr"].as_str().unwrap();
-        let names: Vec<&str> = expr
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .filter(|w| w.starts_with("tessera_"))
-            .collect();
-        assert!(!names.is_empty(), "{expr}");
-        for name in names {
-            assert!(
-                metrics.contains(&format!("# TYPE {name} ")),
-                "{name} (in {expr}) is not exported"
-            );
-        }
+        assert_exported(&metrics, rule["expr"].as_str().unwrap());
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_is_valid_and_graphs_only_metrics_tessera_exports() {
+    let text = std::fs::read_to_string(deploy().join("grafana/tessera.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let exprs: Vec<&str> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap())
+        .map(|t| t["expr"].as_str().unwrap())
+        .collect();
+    assert!(exprs.len() >= 7);
+    let metrics = exported_metrics().await;
+    for expr in exprs {
+        assert_exported(&metrics, expr);
     }
 }
