@@ -317,12 +317,70 @@ fn test_cases(path: &Path, cases: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// Progress of a long command on a terminal: one line on stderr, rewritten at most a few times
+/// a second, and nothing at all when stderr is not a terminal (a log, a pipe, a CI job).
+struct Progress {
+    what: &'static str,
+    shown: Option<std::time::Instant>,
+    on: bool,
+}
+
+impl Progress {
+    fn new(what: &'static str) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            what,
+            shown: None,
+            on: std::io::stderr().is_terminal(),
+        }
+    }
+
+    /// Says where the command is; `n` so far.
+    fn at(&mut self, n: u64) {
+        if self.on
+            && self
+                .shown
+                .is_none_or(|t| t.elapsed() > std::time::Duration::from_millis(200))
+        {
+            eprint!("\r{}: {n}…", self.what);
+            self.shown = Some(std::time::Instant::now());
+        }
+    }
+
+    /// Clears the line.
+    fn done(&self) {
+        if self.on && self.shown.is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
+
+    /// A step that shows no count (a migration): said on a terminal before it starts.
+    fn step(&self, what: &str) {
+        if self.on {
+            eprintln!("{what}…");
+        }
+    }
+}
+
 fn migrate(path: &Path) -> Result<(), String> {
     let config = load(path)?;
     let store =
         Store::open(&config.storage.url)?.with_audit_budget(config.storage.audit_query_budget);
+    let progress = Progress::new("migrations");
+    let pending = store.pending_migrations()?;
+    if !pending.is_empty() {
+        progress.step(&format!(
+            "applying {} migration(s): {} (one that fills a new table from millions of records \
+             takes a minute or so)",
+            pending.len(),
+            pending.join(", ")
+        ));
+    }
     let applied = store.migrate()?;
     println!("{applied} migration(s) applied; the schema is current");
+    if !store.returns_free_space()? {
+        progress.step("rewriting the database file once (as long as copying it)");
+    }
     if store.convert_to_incremental_vacuum()? {
         println!(
             "the database file was rewritten once so that space freed by retention returns to \
@@ -359,10 +417,10 @@ fn existing_store(config: &Config) -> Result<Store, String> {
 fn audit_verify(config: &Config) -> Result<(), String> {
     let store = existing_store(config)?;
     let mut conn = store.connect_for_audit()?;
-    let report = |n: u64| eprintln!("checked {n} records…");
-    match crate::audit::chain::verify(&mut conn, report)
-        .map_err(|e| format!("the audit query failed: {e}"))?
-    {
+    let mut progress = Progress::new("records checked");
+    let result = crate::audit::chain::verify(&mut conn, |n| progress.at(n));
+    progress.done();
+    match result.map_err(|e| format!("the audit query failed: {e}"))? {
         Ok(n) => {
             println!("audit chain intact: {n} records verified");
             Ok(())
@@ -429,6 +487,11 @@ fn audit(path: &Path, args: AuditArgs) -> Result<(), String> {
     let mut cursor: Option<Cursor> = None;
     // The first page small, until the records show their size.
     let mut page_size = CLI_PAGE / 5;
+    // An export to a file or a pipe shows its progress on a terminal's stderr; records written
+    // to the terminal itself need no counter beside them.
+    let mut progress = Progress::new("records written");
+    progress.on &= !std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut written = 0u64;
     while remaining > 0 {
         // Small pages, each its own statement under its own budget, and fewer records a page
         // when they are large: memory stays flat whatever the records hold, and no read holds
@@ -455,6 +518,8 @@ fn audit(path: &Path, args: AuditArgs) -> Result<(), String> {
             }
         }
         remaining -= page.len() as u64;
+        written += page.len() as u64;
+        progress.at(written);
         let bytes: usize = page.iter().map(ExchangeRecord::approx_bytes).sum();
         page_size =
             (CLI_PAGE_BYTES as u64 * page.len() as u64 / bytes.max(1) as u64).clamp(1, CLI_PAGE);
@@ -463,6 +528,7 @@ fn audit(path: &Path, args: AuditArgs) -> Result<(), String> {
             _ => break,
         }
     }
+    progress.done();
     let _ = writer.finish();
     Ok(())
 }

@@ -116,6 +116,8 @@ pub struct Metrics {
     /// The store's size and the space left beside it (bytes; `u64::MAX`: not known).
     store_bytes: std::sync::atomic::AtomicU64,
     store_free_bytes: std::sync::atomic::AtomicU64,
+    /// Whether the last commit the audit writer made (a batch or a probe) succeeded: 1 or 0.
+    store_ready: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Metrics {
@@ -131,6 +133,7 @@ impl Default for Metrics {
             pre_auth_limited: Counters::default(),
             store_bytes: std::sync::atomic::AtomicU64::new(u64::MAX),
             store_free_bytes: std::sync::atomic::AtomicU64::new(u64::MAX),
+            store_ready: std::sync::atomic::AtomicU64::new(1),
         }
     }
 }
@@ -160,6 +163,12 @@ impl Metrics {
     pub fn reload(&self, ok: bool) {
         self.reloads
             .add(vec![if ok { "ok" } else { "error" }.into()]);
+    }
+
+    /// Whether the audit writer's last commit succeeded.
+    pub fn store_ready(&self, ok: bool) {
+        self.store_ready
+            .store(u64::from(ok), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The store's size, and the space left on its file system when known (SQLite).
@@ -252,6 +261,11 @@ impl Metrics {
                 "tessera_store_free_bytes",
                 "Space left on the file system holding the SQLite file.",
                 &self.store_free_bytes,
+            ),
+            (
+                "tessera_store_ready",
+                "1 when the audit writer's last commit (records or a readiness probe) succeeded.",
+                &self.store_ready,
             ),
         ] {
             let value = value.load(std::sync::atomic::Ordering::Relaxed);

@@ -199,6 +199,7 @@ fn run(
         }
         if batch.is_empty() && !probes.is_empty() {
             let result = touch(&store, &mut state);
+            metrics.store_ready(result.is_ok());
             for done in probes.drain(..) {
                 let _ = done.send(result.clone());
             }
@@ -216,6 +217,7 @@ fn run(
                 c.nudge();
             }
             metrics.audit_commit(batch.len(), started.elapsed());
+            metrics.store_ready(result.is_ok());
             if let Err(e) = &result {
                 failures.fetch_add(1, Ordering::SeqCst);
                 crate::telemetry::repeated::error("audit commit failed", e);

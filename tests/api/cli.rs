@@ -446,3 +446,42 @@ async fn the_audit_table_shows_whole_jtis_and_revocations() {
         "a revocation time: {row}"
     );
 }
+
+#[tokio::test]
+async fn long_commands_show_progress_on_a_terminal_and_stay_quiet_otherwise() {
+    let app = TestApp::spawn().await;
+    let text = std::fs::read_to_string(&app.config_path).unwrap();
+    let fresh = |name: &str| {
+        let path = app.dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            text.replace("sqlite://tessera.db", &format!("sqlite://{name}.db")),
+        )
+        .unwrap();
+        path
+    };
+    // Piped: the result on stdout, nothing on stderr.
+    let piped = run_cli(&["migrate"], Some(&fresh("piped")));
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    assert!(stderr(&piped).is_empty(), "{}", stderr(&piped));
+    let verify = run_cli(&["audit", "verify"], Some(&app.config_path));
+    assert!(stderr(&verify).is_empty(), "{}", stderr(&verify));
+    // On a terminal (a pseudo-terminal `script` gives it): the steps are said as they start.
+    let on_terminal = fresh("terminal");
+    let out = std::process::Command::new("script")
+        .args(["-qec"])
+        .arg(format!(
+            "{} migrate --config {}",
+            env!("CARGO_BIN_EXE_tessera"),
+            on_terminal.display()
+        ))
+        .arg("/dev/null")
+        // `script` copies its input to the terminal: without any (a CI job's closed stdin) it
+        // would stop before the command speaks.
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("applying 6 migration(s)"), "{shown}");
+}
