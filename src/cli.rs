@@ -292,7 +292,7 @@ fn test_cases(path: &Path, cases: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(cases).map_err(|e| format!("{}: {e}", cases.display()))?;
     let file =
         crate::rules::cases::parse(&text).map_err(|e| format!("{}: {e}", cases.display()))?;
-    let now = crate::audit::record::now_micros() / 1_000_000;
+    let now = crate::clock::now().secs();
     let rules = crate::rules::RuleSet::new(config.rules.clone());
     let (mut passed, mut failed) = (0, 0);
     for case in &file.cases {

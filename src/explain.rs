@@ -4,7 +4,6 @@
 
 use std::io::Write;
 
-use crate::audit::record::now_micros;
 use crate::config::{Config, KeySource};
 use crate::error::OAuthError;
 use crate::issuers::{Fetcher, Issuers};
@@ -52,7 +51,7 @@ pub async fn explain(
             ),
         );
     }
-    let now = now_micros() / 1_000_000;
+    let now = crate::clock::now().secs();
     // Opaque tokens go only where the client's rules lead, as in an exchange.
     let may_introspect = |issuer: &str| {
         config
@@ -180,6 +179,6 @@ fn describe(role: &str, t: &VerifiedToken) -> String {
         t.issuer_id,
         t.jti.as_deref().unwrap_or("-"),
         t.scopes.join(", "),
-        t.exp - now_micros() / 1_000_000
+        t.exp - crate::clock::now().secs()
     )
 }

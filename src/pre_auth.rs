@@ -11,7 +11,8 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::audit::ExchangeRecord;
-use crate::audit::record::new_record_id;
+use crate::clock::UnixTime;
+use crate::ids::record_id;
 use crate::rate_limit::{RateLimit, refill};
 
 /// Addresses tracked at once.
@@ -151,7 +152,7 @@ fn summary((addr, start_us): (IpAddr, i64), window: Window) -> ExchangeRecord {
         .collect();
     let mut record = ExchangeRecord::begin(
         start_us,
-        format!("summary-{}", new_record_id(start_us)),
+        format!("summary-{}", record_id(UnixTime::from_micros(start_us))),
         Some(shown),
         None,
     );

@@ -12,6 +12,7 @@ use actix_web::{App, HttpServer, web};
 use arc_swap::ArcSwap;
 
 use crate::audit::AuditWriter;
+use crate::clock::Clock;
 use crate::config::{Config, KeySource};
 use crate::issuers::Fetcher;
 use crate::keys::SigningKeys;
@@ -75,6 +76,12 @@ impl AppHandle {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, String> {
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// As `build`, judging requests (token lifetimes, assertion and proof windows, the minted
+    /// tokens' `iat`) at the time `clock` tells.
+    pub async fn build_with_clock(config: Config, clock: Clock) -> Result<Self, String> {
         crate::install_crypto_provider();
         let keys = SigningKeys::load(&config.signing)?;
         let store =
@@ -110,6 +117,7 @@ impl Application {
         policy.issuers.spawn_refreshers();
         policy.client_keys.spawn_refreshers();
         let state = web::Data::new(AppState {
+            clock,
             stopping: AtomicBool::new(false),
             metrics,
             config_file: config.file.clone(),
@@ -223,7 +231,7 @@ fn spawn_summaries(limiter: Arc<PreAuthLimiter>, audit: Arc<AuditWriter>) {
 }
 
 async fn commit_summaries(limiter: &PreAuthLimiter, audit: &AuditWriter, everything: bool) {
-    for record in limiter.summaries(crate::audit::record::now_micros(), everything) {
+    for record in limiter.summaries(crate::clock::now().micros(), everything) {
         tracing::info!(
             remote_addr = record.remote_addr.as_deref().unwrap_or("-"),
             requests = record.count,

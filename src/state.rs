@@ -112,6 +112,8 @@ impl Policy {
 }
 
 pub struct AppState {
+    /// The time requests are judged at: the system's, or a fixed one in tests.
+    pub clock: crate::clock::Clock,
     /// Set when shutdown begins: responses then close their connection, so keep-alive clients
     /// move on instead of holding the old process until its shutdown timeout.
     pub stopping: std::sync::atomic::AtomicBool,

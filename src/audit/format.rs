@@ -3,7 +3,8 @@
 
 use std::io::{self, Write};
 
-use super::record::{ExchangeRecord, format_micros, format_secs};
+use super::record::ExchangeRecord;
+use crate::clock::{format_micros, format_secs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -7,9 +7,10 @@ use diesel::prelude::*;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::record::{ExchangeRecord, now_micros};
+use super::record::ExchangeRecord;
 use super::row::ExchangeRow;
 use super::subject_tokens::{self, Within};
+use crate::clock;
 use crate::store::DbConnection;
 use crate::store::budget::tessera_budget;
 use crate::store::schema::exchanges::dsl as x;
@@ -69,7 +70,7 @@ pub fn parse_time_bound(text: &str) -> Result<i64, String> {
     let back = crate::config::parse_duration(text).map_err(|_| {
         format!("\"{text}\" is neither an RFC 3339 time nor a duration such as \"1h\"")
     })?;
-    Ok(now_micros().saturating_sub(back.as_micros() as i64))
+    Ok(clock::now().before(back).micros())
 }
 
 impl Filters {
@@ -217,7 +218,7 @@ mod tests {
         assert_eq!(parse_time_bound("1970-01-01T00:00:01Z"), Ok(1_000_000));
         assert_eq!(parse_time_bound("1970-01-01T01:00:01+01:00"), Ok(1_000_000));
         let an_hour_ago = parse_time_bound("1h").expect("duration");
-        assert!((now_micros() - an_hour_ago - 3_600_000_000).abs() < 5_000_000);
+        assert!((clock::now().micros() - an_hour_ago - 3_600_000_000).abs() < 5_000_000);
         assert!(parse_time_bound("yesterday").is_err());
     }
 

@@ -1,8 +1,8 @@
 //! One exchange record, as `tessera audit --format json` and the admin API show it.
 
 use serde::{Serialize, Serializer};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+
+use crate::clock::{format_micros, format_secs};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -87,7 +87,7 @@ impl ExchangeRecord {
         user_agent: Option<String>,
     ) -> Self {
         Self {
-            id: new_record_id(time_us),
+            id: crate::ids::record_id(crate::clock::UnixTime::from_micros(time_us)),
             time_us,
             outcome: Outcome::Denied,
             error: None,
@@ -227,29 +227,6 @@ fn cut_chars(value: &mut String, max: usize) -> bool {
     }
 }
 
-pub fn now_micros() -> i64 {
-    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
-}
-
-/// RFC 3339 UTC with exactly six fractional digits, so times also sort as text.
-pub fn format_micros(us: i64) -> String {
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
-        .ok()
-        .and_then(|t| t.format(FORMAT).ok())
-        .unwrap_or_default()
-}
-
-/// RFC 3339 UTC to the second (token lifetimes are whole seconds).
-pub fn format_secs(secs: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_default()
-}
-
 fn micros_rfc3339<S: Serializer>(us: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format_micros(*us))
 }
@@ -261,35 +238,9 @@ fn opt_secs_rfc3339<S: Serializer>(secs: &Option<i64>, s: S) -> Result<S::Ok, S:
     }
 }
 
-/// A sortable, unique id: 48 bits of milliseconds then 80 random bits, in Crockford base32
-/// (the ULID layout), so ids of records written by several instances never collide.
-pub fn new_record_id(time_us: i64) -> String {
-    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let mut random = [0u8; 10];
-    // A failing system RNG leaves zeros; uniqueness then rests on the chain's (chain, seq) key.
-    let _ = aws_lc_rs::rand::fill(&mut random);
-    let millis = (time_us / 1000).max(0) as u128 & ((1 << 48) - 1);
-    let value = random
-        .iter()
-        .fold(millis, |acc, b| (acc << 8) | u128::from(*b));
-    (0..26)
-        .rev()
-        .map(|i| char::from(ALPHABET[((value >> (i * 5)) & 31) as usize]))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn record_ids_sort_by_time_and_differ() {
-        let a = new_record_id(1_700_000_000_000_000);
-        let b = new_record_id(1_700_000_000_001_000);
-        assert_eq!(a.len(), 26);
-        assert!(a < b);
-        assert_ne!(new_record_id(5), new_record_id(5));
-    }
 
     #[test]
     fn records_keep_request_values_within_bounds() {
@@ -324,11 +275,5 @@ mod tests {
         small.bound();
         assert!(!small.truncated);
         assert_eq!(small.requested_audiences, ["inventory-api"]);
-    }
-
-    #[test]
-    fn times_are_rfc3339_utc() {
-        assert_eq!(format_secs(0), "1970-01-01T00:00:00Z");
-        assert_eq!(format_micros(1_500_000), "1970-01-01T00:00:01.500000Z");
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 
-use super::record::now_micros;
+use crate::clock;
 use crate::store::schema::{audit_chains, exchanges};
 use crate::store::{DbConnection, Store};
 
@@ -88,7 +88,7 @@ pub fn spawn(
                 Ok((bytes, free)) => metrics.store_size(bytes, free),
                 Err(e) => tracing::debug!(error = %e, "cannot measure the store"),
             }
-            let now = now_micros() / 1_000_000;
+            let now = clock::now().secs();
             let pruned = expired.blocking_write(move |c| {
                 crate::store::replay::prune(c, now)
                     .and_then(|_| super::revocation::prune(c, now))
@@ -105,7 +105,7 @@ pub fn spawn(
     });
     runtime.spawn(async move {
         loop {
-            let cutoff = now_micros().saturating_sub(retention.as_micros() as i64);
+            let cutoff = clock::now().before(retention).micros();
             let records = in_batches(&store, "audit records", (), move |c, ()| {
                 prune_once(c, cutoff).map(|n| (n, (n > 0).then_some(())))
             });

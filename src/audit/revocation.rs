@@ -16,8 +16,9 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 
-use super::record::{ExchangeRecord, Outcome, format_secs};
+use super::record::{ExchangeRecord, Outcome};
 use super::subject_tokens::{self, Within};
+use crate::clock::format_secs;
 use crate::store::DbConnection;
 use crate::store::schema::exchanges::dsl as x;
 use crate::store::schema::{audit_chains, revocations as rv};

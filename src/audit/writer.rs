@@ -14,8 +14,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::chain::{Tip, probe_batch_size, touch_head, write_linked};
-use super::record::{ExchangeRecord, now_micros};
+use super::record::ExchangeRecord;
 use super::revocation;
+use crate::clock::{self, UnixTime};
 use crate::metrics::Metrics;
 use crate::store::checkpoint::Checkpointer;
 use crate::store::{FileId, Store, StoreConnection};
@@ -162,9 +163,13 @@ struct State {
 }
 
 fn new_chain(conn: &mut StoreConnection) -> Result<Tip, String> {
-    let now = now_micros();
-    Tip::start(conn, &super::record::new_record_id(now), now)
-        .map_err(|e| format!("cannot start the audit chain: {e}"))
+    let now = clock::now().micros();
+    Tip::start(
+        conn,
+        &crate::ids::record_id(UnixTime::from_micros(now)),
+        now,
+    )
+    .map_err(|e| format!("cannot start the audit chain: {e}"))
 }
 
 fn run(
@@ -280,7 +285,7 @@ fn touch(store: &Store, state: &mut State) -> Result<(), String> {
     let mut conn = connection(store, state)?;
     let chain = &state.tip.chain;
     if state.failing {
-        probe_batch_size(&mut conn, chain, now_micros())
+        probe_batch_size(&mut conn, chain, clock::now().micros())
     } else {
         touch_head(&mut conn, chain)
     }

@@ -10,7 +10,6 @@ use serde_json::json;
 
 use crate::audit::ExchangeRecord;
 use crate::audit::query::{self, Cursor, Filters, parse_time_bound};
-use crate::audit::record::now_micros;
 use crate::audit::revocation::{self, Target};
 use crate::error::{ErrorCode, OAuthError};
 use crate::state::AppState;
@@ -248,7 +247,7 @@ async fn revoke(req: HttpRequest, body: web::Bytes, state: web::Data<AppState>) 
             }
         };
         let local = policy.local_issuers.clone();
-        let now = now_micros() / 1_000_000;
+        let now = state.clock.now().secs();
         let when = match &target {
             Target::Subject { issuer, .. } => policy.revocation_bounds(Some(issuer), now),
             _ => policy.revocation_bounds(None, now),

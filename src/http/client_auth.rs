@@ -48,7 +48,7 @@ pub async fn authenticate(
                     .ok()
                     .and_then(|t| t.iss().map(str::to_string))
             });
-            let now = crate::audit::record::now_micros() / 1_000_000;
+            let now = state.clock.now().secs();
             let verified = crate::client_assertion::verify(
                 &assertion,
                 client_id.as_deref(),

@@ -9,7 +9,6 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::{Map, Value, json};
 
 use super::form::{Params, read_body};
-use crate::audit::record::now_micros;
 use crate::audit::revocation::{self, Target, When};
 use crate::error::OAuthError;
 use crate::state::AppState;
@@ -81,7 +80,7 @@ async fn introspection(
     let Some(claims) = claims else {
         return Ok(inactive);
     };
-    let now = now_micros() / 1_000_000;
+    let now = state.clock.now().secs();
     let expired = claims
         .get("exp")
         .and_then(Value::as_i64)
@@ -166,7 +165,7 @@ async fn revocation(
     };
     let policy = state.policy.load();
     let local = policy.local_issuers.clone();
-    let now = now_micros() / 1_000_000;
+    let now = state.clock.now().secs();
     // A client revoking its token again costs a lookup, not another walk of its lineage.
     let when = When {
         walk_revoked: false,

@@ -13,7 +13,7 @@ pub fn of(req: &HttpRequest) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
-        .unwrap_or_else(|| crate::audit::record::new_record_id(crate::audit::record::now_micros()))
+        .unwrap_or_else(|| crate::ids::record_id(crate::clock::now()))
 }
 
 pub fn attach(response: &mut HttpResponse, id: &str) {

@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Serialize;
 
-use crate::audit::record::{MAX_VALUE_CHARS, now_micros};
+use crate::audit::record::MAX_VALUE_CHARS;
 use crate::audit::revocation::{Presented, Provenance};
 use crate::audit::writer::Committed;
 use crate::audit::{ExchangeRecord, Outcome};
@@ -42,7 +42,7 @@ pub async fn token(
     let request_id = request_id::of(&req);
     let remote = super::remote_addr::of(&req, &state.server.trusted_proxies);
     let mut record = ExchangeRecord::begin(
-        now_micros(),
+        state.clock.now().micros(),
         request_id.clone(),
         remote.map(|a| a.to_string()),
         req.headers()
@@ -207,7 +207,7 @@ async fn exchange(
     }
     let request = super::form::TokenRequest::from_params(&params)?;
     jwt_token_type(request.subject_token_type, "subject_token_type")?;
-    let now = now_micros() / 1_000_000;
+    let now = state.clock.now().secs();
     let proof = dpop_proof(req, state, now).await?;
     let may_introspect = |issuer: &str| policy.rules.names_client_and_issuer(&client_id, issuer);
     let subject = verify::verify(

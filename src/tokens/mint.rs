@@ -28,7 +28,7 @@ pub struct Minted {
 }
 
 pub fn mint(key: &SigningKey, issuer: &str, grant: &Grant) -> Result<Minted, String> {
-    let jti = new_jti()?;
+    let jti = crate::ids::jti(crate::clock::now())?;
     let token = key.sign_jwt(&claims(issuer, grant, &jti))?;
     Ok(Minted { token, jti })
 }
@@ -67,19 +67,6 @@ fn audience_claim(audiences: &[String]) -> Value {
         [one] => one.clone().into(),
         many => many.to_vec().into(),
     }
-}
-
-/// 128 bits in lowercase hex: the time in milliseconds (48 bits), then 80 random bits. Never
-/// starts with `-`, so `tessera audit --jti` takes it as it is, and needs no escaping in URLs
-/// or filters. Time first keeps the audit trail's unique `token_jti` index appending at its
-/// end instead of rewriting a random page of it in every commit.
-pub fn new_jti() -> Result<String, String> {
-    let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes[6..])
-        .map_err(|_| "the random generator failed".to_string())?;
-    let millis = (crate::audit::record::now_micros() / 1000).max(0) as u64;
-    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
-    Ok(crate::hex(&bytes))
 }
 
 #[cfg(test)]
@@ -134,12 +121,12 @@ mod tests {
 
     #[test]
     fn jtis_are_unique_hex_and_never_look_like_a_flag() {
-        let a = new_jti().expect("jti");
+        let a = crate::ids::jti(crate::clock::now()).expect("jti");
         assert_eq!(a.len(), 32);
         assert!(
             a.bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         );
-        assert_ne!(a, new_jti().expect("jti"));
+        assert_ne!(a, crate::ids::jti(crate::clock::now()).expect("jti"));
     }
 }

@@ -344,6 +344,14 @@ impl TestApp {
 
     /// Starts without waiting for readiness.
     pub async fn start(edit: impl FnOnce(String) -> String) -> Self {
+        Self::start_with_clock(tessera::clock::Clock::system(), edit).await
+    }
+
+    /// Starts on `clock`, without waiting for readiness.
+    pub async fn start_with_clock(
+        clock: tessera::clock::Clock,
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
         let key = TestKey::rsa();
         let idp = TestIdp::start(&[&key]).await;
         let dir = tempfile::tempdir().unwrap();
@@ -357,7 +365,9 @@ impl TestApp {
         )
         .unwrap();
         let config = tessera::config::load(&config_path).unwrap();
-        let app = tessera::startup::Application::build(config).await.unwrap();
+        let app = tessera::startup::Application::build_with_clock(config, clock)
+            .await
+            .unwrap();
         let url = format!("http://127.0.0.1:{}", app.port());
         let admin_url = app
             .admin_port()

@@ -556,3 +556,34 @@ async fn an_untrusted_issuer_is_named_with_the_trusted_one_it_resembles() {
     assert!(desc.contains("https://evil.example/"), "{desc}");
     assert!(!desc.contains("did you mean"), "{desc}");
 }
+
+/// Lifetimes are judged at the server's clock, and a minted token and its record carry its
+/// time: a server an hour ahead refuses a token with ten minutes left, and takes it once its
+/// clock is set back.
+#[tokio::test]
+async fn a_server_judges_lifetimes_and_stamps_tokens_by_its_clock() {
+    use tessera::clock::{Clock, UnixTime};
+    let clock = Clock::fixed(UnixTime::from_secs(now() + 3_600));
+    let app = TestApp::start_with_clock(clock.clone(), |c| c).await;
+    app.wait_ready().await;
+    let subject = app.subject_token(json!({}));
+    let desc = assert_error(app.exchange_subject(&subject).await, 400, "invalid_request").await;
+    assert!(desc.contains("expired"), "{desc}");
+
+    let at = now() + 60;
+    clock.set(UnixTime::from_secs(at));
+    let resp = app.exchange_subject(&subject).await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    let claims = claims_of(body["access_token"].as_str().unwrap());
+    assert_eq!(claims["iat"], at);
+    assert_eq!(body["expires_in"], claims["exp"].as_i64().unwrap() - at);
+    let record = &app.records(&["--outcome", "granted"])[0];
+    assert!(
+        record["time"]
+            .as_str()
+            .unwrap()
+            .starts_with(&tessera::clock::format_secs(at)[..19]),
+        "{record}"
+    );
+}
