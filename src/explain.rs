@@ -4,13 +4,18 @@
 
 use std::io::Write;
 
+use std::sync::Arc;
+
+use crate::clock;
 use crate::config::{Config, KeySource};
 use crate::error::OAuthError;
-use crate::issuers::{Fetcher, Issuers};
+use crate::grants::{Conditions, Context, Learned, token_exchange};
+use crate::issuers::Fetcher;
 use crate::keys::SigningKeys;
-use crate::rules::{self, Exchange, Targets};
+use crate::rules;
+use crate::state::Policy;
 use crate::tokens::mint;
-use crate::tokens::{TokenType, VerifiedToken, verify};
+use crate::tokens::{TokenType, VerifiedToken};
 
 pub struct Request {
     pub client: String,
@@ -28,21 +33,26 @@ pub async fn explain(
 ) -> Result<(), String> {
     let keys = SigningKeys::load(&config.signing)?;
     let fetcher = Fetcher::new(std::time::Duration::from_secs(5), Default::default())?;
-    let issuers = Issuers::new(
-        &config.issuers,
-        &keys,
-        fetcher.clone(),
-        tokio::runtime::Handle::current(),
-    )
-    .await;
-    let remote = issuers
+    let policy = Arc::new(
+        Policy::build(
+            config,
+            &keys,
+            fetcher.clone(),
+            tokio::runtime::Handle::current(),
+            None,
+        )
+        .await,
+    );
+    let remote = policy
+        .issuers
         .iter()
         .filter(|i| matches!(i.config.keys, KeySource::Uri(_) | KeySource::Discovery(_)));
     futures_util::future::join_all(remote.map(|i| i.refresh(&fetcher))).await;
     let w = |out: &mut dyn Write, line: String| writeln!(out, "{line}").map_err(|e| e.to_string());
+    let denied = |e: &OAuthError| format!("result: denied: {}: {}", e.code, e.description);
 
     w(out, format!("client: {}", request.client))?;
-    if !config.clients.iter().any(|c| c.id == request.client) {
+    if !policy.clients.contains(&request.client) {
         return w(
             out,
             format!(
@@ -51,57 +61,39 @@ pub async fn explain(
             ),
         );
     }
-    let now = crate::clock::now().secs();
-    // Opaque tokens go only where the client's rules lead, as in an exchange.
-    let may_introspect = |issuer: &str| {
-        config
-            .rules
-            .iter()
-            .any(|r| r.clients.contains(&request.client) && r.issuers.iter().any(|i| i == issuer))
+    let exchange = token_exchange::Request {
+        subject_token: request.subject_token.clone(),
+        subject_token_type: TokenType::AccessToken,
+        actor_token: request
+            .actor_token
+            .clone()
+            .map(|t| (t, TokenType::AccessToken)),
+        audiences: request.audiences.clone(),
+        resources: request.resources.clone(),
+        scopes: request.scopes.clone(),
+        requested_token_type: TokenType::AccessToken,
     };
-    let subject = match verify::verify(
-        &request.subject_token,
-        TokenType::AccessToken,
-        &issuers,
-        now,
-        "subject token",
-        &may_introspect,
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => {
-            return w(
-                out,
-                format!("result: denied: {}: {}", e.code, e.description),
-            );
+    let ctx = Context {
+        policy: &policy,
+        now: clock::now().secs(),
+        conditions: Conditions::Inline,
+    };
+    let mut learned = Learned::default();
+    let decided =
+        token_exchange::decide(&ctx, &request.client, &exchange, None, &mut learned).await;
+    for (role, token) in [("subject", &learned.subject), ("actor", &learned.actor)] {
+        if let Some(token) = token {
+            w(out, describe(role, token))?;
         }
-    };
-    w(out, describe("subject", &subject))?;
-    let actor = match &request.actor_token {
-        None => None,
-        Some(token) => {
-            match verify::verify(
-                token,
-                TokenType::AccessToken,
-                &issuers,
-                now,
-                "actor token",
-                &may_introspect,
-            )
-            .await
-            {
-                Ok(a) => {
-                    w(out, describe("actor", &a))?;
-                    Some(a)
-                }
-                Err(e) => {
-                    return w(
-                        out,
-                        format!("result: denied: {}: {}", e.code, e.description),
-                    );
-                }
-            }
+    }
+    // A token that did not verify ends the explanation before the rules.
+    let subject = match (&learned.subject, &exchange.actor_token, &learned.actor) {
+        (Some(subject), None, _) | (Some(subject), Some(_), Some(_)) => subject,
+        _ => {
+            return match &decided {
+                Err(e) => w(out, denied(e)),
+                Ok(_) => Err("a grant without verified tokens".into()),
+            };
         }
     };
     let scopes = request.scopes.as_deref();
@@ -117,18 +109,13 @@ pub async fn explain(
             ))
         ),
     )?;
-    let ex = Exchange {
-        client_id: &request.client,
-        subject: &subject,
-        actor: actor.as_ref(),
-        targets: Targets {
-            audiences: &request.audiences,
-            resources: &request.resources,
-        },
-        requested_scopes: scopes,
-        now,
-        proof_jkt: None,
-    };
+    let ex = exchange.exchange(
+        &request.client,
+        subject,
+        learned.actor.as_ref(),
+        ctx.now,
+        None,
+    );
     w(out, String::new())?;
     for (i, rule) in config.rules.iter().enumerate() {
         let verdict = if !rule.clients.contains(&request.client) {
@@ -143,18 +130,16 @@ pub async fn explain(
         w(out, format!("rule {} \"{}\": {verdict}", i + 1, rule.name))?;
     }
     w(out, String::new())?;
-    match decide(config, &ex) {
-        Err(e) => w(
-            out,
-            format!("result: denied: {}: {}", e.code, e.description),
-        ),
-        Ok((rule, grant)) => {
+    match decided {
+        Err(e) => w(out, denied(&e)),
+        Ok(decision) => {
+            let rule = learned.rule.unwrap_or_default();
             w(
                 out,
                 format!("result: granted by rule \"{rule}\" (nothing was minted or recorded)"),
             )?;
             let key = keys.current();
-            let claims = mint::claims(&config.server.issuer, &grant, "<a new random jti>");
+            let claims = mint::claims(&config.server.issuer, &decision.grant, "<a new random jti>");
             let token = serde_json::json!({ "header": mint::header(key), "claims": claims });
             w(
                 out,
@@ -164,14 +149,6 @@ pub async fn explain(
     }
 }
 
-fn decide(
-    config: &Config,
-    ex: &Exchange<'_>,
-) -> Result<(String, crate::tokens::mint::Grant), OAuthError> {
-    let rules = rules::RuleSet::new(config.rules.clone());
-    rules::plan(&rules, &config.signing, ex).map(|(rule, grant)| (rule.name.clone(), grant))
-}
-
 fn describe(role: &str, t: &VerifiedToken) -> String {
     format!(
         "{role}: {} (issuer {}), jti {}, scopes [{}], expires in {} s",
@@ -179,6 +156,6 @@ fn describe(role: &str, t: &VerifiedToken) -> String {
         t.issuer_id,
         t.jti.as_deref().unwrap_or("-"),
         t.scopes.join(", "),
-        t.exp - crate::clock::now().secs()
+        t.exp - clock::now().secs()
     )
 }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod explain;
+pub mod grants;
 pub mod http;
 pub mod ids;
 pub mod issuers;

@@ -1,23 +1,14 @@
-//! The token request (RFC 8693 §2.1) parsed at the edge into types that cannot be wrong.
-
-use std::str::FromStr;
+//! The form body of a request (RFC 6749 appendix B), decoded strictly: each grant reads its
+//! parameters from `Params`.
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, web};
 use futures_util::StreamExt;
 
-use crate::config::{is_resource_indicator, is_scope_token};
-use crate::error::{ErrorCode, OAuthError};
-use crate::tokens::TokenType;
-
-pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+use crate::error::OAuthError;
 
 /// Parameters that may be given more than once (RFC 8693 §2.1).
 const REPEATABLE: &[&str] = &["audience", "resource"];
-/// Targets (`audience` and `resource` together, duplicates removed) a request may name, and
-/// scope-tokens its `scope` may hold (SPEC §6): what a token and its record can be made to carry.
-pub const MAX_TARGETS: usize = 16;
-pub const MAX_SCOPES: usize = 64;
 
 /// A form body, with every parameter but `audience` and `resource` given at most once.
 /// Empty values count as absent (RFC 6749 §3.1).
@@ -73,19 +64,9 @@ impl Params {
             .collect()
     }
 
-    fn required(&self, name: &str) -> Result<&str, OAuthError> {
+    pub fn required(&self, name: &str) -> Result<&str, OAuthError> {
         self.one(name)
             .ok_or_else(|| OAuthError::invalid_request(format!("parameter \"{name}\" is required")))
-    }
-
-    pub fn check_grant_type(&self) -> Result<(), OAuthError> {
-        match self.required("grant_type")? {
-            TOKEN_EXCHANGE => Ok(()),
-            _ => Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                format!("only grant_type={TOKEN_EXCHANGE} is supported"),
-            )),
-        }
     }
 }
 
@@ -114,113 +95,8 @@ pub fn decode(part: &[u8]) -> Option<String> {
 }
 
 /// A parameter name shown back to the client, cut short and stripped of control characters.
-fn printable(name: &str) -> String {
+pub fn printable(name: &str) -> String {
     name.chars().filter(|c| !c.is_control()).take(64).collect()
-}
-
-#[derive(Debug)]
-pub struct TokenRequest {
-    pub subject_token: String,
-    pub subject_token_type: TokenType,
-    pub actor_token: Option<(String, TokenType)>,
-    pub audiences: Vec<String>,
-    pub resources: Vec<String>,
-    /// `None` when no scope was requested.
-    pub scopes: Option<Vec<String>>,
-    pub requested_token_type: TokenType,
-}
-
-impl TokenRequest {
-    pub fn from_params(p: &Params) -> Result<Self, OAuthError> {
-        let subject_token = p.required("subject_token")?.to_string();
-        let subject_token_type =
-            token_type(p.required("subject_token_type")?, "subject_token_type")?;
-        let actor_token = match (p.one("actor_token"), p.one("actor_token_type")) {
-            (Some(t), Some(ty)) => Some((t.to_string(), token_type(ty, "actor_token_type")?)),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(OAuthError::invalid_request(
-                    "actor_token requires actor_token_type",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(OAuthError::invalid_request(
-                    "actor_token_type was given without actor_token",
-                ));
-            }
-        };
-        let requested_token_type = match p.one("requested_token_type") {
-            None => TokenType::AccessToken,
-            Some(uri) => match token_type(uri, "requested_token_type")? {
-                t @ (TokenType::AccessToken | TokenType::Jwt) => t,
-                other => {
-                    return Err(OAuthError::invalid_request(format!(
-                        "requested_token_type {} is not supported; request an access_token or a jwt",
-                        other.uri()
-                    )));
-                }
-            },
-        };
-        let audiences = p.all("audience");
-        let resources = p.all("resource");
-        if audiences.is_empty() && resources.is_empty() {
-            return Err(OAuthError::invalid_request(
-                "name the target API with an audience or resource parameter",
-            ));
-        }
-        let targets = audiences.len() + resources.len();
-        if targets > MAX_TARGETS {
-            return Err(OAuthError::invalid_request(format!(
-                "a request names at most {MAX_TARGETS} targets (audience and resource together, \
-                 each once); this one names {targets}"
-            )));
-        }
-        if let Some(bad) = resources.iter().find(|r| !is_resource_indicator(r)) {
-            return Err(OAuthError::invalid_target(format!(
-                "resource \"{}\" is not an absolute URI without a fragment",
-                printable(bad)
-            )));
-        }
-        let scopes = match p.one("scope") {
-            None => None,
-            Some(text) => {
-                let mut seen = std::collections::HashSet::new();
-                let list: Vec<String> = text
-                    .split(' ')
-                    .filter(|s| !s.is_empty() && seen.insert(*s))
-                    .map(str::to_string)
-                    .collect();
-                if list.len() > MAX_SCOPES {
-                    return Err(OAuthError::invalid_request(format!(
-                        "a scope holds at most {MAX_SCOPES} scope-tokens; this one holds {}",
-                        list.len()
-                    )));
-                }
-                if let Some(bad) = list.iter().find(|s| !is_scope_token(s)) {
-                    return Err(OAuthError::invalid_scope(format!(
-                        "scope \"{}\" contains characters scopes may not have",
-                        printable(bad)
-                    )));
-                }
-                (!list.is_empty()).then_some(list)
-            }
-        };
-        Ok(Self {
-            subject_token,
-            subject_token_type,
-            actor_token,
-            audiences,
-            resources,
-            scopes,
-            requested_token_type,
-        })
-    }
-}
-
-fn token_type(uri: &str, param: &str) -> Result<TokenType, OAuthError> {
-    TokenType::from_str(uri).map_err(|_| {
-        OAuthError::invalid_request(format!("{param} is not a token type URI of RFC 8693 §3"))
-    })
 }
 
 /// The body, refused before it is read whole when it is larger than allowed, or not a form.
@@ -277,65 +153,6 @@ async fn read_whole(
 mod tests {
     use super::*;
 
-    fn request(body: &str) -> Result<TokenRequest, OAuthError> {
-        TokenRequest::from_params(&Params::parse(body.as_bytes())?)
-    }
-
-    const BASE: &str = "subject_token=t&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&audience=a";
-
-    #[test]
-    fn a_full_request_parses() {
-        let r = request(&format!(
-            "{BASE}&audience=b&resource=https%3A%2F%2Fr%2F&scope=x+y"
-        ))
-        .expect("valid");
-        assert_eq!(r.audiences, vec!["a", "b"]);
-        assert_eq!(r.resources, vec!["https://r/"]);
-        assert_eq!(r.scopes, Some(vec!["x".to_string(), "y".to_string()]));
-        assert_eq!(r.requested_token_type, TokenType::AccessToken);
-    }
-
-    #[test]
-    fn bad_requests_get_the_right_code() {
-        let at = "urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token";
-        let cases: Vec<(String, ErrorCode)> = vec![
-            (format!("{BASE}&scope=a&scope=b"), ErrorCode::InvalidRequest),
-            (format!("{BASE}&subject_token=u"), ErrorCode::InvalidRequest),
-            (
-                "subject_token_type=x&audience=a".into(),
-                ErrorCode::InvalidRequest,
-            ),
-            (
-                BASE.replace("access_token", "bogus"),
-                ErrorCode::InvalidRequest,
-            ),
-            (format!("{BASE}&actor_token=x"), ErrorCode::InvalidRequest),
-            (
-                format!("{BASE}&actor_token_type={at}"),
-                ErrorCode::InvalidRequest,
-            ),
-            (
-                format!(
-                    "{BASE}&requested_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Arefresh_token"
-                ),
-                ErrorCode::InvalidRequest,
-            ),
-            (BASE.replace("&audience=a", ""), ErrorCode::InvalidRequest),
-            (
-                format!("{BASE}&resource=relative%2Fpath"),
-                ErrorCode::InvalidTarget,
-            ),
-            (format!("{BASE}&scope=a%22b"), ErrorCode::InvalidScope),
-            ("%zz=1".into(), ErrorCode::InvalidRequest),
-            (format!("{BASE}&scope=%ff%fe"), ErrorCode::InvalidRequest),
-            (format!("{BASE}&scope=a%2"), ErrorCode::InvalidRequest),
-        ];
-        for (body, code) in cases {
-            let err = request(&body).expect_err(&body);
-            assert_eq!(err.code, code, "{body}: {}", err.description);
-        }
-    }
-
     #[test]
     fn names_and_values_are_decoded_strictly() {
         let p = Params::parse(b"a=x+y%2Bz&&b&c=%C3%A9&d=1=2").expect("valid");
@@ -349,31 +166,10 @@ mod tests {
     }
 
     #[test]
-    fn empty_values_count_as_absent() {
-        let r = request(&format!("{BASE}&scope=&actor_token=&actor_token_type=")).expect("valid");
-        assert_eq!(r.scopes, None);
-        assert!(r.actor_token.is_none());
-    }
-
-    #[test]
     fn a_repeat_is_found_among_many_parameters() {
         let body: String = (0..20_000).map(|i| format!("p{i}=1&")).collect();
         assert!(Params::parse(body.as_bytes()).is_ok());
         let repeated = format!("{body}p7=2");
         assert!(Params::parse(repeated.as_bytes()).is_err());
-    }
-
-    #[test]
-    fn only_token_exchange_is_a_supported_grant() {
-        let p = Params::parse(b"grant_type=client_credentials").expect("parse");
-        assert_eq!(
-            p.check_grant_type().expect_err("unsupported").code,
-            ErrorCode::UnsupportedGrantType
-        );
-        let p = Params::parse(b"x=1").expect("parse");
-        assert_eq!(
-            p.check_grant_type().expect_err("missing").code,
-            ErrorCode::InvalidRequest
-        );
     }
 }

@@ -53,7 +53,7 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "token_endpoint": state.server.token_endpoint,
             "jwks_uri": format!("{issuer}/jwks.json"),
             "response_types_supported": ["none"],
-            "grant_types_supported": [crate::http::form::TOKEN_EXCHANGE],
+            "grant_types_supported": crate::grants::GrantType::ALL.iter().map(|g| g.uri()).collect::<Vec<_>>(),
             "token_endpoint_auth_methods_supported": AUTH_METHODS,
             "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
             "introspection_endpoint": format!("{issuer}/introspect"),

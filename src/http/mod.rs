@@ -8,6 +8,7 @@ mod health;
 mod introspection;
 mod meta;
 pub mod remote_addr;
+mod report;
 mod request_id;
 mod token;
 
@@ -18,6 +19,7 @@ use crate::error::OAuthError;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/token")
+            .wrap(actix_web::middleware::from_fn(report::report))
             .route(web::post().to(token::token))
             .default_service(web::to(method_not_allowed)),
     )

@@ -16,7 +16,7 @@ pub fn of(req: &HttpRequest) -> String {
         .unwrap_or_else(|| crate::ids::record_id(crate::clock::now()))
 }
 
-pub fn attach(response: &mut HttpResponse, id: &str) {
+pub fn attach<B>(response: &mut HttpResponse<B>, id: &str) {
     if let Ok(value) = HeaderValue::from_str(id) {
         response
             .headers_mut()

@@ -5,7 +5,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use tessera::clients::{Evidence, credentials};
-use tessera::http::form::{Params, TokenRequest};
+use tessera::grants::token_exchange::Request;
+use tessera::http::form::Params;
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(3, |b| *b == b'\n');
@@ -24,7 +25,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(params) = Params::parse(body) else {
         return;
     };
-    let _ = params.check_grant_type();
+    let _ = tessera::grants::GrantType::of(&params);
     let _ = credentials(&Evidence {
         authorization: authorization.filter(|a| !a.is_empty()),
         form_client_id: params.one("client_id"),
@@ -32,5 +33,5 @@ fuzz_target!(|data: &[u8]| {
         form_client_assertion: params.one("client_assertion"),
         form_client_assertion_type: params.one("client_assertion_type"),
     });
-    let _ = TokenRequest::from_params(&params);
+    let _ = Request::parse(&params);
 });

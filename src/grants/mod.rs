@@ -1,0 +1,208 @@
+//! The grant types of `POST /token`, one file each, and what every grant's decision shares: the
+//! `Context` it is decided in, what it `Learned` on the way (the audit record is built from
+//! that, granted or denied) and the `Decision` it comes to. The HTTP endpoint and
+//! `tessera explain` call the same `decide`; it ends in the rules' choice and grant
+//! (`rules::choose`, `rules::grant_for`), which `tessera test` runs on its cases through
+//! `rules::plan`.
+
+pub mod token_exchange;
+
+use std::sync::Arc;
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::http::form::Params;
+use crate::rules::condition::CONDITION_BUDGET;
+use crate::rules::{self, Exchange};
+use crate::state::Policy;
+use crate::tokens::TokenType;
+use crate::tokens::VerifiedToken;
+use crate::tokens::mint::Grant;
+
+/// The grant types `POST /token` takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantType {
+    TokenExchange,
+}
+
+impl GrantType {
+    pub const ALL: &[GrantType] = &[GrantType::TokenExchange];
+
+    pub fn uri(self) -> &'static str {
+        match self {
+            GrantType::TokenExchange => token_exchange::GRANT_TYPE,
+        }
+    }
+
+    /// The request's `grant_type`: `unsupported_grant_type` when Tessera serves no such grant.
+    pub fn of(params: &Params) -> Result<Self, OAuthError> {
+        let named = params.required("grant_type")?;
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|g| g.uri() == named)
+            .ok_or_else(|| {
+                let served: Vec<String> = Self::ALL
+                    .iter()
+                    .map(|g| format!("grant_type={}", g.uri()))
+                    .collect();
+                OAuthError::new(
+                    ErrorCode::UnsupportedGrantType,
+                    format!("only {} is supported", served.join(" or ")),
+                )
+            })
+    }
+}
+
+/// What an exchange is decided against.
+pub struct Context<'a> {
+    pub policy: &'a Arc<Policy>,
+    /// The time it is judged at, in seconds.
+    pub now: i64,
+    pub conditions: Conditions<'a>,
+}
+
+/// Where rule conditions are evaluated.
+pub enum Conditions<'a> {
+    /// On the caller's thread (the command line).
+    Inline,
+    /// On the blocking pool, at most as many at once as `slots` holds, within
+    /// `CONDITION_BUDGET`: a condition never holds an HTTP worker, and one that runs long denies
+    /// its own request only.
+    Pooled(&'a Arc<tokio::sync::Semaphore>),
+}
+
+/// What a decision found out before it granted or denied: the record keeps it either way.
+#[derive(Default)]
+pub struct Learned {
+    /// The subject token's issuer: its id when trusted, the `iss` presented (printable,
+    /// bounded) when not.
+    pub subject_issuer: Option<String>,
+    pub subject: Option<VerifiedToken>,
+    pub actor: Option<VerifiedToken>,
+    /// The rule that applies, once one does.
+    pub rule: Option<String>,
+}
+
+/// A granted exchange: what to mint.
+pub struct Decision {
+    pub grant: Grant,
+    pub issued_token_type: TokenType,
+}
+
+/// The applying rule (into `rule` once chosen, for the record) and its grant, for `ex`: the
+/// rules' `plan`, with the rule's conditions evaluated where `conditions` says.
+async fn plan(
+    policy: &Arc<Policy>,
+    conditions: &Conditions<'_>,
+    ex: &Exchange<'_>,
+    rule: &mut Option<String>,
+) -> Result<Grant, OAuthError> {
+    let chosen = match conditions {
+        Conditions::Pooled(slots) if policy.rules.has_conditions(ex.client_id) => {
+            let name = choose_pooled(policy, slots, ex).await?;
+            policy
+                .rules
+                .candidates(ex.client_id, &ex.subject.issuer_id)
+                .find(|r| r.name == name)
+                .ok_or_else(OAuthError::server_error)?
+        }
+        _ => rules::choose(&policy.rules, ex)?,
+    };
+    *rule = Some(chosen.name.clone());
+    rules::grant_for(chosen, &policy.signing, ex)
+}
+
+/// `rules::choose` on the blocking pool, under the conditions' budget.
+async fn choose_pooled(
+    policy: &Arc<Policy>,
+    slots: &Arc<tokio::sync::Semaphore>,
+    ex: &Exchange<'_>,
+) -> Result<String, OAuthError> {
+    let deadline = tokio::time::Instant::now() + CONDITION_BUDGET;
+    let Ok(Ok(slot)) = tokio::time::timeout_at(deadline, slots.clone().acquire_owned()).await
+    else {
+        return Err(OAuthError::temporarily_unavailable(
+            "the rules' conditions are busy; retry later",
+        ));
+    };
+    let owned = OwnedExchange::of(ex);
+    let policy = policy.clone();
+    let job = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        rules::choose(&policy.rules, &owned.borrow()).map(|rule| rule.name.clone())
+    });
+    match tokio::time::timeout_at(deadline, job).await {
+        Ok(Ok(chosen)) => chosen,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "rule evaluation failed");
+            Err(OAuthError::server_error())
+        }
+        Err(_) => Err(rules::over_budget("")),
+    }
+}
+
+/// An `Exchange` that owns its parts, to cross to another thread.
+struct OwnedExchange {
+    client_id: String,
+    subject: VerifiedToken,
+    actor: Option<VerifiedToken>,
+    audiences: Vec<String>,
+    resources: Vec<String>,
+    requested_scopes: Option<Vec<String>>,
+    now: i64,
+    proof_jkt: Option<String>,
+}
+
+impl OwnedExchange {
+    fn of(ex: &Exchange<'_>) -> Self {
+        Self {
+            client_id: ex.client_id.to_string(),
+            subject: ex.subject.clone(),
+            actor: ex.actor.cloned(),
+            audiences: ex.targets.audiences.to_vec(),
+            resources: ex.targets.resources.to_vec(),
+            requested_scopes: ex.requested_scopes.map(<[String]>::to_vec),
+            now: ex.now,
+            proof_jkt: ex.proof_jkt.map(str::to_string),
+        }
+    }
+
+    fn borrow(&self) -> Exchange<'_> {
+        Exchange {
+            client_id: &self.client_id,
+            subject: &self.subject,
+            actor: self.actor.as_ref(),
+            targets: rules::Targets {
+                audiences: &self.audiences,
+                resources: &self.resources,
+            },
+            requested_scopes: self.requested_scopes.as_deref(),
+            now: self.now,
+            proof_jkt: self.proof_jkt.as_deref(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_token_exchange_is_a_supported_grant() {
+        let p = Params::parse(b"grant_type=client_credentials").expect("parse");
+        let err = GrantType::of(&p).expect_err("unsupported");
+        assert_eq!(err.code, ErrorCode::UnsupportedGrantType);
+        assert_eq!(
+            err.description,
+            "only grant_type=urn:ietf:params:oauth:grant-type:token-exchange is supported"
+        );
+        let p = Params::parse(b"x=1").expect("parse");
+        assert_eq!(
+            GrantType::of(&p).expect_err("missing").code,
+            ErrorCode::InvalidRequest
+        );
+        let p = Params::parse(format!("grant_type={}", token_exchange::GRANT_TYPE).as_bytes())
+            .expect("parse");
+        assert_eq!(GrantType::of(&p).expect("served"), GrantType::TokenExchange);
+    }
+}

@@ -1,0 +1,305 @@
+//! The token-exchange grant (RFC 8693): a subject token, and an actor token for delegation,
+//! verified against the trusted issuers, then the rules' decision.
+
+use std::str::FromStr;
+
+use super::{Context, Decision, Learned};
+use crate::config::{is_resource_indicator, is_scope_token};
+use crate::error::OAuthError;
+use crate::http::form::{Params, printable};
+use crate::rules::{Exchange, Targets};
+use crate::tokens::{TokenType, VerifiedToken, verify};
+
+pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// Targets (`audience` and `resource` together, duplicates removed) a request may name, and
+/// scope-tokens its `scope` may hold (SPEC §6): what a token and its record can be made to carry.
+pub const MAX_TARGETS: usize = 16;
+pub const MAX_SCOPES: usize = 64;
+
+/// A token-exchange request (RFC 8693 §2.1), parsed.
+#[derive(Debug)]
+pub struct Request {
+    pub subject_token: String,
+    pub subject_token_type: TokenType,
+    pub actor_token: Option<(String, TokenType)>,
+    pub audiences: Vec<String>,
+    pub resources: Vec<String>,
+    /// `None` when no scope was requested.
+    pub scopes: Option<Vec<String>>,
+    pub requested_token_type: TokenType,
+}
+
+impl Request {
+    pub fn parse(p: &Params) -> Result<Self, OAuthError> {
+        let subject_token = p.required("subject_token")?.to_string();
+        let subject_token_type =
+            token_type(p.required("subject_token_type")?, "subject_token_type")?;
+        jwt_token_type(subject_token_type, "subject_token_type")?;
+        let actor_token = match (p.one("actor_token"), p.one("actor_token_type")) {
+            (Some(t), Some(ty)) => Some((t.to_string(), token_type(ty, "actor_token_type")?)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(OAuthError::invalid_request(
+                    "actor_token requires actor_token_type",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(OAuthError::invalid_request(
+                    "actor_token_type was given without actor_token",
+                ));
+            }
+        };
+        let requested_token_type = match p.one("requested_token_type") {
+            None => TokenType::AccessToken,
+            Some(uri) => match token_type(uri, "requested_token_type")? {
+                t @ (TokenType::AccessToken | TokenType::Jwt) => t,
+                other => {
+                    return Err(OAuthError::invalid_request(format!(
+                        "requested_token_type {} is not supported; request an access_token or a jwt",
+                        other.uri()
+                    )));
+                }
+            },
+        };
+        let audiences = p.all("audience");
+        let resources = p.all("resource");
+        if audiences.is_empty() && resources.is_empty() {
+            return Err(OAuthError::invalid_request(
+                "name the target API with an audience or resource parameter",
+            ));
+        }
+        let targets = audiences.len() + resources.len();
+        if targets > MAX_TARGETS {
+            return Err(OAuthError::invalid_request(format!(
+                "a request names at most {MAX_TARGETS} targets (audience and resource together, \
+                 each once); this one names {targets}"
+            )));
+        }
+        if let Some(bad) = resources.iter().find(|r| !is_resource_indicator(r)) {
+            return Err(OAuthError::invalid_target(format!(
+                "resource \"{}\" is not an absolute URI without a fragment",
+                printable(bad)
+            )));
+        }
+        let scopes = match p.one("scope") {
+            None => None,
+            Some(text) => {
+                let mut seen = std::collections::HashSet::new();
+                let list: Vec<String> = text
+                    .split(' ')
+                    .filter(|s| !s.is_empty() && seen.insert(*s))
+                    .map(str::to_string)
+                    .collect();
+                if list.len() > MAX_SCOPES {
+                    return Err(OAuthError::invalid_request(format!(
+                        "a scope holds at most {MAX_SCOPES} scope-tokens; this one holds {}",
+                        list.len()
+                    )));
+                }
+                if let Some(bad) = list.iter().find(|s| !is_scope_token(s)) {
+                    return Err(OAuthError::invalid_scope(format!(
+                        "scope \"{}\" contains characters scopes may not have",
+                        printable(bad)
+                    )));
+                }
+                (!list.is_empty()).then_some(list)
+            }
+        };
+        Ok(Self {
+            subject_token,
+            subject_token_type,
+            actor_token,
+            audiences,
+            resources,
+            scopes,
+            requested_token_type,
+        })
+    }
+
+    /// The exchange as the rules see it.
+    pub fn exchange<'a>(
+        &'a self,
+        client_id: &'a str,
+        subject: &'a VerifiedToken,
+        actor: Option<&'a VerifiedToken>,
+        now: i64,
+        proof_jkt: Option<&'a str>,
+    ) -> Exchange<'a> {
+        Exchange {
+            client_id,
+            subject,
+            actor,
+            targets: Targets {
+                audiences: &self.audiences,
+                resources: &self.resources,
+            },
+            requested_scopes: self.scopes.as_deref(),
+            now,
+            proof_jkt,
+        }
+    }
+}
+
+/// The decision on `request` from the authenticated `client_id`, whose DPoP proof (when it sent
+/// one, checked) showed the key `proof_jkt`. What it verifies on the way goes to `learned`.
+pub async fn decide(
+    ctx: &Context<'_>,
+    client_id: &str,
+    request: &Request,
+    proof_jkt: Option<&str>,
+    learned: &mut Learned,
+) -> Result<Decision, OAuthError> {
+    let policy = ctx.policy;
+    // Opaque tokens go only to issuers this client's rules name.
+    let may_introspect = |issuer: &str| policy.rules.names_client_and_issuer(client_id, issuer);
+    let subject = verify::verify(
+        &request.subject_token,
+        request.subject_token_type,
+        &policy.issuers,
+        ctx.now,
+        "subject token",
+        &may_introspect,
+    )
+    .await
+    .inspect_err(|_| {
+        // The record says who the token claims to come from, trusted or not.
+        learned.subject_issuer = crate::tokens::unverified::parse(&request.subject_token)
+            .ok()
+            .and_then(|t| t.iss().map(|iss| presented_issuer(ctx, iss)));
+    })?;
+    learned.subject_issuer = Some(subject.issuer_id.clone());
+    let subject = learned.subject.insert(subject);
+    let actor = match &request.actor_token {
+        None => None,
+        Some((token, token_type)) => {
+            jwt_token_type(*token_type, "actor_token_type")?;
+            let actor = verify::verify(
+                token,
+                *token_type,
+                &policy.issuers,
+                ctx.now,
+                "actor token",
+                &may_introspect,
+            )
+            .await?;
+            Some(&*learned.actor.insert(actor))
+        }
+    };
+    let ex = request.exchange(client_id, subject, actor, ctx.now, proof_jkt);
+    let grant = super::plan(policy, &ctx.conditions, &ex, &mut learned.rule).await?;
+    Ok(Decision {
+        grant,
+        issued_token_type: request.requested_token_type,
+    })
+}
+
+/// A presented `iss` as a record keeps it: the issuer's id when it is trusted, the `iss` itself
+/// (printable, bounded) when it is not.
+fn presented_issuer(ctx: &Context<'_>, iss: &str) -> String {
+    ctx.policy
+        .issuers
+        .get(iss)
+        .map_or_else(|| verify::shown(iss), |i| i.config.id.clone())
+}
+
+/// Tokens Tessera verifies are JWTs: refresh tokens and SAML assertions are refused.
+fn jwt_token_type(token_type: TokenType, param: &str) -> Result<(), OAuthError> {
+    match token_type {
+        TokenType::AccessToken | TokenType::IdToken | TokenType::Jwt => Ok(()),
+        other => Err(OAuthError::invalid_request(format!(
+            "{param} {} is not supported; send a JWT",
+            other.uri()
+        ))),
+    }
+}
+
+fn token_type(uri: &str, param: &str) -> Result<TokenType, OAuthError> {
+    TokenType::from_str(uri).map_err(|_| {
+        OAuthError::invalid_request(format!("{param} is not a token type URI of RFC 8693 §3"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn request(body: &str) -> Result<Request, OAuthError> {
+        Request::parse(&Params::parse(body.as_bytes())?)
+    }
+
+    const BASE: &str = "subject_token=t&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&audience=a";
+
+    #[test]
+    fn a_full_request_parses() {
+        let r = request(&format!(
+            "{BASE}&audience=b&resource=https%3A%2F%2Fr%2F&scope=x+y"
+        ))
+        .expect("valid");
+        assert_eq!(r.audiences, vec!["a", "b"]);
+        assert_eq!(r.resources, vec!["https://r/"]);
+        assert_eq!(r.scopes, Some(vec!["x".to_string(), "y".to_string()]));
+        assert_eq!(r.requested_token_type, TokenType::AccessToken);
+    }
+
+    #[test]
+    fn bad_requests_get_the_right_code() {
+        let at = "urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token";
+        let cases: Vec<(String, ErrorCode)> = vec![
+            (format!("{BASE}&scope=a&scope=b"), ErrorCode::InvalidRequest),
+            (format!("{BASE}&subject_token=u"), ErrorCode::InvalidRequest),
+            (
+                "subject_token_type=x&audience=a".into(),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                BASE.replace("access_token", "bogus"),
+                ErrorCode::InvalidRequest,
+            ),
+            (format!("{BASE}&actor_token=x"), ErrorCode::InvalidRequest),
+            (
+                format!("{BASE}&actor_token_type={at}"),
+                ErrorCode::InvalidRequest,
+            ),
+            (
+                format!(
+                    "{BASE}&requested_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Arefresh_token"
+                ),
+                ErrorCode::InvalidRequest,
+            ),
+            (BASE.replace("&audience=a", ""), ErrorCode::InvalidRequest),
+            (
+                format!("{BASE}&resource=relative%2Fpath"),
+                ErrorCode::InvalidTarget,
+            ),
+            (format!("{BASE}&scope=a%22b"), ErrorCode::InvalidScope),
+            ("%zz=1".into(), ErrorCode::InvalidRequest),
+            (format!("{BASE}&scope=%ff%fe"), ErrorCode::InvalidRequest),
+            (format!("{BASE}&scope=a%2"), ErrorCode::InvalidRequest),
+        ];
+        for (body, code) in cases {
+            let err = request(&body).expect_err(&body);
+            assert_eq!(err.code, code, "{body}: {}", err.description);
+        }
+    }
+
+    #[test]
+    fn empty_values_count_as_absent() {
+        let r = request(&format!("{BASE}&scope=&actor_token=&actor_token_type=")).expect("valid");
+        assert_eq!(r.scopes, None);
+        assert!(r.actor_token.is_none());
+    }
+
+    #[test]
+    fn a_subject_token_that_is_no_jwt_is_refused_by_type() {
+        let body = BASE.replace("access_token", "refresh_token");
+        let err = request(&body).expect_err("refresh token");
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        assert!(
+            err.description.contains("send a JWT"),
+            "{}",
+            err.description
+        );
+    }
+}
