@@ -12,8 +12,9 @@ use serde_json::{Map, json};
 use tessera::config::{IssuerConfig, KeySource, TokenKind};
 use tessera::issuers::{Fetcher, Issuers};
 use tessera::keys::{SigningKey, SigningKeys, generate_pkcs8_pem, public_jwk_of};
+use tessera::oauth::TokenType;
 use tessera::tokens::mint::{Grant, mint};
-use tessera::tokens::{TokenType, verify};
+use tessera::tokens::verify;
 
 fn now() -> i64 {
     SystemTime::now()

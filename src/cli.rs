@@ -171,7 +171,7 @@ fn load(path: &Path) -> Result<Config, String> {
 
 fn serve(path: &Path) -> Result<(), String> {
     let config = load(path)?;
-    crate::startup::check_files(&config)?;
+    crate::state::check_files(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -187,7 +187,7 @@ fn serve(path: &Path) -> Result<(), String> {
 
 fn check(path: &Path) -> Result<(), String> {
     let config = load(path)?;
-    let keys = crate::startup::check_files(&config)?;
+    let keys = crate::state::check_files(&config)?;
     let mut out = std::io::stdout().lock();
     let _ = print_summary(&mut out, &config, &keys);
     for warning in crate::rules::lint::lint(&config) {

@@ -12,10 +12,11 @@ use crate::error::OAuthError;
 use crate::grants::{Conditions, Context, Learned, token_exchange};
 use crate::issuers::Fetcher;
 use crate::keys::SigningKeys;
+use crate::oauth::TokenType;
 use crate::rules;
 use crate::state::Policy;
+use crate::tokens::VerifiedToken;
 use crate::tokens::mint;
-use crate::tokens::{TokenType, VerifiedToken};
 
 pub struct Request {
     pub client: String,

@@ -2,9 +2,9 @@
 
 pub mod audit;
 pub mod cli;
-pub mod client_assertion;
 pub mod clients;
 pub mod clock;
+pub mod condition;
 pub mod config;
 pub mod error;
 pub mod explain;
@@ -14,8 +14,9 @@ pub mod ids;
 pub mod issuers;
 pub mod keys;
 pub mod metrics;
+pub mod net;
+pub mod oauth;
 pub mod pre_auth;
-pub mod rate_limit;
 pub mod reload;
 pub mod rules;
 pub mod startup;

@@ -11,9 +11,10 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use crate::audit::ExchangeRecord;
+use crate::clients::rate::refill;
 use crate::clock::UnixTime;
+use crate::config::RateLimit;
 use crate::ids::record_id;
-use crate::rate_limit::{RateLimit, refill};
 
 /// Addresses tracked at once.
 const MAX_ADDRESSES: usize = 65_536;
@@ -128,7 +129,7 @@ impl PreAuthLimiter {
 
 /// The address a request is counted under: an IPv6 address as its /64.
 fn counted_as(addr: IpAddr) -> IpAddr {
-    match crate::http::remote_addr::canonical(addr) {
+    match crate::net::canonical(addr) {
         IpAddr::V6(v6) => {
             let bits = u128::from(v6) & !((1u128 << 64) - 1);
             IpAddr::V6(Ipv6Addr::from(bits))

@@ -12,7 +12,7 @@ use crate::state::{AppState, Policy};
 /// Reads the configuration file again and swaps in its policy, or says why it did not.
 pub async fn reload(state: &AppState) -> Result<(), String> {
     let config = crate::config::load(&state.config_file).map_err(|e| e.to_string())?;
-    crate::startup::check_files(&config)?;
+    crate::state::check_files(&config)?;
     if config.server != state.server {
         tracing::warn!(
             "changes to [server] take effect at the next restart; issuers, clients and rules are reloaded"

@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 
 use crate::audit::AuditWriter;
 use crate::clock::Clock;
-use crate::config::{Config, KeySource};
+use crate::config::Config;
 use crate::issuers::Fetcher;
 use crate::keys::SigningKeys;
 use crate::pre_auth::PreAuthLimiter;
@@ -26,28 +26,6 @@ const BACKLOG: u32 = 2048;
 
 /// How long one JWKS or discovery request to an identity provider may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What `check`, `serve` and a reload validate beyond the file itself: the signing keys and
-/// JWKS files it names.
-pub fn check_files(config: &Config) -> Result<SigningKeys, String> {
-    let keys = SigningKeys::load(&config.signing)?;
-    for issuer in &config.issuers {
-        if let KeySource::File(file) = &issuer.keys {
-            let bytes = std::fs::read(file)
-                .map_err(|e| format!("{}: issuer \"{}\": {e}", file.display(), issuer.id))?;
-            let (usable, _) = crate::issuers::jwks::parse(&bytes)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
-            if usable.is_empty() {
-                return Err(format!(
-                    "{}: issuer \"{}\": the JWKS holds no usable key",
-                    file.display(),
-                    issuer.id
-                ));
-            }
-        }
-    }
-    Ok(keys)
-}
 
 pub struct Application {
     port: u16,

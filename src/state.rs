@@ -14,6 +14,28 @@ use crate::keys::SigningKeys;
 use crate::rules::RuleSet;
 use crate::store::Store;
 
+/// What `check`, `serve` and a reload validate beyond the file itself: the signing keys and
+/// JWKS files it names.
+pub fn check_files(config: &Config) -> Result<SigningKeys, String> {
+    let keys = SigningKeys::load(&config.signing)?;
+    for issuer in &config.issuers {
+        if let KeySource::File(file) = &issuer.keys {
+            let bytes = std::fs::read(file)
+                .map_err(|e| format!("{}: issuer \"{}\": {e}", file.display(), issuer.id))?;
+            let (usable, _) = crate::issuers::jwks::parse(&bytes)
+                .map_err(|e| format!("{}: {e}", file.display()))?;
+            if usable.is_empty() {
+                return Err(format!(
+                    "{}: issuer \"{}\": the JWKS holds no usable key",
+                    file.display(),
+                    issuer.id
+                ));
+            }
+        }
+    }
+    Ok(keys)
+}
+
 pub struct Policy {
     pub issuers: Issuers,
     /// The keys of `private_key_jwt` clients, each client the issuer of its assertions.
@@ -35,7 +57,7 @@ impl Policy {
         previous: Option<&Policy>,
     ) -> Self {
         let client_key_configs =
-            crate::client_assertion::key_configs(&config.clients, &config.server);
+            crate::clients::assertion::key_configs(&config.clients, &config.server);
         let client_keys = Issuers::rebuild(
             &client_key_configs,
             keys,

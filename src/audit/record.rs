@@ -71,7 +71,7 @@ pub struct ExchangeRecord {
     /// The tokens a grant comes from, for the writer to refuse it inside its commit when one of
     /// them is revoked (`audit::revocation::settle`). Not stored.
     #[serde(skip)]
-    pub provenance: Option<Box<super::revocation::Provenance>>,
+    pub provenance: Option<Box<super::provenance::Provenance>>,
     /// The client was authenticated: a refusal before that is limited per remote address
     /// (`pre_auth`). Not stored.
     #[serde(skip)]

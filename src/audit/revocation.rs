@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 
 use diesel::prelude::*;
 
+use super::provenance::{Presented, Provenance};
 use super::record::{ExchangeRecord, Outcome};
 use super::subject_tokens::{self, Within};
 use crate::clock::format_secs;
@@ -215,27 +216,6 @@ fn remember(
         ))
         .execute(conn)
         .map(|_| ())
-}
-
-/// A token presented to an exchange, as far as revocation is concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Presented {
-    pub issuer_id: String,
-    pub sub: String,
-    pub jti: Option<String>,
-    pub iat: Option<i64>,
-    /// Minted by this server and presented: its own record must exist and not be revoked.
-    pub local: bool,
-}
-
-/// The tokens a grant comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Provenance {
-    pub subject: Presented,
-    pub actor: Option<Presented>,
-    /// The token being minted, as this server's issuer entries would see it presented later:
-    /// a subject revoked at this server while the exchange ran covers it too.
-    pub minted: Vec<Presented>,
 }
 
 /// Inside the audit commit, after `lock_for_commit`: each grant of the batch that comes from a

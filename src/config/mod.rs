@@ -13,8 +13,6 @@ use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
 
-pub use crate::rate_limit::RateLimit;
-
 /// Requests refused before client authentication that one address may make: a burst of 100,
 /// then 10 a second (a client misconfigured in earnest stays far below; a flood does not).
 pub const DEFAULT_PRE_AUTH_LIMIT: RateLimit = RateLimit {
@@ -22,6 +20,8 @@ pub const DEFAULT_PRE_AUTH_LIMIT: RateLimit = RateLimit {
     burst: 100,
 };
 use reqwest::Url;
+
+use crate::oauth::{is_resource_indicator, is_scope_token};
 
 pub use duration::parse as parse_duration;
 use raw::{RawClient, RawConfig, RawIssuer, RawRule, RawServer, RawSigning, RawStorage};
@@ -58,6 +58,13 @@ pub struct Config {
     pub rules: Vec<RuleConfig>,
 }
 
+/// A rate: `burst` requests at once, refilled at `per_second` (SPEC §3).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConfig {
     pub listen: String,
@@ -77,7 +84,7 @@ pub struct ServerConfig {
     /// A `private_key_jwt` assertion whose `exp` is further ahead than this is refused.
     pub max_assertion_lifetime: Duration,
     /// Peers whose `Forwarded` / `X-Forwarded-For` say who the client is.
-    pub trusted_proxies: Vec<crate::http::remote_addr::Cidr>,
+    pub trusted_proxies: Vec<crate::net::Cidr>,
     /// Requests refused before client authentication, per remote address; `None`: unlimited.
     pub pre_auth_limit: Option<RateLimit>,
 }
@@ -260,7 +267,7 @@ pub struct RuleConfig {
     pub default_scopes: Vec<String>,
     pub scope_mode: ScopeMode,
     pub require_scopes: Vec<String>,
-    pub condition: Option<crate::rules::condition::Condition>,
+    pub condition: Option<crate::condition::Condition>,
     pub actor: ActorMode,
     pub actors: Vec<ActorRef>,
     pub ttl: Option<Duration>,
@@ -545,7 +552,7 @@ impl Ctx<'_> {
                 .iter()
                 .enumerate()
                 .map(|(i, text)| {
-                    crate::http::remote_addr::Cidr::parse(text)
+                    crate::net::Cidr::parse(text)
                         .map_err(|e| self.err(format!("server.trusted_proxies[{i}]"), e))
                 })
                 .collect::<Result<_, _>>()?,
@@ -854,7 +861,7 @@ impl Ctx<'_> {
                 ),
             ));
         }
-        crate::tokens::algorithm::named(name)
+        crate::oauth::algorithm::named(name)
             .ok_or_else(|| self.err(key, format!("\"{name}\" is not a supported algorithm (RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA or Ed25519)")))
     }
 
@@ -940,7 +947,7 @@ impl Ctx<'_> {
         let condition = raw
             .condition
             .as_deref()
-            .map(crate::rules::condition::Condition::compile)
+            .map(crate::condition::Condition::compile)
             .transpose()
             .map_err(|e| self.err(at("condition"), e))?;
         if raw.clients.is_empty() {
@@ -1095,18 +1102,6 @@ fn is_loopback(url: &Url) -> bool {
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
         None => false,
     }
-}
-
-/// RFC 6749 §3.3 scope-token: printable ASCII except space, `"` and `\`.
-pub fn is_scope_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
-}
-
-/// RFC 8707 §2: an absolute URI without a fragment.
-pub fn is_resource_indicator(s: &str) -> bool {
-    Url::parse(s).is_ok_and(|u| u.fragment().is_none()) && !s.contains('#')
 }
 
 pub fn decode_sha256_hex(hex: &str) -> Option<[u8; 32]> {

@@ -9,12 +9,12 @@ pub mod token_exchange;
 
 use std::sync::Arc;
 
+use crate::condition::CONDITION_BUDGET;
 use crate::error::{ErrorCode, OAuthError};
-use crate::http::form::Params;
-use crate::rules::condition::CONDITION_BUDGET;
+use crate::oauth::Params;
+use crate::oauth::TokenType;
 use crate::rules::{self, Exchange};
 use crate::state::Policy;
-use crate::tokens::TokenType;
 use crate::tokens::VerifiedToken;
 use crate::tokens::mint::Grant;
 

@@ -4,11 +4,13 @@
 use std::str::FromStr;
 
 use super::{Context, Decision, Learned};
-use crate::config::{is_resource_indicator, is_scope_token};
 use crate::error::OAuthError;
-use crate::http::form::{Params, printable};
+use crate::oauth::Params;
+use crate::oauth::TokenType;
+use crate::oauth::form::printable;
+use crate::oauth::{is_resource_indicator, is_scope_token};
 use crate::rules::{Exchange, Targets};
-use crate::tokens::{TokenType, VerifiedToken, verify};
+use crate::tokens::{VerifiedToken, verify};
 
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 

@@ -4,9 +4,9 @@
 use actix_web::HttpRequest;
 use actix_web::http::header;
 
-use super::form::Params;
 use crate::clients::{self, Credentials, Evidence};
 use crate::error::OAuthError;
+use crate::oauth::Params;
 use crate::state::{AppState, Policy};
 
 /// The client id presented (kept for the record even when authentication fails, cut to 256
@@ -49,7 +49,7 @@ pub async fn authenticate(
                     .and_then(|t| t.iss().map(str::to_string))
             });
             let now = state.clock.now().secs();
-            let verified = crate::client_assertion::verify(
+            let verified = crate::clients::assertion::verify(
                 &assertion,
                 client_id.as_deref(),
                 &policy.client_keys,

@@ -8,9 +8,10 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::{Map, Value, json};
 
-use super::form::{Params, read_body};
+use super::body::read_body;
 use crate::audit::revocation::{self, Target, When};
 use crate::error::OAuthError;
+use crate::oauth::Params;
 use crate::state::AppState;
 use crate::tokens::verify::verify_local;
 

@@ -36,7 +36,7 @@ const ASSERTION_ALGORITHMS: &[Algorithm] = &[
 fn advertised(algorithms: &[Algorithm]) -> Vec<String> {
     algorithms
         .iter()
-        .flat_map(|a| crate::tokens::algorithm::names(*a))
+        .flat_map(|a| crate::oauth::algorithm::names(*a))
         .collect()
 }
 

@@ -1,9 +1,9 @@
 //! The public HTTP interface (SPEC §3).
 
 pub mod admin;
+mod body;
 mod client_auth;
 mod errors;
-pub mod form;
 mod health;
 mod introspection;
 mod meta;

@@ -12,8 +12,8 @@ use serde::Serialize;
 
 use super::report::{Report, RequestId};
 use crate::audit::ExchangeRecord;
+use crate::audit::provenance::{Presented, Provenance};
 use crate::audit::record::MAX_VALUE_CHARS;
-use crate::audit::revocation::{Presented, Provenance};
 use crate::audit::writer::Committed;
 use crate::error::{ErrorCode, OAuthError, Status};
 use crate::grants::{Conditions, Context, Decision, GrantType, Learned, token_exchange};
@@ -169,14 +169,14 @@ async fn exchange(
     now: i64,
     attempt: &mut Attempt,
 ) -> Result<Issued, OAuthError> {
-    let body = super::form::read_body(
+    let body = super::body::read_body(
         req,
         body,
         state.server.max_body_bytes,
         state.server.body_timeout,
     )
     .await?;
-    let params = super::form::Params::parse(&body)?;
+    let params = crate::oauth::Params::parse(&body)?;
     // What was asked for is worth recording even when the request goes no further.
     attempt.requested_audiences = params.all("audience");
     attempt.requested_resources = params.all("resource");

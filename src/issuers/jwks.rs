@@ -202,7 +202,7 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<VerifyKey>, Vec<String>), String> {
         let alg = value.get("alg").cloned();
         let parsed = match alg
             .as_ref()
-            .map(|a| a.as_str().map(crate::tokens::algorithm::named))
+            .map(|a| a.as_str().map(crate::oauth::algorithm::named))
         {
             Some(Some(Some(known))) => {
                 value["alg"] = serde_json::Value::String(format!("{known:?}"));

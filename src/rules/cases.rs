@@ -10,7 +10,7 @@ use super::{Exchange, RuleSet, Targets, plan};
 use crate::config::Config;
 use crate::error::OAuthError;
 use crate::tokens::VerifiedToken;
-use crate::tokens::verify::scopes_of;
+use crate::tokens::verified::scopes_of;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

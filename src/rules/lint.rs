@@ -80,7 +80,7 @@ mod tests {
         );
         let mut conditional = broad.clone();
         conditional.condition =
-            Some(crate::rules::condition::Condition::compile("client == \"x\"").expect("cel"));
+            Some(crate::condition::Condition::compile("client == \"x\"").expect("cel"));
         assert!(!shadows(&conditional, &narrow), "a condition may not hold");
     }
 }

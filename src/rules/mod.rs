@@ -3,7 +3,6 @@
 
 pub mod actor;
 pub mod cases;
-pub mod condition;
 pub mod index;
 pub mod invariants;
 pub mod lifetime;
@@ -195,7 +194,7 @@ pub fn misses(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<Vec<String>, OAuth
         ));
     }
     if let (true, Some(condition)) = (out.is_empty(), &rule.condition) {
-        let input = condition::Input {
+        let input = crate::condition::Input {
             subject: &subject.claims,
             actor: ex.actor.map(|a| &a.claims),
             client: ex.client_id,
@@ -206,8 +205,8 @@ pub fn misses(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<Vec<String>, OAuth
         match condition.evaluate(&input) {
             Ok(true) => {}
             Ok(false) => out.push("has a condition this exchange does not meet".into()),
-            Err(condition::Failure::OverBudget) => return Err(over_budget(&rule.name)),
-            Err(condition::Failure::Error(e)) => {
+            Err(crate::condition::Failure::OverBudget) => return Err(over_budget(&rule.name)),
+            Err(crate::condition::Failure::Error(e)) => {
                 return Err(OAuthError::invalid_target(format!(
                     "rule \"{}\": the rule's condition could not be evaluated for this exchange",
                     rule.name

@@ -257,8 +257,9 @@ fn a_plan_carries_targets_scopes_lifetime_actor_and_copied_claims() {
 #[test]
 fn a_condition_takes_part_in_the_choice_and_an_error_denies() {
     let mut staff = rule("staff-only", &["read"], &[]);
-    staff.condition =
-        Some(condition::Condition::compile(r#""staff" in subject.groups"#).expect("compiles"));
+    staff.condition = Some(
+        crate::condition::Condition::compile(r#""staff" in subject.groups"#).expect("compiles"),
+    );
     let rules = vec![staff, rule("fallback", &["read"], &[])];
     let aud = strings(&["inventory-api"]);
     let t = Targets {

@@ -52,7 +52,7 @@ pub fn check(proof: &str, method: &str, endpoint: &str, now: i64) -> Result<Proo
     {
         return Err(invalid("the DPoP proof's typ must be dpop+jwt"));
     }
-    let alg = super::algorithm::named(&parsed.header.alg)
+    let alg = crate::oauth::algorithm::named(&parsed.header.alg)
         .filter(|a| ALGORITHMS.contains(a))
         .ok_or_else(|| {
             invalid(format!(

@@ -1,12 +1,10 @@
-//! JWTs in and out: token type URIs, verification of subject tokens, minting of access tokens.
+//! JWTs in and out: verification of subject tokens, DPoP proofs, minting of access tokens.
 
-pub mod algorithm;
 pub mod dpop;
-pub mod introspect;
 pub mod mint;
-pub mod types;
+pub mod opaque;
 pub mod unverified;
+pub mod verified;
 pub mod verify;
 
-pub use types::TokenType;
-pub use verify::VerifiedToken;
+pub use verified::VerifiedToken;

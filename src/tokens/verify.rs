@@ -5,41 +5,28 @@
 use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
-use super::TokenType;
 use super::unverified::{self, Unverified};
+use super::verified::{VerifiedToken, audience_matches, scopes_of};
 use crate::config::{IssuerConfig, TokenKind};
 use crate::error::OAuthError;
 use crate::issuers::{Issuer, Issuers};
-
-/// A token whose signature and claims have been checked.
-#[derive(Debug, Clone)]
-pub struct VerifiedToken {
-    pub issuer_id: String,
-    pub iss: String,
-    pub sub: String,
-    pub jti: Option<String>,
-    pub exp: i64,
-    /// The first second at which this token is no longer accepted (exp, plus leeway for JWTs).
-    pub accepted_until: i64,
-    pub scopes: Vec<String>,
-    pub claims: Map<String, Value>,
-}
+use crate::oauth::TokenType;
 
 /// `role` is "subject token" or "actor token", for the error descriptions. An opaque token is
-/// sent for introspection only to an issuer `may_introspect` allows (see `introspect`).
+/// sent for introspection only to an issuer `may_introspect` allows (see `opaque`).
 pub async fn verify(
     token: &str,
     declared: TokenType,
     issuers: &Issuers,
     now: i64,
     role: &str,
-    may_introspect: super::introspect::MayIntrospect<'_>,
+    may_introspect: super::opaque::MayIntrospect<'_>,
 ) -> Result<VerifiedToken, OAuthError> {
     let invalid = |why: &str| OAuthError::invalid_request(format!("the {role} {why}"));
     let parsed = match unverified::parse(token) {
         Ok(parsed) => parsed,
         Err(not_jwt) => {
-            return super::introspect::verify(
+            return super::opaque::verify(
                 token,
                 declared,
                 issuers,
@@ -118,7 +105,7 @@ fn same_but_spelling(trusted: &str, presented: &str) -> bool {
 }
 
 fn allowed_algorithm(name: &str, issuer: &IssuerConfig) -> Result<Algorithm, String> {
-    super::algorithm::named(name)
+    crate::oauth::algorithm::named(name)
         .filter(|alg| issuer.algorithms.contains(alg))
         .ok_or_else(|| {
             format!(
@@ -273,42 +260,6 @@ fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, Strin
     }
 }
 
-/// Whether `aud` (a string or a list) names one of `accepted`.
-pub(crate) fn audience_matches(aud: Option<&Value>, accepted: &[String]) -> bool {
-    match aud {
-        Some(Value::String(a)) => accepted.contains(a),
-        Some(Value::Array(list)) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .any(|a| accepted.iter().any(|x| x == a)),
-        _ => false,
-    }
-}
-
-/// Scopes from `scope` (RFC 9068, space-separated) or `scp` (a list, or a string).
-/// A token's scopes (SPEC §5): `scope`, or else `scp` as a string or an array of strings. A
-/// string is split on the space character only (RFC 6749 §3.3), and a scope-token outside that
-/// grammar (a tab, a newline, non-ASCII, `"`, a backslash) is discarded: it matches nothing.
-pub fn scopes_of(claims: &Map<String, Value>) -> Vec<String> {
-    let words = |s: &str| -> Vec<String> {
-        s.split(' ')
-            .filter(|w| crate::config::is_scope_token(w))
-            .map(str::to_string)
-            .collect()
-    };
-    match (claims.get("scope"), claims.get("scp")) {
-        (Some(Value::String(s)), _) => words(s),
-        (_, Some(Value::Array(list))) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .filter(|w| crate::config::is_scope_token(w))
-            .map(str::to_string)
-            .collect(),
-        (_, Some(Value::String(s))) => words(s),
-        _ => Vec::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests;
 
@@ -323,7 +274,9 @@ pub fn verify_local(
     let parsed = unverified::parse(token).ok()?;
     let kid = parsed.header.kid.as_deref()?;
     let key = keys.iter().find(|k| k.kid == kid)?;
-    if super::algorithm::named(&parsed.header.alg)? != key.alg || parsed.iss() != Some(issuer) {
+    if crate::oauth::algorithm::named(&parsed.header.alg)? != key.alg
+        || parsed.iss() != Some(issuer)
+    {
         return None;
     }
     jsonwebtoken::crypto::verify(

@@ -153,7 +153,7 @@ impl Interop {
                 "alg = \"ES256\"\nprivate_key_file = \"signing.pem\"",
                 &format!(
                     "alg = \"{}\"\nprivate_key_file = \"{}\"",
-                    tessera::tokens::algorithm::names(alg)[0],
+                    tessera::oauth::algorithm::names(alg)[0],
                     signing.display()
                 ),
             )
@@ -224,7 +224,7 @@ impl Interop {
             .iter()
             .map(|k| {
                 json!({
-                    "alg": tessera::tokens::algorithm::names(k.alg)[0],
+                    "alg": tessera::oauth::algorithm::names(k.alg)[0],
                     "kid": k.kid,
                     "pem_file": self._files.path().join(format!("{}.pem", k.kid)),
                 })

@@ -9,7 +9,7 @@ use std::time::Duration;
 use libfuzzer_sys::fuzz_target;
 use tessera::config::{IssuerConfig, KeySource, TokenKind};
 use tessera::keys::{SigningKey, SigningKeys, generate_pkcs8_pem};
-use tessera::tokens::types::TokenType;
+use tessera::oauth::TokenType;
 
 const ISSUER: &str = "https://sts.test.internal";
 

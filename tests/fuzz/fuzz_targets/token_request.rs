@@ -6,7 +6,7 @@
 use libfuzzer_sys::fuzz_target;
 use tessera::clients::{Evidence, credentials};
 use tessera::grants::token_exchange::Request;
-use tessera::http::form::Params;
+use tessera::oauth::form::Params;
 
 fuzz_target!(|data: &[u8]| {
     let mut parts = data.splitn(3, |b| *b == b'\n');

@@ -4,11 +4,7 @@
 use std::sync::Mutex;
 use std::time::Instant;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RateLimit {
-    pub per_second: u32,
-    pub burst: u32,
-}
+use crate::config::RateLimit;
 
 #[derive(Debug)]
 pub struct Bucket {

@@ -2,15 +2,18 @@
 //! `client_secret_post`, exactly one per request, checked against the SHA-256 of the secret in
 //! constant time.
 
+pub mod assertion;
+pub mod rate;
+
 use std::collections::HashMap;
 
 use aws_lc_rs::digest::{SHA256, digest};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use crate::clients::rate::Bucket;
 use crate::config::{ClientAuth, ClientConfig};
 use crate::error::{OAuthError, Status};
-use crate::rate_limit::Bucket;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -62,11 +65,11 @@ pub fn credentials(evidence: &Evidence<'_>) -> Result<Credentials, OAuthError> {
         ));
     }
     if assertion {
-        if evidence.form_client_assertion_type != Some(crate::client_assertion::ASSERTION_TYPE) {
+        if evidence.form_client_assertion_type != Some(crate::clients::assertion::ASSERTION_TYPE) {
             return Err(OAuthError::invalid_client(
                 format!(
                     "client_assertion_type must be {}",
-                    crate::client_assertion::ASSERTION_TYPE
+                    crate::clients::assertion::ASSERTION_TYPE
                 ),
                 false,
             ));
@@ -132,7 +135,7 @@ fn parse_basic(header: &str) -> Option<(String, String)> {
     let decoded = String::from_utf8(STANDARD.decode(value.trim()).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     // Each part is form-urlencoded as a whole (RFC 6749 §2.3.1): `&` and `=` are data.
-    let unescape = |s: &str| crate::http::form::decode(s.as_bytes());
+    let unescape = |s: &str| crate::oauth::form::decode(s.as_bytes());
     let id = unescape(id)?;
     (!id.is_empty()).then_some(())?;
     Some((id, unescape(secret)?))
@@ -322,7 +325,7 @@ mod tests {
             form_client_assertion: assertion,
             form_client_assertion_type: ty,
         };
-        let jwt_bearer = Some(crate::client_assertion::ASSERTION_TYPE);
+        let jwt_bearer = Some(crate::clients::assertion::ASSERTION_TYPE);
         assert!(matches!(
             credentials(&ev(Some("a.b.c"), jwt_bearer, None)),
             Ok(Credentials::Assertion { .. })

@@ -9,8 +9,9 @@ use std::time::Duration;
 use crate::config::{ClientAuth, ClientConfig, IssuerConfig, ServerConfig, TokenKind};
 use crate::error::{ErrorCode, OAuthError};
 use crate::issuers::Issuers;
+use crate::oauth::TokenType;
 use crate::store::Store;
-use crate::tokens::{TokenType, verify};
+use crate::tokens::verify;
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 

@@ -10,12 +10,12 @@
 use aws_lc_rs::digest::{SHA256, digest};
 use serde_json::{Map, Value};
 
-use super::TokenType;
 use super::VerifiedToken;
-use super::verify::scopes_of;
+use super::verified::scopes_of;
 use crate::config::{IssuerConfig, TokenKind};
 use crate::error::OAuthError;
 use crate::issuers::Issuers;
+use crate::oauth::TokenType;
 
 /// Which issuers (by id) an opaque token may be sent to: those that a rule naming the
 /// authenticated client names.
@@ -147,7 +147,7 @@ pub fn from_answer(
     }
     // An answer without aud is taken as meant for whoever introspects it (RFC 7662 §2.2).
     let aud_ok = answer.get("aud").is_none()
-        || super::verify::audience_matches(answer.get("aud"), &issuer.audiences);
+        || super::verified::audience_matches(answer.get("aud"), &issuer.audiences);
     if !aud_ok {
         return Err(format!(
             "is not intended for this server (its aud names none of issuer \"{}\"'s audiences)",
