@@ -1,5 +1,7 @@
 //! The one error type of the OAuth endpoints (RFC 6749 §5.2, RFC 8693 §2.2.2, RFC 9449 §5).
-//! Its mapping to HTTP lives in `http::errors`, and nowhere else.
+//! Its mapping to HTTP lives in `http::errors`, and nowhere else. Internal failures are typed
+//! where they happen (`store::Error`, `startup::Error`, `issuers::fetch::Error`, …) and become
+//! text only at the edges: the command line, a log line, an `error_description`, by `chain`.
 
 use std::fmt;
 
@@ -144,3 +146,15 @@ impl fmt::Display for OAuthError {
 }
 
 impl std::error::Error for OAuthError {}
+
+/// An error and its causes, as one line: `what failed: why: why that`.
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        line.push_str(": ");
+        line.push_str(&e.to_string());
+        cause = e.source();
+    }
+    line
+}

@@ -216,7 +216,10 @@ async fn commit_summaries(limiter: &PreAuthLimiter, audit: &AuditWriter, everyth
             "requests refused before client authentication, summarised"
         );
         if let Err(e) = audit.commit(record).await {
-            crate::telemetry::repeated::error("summary record not recorded", &e);
+            crate::telemetry::repeated::error(
+                "summary record not recorded",
+                &crate::error::chain(&e),
+            );
         }
     }
 }

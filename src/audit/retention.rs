@@ -90,14 +90,12 @@ pub fn spawn(
             }
             let now = clock::now().secs();
             let pruned = expired.blocking_write(move |c| {
-                crate::store::replay::prune(c, now)
-                    .and_then(|_| super::revocation::prune(c, now))
-                    .map_err(|e| e.to_string())
+                crate::store::replay::prune(c, now).and_then(|_| super::revocation::prune(c, now))
             });
             if let Err(e) = pruned.await {
                 crate::telemetry::repeated::error(
                     "pruning expired single-use identifiers failed; will retry",
-                    &e,
+                    &crate::error::chain(&e),
                 );
             }
             tokio::time::sleep(every.min(EXPIRED_EVERY)).await;
@@ -174,7 +172,7 @@ async fn in_batches<C: Copy + Send + 'static>(
                 next = after;
             }
             Err(e) => {
-                tracing::warn!(error = %crate::telemetry::repeated::one_line(&e), "pruning {what} past retention failed; will retry");
+                tracing::warn!(error = %crate::telemetry::repeated::one_line(&crate::error::chain(&e)), "pruning {what} past retention failed; will retry");
                 return None;
             }
         }

@@ -33,8 +33,45 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 const PROBE_REUSE: Duration = Duration::from_secs(1);
 
-type Done = oneshot::Sender<Result<(), String>>;
-type Recorded = oneshot::Sender<Result<Committed, String>>;
+type Done = oneshot::Sender<Result<(), Error>>;
+type Recorded = oneshot::Sender<Result<Committed, Error>>;
+
+/// Why the writer did not commit, or did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the audit writer has stopped")]
+    Stopped,
+    #[error("the audit writer stopped before committing")]
+    StoppedBeforeCommit,
+    #[error("the audit commit timed out")]
+    TimedOut,
+    #[error("the audit writer is busy or stopped")]
+    Busy,
+    #[error("the database did not take a commit in time")]
+    ProbeTimedOut,
+    #[error("the store did not take a commit within {} ms", .0.as_millis())]
+    NotWithin(Duration),
+    #[error("cannot start the audit chain")]
+    ChainStart(#[source] diesel::result::Error),
+    #[error("cannot start the audit writer")]
+    Thread(#[source] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    /// One failure, told to every record of its batch and every probe waiting on it.
+    #[error(transparent)]
+    Shared(Arc<Error>),
+}
+
+impl From<Error> for String {
+    fn from(e: Error) -> Self {
+        crate::error::chain(&e)
+    }
+}
+
+/// A failure to hand to several waiters.
+fn shared<T: Clone>(result: &Result<T, Arc<Error>>) -> Result<T, Error> {
+    result.clone().map_err(Error::Shared)
+}
 type Pending = (Box<ExchangeRecord>, Recorded);
 
 /// How a record was committed.
@@ -65,11 +102,11 @@ pub struct AuditWriter {
 struct Probe {
     at: Instant,
     failures: u64,
-    result: Result<(), String>,
+    result: Result<(), Arc<Error>>,
 }
 
 impl AuditWriter {
-    pub fn start(store: Store, metrics: Arc<Metrics>) -> Result<Self, String> {
+    pub fn start(store: Store, metrics: Arc<Metrics>) -> Result<Self, Error> {
         let (jobs, queue) = mpsc::channel(8 * MAX_BATCH);
         let mut first = store.connect()?;
         let tip = new_chain(&mut first)?;
@@ -84,7 +121,7 @@ impl AuditWriter {
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || run(store, state, queue, metrics, &counted))
-            .map_err(|e| format!("cannot start the audit writer: {e}"))?;
+            .map_err(Error::Thread)?;
         Ok(Self {
             jobs,
             thread: std::sync::Mutex::new(Some(thread)),
@@ -94,52 +131,53 @@ impl AuditWriter {
     }
 
     /// Returns once the record is durably committed, saying how, or with why it could not be.
-    pub async fn commit(&self, record: ExchangeRecord) -> Result<Committed, String> {
+    pub async fn commit(&self, record: ExchangeRecord) -> Result<Committed, Error> {
         let (done, committed) = oneshot::channel();
         let queued_and_committed = async {
             self.jobs
                 .send(Job::Record(Box::new(record), done))
                 .await
-                .map_err(|_| "the audit writer has stopped".to_string())?;
+                .map_err(|_| Error::Stopped)?;
             match committed.await {
                 Ok(result) => result,
-                Err(_) => Err("the audit writer stopped before committing".into()),
+                Err(_) => Err(Error::StoppedBeforeCommit),
             }
         };
         // Waiting for room in the queue counts too: a stuck store fills it.
         tokio::time::timeout(COMMIT_TIMEOUT, queued_and_committed)
             .await
-            .unwrap_or_else(|_| Err("the audit commit timed out".into()))
+            .unwrap_or_else(|_| Err(Error::TimedOut))
     }
 
     /// Whether records can be committed now (for `/readyz`): the writer makes a small real
     /// commit, so a full disk, a read-only or locked file, a missing file or a lost server all
     /// show. Callers within `PROBE_REUSE` of the last probe share its answer, and they wait in
     /// turn, so probing never adds more than one write at a time.
-    pub async fn probe(&self) -> Result<(), String> {
+    pub async fn probe(&self) -> Result<(), Error> {
         let mut last = self.last_probe.lock().await;
         let failures = self.failures.load(Ordering::SeqCst);
         if let Some(p) = last.as_ref()
             && p.at.elapsed() < PROBE_REUSE
             && p.failures == failures
         {
-            return p.result.clone();
+            return shared(&p.result);
         }
         let (done, committed) = oneshot::channel();
         let result = match self.jobs.try_send(Job::Probe(done)) {
-            Err(_) => Err("the audit writer is busy or stopped".to_string()),
+            Err(_) => Err(Error::Busy),
             Ok(()) => match tokio::time::timeout(PROBE_TIMEOUT, committed).await {
                 Ok(Ok(result)) => result,
-                Ok(Err(_)) => Err("the audit writer stopped".into()),
-                Err(_) => Err("the database did not take a commit in time".into()),
+                Ok(Err(_)) => Err(Error::Stopped),
+                Err(_) => Err(Error::ProbeTimedOut),
             },
-        };
+        }
+        .map_err(Arc::new);
         *last = Some(Probe {
             at: Instant::now(),
             failures: self.failures.load(Ordering::SeqCst),
             result: result.clone(),
         });
-        result
+        shared(&result)
     }
 
     /// Commits everything queued so far, then stops the writer thread.
@@ -162,14 +200,14 @@ struct State {
     failing: bool,
 }
 
-fn new_chain(conn: &mut StoreConnection) -> Result<Tip, String> {
+fn new_chain(conn: &mut StoreConnection) -> Result<Tip, Error> {
     let now = clock::now().micros();
     Tip::start(
         conn,
         &crate::ids::record_id(UnixTime::from_micros(now)),
         now,
     )
-    .map_err(|e| format!("cannot start the audit chain: {e}"))
+    .map_err(Error::ChainStart)
 }
 
 fn run(
@@ -203,15 +241,15 @@ fn run(
             }
         }
         if batch.is_empty() && !probes.is_empty() {
-            let result = touch(&store, &mut state);
+            let result = touch(&store, &mut state).map_err(Arc::new);
             metrics.store_ready(result.is_ok());
             for done in probes.drain(..) {
-                let _ = done.send(result.clone());
+                let _ = done.send(shared(&result));
             }
         }
         if !batch.is_empty() {
             let started = std::time::Instant::now();
-            let result = write(&store, &mut state, &mut batch);
+            let result = write(&store, &mut state, &mut batch).map_err(Arc::new);
             state.failing = result.is_err();
             since_nudge += batch.len();
             if result.is_ok()
@@ -225,12 +263,15 @@ fn run(
             metrics.store_ready(result.is_ok());
             if let Err(e) = &result {
                 failures.fetch_add(1, Ordering::SeqCst);
-                crate::telemetry::repeated::error("audit commit failed", e);
+                crate::telemetry::repeated::error(
+                    "audit commit failed",
+                    &crate::error::chain(e.as_ref()),
+                );
             }
             let refused = result.as_ref().ok();
             for (i, (_, done)) in batch.drain(..).enumerate() {
                 let answer = match (&result, refused.and_then(|r| r.get(i).cloned().flatten())) {
-                    (Err(e), _) => Err(e.clone()),
+                    (Err(e), _) => Err(Error::Shared(e.clone())),
                     (Ok(_), Some(why)) => Ok(Committed::Refused(why)),
                     (Ok(_), None) => Ok(Committed::AsSent),
                 };
@@ -238,7 +279,7 @@ fn run(
             }
             let result = result.map(|_| ());
             for done in probes.drain(..) {
-                let _ = done.send(result.clone());
+                let _ = done.send(shared(&result));
             }
         }
         if closing {
@@ -255,7 +296,7 @@ fn write(
     store: &Store,
     state: &mut State,
     batch: &mut [Pending],
-) -> Result<Vec<Option<String>>, String> {
+) -> Result<Vec<Option<String>>, Error> {
     let _turn = store.write_turn();
     let mut conn = connection(store, state)?;
     let tip = &state.tip;
@@ -272,7 +313,7 @@ fn write(
             write_linked(c, &records)?;
             Ok::<_, diesel::result::Error>((after, refused))
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(crate::store::Error::from)?;
     state.tip = after;
     state.conn = Some(conn);
     Ok(refused)
@@ -280,7 +321,7 @@ fn write(
 
 /// A commit with no record in it: rewrites the chain's head as it is or, while batches fail,
 /// writes a batch's size.
-fn touch(store: &Store, state: &mut State) -> Result<(), String> {
+fn touch(store: &Store, state: &mut State) -> Result<(), Error> {
     let _turn = store.write_turn();
     let mut conn = connection(store, state)?;
     let chain = &state.tip.chain;
@@ -289,13 +330,13 @@ fn touch(store: &Store, state: &mut State) -> Result<(), String> {
     } else {
         touch_head(&mut conn, chain)
     }
-    .map_err(|e| e.to_string())?;
+    .map_err(crate::store::Error::from)?;
     state.conn = Some(conn);
     Ok(())
 }
 
 /// The writer's connection, taken out of its state: it is put back only after a success.
-fn connection(store: &Store, state: &mut State) -> Result<StoreConnection, String> {
+fn connection(store: &Store, state: &mut State) -> Result<StoreConnection, Error> {
     if let Some(conn) = &state.conn
         && store.may_write(conn).is_err()
     {
@@ -305,7 +346,7 @@ fn connection(store: &Store, state: &mut State) -> Result<StoreConnection, Strin
         Some(conn) => conn,
         None => {
             let mut conn = store.connect()?;
-            store.may_write(&conn)?;
+            store.may_write(&conn).map_err(crate::store::Error::from)?;
             if conn.file() != state.file {
                 // Another file is at the path now (restored from a backup, say): a new chain
                 // starts in it rather than continuing one it does not hold.

@@ -104,11 +104,10 @@ pub async fn verify(
     let first = store
         .blocking_write(move |c| {
             crate::store::replay::first_use(c, "client_assertion", &key, until)
-                .map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| {
-            crate::telemetry::repeated::error("the store did not answer", &e);
+            crate::telemetry::repeated::error("the store did not answer", &crate::error::chain(&e));
             OAuthError::temporarily_unavailable("the store is not available; retry later")
         })?;
     if !first {

@@ -20,15 +20,17 @@ const MAX_LIMIT: i64 = 1000;
 const MAX_PAGE_BYTES: usize = 1024 * 1024;
 
 /// An audit query that failed: over its time budget (the auditor's to narrow), or the store's.
-fn audit_query_failed(e: String, budget: std::time::Duration) -> OAuthError {
-    if crate::store::budget::exceeded(&e) {
+fn audit_query_failed(e: crate::store::Error, budget: std::time::Duration) -> OAuthError {
+    if let crate::store::Error::Query(query) = &e
+        && crate::store::budget::exceeded(&query.to_string())
+    {
         OAuthError::invalid_request(format!(
             "the query ran past its time budget of {}: narrow it with since and until, or with \
              a subject, client, jti or subject_jti filter",
             crate::config::duration::format(budget)
         ))
-    } else if e.contains("audit query connection is busy") {
-        OAuthError::temporarily_unavailable(e)
+    } else if let crate::store::Error::AuditBusy = e {
+        OAuthError::temporarily_unavailable(e.to_string())
     } else {
         super::store_unavailable(e)
     }
@@ -167,10 +169,7 @@ async fn exchanges(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse
         let (filters, limit, cursor) = ExchangesQuery::parse(req.query_string())?;
         let (mut items, more) = state
             .store
-            .audit_read(move |c| {
-                query::bounded_page(c, &filters, limit, cursor, MAX_PAGE_BYTES)
-                    .map_err(|e| e.to_string())
-            })
+            .audit_read(move |c| query::bounded_page(c, &filters, limit, cursor, MAX_PAGE_BYTES))
             .await
             .map_err(|e| audit_query_failed(e, state.store.audit_budget()))?;
         let next_cursor = if more {

@@ -21,9 +21,12 @@ const STORE_BOUND: Duration = Duration::from_millis(500);
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let store = tokio::time::timeout(STORE_BOUND, state.audit.probe())
         .await
-        .unwrap_or_else(|_| Err("the store did not take a commit within 500 ms".into()));
+        .unwrap_or_else(|_| Err(crate::audit::writer::Error::NotWithin(STORE_BOUND)));
     if let Err(e) = &store {
-        crate::telemetry::repeated::error("not ready: the store cannot take records", e);
+        crate::telemetry::repeated::error(
+            "not ready: the store cannot take records",
+            &crate::error::chain(e),
+        );
     }
     let store_ok = store.is_ok();
     let policy = state.policy.load();

@@ -126,7 +126,10 @@ pub async fn token(
             None,
         ),
         (Ok(_), Err(e)) => {
-            crate::telemetry::repeated::error("exchange not recorded; token withheld", &e);
+            crate::telemetry::repeated::error(
+                "exchange not recorded; token withheld",
+                &crate::error::chain(&e),
+            );
             let withheld = OAuthError::temporarily_unavailable(
                 "the exchange could not be recorded; retry later",
             );
@@ -134,7 +137,10 @@ pub async fn token(
         }
         (Err(denial), committed) => {
             if let Err(e) = committed {
-                crate::telemetry::repeated::error("denied exchange not recorded", &e);
+                crate::telemetry::repeated::error(
+                    "denied exchange not recorded",
+                    &crate::error::chain(&e),
+                );
             }
             (denial.error_response(), Some(denial.code))
         }
@@ -343,9 +349,7 @@ async fn dpop_proof(
     );
     let first = state
         .store
-        .blocking_write(move |c| {
-            crate::store::replay::first_use(c, "dpop", &jti, expires_at).map_err(|e| e.to_string())
-        })
+        .blocking_write(move |c| crate::store::replay::first_use(c, "dpop", &jti, expires_at))
         .await
         .map_err(super::store_unavailable)?;
     if !first {

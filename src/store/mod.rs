@@ -7,6 +7,7 @@
 
 pub mod budget;
 pub mod checkpoint;
+mod error;
 pub mod replay;
 pub mod schema;
 
@@ -20,6 +21,7 @@ use diesel::r2d2::{ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::StorageUrl;
+pub use error::{ConnectError, Error};
 
 /// A connection to whichever backend the configuration names.
 #[derive(diesel::MultiConnection)]
@@ -162,7 +164,7 @@ pub struct Manager {
 impl Manager {
     /// `create`: whether a missing SQLite file may be created. Only the first connection, at
     /// start, may: later, a missing file is a fault to report, not an empty database to fill.
-    fn establish(&self, create: bool) -> Result<StoreConnection, String> {
+    fn establish(&self, create: bool) -> Result<StoreConnection, ConnectError> {
         match &self.url {
             StorageUrl::Sqlite(path) => {
                 let target = if create {
@@ -172,17 +174,15 @@ impl Manager {
                 };
                 let mut conn = SqliteConnection::establish(&target).map_err(|e| {
                     if file_id(path).is_none() {
-                        format!("{}: the database file is missing", path.display())
+                        ConnectError::Missing(path.clone())
                     } else {
-                        e.to_string()
+                        e.into()
                     }
                 })?;
-                conn.batch_execute(SQLITE_PRAGMAS)
-                    .map_err(|e| e.to_string())?;
-                budget::register(&mut conn).map_err(|e| e.to_string())?;
+                conn.batch_execute(SQLITE_PRAGMAS)?;
+                budget::register(&mut conn)?;
                 if self.audit_reads.is_some() {
-                    conn.batch_execute("PRAGMA query_only = ON")
-                        .map_err(|e| e.to_string())?;
+                    conn.batch_execute("PRAGMA query_only = ON")?;
                 }
                 Ok(StoreConnection {
                     conn: DbConnection::Sqlite(conn),
@@ -190,16 +190,13 @@ impl Manager {
                 })
             }
             StorageUrl::Postgres(url) => {
-                let mut conn = PgConnection::establish(&with_postgres_defaults(url))
-                    .map_err(|e| e.to_string())?;
-                conn.batch_execute(POSTGRES_SESSION)
-                    .map_err(|e| e.to_string())?;
+                let mut conn = PgConnection::establish(&with_postgres_defaults(url))?;
+                conn.batch_execute(POSTGRES_SESSION)?;
                 if let Some(budget) = self.audit_reads {
                     conn.batch_execute(&format!(
                         "SET statement_timeout = '{}ms'; SET default_transaction_read_only = on;",
                         budget.as_millis().max(1)
-                    ))
-                    .map_err(|e| e.to_string())?;
+                    ))?;
                 }
                 Ok(StoreConnection {
                     conn: DbConnection::Postgres(conn),
@@ -210,12 +207,11 @@ impl Manager {
     }
 
     /// Whether the connection's file is still the one at the configured path.
-    fn is_current(&self, conn: &StoreConnection) -> Result<(), String> {
+    fn is_current(&self, conn: &StoreConnection) -> Result<(), ConnectError> {
         match (&self.url, conn.file) {
-            (StorageUrl::Sqlite(path), opened) if file_id(path) != opened => Err(format!(
-                "{}: the database file was deleted or replaced while open",
-                path.display()
-            )),
+            (StorageUrl::Sqlite(path), opened) if file_id(path) != opened => {
+                Err(ConnectError::Replaced(path.clone()))
+            }
             _ => Ok(()),
         }
     }
@@ -224,21 +220,20 @@ impl Manager {
     /// read-only; a deliberate change like that is honoured rather than written past.
     /// `access(2)`, not opening the file: closing any descriptor of a SQLite file releases
     /// every POSIX lock the process holds on it, SQLite's included.
-    fn is_writable(&self) -> Result<(), String> {
+    fn is_writable(&self) -> Result<(), ConnectError> {
         let StorageUrl::Sqlite(path) = &self.url else {
             return Ok(());
         };
         let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-            .map_err(|_| format!("{}: the path holds a NUL byte", path.display()))?;
+            .map_err(|_| ConnectError::NulInPath(path.clone()))?;
         // SAFETY: `c_path` is a valid NUL-terminated string that outlives the call.
         if unsafe { libc::access(c_path.as_ptr(), libc::W_OK) } == 0 {
             return Ok(());
         }
-        Err(format!(
-            "{}: the database file is not writable: {}",
-            path.display(),
-            std::io::Error::last_os_error()
-        ))
+        Err(ConnectError::NotWritable {
+            path: path.clone(),
+            source: std::io::Error::last_os_error(),
+        })
     }
 }
 
@@ -277,13 +272,17 @@ impl ManageConnection for Manager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<StoreConnection, Self::Error> {
-        self.establish(false)
-            .map_err(|e| diesel::r2d2::Error::ConnectionError(ConnectionError::BadConnection(e)))
+        self.establish(false).map_err(|e| {
+            diesel::r2d2::Error::ConnectionError(ConnectionError::BadConnection(
+                crate::error::chain(&e),
+            ))
+        })
     }
 
     fn is_valid(&self, conn: &mut StoreConnection) -> Result<(), Self::Error> {
-        self.is_current(conn)
-            .map_err(|e| diesel::r2d2::Error::ConnectionError(ConnectionError::BadConnection(e)))?;
+        self.is_current(conn).map_err(|e| {
+            diesel::r2d2::Error::ConnectionError(ConnectionError::BadConnection(e.to_string()))
+        })?;
         conn.batch_execute("SELECT 1")
             .map_err(diesel::r2d2::Error::QueryError)
     }
@@ -321,18 +320,17 @@ pub type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 impl Store {
     /// Opens the pool. For PostgreSQL the server need not answer yet: requests get 503 and
     /// `/readyz` says so until it does.
-    pub fn open(url: &StorageUrl) -> Result<Self, String> {
+    pub fn open(url: &StorageUrl) -> Result<Self, Error> {
         let size = match url {
             StorageUrl::Sqlite(path) => {
                 if let Some(dir) = path
                     .parent()
                     .filter(|d| !d.as_os_str().is_empty() && !d.is_dir())
                 {
-                    return Err(format!(
-                        "{}: the database folder {} does not exist",
-                        path.display(),
-                        dir.display()
-                    ));
+                    return Err(Error::NoFolder {
+                        path: path.clone(),
+                        folder: dir.to_path_buf(),
+                    });
                 }
                 // The first connection creates the file; the pool's never do.
                 drop(
@@ -340,7 +338,11 @@ impl Store {
                         url: url.clone(),
                         audit_reads: None,
                     }
-                    .establish(true)?,
+                    .establish(true)
+                    .map_err(|source| Error::Connect {
+                        store: url.describe(),
+                        source,
+                    })?,
                 );
                 4
             }
@@ -362,9 +364,14 @@ impl Store {
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(3));
         let pool = match url {
-            StorageUrl::Sqlite(path) => builder
-                .build(manager.clone())
-                .map_err(|e| format!("{}: cannot open the database: {e}", path.display()))?,
+            StorageUrl::Sqlite(path) => {
+                builder
+                    .build(manager.clone())
+                    .map_err(|source| Error::Open {
+                        path: path.clone(),
+                        source,
+                    })?
+            }
             // Connection errors are reported where the first connection is made, in full.
             StorageUrl::Postgres(_) => builder.build_unchecked(manager.clone()),
         };
@@ -401,29 +408,29 @@ impl Store {
     }
 
     /// A connection of its own, outside the pool (the audit writer keeps one).
-    pub fn connect(&self) -> Result<StoreConnection, String> {
+    pub fn connect(&self) -> Result<StoreConnection, Error> {
         self.manager
             .establish(false)
-            .map_err(|e| format!("cannot connect to the database ({}): {e}", self.describe()))
+            .map_err(|source| Error::Connect {
+                store: self.describe(),
+                source,
+            })
     }
 
     /// Whether a connection may write now: its file is still the one at the configured path,
     /// and that file may be written.
-    pub fn may_write(&self, conn: &StoreConnection) -> Result<(), String> {
+    pub fn may_write(&self, conn: &StoreConnection) -> Result<(), ConnectError> {
         self.manager.is_current(conn)?;
         self.manager.is_writable()
     }
 
-    pub fn pooled(&self) -> Result<PooledConnection<Manager>, String> {
-        self.pool
-            .get()
-            .map_err(|e| format!("no database connection: {e}"))
+    pub fn pooled(&self) -> Result<PooledConnection<Manager>, Error> {
+        self.pool.get().map_err(Error::NoConnection)
     }
 
     /// Applies pending migrations; returns how many ran.
-    pub fn migrate(&self) -> Result<usize, String> {
-        let failed =
-            |e: Box<dyn std::error::Error + Send + Sync>| format!("migrations failed: {e}");
+    pub fn migrate(&self) -> Result<usize, Error> {
+        let failed = Error::Migrations;
         match self.connect()?.conn {
             DbConnection::Sqlite(mut c) => c
                 .run_pending_migrations(SQLITE_MIGRATIONS)
@@ -432,7 +439,7 @@ impl Store {
             DbConnection::Postgres(mut c) => {
                 diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
                     .execute(&mut c)
-                    .map_err(|e| format!("cannot take the migration lock: {e}"))?;
+                    .map_err(Error::MigrationLock)?;
                 let applied = c
                     .run_pending_migrations(POSTGRES_MIGRATIONS)
                     .map(|applied| applied.len())
@@ -446,14 +453,13 @@ impl Store {
 
     /// SQLite: whether space freed by retention can be given back to the file system (the file
     /// was made, or converted, with `auto_vacuum = INCREMENTAL`). Always true on PostgreSQL.
-    pub fn returns_free_space(&self) -> Result<bool, String> {
+    pub fn returns_free_space(&self) -> Result<bool, Error> {
         match self.connect()?.conn {
             DbConnection::Sqlite(mut c) => {
                 let mode: i32 = diesel::select(diesel::dsl::sql::<diesel::sql_types::Integer>(
                     "(SELECT auto_vacuum FROM pragma_auto_vacuum)",
                 ))
-                .get_result(&mut c)
-                .map_err(|e| e.to_string())?;
+                .get_result(&mut c)?;
                 Ok(mode == 2)
             }
             DbConnection::Postgres(_) => Ok(true),
@@ -463,19 +469,19 @@ impl Store {
     /// SQLite: rewrites the file once so that space freed by retention can be given back to
     /// the file system (`VACUUM`, which takes about as long as copying the file and needs as much
     /// free space). Returns whether it did anything.
-    pub fn convert_to_incremental_vacuum(&self) -> Result<bool, String> {
+    pub fn convert_to_incremental_vacuum(&self) -> Result<bool, Error> {
         if self.returns_free_space()? {
             return Ok(false);
         }
         let mut conn = self.connect()?;
         conn.batch_execute("PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
-            .map_err(|e| format!("cannot rewrite the database file: {e}"))?;
+            .map_err(Error::Rewrite)?;
         Ok(true)
     }
 
     /// How many bytes the store takes: the SQLite file and its log, or the PostgreSQL
     /// database; and, for SQLite, the space left on its file system.
-    pub fn size(&self, conn: &mut DbConnection) -> Result<(u64, Option<u64>), String> {
+    pub fn size(&self, conn: &mut DbConnection) -> Result<(u64, Option<u64>), Error> {
         match (&self.manager.url, conn) {
             (StorageUrl::Sqlite(path), _) => {
                 let len = |p: &Path| std::fs::metadata(p).map_or(0, |m| m.len());
@@ -486,15 +492,14 @@ impl Store {
                 let bytes: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
                     "pg_database_size(current_database())",
                 ))
-                .get_result(conn)
-                .map_err(|e| e.to_string())?;
+                .get_result(conn)?;
                 Ok((bytes.max(0) as u64, None))
             }
         }
     }
 
     /// The migrations this binary has that the database has not run yet, by name.
-    pub fn pending_migrations(&self) -> Result<Vec<String>, String> {
+    pub fn pending_migrations(&self) -> Result<Vec<String>, Error> {
         let pending = match self.connect()?.conn {
             DbConnection::Sqlite(mut c) => c
                 .pending_migrations(SQLITE_MIGRATIONS)
@@ -503,13 +508,13 @@ impl Store {
                 .pending_migrations(POSTGRES_MIGRATIONS)
                 .map(|m| m.iter().map(|m| m.name().to_string()).collect()),
         };
-        pending.map_err(|e| format!("cannot read the schema version: {e}"))
+        pending.map_err(Error::SchemaVersion)
     }
 
     /// What `serve` does with the schema (SPEC §7): SQLite is migrated in place; PostgreSQL,
     /// shared with other instances, must already be current (`tessera migrate` is the deploy
     /// step), and a schema behind this binary's is refused.
-    pub fn prepare_for_serving(&self) -> Result<usize, String> {
+    pub fn prepare_for_serving(&self) -> Result<usize, Error> {
         if !self.is_postgres() {
             return self.migrate();
         }
@@ -517,22 +522,20 @@ impl Store {
         if pending.is_empty() {
             return Ok(0);
         }
-        Err(format!(
-            "the PostgreSQL schema at {} is behind this version of Tessera \
-             ({} migration(s) not applied: {}); run `tessera migrate` with this version first",
-            self.describe(),
-            pending.len(),
-            pending.join(", ")
-        ))
+        Err(Error::SchemaBehind {
+            store: self.describe(),
+            pending,
+        })
     }
 
     /// Runs diesel work that only reads on the blocking pool, off the async workers, within
     /// `DEADLINE`: a store that stops answering (a network partition holds the connection
     /// open) gets the caller an error in bounded time, not a request that hangs.
-    pub async fn blocking<T, F>(&self, work: F) -> Result<T, String>
+    pub async fn blocking<T, E, F>(&self, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, String> + Send + 'static,
+        E: Into<Error>,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         self.run(false, work).await
     }
@@ -553,12 +556,13 @@ impl Store {
     /// paced: audit queries run one at a time, and each waits until the one before has been
     /// followed by `AUDIT_PAUSE_FACTOR` times its own duration, so that an auditor looping on
     /// heavy queries takes a fifth of a core at most, not one of the service's two.
-    pub async fn audit_read<T, F>(&self, work: F) -> Result<T, String>
+    pub async fn audit_read<T, E, F>(&self, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, String> + Send + 'static,
+        E: Into<Error>,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
-        let busy = || "every audit query connection is busy; retry in a moment".to_string();
+        let busy = || Error::AuditBusy;
         let waited_since = tokio::time::Instant::now();
         let mut next = tokio::time::timeout(AUDIT_WAIT, self.audit_pace.lock())
             .await
@@ -573,40 +577,45 @@ impl Store {
         let started = tokio::time::Instant::now();
         let job = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get().map_err(|_| busy())?;
-            budget::within(budget, || work(&mut conn))
+            budget::within(budget, || work(&mut conn)).map_err(Into::into)
         });
         let done = job.await;
         *next = tokio::time::Instant::now() + started.elapsed() * AUDIT_PAUSE_FACTOR;
         match done {
             Ok(done) => done,
-            Err(e) => Err(format!("database task failed: {e}")),
+            Err(e) => Err(e.into()),
         }
     }
 
     /// A connection for audit queries outside the server (the CLI): read-only, its statements
     /// under the query budget when run `budget::within` it.
-    pub fn connect_for_audit(&self) -> Result<StoreConnection, String> {
+    pub fn connect_for_audit(&self) -> Result<StoreConnection, Error> {
         Manager {
             url: self.manager.url.clone(),
             audit_reads: Some(self.audit_budget),
         }
         .establish(false)
-        .map_err(|e| format!("cannot connect to the database ({}): {e}", self.describe()))
+        .map_err(|source| Error::Connect {
+            store: self.describe(),
+            source,
+        })
     }
 
     /// As `blocking`, for work that writes: it takes its turn at writing first.
-    pub async fn blocking_write<T, F>(&self, work: F) -> Result<T, String>
+    pub async fn blocking_write<T, E, F>(&self, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, String> + Send + 'static,
+        E: Into<Error>,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         self.run(true, work).await
     }
 
-    async fn run<T, F>(&self, writes: bool, work: F) -> Result<T, String>
+    async fn run<T, E, F>(&self, writes: bool, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, String> + Send + 'static,
+        E: Into<Error>,
+        F: FnOnce(&mut DbConnection) -> Result<T, E> + Send + 'static,
     {
         let store = self.clone();
         let job = tokio::task::spawn_blocking(move || {
@@ -614,14 +623,11 @@ impl Store {
             // writers waiting their turn leave the pool's connections to readers.
             let _turn = writes.then(|| store.write_turn());
             let mut conn = store.pooled()?;
-            work(&mut conn)
+            work(&mut conn).map_err(Into::into)
         });
         match tokio::time::timeout(DEADLINE, job).await {
-            Ok(done) => done.map_err(|e| format!("database task failed: {e}"))?,
-            Err(_) => Err(format!(
-                "the database did not answer within {} s",
-                DEADLINE.as_secs()
-            )),
+            Ok(done) => done?,
+            Err(_) => Err(Error::Deadline(DEADLINE)),
         }
     }
 }
