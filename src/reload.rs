@@ -38,11 +38,10 @@ pub async fn reload(state: &AppState) -> Result<(), String> {
 pub fn on_sighup(
     state: web::Data<AppState>,
     runtime: &tokio::runtime::Handle,
-) -> Result<(), String> {
+) -> Result<(), std::io::Error> {
     use tokio::signal::unix::{SignalKind, signal};
     let _guard = runtime.enter();
-    let mut hangups =
-        signal(SignalKind::hangup()).map_err(|e| format!("cannot listen for SIGHUP: {e}"))?;
+    let mut hangups = signal(SignalKind::hangup())?;
     runtime.spawn(async move {
         while hangups.recv().await.is_some() {
             let reloaded = reload(&state).await;
@@ -60,6 +59,6 @@ pub fn on_sighup(
 pub fn on_sighup(
     _state: web::Data<AppState>,
     _runtime: &tokio::runtime::Handle,
-) -> Result<(), String> {
+) -> Result<(), std::io::Error> {
     Ok(())
 }

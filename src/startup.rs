@@ -27,6 +27,37 @@ const BACKLOG: u32 = 2048;
 /// How long one JWKS or discovery request to an identity provider may take.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The signing keys, as their loading describes it.
+    #[error("{0}")]
+    Keys(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Writer(#[from] crate::audit::writer::Error),
+    #[error("{0}")]
+    Fetcher(String),
+    #[error("cannot listen on {address} ({setting})")]
+    Listen {
+        address: String,
+        setting: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the listener has no address")]
+    NoAddress,
+    #[error("cannot listen for SIGHUP")]
+    Signals(#[source] std::io::Error),
+}
+
+impl From<Error> for String {
+    fn from(e: Error) -> Self {
+        crate::error::chain(&e)
+    }
+}
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -53,15 +84,15 @@ impl AppHandle {
 }
 
 impl Application {
-    pub async fn build(config: Config) -> Result<Self, String> {
+    pub async fn build(config: Config) -> Result<Self, Error> {
         Self::build_with_clock(config, Clock::system()).await
     }
 
     /// As `build`, judging requests (token lifetimes, assertion and proof windows, the minted
     /// tokens' `iat`) at the time `clock` tells.
-    pub async fn build_with_clock(config: Config, clock: Clock) -> Result<Self, String> {
+    pub async fn build_with_clock(config: Config, clock: Clock) -> Result<Self, Error> {
         crate::install_crypto_provider();
-        let keys = SigningKeys::load(&config.signing)?;
+        let keys = SigningKeys::load(&config.signing).map_err(Error::Keys)?;
         let store =
             Store::open(&config.storage.url)?.with_audit_budget(config.storage.audit_query_budget);
         let applied = store.prepare_for_serving()?;
@@ -83,7 +114,7 @@ impl Application {
             metrics.clone(),
             &tokio::runtime::Handle::current(),
         );
-        let fetcher = Fetcher::new(FETCH_TIMEOUT, metrics.clone())?;
+        let fetcher = Fetcher::new(FETCH_TIMEOUT, metrics.clone()).map_err(Error::Fetcher)?;
         let policy = Policy::build(
             &config,
             &keys,
@@ -112,7 +143,8 @@ impl Application {
             pre_auth: Arc::new(PreAuthLimiter::new(config.server.pre_auth_limit)),
         });
         spawn_summaries(state.pre_auth.clone(), state.audit.clone());
-        crate::reload::on_sighup(state.clone(), &tokio::runtime::Handle::current())?;
+        crate::reload::on_sighup(state.clone(), &tokio::runtime::Handle::current())
+            .map_err(Error::Signals)?;
         let app_state = state.clone();
         let listening = HttpServer::new(move || {
             App::new()
@@ -126,11 +158,10 @@ impl Application {
         .keep_alive(config.server.keep_alive)
         .max_connections(config.server.max_connections)
         .bind(&config.server.listen)
-        .map_err(|e| {
-            format!(
-                "cannot listen on {} (server.listen): {e}",
-                config.server.listen
-            )
+        .map_err(|source| Error::Listen {
+            address: config.server.listen.clone(),
+            setting: "server.listen",
+            source,
         })?;
         let port = bound_port(listening.addrs())?;
         let server = listening.shutdown_timeout(30).run();
@@ -147,7 +178,11 @@ impl Application {
                 .workers(1)
                 .disable_signals()
                 .bind(&admin.listen)
-                .map_err(|e| format!("cannot listen on {} (admin.listen): {e}", admin.listen))?;
+                .map_err(|source| Error::Listen {
+                    address: admin.listen.clone(),
+                    setting: "admin.listen",
+                    source,
+                })?;
                 let admin_port = bound_port(listening.addrs())?;
                 let server = listening.shutdown_timeout(30).run();
                 tracing::info!(listen = %admin.listen, port = admin_port, "admin API is listening");
@@ -272,9 +307,6 @@ fn stop_on_signals(handle: AppHandle) {
 }
 
 /// The port a listener actually got (the configuration may say 0).
-fn bound_port(addrs: Vec<std::net::SocketAddr>) -> Result<u16, String> {
-    addrs
-        .first()
-        .map(|a| a.port())
-        .ok_or_else(|| "the listener has no address".to_string())
+fn bound_port(addrs: Vec<std::net::SocketAddr>) -> Result<u16, Error> {
+    addrs.first().map(|a| a.port()).ok_or(Error::NoAddress)
 }
