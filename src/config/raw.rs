@@ -77,7 +77,7 @@ pub struct RawIssuer {
     pub discovery: Option<bool>,
     pub algorithms: Option<Vec<String>>,
     pub audiences: Option<Vec<String>>,
-    pub accept: Option<Vec<String>>,
+    pub accept: Option<Vec<super::TokenKind>>,
     pub leeway: Option<String>,
     pub max_age: Option<String>,
     pub jwks_refresh: Option<String>,
@@ -125,11 +125,11 @@ pub struct RawRule {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub default_scopes: Vec<String>,
-    pub scope_mode: Option<String>,
+    pub scope_mode: Option<super::ScopeMode>,
     #[serde(default)]
     pub require_scopes: Vec<String>,
     pub condition: Option<String>,
-    pub actor: Option<String>,
+    pub actor: Option<super::ActorMode>,
     pub actors: Option<Vec<RawActor>>,
     pub ttl: Option<String>,
     #[serde(default)]

@@ -25,16 +25,7 @@ scopes = ["inventory:read"]
 "#;
 
 fn parse(toml: &str) -> Result<Config, ConfigError> {
-    let raw: RawConfig = ::config::Config::builder()
-        .add_source(::config::File::from_str(toml, ::config::FileFormat::Toml))
-        .build()
-        .and_then(|c| c.try_deserialize())
-        .map_err(|e| ConfigError {
-            file: "t.toml".into(),
-            key: String::new(),
-            message: e.to_string(),
-        })?;
-    build(Path::new("/etc/tessera/t.toml"), raw)
+    parse_str(toml, Path::new("/etc/tessera/t.toml"))
 }
 
 fn error_of(toml: &str) -> String {
@@ -318,4 +309,14 @@ fn an_unknown_key_set_from_the_environment_is_blamed_on_the_variable() {
     );
     let untouched = super::blame_environment(e.clone(), std::iter::empty());
     assert_eq!(untouched.message, e.message);
+}
+
+#[test]
+fn a_value_the_file_cannot_hold_is_named_by_its_key() {
+    let bad = BASE.replacen("[[rules]]\n", "[[rules]]\nscope_mode = \"widest\"\n", 1);
+    let e = parse(&bad).expect_err("widest");
+    assert_eq!(e.key, "rules[0].scope_mode");
+    assert_eq!(e.message, "\"widest\" is not intersect or grant");
+    let bad = BASE.replacen("[[rules]]\n", "[[rules]]\nactor = \"robot\"\n", 1);
+    assert!(error_of(&bad).contains("rules[0].actor: \"robot\" is not none, client or token"));
 }

@@ -1,0 +1,198 @@
+//! A `[[rules]]` entry checked against the issuers, clients and signing limits it names.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use super::check::Ctx;
+use super::raw::RawRule;
+use super::*;
+
+impl Ctx<'_> {
+    pub(super) fn rule(
+        &self,
+        i: usize,
+        mut raw: RawRule,
+        issuers: &[IssuerConfig],
+        clients: &[ClientConfig],
+        signing: &SigningConfig,
+    ) -> Result<RuleConfig, ConfigError> {
+        let at = |k: &str| format!("rules[{i}].{k}");
+        if raw.name.trim().is_empty() {
+            return Err(self.err(at("name"), "must not be empty"));
+        }
+        let condition = raw
+            .condition
+            .as_deref()
+            .map(crate::condition::Condition::compile)
+            .transpose()
+            .map_err(|e| self.err(at("condition"), e))?;
+        self.references(&at, &raw, issuers, clients)?;
+        self.targets_and_scopes(&at, &raw)?;
+        let scope_mode = raw.scope_mode.unwrap_or_default();
+        let actor = raw.actor.unwrap_or_default();
+        let actors = self.actors(&at, &mut raw, actor, issuers)?;
+        let ttl = self.ttl(&at, &raw, signing)?;
+        self.copy_claims(&at, &raw)?;
+        Ok(RuleConfig {
+            name: raw.name,
+            clients: raw.clients,
+            issuers: raw.issuers,
+            audiences: raw.audiences,
+            resources: raw.resources,
+            scopes: dedup(raw.scopes),
+            default_scopes: dedup(raw.default_scopes),
+            scope_mode,
+            require_scopes: dedup(raw.require_scopes),
+            condition,
+            actor,
+            actors,
+            ttl,
+            copy_claims: raw.copy_claims,
+        })
+    }
+
+    /// The clients and issuers it names are configured ones.
+    fn references(
+        &self,
+        at: &dyn Fn(&str) -> String,
+        raw: &RawRule,
+        issuers: &[IssuerConfig],
+        clients: &[ClientConfig],
+    ) -> Result<(), ConfigError> {
+        if raw.clients.is_empty() {
+            return Err(self.err(at("clients"), "must name at least one client"));
+        }
+        for c in &raw.clients {
+            if !clients.iter().any(|k| &k.id == c) {
+                return Err(self.err(at("clients"), format!("\"{c}\" is not a configured client")));
+            }
+        }
+        if raw.issuers.is_empty() {
+            return Err(self.err(at("issuers"), "must name at least one issuer"));
+        }
+        for s in &raw.issuers {
+            if !issuers.iter().any(|k| &k.id == s) {
+                return Err(self.err(
+                    at("issuers"),
+                    format!("\"{s}\" is not a configured issuer id"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// It grants a target, every resource is an RFC 8707 indicator and every scope a scope-token.
+    fn targets_and_scopes(
+        &self,
+        at: &dyn Fn(&str) -> String,
+        raw: &RawRule,
+    ) -> Result<(), ConfigError> {
+        if raw.audiences.is_empty() && raw.resources.is_empty() {
+            return Err(self.err(
+                at("audiences"),
+                "a rule must grant at least one audience or resource",
+            ));
+        }
+        for r in &raw.resources {
+            if !is_resource_indicator(r) {
+                return Err(self.err(
+                    at("resources"),
+                    format!("\"{r}\" is not an absolute URI without a fragment (RFC 8707)"),
+                ));
+            }
+        }
+        for list in [&raw.scopes, &raw.default_scopes, &raw.require_scopes] {
+            if let Some(bad) = list.iter().find(|s| !is_scope_token(s)) {
+                return Err(self.err(
+                    at("scopes"),
+                    format!("\"{bad}\" is not a valid scope (no spaces, quotes or backslashes)"),
+                ));
+            }
+        }
+        if let Some(extra) = raw.default_scopes.iter().find(|s| !raw.scopes.contains(s)) {
+            return Err(self.err(
+                at("default_scopes"),
+                format!("\"{extra}\" is not in the rule's scopes"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The actors a delegating rule always allows.
+    fn actors(
+        &self,
+        at: &dyn Fn(&str) -> String,
+        raw: &mut RawRule,
+        actor: ActorMode,
+        issuers: &[IssuerConfig],
+    ) -> Result<Vec<ActorRef>, ConfigError> {
+        if raw.actors.is_some() && actor != ActorMode::Token {
+            return Err(self.err(at("actors"), "applies only to actor = \"token\""));
+        }
+        let mut actors = Vec::new();
+        for a in raw.actors.take().unwrap_or_default() {
+            if !issuers.iter().any(|i| i.id == a.issuer) {
+                return Err(self.err(
+                    at("actors"),
+                    format!("issuer \"{}\" is not a configured issuer id", a.issuer),
+                ));
+            }
+            if a.subject.is_empty() {
+                return Err(self.err(at("actors"), "subject must not be empty"));
+            }
+            actors.push(ActorRef {
+                issuer: a.issuer,
+                subject: a.subject,
+            });
+        }
+        Ok(actors)
+    }
+
+    /// Its own lifetime, within the signing limits.
+    fn ttl(
+        &self,
+        at: &dyn Fn(&str) -> String,
+        raw: &RawRule,
+        signing: &SigningConfig,
+    ) -> Result<Option<Duration>, ConfigError> {
+        let ttl = match raw.ttl.as_deref() {
+            None => None,
+            Some(t) => {
+                let ttl = parse_duration(t).map_err(|m| self.err(at("ttl"), m))?;
+                if ttl.is_zero() || ttl > signing.max_ttl {
+                    return Err(self.err(
+                        at("ttl"),
+                        "must be more than zero and at most signing.max_ttl",
+                    ));
+                }
+                Some(ttl)
+            }
+        };
+        Ok(ttl)
+    }
+
+    /// No claim it copies carries a meaning Tessera sets itself.
+    fn copy_claims(&self, at: &dyn Fn(&str) -> String, raw: &RawRule) -> Result<(), ConfigError> {
+        if let Some(reserved) = raw
+            .copy_claims
+            .iter()
+            .find(|c| RESERVED_CLAIMS.contains(&c.as_str()))
+        {
+            return Err(self.err(
+                at("copy_claims"),
+                format!(
+                    "\"{reserved}\" cannot be copied: it carries identity, audience, lifetime, \
+                     scope, binding or delegation meaning, or marks an ID token"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn dedup(list: Vec<String>) -> Vec<String> {
+    let mut seen = HashSet::new();
+    list.into_iter()
+        .filter(|s| seen.insert(s.clone()))
+        .collect()
+}
