@@ -9,11 +9,11 @@ use std::sync::Arc;
 use crate::clock;
 use crate::config::{Config, KeySource};
 use crate::error::OAuthError;
-use crate::grants::{Conditions, Context, Learned, token_exchange};
+use crate::grants::{Conditions, Context, Decision, Learned, token_exchange};
 use crate::issuers::Fetcher;
 use crate::keys::SigningKeys;
 use crate::oauth::TokenType;
-use crate::rules;
+use crate::rules::{self, Exchange};
 use crate::state::Policy;
 use crate::tokens::VerifiedToken;
 use crate::tokens::mint;
@@ -32,23 +32,7 @@ pub async fn explain(
     request: &Request,
     out: &mut impl Write,
 ) -> Result<(), String> {
-    let keys = SigningKeys::load(&config.signing)?;
-    let fetcher = Fetcher::new(std::time::Duration::from_secs(5), Default::default())?;
-    let policy = Arc::new(
-        Policy::build(
-            config,
-            &keys,
-            fetcher.clone(),
-            tokio::runtime::Handle::current(),
-            None,
-        )
-        .await,
-    );
-    let remote = policy
-        .issuers
-        .iter()
-        .filter(|i| matches!(i.config.keys, KeySource::Uri(_) | KeySource::Discovery(_)));
-    futures_util::future::join_all(remote.map(|i| i.refresh(&fetcher))).await;
+    let (keys, policy) = load(config).await?;
     let w = |out: &mut dyn Write, line: String| writeln!(out, "{line}").map_err(|e| e.to_string());
     let denied = |e: &OAuthError| format!("result: denied: {}: {}", e.code, e.description);
 
@@ -62,18 +46,7 @@ pub async fn explain(
             ),
         );
     }
-    let exchange = token_exchange::Request {
-        subject_token: request.subject_token.clone(),
-        subject_token_type: TokenType::AccessToken,
-        actor_token: request
-            .actor_token
-            .clone()
-            .map(|t| (t, TokenType::AccessToken)),
-        audiences: request.audiences.clone(),
-        resources: request.resources.clone(),
-        scopes: request.scopes.clone(),
-        requested_token_type: TokenType::AccessToken,
-    };
+    let exchange = as_exchange(request);
     let ctx = Context {
         policy: &policy,
         now: clock::now().secs(),
@@ -97,19 +70,7 @@ pub async fn explain(
             };
         }
     };
-    let scopes = request.scopes.as_deref();
-    w(
-        out,
-        format!(
-            "request: audiences [{}]; resources [{}]; scopes {}",
-            request.audiences.join(", "),
-            request.resources.join(", "),
-            scopes.map_or("(none requested: defaults apply)".to_string(), |s| format!(
-                "[{}]",
-                s.join(", ")
-            ))
-        ),
-    )?;
+    w(out, request_line(request))?;
     let ex = exchange.exchange(
         &request.client,
         subject,
@@ -118,17 +79,8 @@ pub async fn explain(
         None,
     );
     w(out, String::new())?;
-    for (i, rule) in config.rules.iter().enumerate() {
-        let verdict = if !rule.clients.contains(&request.client) {
-            format!("does not name client \"{}\"", request.client)
-        } else {
-            match rules::misses(rule, &ex) {
-                Ok(misses) if misses.is_empty() => "applies".to_string(),
-                Ok(misses) => format!("does not apply: it {}", misses.join("; it ")),
-                Err(e) => format!("denies: {}", e.reason()),
-            }
-        };
-        w(out, format!("rule {} \"{}\": {verdict}", i + 1, rule.name))?;
+    for line in verdicts(config, &request.client, &ex) {
+        w(out, line)?;
     }
     w(out, String::new())?;
     match decided {
@@ -139,15 +91,87 @@ pub async fn explain(
                 out,
                 format!("result: granted by rule \"{rule}\" (nothing was minted or recorded)"),
             )?;
-            let key = keys.current();
-            let claims = mint::claims(&config.server.issuer, &decision.grant, "<a new random jti>");
-            let token = serde_json::json!({ "header": mint::header(key), "claims": claims });
-            w(
-                out,
-                serde_json::to_string_pretty(&token).map_err(|e| e.to_string())?,
-            )
+            w(out, would_mint(config, &keys, &decision)?)
         }
     }
+}
+
+/// The policy as the server would build it, with the remote issuers' keys fetched once.
+async fn load(config: &Config) -> Result<(SigningKeys, Arc<Policy>), String> {
+    let keys = SigningKeys::load(&config.signing)?;
+    let fetcher = Fetcher::new(std::time::Duration::from_secs(5), Default::default())?;
+    let policy = Arc::new(
+        Policy::build(
+            config,
+            &keys,
+            fetcher.clone(),
+            tokio::runtime::Handle::current(),
+            None,
+        )
+        .await,
+    );
+    let remote = policy
+        .issuers
+        .iter()
+        .filter(|i| matches!(i.config.keys, KeySource::Uri(_) | KeySource::Discovery(_)));
+    futures_util::future::join_all(remote.map(|i| i.refresh(&fetcher))).await;
+    Ok((keys, policy))
+}
+
+/// The exchange `request` asks for, its tokens taken as access tokens.
+fn as_exchange(request: &Request) -> token_exchange::Request {
+    token_exchange::Request {
+        subject_token: request.subject_token.clone(),
+        subject_token_type: TokenType::AccessToken,
+        actor_token: request
+            .actor_token
+            .clone()
+            .map(|t| (t, TokenType::AccessToken)),
+        audiences: request.audiences.clone(),
+        resources: request.resources.clone(),
+        scopes: request.scopes.clone(),
+        requested_token_type: TokenType::AccessToken,
+    }
+}
+
+/// Each rule's verdict on the exchange, in file order.
+fn verdicts(config: &Config, client: &str, ex: &Exchange<'_>) -> Vec<String> {
+    config
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let verdict = if !rule.clients.iter().any(|c| c == client) {
+                format!("does not name client \"{client}\"")
+            } else {
+                match rules::misses(rule, ex) {
+                    Ok(misses) if misses.is_empty() => "applies".to_string(),
+                    Ok(misses) => format!("does not apply: it {}", misses.join("; it ")),
+                    Err(e) => format!("denies: {}", e.reason()),
+                }
+            };
+            format!("rule {} \"{}\": {verdict}", i + 1, rule.name)
+        })
+        .collect()
+}
+
+fn request_line(request: &Request) -> String {
+    format!(
+        "request: audiences [{}]; resources [{}]; scopes {}",
+        request.audiences.join(", "),
+        request.resources.join(", "),
+        request.scopes.as_deref().map_or(
+            "(none requested: defaults apply)".to_string(),
+            |s| format!("[{}]", s.join(", "))
+        )
+    )
+}
+
+/// The token the grant would be, header and claims, with a placeholder `jti`.
+fn would_mint(config: &Config, keys: &SigningKeys, decision: &Decision) -> Result<String, String> {
+    let claims = mint::claims(&config.server.issuer, &decision.grant, "<a new random jti>");
+    let token = serde_json::json!({ "header": mint::header(keys.current()), "claims": claims });
+    serde_json::to_string_pretty(&token).map_err(|e| e.to_string())
 }
 
 fn describe(role: &str, t: &VerifiedToken) -> String {

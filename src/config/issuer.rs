@@ -166,11 +166,7 @@ impl Ctx<'_> {
     }
 
     /// What its tokens may be: their algorithms, audiences and kinds.
-    fn presented(
-        &self,
-        i: usize,
-        raw: &RawIssuer,
-    ) -> Result<Presented, ConfigError> {
+    fn presented(&self, i: usize, raw: &RawIssuer) -> Result<Presented, ConfigError> {
         let at = |k: &str| format!("issuers[{i}].{k}");
         let algorithms = raw
             .algorithms

@@ -8,7 +8,7 @@ use crate::error::OAuthError;
 use crate::oauth::Params;
 use crate::oauth::TokenType;
 use crate::oauth::form::printable;
-use crate::oauth::{is_resource_indicator, is_scope_token};
+use crate::oauth::{is_resource_indicator, is_scope_token, scope_list};
 use crate::rules::{Exchange, Targets};
 use crate::tokens::{VerifiedToken, verify};
 
@@ -38,76 +38,10 @@ impl Request {
         let subject_token_type =
             token_type(p.required("subject_token_type")?, "subject_token_type")?;
         jwt_token_type(subject_token_type, "subject_token_type")?;
-        let actor_token = match (p.one("actor_token"), p.one("actor_token_type")) {
-            (Some(t), Some(ty)) => Some((t.to_string(), token_type(ty, "actor_token_type")?)),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(OAuthError::invalid_request(
-                    "actor_token requires actor_token_type",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(OAuthError::invalid_request(
-                    "actor_token_type was given without actor_token",
-                ));
-            }
-        };
-        let requested_token_type = match p.one("requested_token_type") {
-            None => TokenType::AccessToken,
-            Some(uri) => match token_type(uri, "requested_token_type")? {
-                t @ (TokenType::AccessToken | TokenType::Jwt) => t,
-                other => {
-                    return Err(OAuthError::invalid_request(format!(
-                        "requested_token_type {} is not supported; request an access_token or a jwt",
-                        other.uri()
-                    )));
-                }
-            },
-        };
-        let audiences = p.all("audience");
-        let resources = p.all("resource");
-        if audiences.is_empty() && resources.is_empty() {
-            return Err(OAuthError::invalid_request(
-                "name the target API with an audience or resource parameter",
-            ));
-        }
-        let targets = audiences.len() + resources.len();
-        if targets > MAX_TARGETS {
-            return Err(OAuthError::invalid_request(format!(
-                "a request names at most {MAX_TARGETS} targets (audience and resource together, \
-                 each once); this one names {targets}"
-            )));
-        }
-        if let Some(bad) = resources.iter().find(|r| !is_resource_indicator(r)) {
-            return Err(OAuthError::invalid_target(format!(
-                "resource \"{}\" is not an absolute URI without a fragment",
-                printable(bad)
-            )));
-        }
-        let scopes = match p.one("scope") {
-            None => None,
-            Some(text) => {
-                let mut seen = std::collections::HashSet::new();
-                let list: Vec<String> = text
-                    .split(' ')
-                    .filter(|s| !s.is_empty() && seen.insert(*s))
-                    .map(str::to_string)
-                    .collect();
-                if list.len() > MAX_SCOPES {
-                    return Err(OAuthError::invalid_request(format!(
-                        "a scope holds at most {MAX_SCOPES} scope-tokens; this one holds {}",
-                        list.len()
-                    )));
-                }
-                if let Some(bad) = list.iter().find(|s| !is_scope_token(s)) {
-                    return Err(OAuthError::invalid_scope(format!(
-                        "scope \"{}\" contains characters scopes may not have",
-                        printable(bad)
-                    )));
-                }
-                (!list.is_empty()).then_some(list)
-            }
-        };
+        let actor_token = actor_token(p)?;
+        let requested_token_type = requested_token_type(p)?;
+        let (audiences, resources) = targets(p)?;
+        let scopes = p.one("scope").map(scopes).transpose()?.flatten();
         Ok(Self {
             subject_token,
             subject_token_type,
@@ -141,6 +75,77 @@ impl Request {
             proof_jkt,
         }
     }
+}
+
+/// `actor_token` with its type, both or neither.
+fn actor_token(p: &Params) -> Result<Option<(String, TokenType)>, OAuthError> {
+    match (p.one("actor_token"), p.one("actor_token_type")) {
+        (Some(t), Some(ty)) => Ok(Some((t.to_string(), token_type(ty, "actor_token_type")?))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(OAuthError::invalid_request(
+            "actor_token requires actor_token_type",
+        )),
+        (None, Some(_)) => Err(OAuthError::invalid_request(
+            "actor_token_type was given without actor_token",
+        )),
+    }
+}
+
+/// What may be asked for: an access token (the default) or a JWT, which is the same token.
+fn requested_token_type(p: &Params) -> Result<TokenType, OAuthError> {
+    let Some(uri) = p.one("requested_token_type") else {
+        return Ok(TokenType::AccessToken);
+    };
+    match token_type(uri, "requested_token_type")? {
+        t @ (TokenType::AccessToken | TokenType::Jwt) => Ok(t),
+        other => Err(OAuthError::invalid_request(format!(
+            "requested_token_type {} is not supported; request an access_token or a jwt",
+            other.uri()
+        ))),
+    }
+}
+
+/// The audiences and resources named, at least one and at most `MAX_TARGETS` together.
+fn targets(p: &Params) -> Result<(Vec<String>, Vec<String>), OAuthError> {
+    let audiences = p.all("audience");
+    let resources = p.all("resource");
+    if audiences.is_empty() && resources.is_empty() {
+        return Err(OAuthError::invalid_request(
+            "name the target API with an audience or resource parameter",
+        ));
+    }
+    let targets = audiences.len() + resources.len();
+    if targets > MAX_TARGETS {
+        return Err(OAuthError::invalid_request(format!(
+            "a request names at most {MAX_TARGETS} targets (audience and resource together, \
+             each once); this one names {targets}"
+        )));
+    }
+    if let Some(bad) = resources.iter().find(|r| !is_resource_indicator(r)) {
+        return Err(OAuthError::invalid_target(format!(
+            "resource \"{}\" is not an absolute URI without a fragment",
+            printable(bad)
+        )));
+    }
+    Ok((audiences, resources))
+}
+
+/// The scope-tokens of `scope`, at most `MAX_SCOPES`; `None` when it holds none.
+fn scopes(text: &str) -> Result<Option<Vec<String>>, OAuthError> {
+    let list = scope_list(text);
+    if list.len() > MAX_SCOPES {
+        return Err(OAuthError::invalid_request(format!(
+            "a scope holds at most {MAX_SCOPES} scope-tokens; this one holds {}",
+            list.len()
+        )));
+    }
+    if let Some(bad) = list.iter().find(|s| !is_scope_token(s)) {
+        return Err(OAuthError::invalid_scope(format!(
+            "scope \"{}\" contains characters scopes may not have",
+            printable(bad)
+        )));
+    }
+    Ok((!list.is_empty()).then_some(list))
 }
 
 /// The decision on `request` from the authenticated `client_id`, whose DPoP proof (when it sent

@@ -56,27 +56,9 @@ pub async fn token(
     let now = state.clock.now();
     let mut attempt = Attempt::default();
     let result = exchange(&req, body, &state, &policy, now.secs(), &mut attempt).await;
-    let error = result.as_ref().err().map(|e| e.code.as_str());
     let remote = super::remote_addr::of(&req, &state.server.trusted_proxies);
-    // Refused before its client was authenticated, and past its address's limit: answered 429
-    // and counted in a summary record, not recorded or logged one by one (SPEC §6).
-    if let Some(error) = error
-        && !attempt.authenticated
-        && let Verdict::Summarise { retry_after } =
-            state.pre_auth.refused(remote, error, now.micros())
-    {
-        return answer(
-            OAuthError {
-                status: Status::TooManyRequests {
-                    retry_after_secs: retry_after,
-                },
-                ..OAuthError::temporarily_unavailable(
-                    "too many refused requests from this address; retry later",
-                )
-            }
-            .error_response(),
-            Report::Summarised { error },
-        );
+    if let Some(summarised) = summarised(&state, &attempt, &result, remote, now) {
+        return summarised;
     }
     // Labels and log fields from the configuration only: a client id nobody configured is
     // whatever a stranger sent.
@@ -110,14 +92,62 @@ pub async fn token(
     record.duration_us = started.elapsed().as_micros() as i64;
     record.bound();
     let committed = state.audit.commit(record).await;
-    // A grant refused inside its commit is the denial it was recorded as.
+    let (response, error) = respond(result, committed);
+    answer(
+        response,
+        Report::Exchange {
+            error: error.map(ErrorCode::as_str),
+            client,
+            rule,
+        },
+    )
+}
+
+/// Refused before its client was authenticated, and past its address's limit: answered 429
+/// and counted in a summary record, not recorded or logged one by one (SPEC §6).
+fn summarised(
+    state: &AppState,
+    attempt: &Attempt,
+    result: &Result<Issued, OAuthError>,
+    remote: Option<std::net::IpAddr>,
+    now: crate::clock::UnixTime,
+) -> Option<HttpResponse> {
+    let error = result.as_ref().err()?.code.as_str();
+    if attempt.authenticated {
+        return None;
+    }
+    let Verdict::Summarise { retry_after } = state.pre_auth.refused(remote, error, now.micros())
+    else {
+        return None;
+    };
+    let refused = OAuthError {
+        status: Status::TooManyRequests {
+            retry_after_secs: retry_after,
+        },
+        ..OAuthError::temporarily_unavailable(
+            "too many refused requests from this address; retry later",
+        )
+    };
+    Some(answer(
+        refused.error_response(),
+        Report::Summarised { error },
+    ))
+}
+
+/// The answer once the record is committed (or not), and the error it carries: a token only
+/// when its grant is on record; a grant refused inside its commit is the denial it was
+/// recorded as.
+fn respond(
+    result: Result<Issued, OAuthError>,
+    committed: Result<Committed, crate::audit::writer::Error>,
+) -> (HttpResponse, Option<ErrorCode>) {
     let (result, committed) = match (result, committed) {
         (Ok(_), Ok(Committed::Refused(why))) => {
             (Err(OAuthError::invalid_request(why)), Ok(Committed::AsSent))
         }
         other => other,
     };
-    let (response, error) = match (result, committed) {
+    match (result, committed) {
         (Ok(issued), Ok(_)) => (
             HttpResponse::Ok()
                 .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -144,15 +174,7 @@ pub async fn token(
             }
             (denial.error_response(), Some(denial.code))
         }
-    };
-    answer(
-        response,
-        Report::Exchange {
-            error: error.map(ErrorCode::as_str),
-            client,
-            rule,
-        },
-    )
+    }
 }
 
 /// The response, with what it came to for the `report` middleware.
@@ -188,13 +210,7 @@ async fn exchange(
     attempt.requested_resources = params.all("resource");
     attempt.requested_scopes = params
         .one("scope")
-        .map(|s| {
-            let mut seen = std::collections::HashSet::new();
-            s.split(' ')
-                .filter(|s| !s.is_empty() && seen.insert(*s))
-                .map(str::to_string)
-                .collect()
-        })
+        .map(crate::oauth::scope_list)
         .unwrap_or_default();
     let grant_type = GrantType::of(&params)?;
     let (presented, authenticated) =

@@ -22,3 +22,13 @@ pub fn is_scope_token(s: &str) -> bool {
 pub fn is_resource_indicator(s: &str) -> bool {
     Url::parse(s).is_ok_and(|u| u.fragment().is_none()) && !s.contains('#')
 }
+
+/// The space-separated scope-tokens of a `scope` value (RFC 6749 §3.3), each once, in order,
+/// checked by no grammar: what was asked for, as a record keeps it.
+pub fn scope_list(text: &str) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    text.split(' ')
+        .filter(|s| !s.is_empty() && seen.insert(*s))
+        .map(str::to_string)
+        .collect()
+}
