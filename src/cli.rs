@@ -436,48 +436,56 @@ const CLI_PAGE: u64 = 100;
 const CLI_PAGE_BYTES: usize = 1024 * 1024;
 const CLI_BUDGET_FACTOR: u32 = 6;
 
-fn audit(path: &Path, args: AuditArgs) -> Result<(), String> {
-    let config = load(path)?;
-    if matches!(args.action, Some(AuditAction::Verify)) {
-        let filtered = [
-            &args.subject,
-            &args.client,
-            &args.issuer,
-            &args.audience,
-            &args.rule,
-            &args.outcome,
-            &args.error,
-            &args.jti,
-            &args.subject_jti,
-            &args.since,
-            &args.until,
-        ]
-        .iter()
-        .any(|v| v.is_some());
-        if filtered {
-            return Err("audit verify checks every record: it takes no filters".into());
-        }
-        return audit_verify(&config);
-    }
+fn any_filter(args: &AuditArgs) -> bool {
+    [
+        &args.subject,
+        &args.client,
+        &args.issuer,
+        &args.audience,
+        &args.rule,
+        &args.outcome,
+        &args.error,
+        &args.jti,
+        &args.subject_jti,
+        &args.since,
+        &args.until,
+    ]
+    .iter()
+    .any(|v| v.is_some())
+}
+
+/// The filters `tessera audit` was given, times read as RFC 3339 or relative.
+fn filters_of(args: &AuditArgs) -> Result<Filters, String> {
     let bound = |v: &Option<String>, name: &str| {
         v.as_deref()
             .map(parse_time_bound)
             .transpose()
             .map_err(|e| format!("--{name}: {e}"))
     };
-    let filters = Filters {
+    Ok(Filters {
         since: bound(&args.since, "since")?,
         until: bound(&args.until, "until")?,
-        subject: args.subject,
-        client: args.client,
-        issuer: args.issuer,
-        audience: args.audience,
-        rule: args.rule,
-        outcome: args.outcome,
-        error: args.error,
-        jti: args.jti,
-        subject_jti: args.subject_jti,
-    };
+        subject: args.subject.clone(),
+        client: args.client.clone(),
+        issuer: args.issuer.clone(),
+        audience: args.audience.clone(),
+        rule: args.rule.clone(),
+        outcome: args.outcome.clone(),
+        error: args.error.clone(),
+        jti: args.jti.clone(),
+        subject_jti: args.subject_jti.clone(),
+    })
+}
+
+fn audit(path: &Path, args: AuditArgs) -> Result<(), String> {
+    let config = load(path)?;
+    if matches!(args.action, Some(AuditAction::Verify)) {
+        if any_filter(&args) {
+            return Err("audit verify checks every record: it takes no filters".into());
+        }
+        return audit_verify(&config);
+    }
+    let filters = filters_of(&args)?;
     filters.validate().map_err(|e| format!("--outcome: {e}"))?;
     let store = existing_store(&config)?;
     let mut conn = store.connect_for_audit()?;

@@ -218,20 +218,7 @@ impl Metrics {
             "Key fetches by issuer (or private_key_jwt client) and result.",
             &["issuer", "result"],
         );
-        let _ = writeln!(
-            out,
-            "# HELP tessera_issuer_keys_age_seconds Age of the keys in use for each issuer.\n# TYPE tessera_issuer_keys_age_seconds gauge"
-        );
-        for (issuer, fetched) in key_ages {
-            if let Some(age) = fetched.and_then(|t| t.elapsed().ok()) {
-                let _ = writeln!(
-                    out,
-                    "tessera_issuer_keys_age_seconds{{{}}} {}",
-                    labels_text(&["issuer"], std::slice::from_ref(issuer)),
-                    age.as_secs_f64()
-                );
-            }
-        }
+        render_key_ages(&mut out, key_ages);
         self.reloads.render(
             &mut out,
             "tessera_config_reloads_total",
@@ -251,6 +238,12 @@ impl Metrics {
              (answered 429, counted in summary records), by the error they had.",
             &["error"],
         );
+        self.render_store(&mut out);
+        out
+    }
+
+    /// The store's gauges, each once it has been measured.
+    fn render_store(&self, out: &mut String) {
         for (name, help, value) in [
             (
                 "tessera_store_size_bytes",
@@ -276,7 +269,24 @@ impl Metrics {
                 );
             }
         }
-        out
+    }
+}
+
+/// `tessera_issuer_keys_age_seconds`, from when each issuer's keys were fetched.
+fn render_key_ages(out: &mut String, key_ages: &[(String, Option<SystemTime>)]) {
+    let _ = writeln!(
+        out,
+        "# HELP tessera_issuer_keys_age_seconds Age of the keys in use for each issuer.\n# TYPE tessera_issuer_keys_age_seconds gauge"
+    );
+    for (issuer, fetched) in key_ages {
+        if let Some(age) = fetched.and_then(|t| t.elapsed().ok()) {
+            let _ = writeln!(
+                out,
+                "tessera_issuer_keys_age_seconds{{{}}} {}",
+                labels_text(&["issuer"], std::slice::from_ref(issuer)),
+                age.as_secs_f64()
+            );
+        }
     }
 }
 

@@ -93,19 +93,7 @@ impl Application {
     pub async fn build_with_clock(config: Config, clock: Clock) -> Result<Self, Error> {
         crate::install_crypto_provider();
         let keys = SigningKeys::load(&config.signing).map_err(Error::Keys)?;
-        let store =
-            Store::open(&config.storage.url)?.with_audit_budget(config.storage.audit_query_budget);
-        let applied = store.prepare_for_serving()?;
-        if applied > 0 {
-            tracing::info!(applied, "database migrations applied");
-        }
-        if !store.returns_free_space()? {
-            tracing::warn!(
-                "space freed by retention stays in the SQLite file (it was made before \
-                 incremental vacuum): run `tessera migrate` once, with the service stopped, to \
-                 convert it"
-            );
-        }
+        let store = open_store(&config)?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let audit = Arc::new(AuditWriter::start(store.clone(), metrics.clone())?);
         crate::audit::retention::spawn(
@@ -145,49 +133,10 @@ impl Application {
         spawn_summaries(state.pre_auth.clone(), state.audit.clone());
         crate::reload::on_sighup(state.clone(), &tokio::runtime::Handle::current())
             .map_err(Error::Signals)?;
-        let app_state = state.clone();
-        let listening = HttpServer::new(move || {
-            App::new()
-                .app_data(app_state.clone())
-                .wrap_fn(close_when_stopping)
-                .configure(crate::http::routes)
-        })
-        .disable_signals()
-        .backlog(BACKLOG)
-        .client_request_timeout(config.server.request_header_timeout)
-        .keep_alive(config.server.keep_alive)
-        .max_connections(config.server.max_connections)
-        .bind(&config.server.listen)
-        .map_err(|source| Error::Listen {
-            address: config.server.listen.clone(),
-            setting: "server.listen",
-            source,
-        })?;
-        let port = bound_port(listening.addrs())?;
-        let server = listening.shutdown_timeout(30).run();
-        tracing::info!(listen = %config.server.listen, port, issuer = %config.server.issuer, "tessera is listening");
+        let (port, server) = listen_public(&config, &state)?;
         let admin = match &config.admin {
             None => None,
-            Some(admin) => {
-                let admin_state = state.clone();
-                let listening = HttpServer::new(move || {
-                    App::new()
-                        .app_data(admin_state.clone())
-                        .configure(crate::http::admin::routes)
-                })
-                .workers(1)
-                .disable_signals()
-                .bind(&admin.listen)
-                .map_err(|source| Error::Listen {
-                    address: admin.listen.clone(),
-                    setting: "admin.listen",
-                    source,
-                })?;
-                let admin_port = bound_port(listening.addrs())?;
-                let server = listening.shutdown_timeout(30).run();
-                tracing::info!(listen = %admin.listen, port = admin_port, "admin API is listening");
-                Some((admin_port, server))
-            }
+            Some(admin) => Some(listen_admin(&admin.listen, &state)?),
         };
         let app = Self {
             port,
@@ -304,6 +253,72 @@ fn stop_on_signals(handle: AppHandle) {
         tracing::info!("shutting down: finishing requests in flight");
         handle.stop(true).await;
     });
+}
+
+/// The store, its schema current and its audit queries under their budget.
+fn open_store(config: &Config) -> Result<Store, Error> {
+    let store =
+        Store::open(&config.storage.url)?.with_audit_budget(config.storage.audit_query_budget);
+    let applied = store.prepare_for_serving()?;
+    if applied > 0 {
+        tracing::info!(applied, "database migrations applied");
+    }
+    if !store.returns_free_space()? {
+        tracing::warn!(
+            "space freed by retention stays in the SQLite file (it was made before \
+             incremental vacuum): run `tessera migrate` once, with the service stopped, to \
+             convert it"
+        );
+    }
+    Ok(store)
+}
+
+/// The public listener (`server.listen`): its port and its server.
+fn listen_public(config: &Config, state: &web::Data<AppState>) -> Result<(u16, Server), Error> {
+    let app_state = state.clone();
+    let listening = HttpServer::new(move || {
+        App::new()
+            .app_data(app_state.clone())
+            .wrap_fn(close_when_stopping)
+            .configure(crate::http::routes)
+    })
+    .disable_signals()
+    .backlog(BACKLOG)
+    .client_request_timeout(config.server.request_header_timeout)
+    .keep_alive(config.server.keep_alive)
+    .max_connections(config.server.max_connections)
+    .bind(&config.server.listen)
+    .map_err(|source| Error::Listen {
+        address: config.server.listen.clone(),
+        setting: "server.listen",
+        source,
+    })?;
+    let port = bound_port(listening.addrs())?;
+    let server = listening.shutdown_timeout(30).run();
+    tracing::info!(listen = %config.server.listen, port, issuer = %config.server.issuer, "tessera is listening");
+    Ok((port, server))
+}
+
+/// The admin listener (`admin.listen`), one worker: its port and its server.
+fn listen_admin(listen: &str, state: &web::Data<AppState>) -> Result<(u16, Server), Error> {
+    let admin_state = state.clone();
+    let listening = HttpServer::new(move || {
+        App::new()
+            .app_data(admin_state.clone())
+            .configure(crate::http::admin::routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(listen)
+    .map_err(|source| Error::Listen {
+        address: listen.to_string(),
+        setting: "admin.listen",
+        source,
+    })?;
+    let port = bound_port(listening.addrs())?;
+    let server = listening.shutdown_timeout(30).run();
+    tracing::info!(listen = %listen, port, "admin API is listening");
+    Ok((port, server))
 }
 
 /// The port a listener actually got (the configuration may say 0).

@@ -277,6 +277,24 @@ fn snapshot_page(
     })
 }
 
+/// What is wrong with `record` as the chain's record number `seq` after the hash `prev`, if
+/// anything.
+fn link_break(record: &ExchangeRecord, seq: i64, prev: &str) -> Option<String> {
+    if record.seq != seq {
+        return Some(format!("{} record(s) removed before it", record.seq - seq));
+    }
+    if record.prev_hash != prev {
+        return Some(
+            "its link to the previous record is broken (a record was removed or inserted before it)"
+                .into(),
+        );
+    }
+    if record_hash(prev, record) != record.hash {
+        return Some("altered: its content does not match its hash".into());
+    }
+    None
+}
+
 fn verify_chain(
     conn: &mut DbConnection,
     chain: &str,
@@ -316,21 +334,8 @@ fn verify_chain(
         for r in rows {
             let record = ExchangeRecord::from(r);
             bytes += record.approx_bytes();
-            if record.seq != seq {
-                let what = format!("{} record(s) removed before it", record.seq - seq);
+            if let Some(what) = link_break(&record, seq, &prev) {
                 return broken(Some(&record.id), &what);
-            }
-            if record.prev_hash != prev {
-                return broken(
-                    Some(&record.id),
-                    "its link to the previous record is broken (a record was removed or inserted before it)",
-                );
-            }
-            if record_hash(&prev, &record) != record.hash {
-                return broken(
-                    Some(&record.id),
-                    "altered: its content does not match its hash",
-                );
             }
             prev = record.hash;
             last_id = Some(record.id);

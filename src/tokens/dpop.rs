@@ -60,31 +60,7 @@ pub fn check(proof: &str, method: &str, endpoint: &str, now: i64) -> Result<Proo
                 parsed.header.alg
             ))
         })?;
-    let jwk_value = parsed
-        .header
-        .jwk
-        .as_ref()
-        .ok_or_else(|| invalid("the DPoP proof has no jwk header"))?;
-    if PRIVATE_MEMBERS.iter().any(|m| jwk_value.get(m).is_some()) {
-        return Err(invalid("the DPoP proof's jwk header holds a private key"));
-    }
-    let jwk: Jwk = serde_json::from_value(jwk_value.clone())
-        .map_err(|_| invalid("the DPoP proof's jwk header is not a JWK"))?;
-    let key = VerifyKey::from_jwk(&jwk)
-        .map_err(|why| invalid(format!("the DPoP proof's key is {why}")))?;
-    if !key.fits(alg) {
-        return Err(invalid("the DPoP proof's key does not match its algorithm"));
-    }
-    let signed = jsonwebtoken::crypto::verify(
-        parsed.signature,
-        parsed.signing_input.as_bytes(),
-        &key.key,
-        alg,
-    )
-    .unwrap_or(false);
-    if !signed {
-        return Err(invalid("the DPoP proof's signature does not verify"));
-    }
+    let jwk = signed_by(&parsed, alg)?;
     let claims = &parsed.claims;
     let jti = claims
         .get("jti")
@@ -125,6 +101,37 @@ pub fn check(proof: &str, method: &str, endpoint: &str, now: i64) -> Result<Proo
         jti: jti.to_string(),
         iat,
     })
+}
+
+/// The key in the proof's `jwk` header, public and fitting `alg`, once the proof's signature
+/// verifies with it.
+fn signed_by(parsed: &unverified::Unverified<'_>, alg: Algorithm) -> Result<Jwk, OAuthError> {
+    let jwk_value = parsed
+        .header
+        .jwk
+        .as_ref()
+        .ok_or_else(|| invalid("the DPoP proof has no jwk header"))?;
+    if PRIVATE_MEMBERS.iter().any(|m| jwk_value.get(m).is_some()) {
+        return Err(invalid("the DPoP proof's jwk header holds a private key"));
+    }
+    let jwk: Jwk = serde_json::from_value(jwk_value.clone())
+        .map_err(|_| invalid("the DPoP proof's jwk header is not a JWK"))?;
+    let key = VerifyKey::from_jwk(&jwk)
+        .map_err(|why| invalid(format!("the DPoP proof's key is {why}")))?;
+    if !key.fits(alg) {
+        return Err(invalid("the DPoP proof's key does not match its algorithm"));
+    }
+    let signed = jsonwebtoken::crypto::verify(
+        parsed.signature,
+        parsed.signing_input.as_bytes(),
+        &key.key,
+        alg,
+    )
+    .unwrap_or(false);
+    if !signed {
+        return Err(invalid("the DPoP proof's signature does not verify"));
+    }
+    Ok(jwk)
 }
 
 /// RFC 9449 §4.3: compared without query and fragment, after URL normalisation.
