@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use tracing::Instrument;
+
 use diesel::prelude::*;
 
 use crate::clock;
@@ -103,27 +105,31 @@ pub fn spawn(
     });
     runtime.spawn(async move {
         loop {
-            let cutoff = clock::now().before(retention).micros();
-            let records = in_batches(&store, "audit records", (), move |c, ()| {
-                prune_once(c, cutoff).map(|n| (n, (n > 0).then_some(())))
-            });
-            // Spans only once their records are gone, or a record could be left unfindable.
-            if records.await.is_some() {
-                in_batches(
-                    &store,
-                    "subject token spans",
-                    i64::MIN,
-                    move |c, from_us| super::subject_tokens::prune_batch(c, cutoff, from_us),
-                )
-                .await;
-            }
-            in_batches(&store, "free database pages", (), |c, ()| {
-                give_back_pages(c).map(|n| (n, (n > 0).then_some(())))
-            })
-            .await;
+            let pass = tracing::info_span!("retention", retention = %crate::config::duration::format(retention));
+            prune_past(&store, retention).instrument(pass).await;
             tokio::time::sleep(every).await;
         }
     });
+}
+
+/// One pass of retention: records older than `retention`, then the subject token spans they
+/// leave empty, then the free pages.
+async fn prune_past(store: &Store, retention: Duration) {
+    let cutoff = clock::now().before(retention).micros();
+    let records = in_batches(store, "audit records", (), move |c, ()| {
+        prune_once(c, cutoff).map(|n| (n, (n > 0).then_some(())))
+    });
+    // Spans only once their records are gone, or a record could be left unfindable.
+    if records.await.is_some() {
+        in_batches(store, "subject token spans", i64::MIN, move |c, from_us| {
+            super::subject_tokens::prune_batch(c, cutoff, from_us)
+        })
+        .await;
+    }
+    in_batches(store, "free database pages", (), |c, ()| {
+        give_back_pages(c).map(|n| (n, (n > 0).then_some(())))
+    })
+    .await;
 }
 
 /// Pages a step of incremental vacuum gives back to the file system (8 MiB of 4 KiB pages): each

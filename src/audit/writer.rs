@@ -249,6 +249,7 @@ fn run(
         }
         if !batch.is_empty() {
             let started = std::time::Instant::now();
+            let _span = tracing::info_span!("audit_batch", records = batch.len()).entered();
             let result = write(&store, &mut state, &mut batch).map_err(Arc::new);
             state.failing = result.is_err();
             since_nudge += batch.len();

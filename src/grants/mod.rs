@@ -109,6 +109,7 @@ async fn plan(
         _ => rules::choose(&policy.rules, ex)?,
     };
     *rule = Some(chosen.name.clone());
+    tracing::Span::current().record("rule", chosen.name.as_str());
     rules::grant_for(chosen, &policy.signing, ex)
 }
 

@@ -1,7 +1,8 @@
-//! What every `/token` request leaves besides its record: the `X-Request-Id` header, one log
-//! line and its count in the metrics. The handler says what the request came to with a
-//! `Report` in the response's extensions; this middleware does the rest, so the handler holds
-//! no logging or counting of its own.
+//! What every `/token` request leaves besides its record: its span (`token_request`, with
+//! `request_id`, then `client_id` and `rule` as they become known, so every line logged while
+//! it runs names them), the `X-Request-Id` header, one log line and its count in the metrics.
+//! The handler says what the request came to with a `Report` in the response's extensions; this
+//! middleware does the rest, so the handler holds no logging or counting of its own.
 
 use std::time::Instant;
 
@@ -9,6 +10,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
+use tracing::Instrument;
 
 /// The request's id (SPEC §3), for the handler to record.
 pub struct RequestId(pub String);
@@ -41,7 +43,13 @@ pub async fn report(
     let state = req
         .app_data::<actix_web::web::Data<crate::state::AppState>>()
         .cloned();
-    let mut response = next.call(req).await?;
+    let span = tracing::info_span!(
+        "token_request",
+        request_id = %id,
+        client_id = tracing::field::Empty,
+        rule = tracing::field::Empty,
+    );
+    let mut response = next.call(req).instrument(span).await?;
     super::request_id::attach(response.response_mut(), &id);
     let report = response.response_mut().extensions_mut().remove::<Report>();
     if let (Some(report), Some(state)) = (report, state) {

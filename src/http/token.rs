@@ -218,6 +218,7 @@ async fn exchange(
     attempt.client = presented;
     let client_id = authenticated?;
     attempt.authenticated = true;
+    tracing::Span::current().record("client_id", client_id.as_str());
     policy.clients.take_rate(&client_id)?;
     if !policy.rules.names_client(&client_id) {
         return Err(OAuthError::unauthorized_client(format!(

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use arc_swap::ArcSwapOption;
 use jsonwebtoken::Algorithm;
 use tokio::runtime::Handle;
+use tracing::Instrument;
 
 use crate::config::{IssuerConfig, KeySource};
 use crate::keys::SigningKeys;
@@ -122,6 +123,11 @@ impl Issuer {
 
     /// Fetches the keys now. A failure keeps the last good keys.
     pub async fn refresh(&self, fetcher: &Fetcher) -> Result<(), String> {
+        let span = tracing::info_span!("key_fetch", issuer = %self.config.id);
+        self.fetch_keys(fetcher).instrument(span).await
+    }
+
+    async fn fetch_keys(&self, fetcher: &Fetcher) -> Result<(), String> {
         if let Ok(mut at) = self.last_attempt.lock() {
             *at = Some(Instant::now());
         }
@@ -167,10 +173,11 @@ impl Issuer {
         if recent || !self.config.keys.is_fetched() {
             return;
         }
-        // On the background runtime, so a client that hangs up cannot cancel the fetch halfway.
+        // On the background runtime, so a client that hangs up cannot cancel the fetch halfway;
+        // in the request's span, whose fetch it is.
         let (issuer, fetcher) = (Arc::clone(self), fetcher.clone());
         let _ = runtime
-            .spawn(async move { issuer.refresh(&fetcher).await })
+            .spawn(async move { issuer.refresh(&fetcher).await }.in_current_span())
             .await;
     }
 }

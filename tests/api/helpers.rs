@@ -751,6 +751,17 @@ impl Served {
         self.count_logged(text) > 0
     }
 
+    /// The lines logged so far that hold `text`.
+    pub fn lines_with(&self, text: &str) -> Vec<String> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(text))
+            .cloned()
+            .collect()
+    }
+
     pub fn count_logged(&self, text: &str) -> usize {
         self.log
             .lock()

@@ -38,6 +38,7 @@ mod revocation;
 mod rotation;
 mod rules_cli;
 mod shutdown;
+mod spans;
 mod store_faults;
 mod subject_tokens;
 mod token;
