@@ -138,11 +138,10 @@ struct AuditArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let config_path = cli.config.clone().unwrap_or_else(config::default_path);
-    crate::telemetry::init(if matches!(cli.command, Command::Serve) {
-        "info"
-    } else {
-        "warn"
-    });
+    // `serve` sets logging up once its configuration says where spans go.
+    if !matches!(cli.command, Command::Serve) {
+        crate::telemetry::init("warn");
+    }
     crate::install_crypto_provider();
     let result = match cli.command {
         Command::Serve => serve(&config_path),
@@ -171,6 +170,7 @@ fn load(path: &Path) -> Result<Config, String> {
 
 fn serve(path: &Path) -> Result<(), String> {
     let config = load(path)?;
+    let _exporting = crate::telemetry::init_with("info", &config.telemetry)?;
     crate::state::check_files(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -1,23 +1,77 @@
-//! Logging, set up once: lines on stderr, filtered by `TESSERA_LOG` (default `info` for
-//! `serve`, `warn` for the other commands); one JSON object a line with `TESSERA_LOG_FORMAT=json`.
+//! Logging and tracing, set up once: lines on stderr, filtered by `TESSERA_LOG` (default `info`
+//! for `serve`, `warn` for the other commands); one JSON object a line with
+//! `TESSERA_LOG_FORMAT=json`. `serve` can also export its spans over OTLP/HTTP
+//! (`[telemetry] otlp_endpoint`), off by default.
 
 use std::io::IsTerminal;
 
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::config::TelemetryConfig;
+
+/// Logging only, for the commands other than `serve`.
 pub fn init(default_level: &str) {
+    let _ = init_with(default_level, &TelemetryConfig::default());
+}
+
+/// Spans being exported; dropping this sends those still buffered.
+pub struct Exporting(Option<SdkTracerProvider>);
+
+impl Drop for Exporting {
+    fn drop(&mut self) {
+        if let Some(provider) = self.0.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Logging, and the export of spans when `telemetry` names a collector. Call it outside any
+/// async runtime: the exporter runs on a thread of its own.
+pub fn init_with(default_level: &str, telemetry: &TelemetryConfig) -> Result<Exporting, String> {
     let filter =
         EnvFilter::try_from_env("TESSERA_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let provider = telemetry
+        .otlp_endpoint
+        .as_ref()
+        .map(|endpoint| exporter(endpoint, telemetry))
+        .transpose()?;
+    let spans = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("tessera")));
+    let registry = tracing_subscriber::registry().with(filter).with(spans);
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let _ = if std::env::var("TESSERA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json")) {
-        builder.json().with_current_span(false).try_init()
+        registry
+            .with(logs.json().with_current_span(false))
+            .try_init()
     } else {
-        builder
-            .with_ansi(std::io::stderr().is_terminal())
+        registry
+            .with(logs.with_ansi(std::io::stderr().is_terminal()))
             .try_init()
     };
+    Ok(Exporting(provider))
+}
+
+/// Spans to `<endpoint>/v1/traces`, in batches (the SDK's `OTEL_BSP_*` variables tune them).
+fn exporter(endpoint: &url::Url, telemetry: &TelemetryConfig) -> Result<SdkTracerProvider, String> {
+    let traces = format!("{}/v1/traces", endpoint.as_str().trim_end_matches('/'));
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(traces)
+        .build()
+        .map_err(|e| format!("telemetry.otlp_endpoint: cannot export spans: {e}"))?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(telemetry.service_name.clone())
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build())
 }
 
 /// Errors that every request meets during an outage (the store down, say) are logged once, then

@@ -21,6 +21,7 @@ pub(super) fn build(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> 
     let admin = raw.admin.map(|a| ctx.admin(a, &server)).transpose()?;
     let storage = ctx.storage(raw.storage)?;
     let signing = ctx.signing(raw.signing)?;
+    let telemetry = ctx.telemetry(raw.telemetry)?;
     let mut issuers = Vec::with_capacity(raw.issuers.len());
     for (i, issuer) in raw.issuers.into_iter().enumerate() {
         let issuer = ctx.issuer(i, issuer, &server)?;
@@ -72,6 +73,7 @@ pub(super) fn build(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> 
         issuers,
         clients,
         rules,
+        telemetry,
     })
 }
 
@@ -242,6 +244,40 @@ impl Ctx<'_> {
                 format!("\"{value}\" has scheme \"{other}\"; use https"),
             )),
         }
+    }
+
+    /// The collector may be across a private network on plain http, like most sidecars: spans
+    /// carry ids of requests, clients, rules and issuers, never a token or a secret.
+    pub(super) fn telemetry(&self, raw: raw::RawTelemetry) -> Result<TelemetryConfig, ConfigError> {
+        let otlp_endpoint = match raw.otlp_endpoint {
+            None => None,
+            Some(text) => {
+                let url = Url::parse(&text).map_err(|e| {
+                    self.err(
+                        "telemetry.otlp_endpoint",
+                        format!("\"{text}\" is not a URL: {e}"),
+                    )
+                })?;
+                if !matches!(url.scheme(), "http" | "https") || url.query().is_some() {
+                    return Err(self.err(
+                        "telemetry.otlp_endpoint",
+                        format!(
+                            "\"{text}\" must be an http or https URL without a query, such as \
+                             http://otel-collector:4318"
+                        ),
+                    ));
+                }
+                Some(url)
+            }
+        };
+        let service_name = raw.service_name.unwrap_or_else(|| "tessera".into());
+        if service_name.trim().is_empty() {
+            return Err(self.err("telemetry.service_name", "must not be empty"));
+        }
+        Ok(TelemetryConfig {
+            otlp_endpoint,
+            service_name,
+        })
     }
 
     pub(super) fn storage(&self, raw: RawStorage) -> Result<StorageConfig, ConfigError> {

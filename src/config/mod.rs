@@ -59,6 +59,16 @@ pub struct Config {
     pub issuers: Vec<IssuerConfig>,
     pub clients: Vec<ClientConfig>,
     pub rules: Vec<RuleConfig>,
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: where spans go besides the log.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// An OTLP/HTTP collector's base URL; spans are posted to `<endpoint>/v1/traces`. `None`:
+    /// no export.
+    pub otlp_endpoint: Option<Url>,
+    pub service_name: String,
 }
 
 /// A rate: `burst` requests at once, refilled at `per_second` (SPEC §3).

@@ -320,3 +320,29 @@ fn a_value_the_file_cannot_hold_is_named_by_its_key() {
     let bad = BASE.replacen("[[rules]]\n", "[[rules]]\nactor = \"robot\"\n", 1);
     assert!(error_of(&bad).contains("rules[0].actor: \"robot\" is not none, client or token"));
 }
+
+#[test]
+fn telemetry_is_off_unless_a_collector_is_named() {
+    let config = parse(BASE).expect("valid");
+    assert_eq!(config.telemetry.otlp_endpoint, None);
+    assert_eq!(config.telemetry.service_name, "tessera");
+    let on = parse(&format!(
+        "{BASE}[telemetry]\notlp_endpoint = \"http://otel-collector:4318\"\nservice_name = \"sts-eu\"\n"
+    ))
+    .expect("valid");
+    assert_eq!(
+        on.telemetry.otlp_endpoint.map(String::from).as_deref(),
+        Some("http://otel-collector:4318/")
+    );
+    assert_eq!(on.telemetry.service_name, "sts-eu");
+    for bad in [
+        "collector:4318",
+        "grpc://collector:4317",
+        "http://c:4318/?x=1",
+    ] {
+        let e = error_of(&format!("{BASE}[telemetry]\notlp_endpoint = \"{bad}\"\n"));
+        assert!(e.contains("telemetry.otlp_endpoint"), "{bad}: {e}");
+    }
+    let empty = error_of(&format!("{BASE}[telemetry]\nservice_name = \" \"\n"));
+    assert!(empty.contains("telemetry.service_name"), "{empty}");
+}

@@ -398,6 +398,17 @@ impl TestApp {
         log_level: &str,
         edit: impl FnOnce(String) -> String,
     ) -> (Served, PathBuf, String) {
+        self.serve_copy_with_env(name, log_level, &[], edit).await
+    }
+
+    /// As `serve_copy`, the process given the environment variables `env` too.
+    pub async fn serve_copy_with_env(
+        &self,
+        name: &str,
+        log_level: &str,
+        env: &[(&str, &str)],
+        edit: impl FnOnce(String) -> String,
+    ) -> (Served, PathBuf, String) {
         let database = Database::fresh(name);
         let config = edit(
             std::fs::read_to_string(&self.config_path)
@@ -406,7 +417,7 @@ impl TestApp {
         );
         let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(&path, &config).unwrap();
-        let mut served = Served::start_with_log(&path, log_level);
+        let mut served = Served::launch(&path, log_level, None, env);
         served.database = Some(database);
         served.wait_ready(&self.http).await;
         (served, path, config)
@@ -649,20 +660,26 @@ impl Served {
     /// Starts with `TESSERA_LOG=level`; stderr is kept in memory and in `<name>.log` beside
     /// the configuration.
     pub fn start_with_log(config: &std::path::Path, level: &str) -> Self {
-        Self::launch(config, level, None)
+        Self::launch(config, level, None, &[])
     }
 
     /// Starts as another (unprivileged) user: root writes whatever the permissions say.
     pub fn start_as(config: &std::path::Path, uid: u32) -> Self {
-        Self::launch(config, "info", Some(uid))
+        Self::launch(config, "info", Some(uid), &[])
     }
 
-    fn launch(config: &std::path::Path, level: &str, uid: Option<u32>) -> Self {
+    fn launch(
+        config: &std::path::Path,
+        level: &str,
+        uid: Option<u32>,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_tessera"));
         command
             .args(["serve", "--config"])
             .arg(config)
             .env("TESSERA_LOG", level)
+            .envs(env.iter().copied())
             .stderr(Stdio::piped());
         if let Some(uid) = uid {
             std::os::unix::process::CommandExt::uid(&mut command, uid);
