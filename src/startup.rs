@@ -37,8 +37,8 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error(transparent)]
     Writer(#[from] crate::audit::writer::Error),
-    #[error("{0}")]
-    Fetcher(String),
+    #[error(transparent)]
+    Fetcher(#[from] crate::issuers::fetch::Error),
     #[error("cannot listen on {address} ({setting})")]
     Listen {
         address: String,
@@ -102,7 +102,7 @@ impl Application {
             metrics.clone(),
             &tokio::runtime::Handle::current(),
         );
-        let fetcher = Fetcher::new(FETCH_TIMEOUT, metrics.clone()).map_err(Error::Fetcher)?;
+        let fetcher = Fetcher::new(FETCH_TIMEOUT, metrics.clone())?;
         let policy = Policy::build(
             &config,
             &keys,

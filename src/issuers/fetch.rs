@@ -14,6 +14,48 @@ use crate::metrics::Metrics;
 
 const MAX_DOCUMENT_BYTES: usize = 512 * 1024;
 
+/// Why keys or an introspection answer could not be had. Each says which request or file,
+/// and what went wrong in words that show no internals of the HTTP client.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+    #[error("{request} failed: {why}")]
+    Send { request: String, why: String },
+    #[error("{request} answered {status}")]
+    Status {
+        request: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("{request}: the document is larger than {MAX_DOCUMENT_BYTES} bytes")]
+    TooLarge { request: String },
+    #[error("{request}: reading the body failed: {why}")]
+    Body { request: String, why: String },
+    #[error("{request}: the answer is not JSON")]
+    NotJson { request: String },
+    #[error("{}: {why}", .path.display())]
+    File {
+        path: std::path::PathBuf,
+        why: String,
+    },
+    #[error("{}: larger than {MAX_DOCUMENT_BYTES} bytes", .path.display())]
+    FileTooLarge { path: std::path::PathBuf },
+    #[error("this issuer has no keys to fetch")]
+    NoKeys,
+    /// A discovery document that cannot lead to keys.
+    #[error("{0}")]
+    Discovery(String),
+    /// A key set that is not one.
+    #[error("{0}")]
+    Jwks(String),
+}
+
+impl From<Error> for String {
+    fn from(e: Error) -> Self {
+        e.to_string()
+    }
+}
+
 #[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
@@ -23,7 +65,7 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    pub fn new(timeout: Duration, metrics: Arc<Metrics>) -> Result<Self, String> {
+    pub fn new(timeout: Duration, metrics: Arc<Metrics>) -> Result<Self, Error> {
         let builder = || {
             reqwest::Client::builder()
                 .timeout(timeout)
@@ -31,10 +73,7 @@ impl Fetcher {
                 .redirect(reqwest::redirect::Policy::none())
                 .user_agent(concat!("tessera/", env!("CARGO_PKG_VERSION")))
         };
-        let built = |b: reqwest::ClientBuilder| {
-            b.build()
-                .map_err(|e| format!("cannot build the HTTP client: {e}"))
-        };
+        let built = |b: reqwest::ClientBuilder| b.build().map_err(|e| Error::Client(e.to_string()));
         Ok(Self {
             client: built(builder())?,
             // No proxy either: a proxy would resolve the name itself, past the resolver.
@@ -57,7 +96,7 @@ impl Fetcher {
         &self,
         source: &KeySource,
         issuer: &str,
-    ) -> Result<(Vec<VerifyKey>, Vec<String>), String> {
+    ) -> Result<(Vec<VerifyKey>, Vec<String>), Error> {
         let bytes = match source {
             KeySource::File(path) => read_file(path)?,
             KeySource::Uri(url) => self.get(url.clone()).await?,
@@ -69,10 +108,10 @@ impl Fetcher {
                 if same_host || super::outbound::names_internal_host(issuer_url) {
                     self.get(jwks_uri).await?
                 } else if super::outbound::names_internal_host(&jwks_uri) {
-                    return Err(format!(
+                    return Err(Error::Discovery(format!(
                         "the discovered jwks_uri \"{jwks_uri}\" points at an internal address, \
                          and the issuer is not on one"
-                    ));
+                    )));
                 } else {
                     read_limited(
                         self.outward
@@ -84,19 +123,20 @@ impl Fetcher {
                 }
             }
             KeySource::Local | KeySource::None => {
-                return Err("this issuer has no keys to fetch".into());
+                return Err(Error::NoKeys);
             }
         };
-        jwks::parse(&bytes)
+        jwks::parse(&bytes).map_err(Error::Jwks)
     }
 
-    async fn discover(&self, issuer_url: &Url, issuer: &str) -> Result<Url, String> {
+    async fn discover(&self, issuer_url: &Url, issuer: &str) -> Result<Url, Error> {
+        let wrong = |why: String| Error::Discovery(why);
         #[derive(Deserialize)]
         struct Metadata {
             issuer: String,
             jwks_uri: Option<String>,
         }
-        let mut last_error = String::new();
+        let mut last_error = Error::Discovery(String::new());
         for url in discovery_urls(issuer_url) {
             let bytes = match self.get(url).await {
                 Ok(b) => b,
@@ -106,29 +146,29 @@ impl Fetcher {
                 }
             };
             let metadata: Metadata = serde_json::from_slice(&bytes)
-                .map_err(|e| format!("the discovery document is not valid metadata: {e}"))?;
+                .map_err(|e| wrong(format!("the discovery document is not valid metadata: {e}")))?;
             if metadata.issuer != issuer {
-                return Err(format!(
+                return Err(wrong(format!(
                     "the discovery document names issuer \"{}\", not \"{issuer}\"",
                     metadata.issuer
-                ));
+                )));
             }
             let jwks_uri = metadata
                 .jwks_uri
-                .ok_or_else(|| "the discovery document has no jwks_uri".to_string())?;
+                .ok_or_else(|| wrong("the discovery document has no jwks_uri".to_string()))?;
             let url = Url::parse(&jwks_uri)
-                .map_err(|e| format!("the discovered jwks_uri is not a URL: {e}"))?;
+                .map_err(|e| wrong(format!("the discovered jwks_uri is not a URL: {e}")))?;
             if !crate::config::is_allowed_web_url(&url) {
-                return Err(format!(
+                return Err(wrong(format!(
                     "the discovered jwks_uri \"{jwks_uri}\" does not use https"
-                ));
+                )));
             }
             return Ok(url);
         }
         Err(last_error)
     }
 
-    async fn get(&self, url: Url) -> Result<Vec<u8>, String> {
+    async fn get(&self, url: Url) -> Result<Vec<u8>, Error> {
         let shown = url.to_string();
         let request = self.client.get(url).header("accept", "application/json");
         read_limited(request, &format!("GET {shown}")).await
@@ -139,7 +179,7 @@ impl Fetcher {
         &self,
         introspection: &crate::config::Introspection,
         token: &str,
-    ) -> Result<serde_json::Value, String> {
+    ) -> Result<serde_json::Value, Error> {
         let shown = format!("POST {}", introspection.endpoint);
         let encode = |s: &str| form_urlencoded_component(s);
         let request = self
@@ -156,37 +196,40 @@ impl Fetcher {
                 encode(token)
             ));
         let body = read_limited(request, &shown).await?;
-        serde_json::from_slice(&body).map_err(|_| format!("{shown}: the answer is not JSON"))
+        serde_json::from_slice(&body).map_err(|_| Error::NotJson { request: shown })
     }
 }
 
 /// Sends the request and reads a successful answer of at most `MAX_DOCUMENT_BYTES`.
-async fn read_limited(request: reqwest::RequestBuilder, shown: &str) -> Result<Vec<u8>, String> {
-    let mut response = request
-        .send()
-        .await
-        .map_err(|e| format!("{shown} failed: {}", describe(&e)))?;
+async fn read_limited(request: reqwest::RequestBuilder, shown: &str) -> Result<Vec<u8>, Error> {
+    let request_named = || shown.to_string();
+    let mut response = request.send().await.map_err(|e| Error::Send {
+        request: request_named(),
+        why: describe(&e),
+    })?;
     if !response.status().is_success() {
-        return Err(format!("{shown} answered {}", response.status()));
+        return Err(Error::Status {
+            request: request_named(),
+            status: response.status(),
+        });
     }
     if response
         .content_length()
         .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
     {
-        return Err(format!(
-            "{shown}: the document is larger than {MAX_DOCUMENT_BYTES} bytes"
-        ));
+        return Err(Error::TooLarge {
+            request: request_named(),
+        });
     }
     let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("{shown}: reading the body failed: {}", describe(&e)))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| Error::Body {
+        request: request_named(),
+        why: describe(&e),
+    })? {
         if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-            return Err(format!(
-                "{shown}: the document is larger than {MAX_DOCUMENT_BYTES} bytes"
-            ));
+            return Err(Error::TooLarge {
+                request: request_named(),
+            });
         }
         body.extend_from_slice(&chunk);
     }
@@ -214,15 +257,18 @@ fn discovery_urls(issuer: &Url) -> Vec<Url> {
     urls
 }
 
-fn read_file(path: &std::path::Path) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Error> {
+    let unreadable = |e: std::io::Error| Error::File {
+        path: path.to_path_buf(),
+        why: e.to_string(),
+    };
+    let meta = std::fs::metadata(path).map_err(unreadable)?;
     if meta.len() > MAX_DOCUMENT_BYTES as u64 {
-        return Err(format!(
-            "{}: larger than {MAX_DOCUMENT_BYTES} bytes",
-            path.display()
-        ));
+        return Err(Error::FileTooLarge {
+            path: path.to_path_buf(),
+        });
     }
-    std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    std::fs::read(path).map_err(unreadable)
 }
 
 fn describe(e: &reqwest::Error) -> String {

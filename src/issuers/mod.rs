@@ -148,7 +148,7 @@ impl Issuer {
                     Ok(())
                 }
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.to_string()),
         };
         fetcher.record(&self.config.id, result.is_ok());
         if let Err(e) = &result {

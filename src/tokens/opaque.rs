@@ -85,7 +85,7 @@ pub async fn verify(
             Ok(Value::Object(answer)) if answer.get("active") == Some(&Value::Bool(true)) => answer,
             Ok(_) => return Err(invalid("is not active".into())),
             Err(e) => {
-                tracing::warn!(issuer = %issuer.config.id, error = %crate::telemetry::repeated::one_line(&e), "introspection failed");
+                tracing::warn!(issuer = %issuer.config.id, error = %crate::telemetry::repeated::one_line(&e.to_string()), "introspection failed");
                 return Err(invalid(
                     "could not be checked: the introspection endpoint did not answer; retry later"
                         .into(),
