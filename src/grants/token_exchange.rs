@@ -37,11 +37,12 @@ impl Request {
         let subject_token = p.required("subject_token")?.to_string();
         let subject_token_type =
             token_type(p.required("subject_token_type")?, "subject_token_type")?;
-        jwt_token_type(subject_token_type, "subject_token_type")?;
         let actor_token = actor_token(p)?;
         let requested_token_type = requested_token_type(p)?;
         let (audiences, resources) = targets(p)?;
         let scopes = p.one("scope").map(scopes).transpose()?.flatten();
+        // Only once the request is well formed: its faults are named first.
+        jwt_token_type(subject_token_type, "subject_token_type")?;
         Ok(Self {
             subject_token,
             subject_token_type,
@@ -307,6 +308,12 @@ mod tests {
             err.description.contains("send a JWT"),
             "{}",
             err.description
+        );
+        let also_bad_target = format!("{body}&resource=relative%2Fpath");
+        assert_eq!(
+            request(&also_bad_target).expect_err("both").code,
+            ErrorCode::InvalidTarget,
+            "the request's own faults are named first"
         );
     }
 }

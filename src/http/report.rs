@@ -50,10 +50,13 @@ pub async fn report(
         rule = tracing::field::Empty,
     );
     let mut response = next.call(req).instrument(span).await?;
-    super::request_id::attach(response.response_mut(), &id);
+    // Only exchanges are reported: a 405 for another method is not one (no id, no log line).
     let report = response.response_mut().extensions_mut().remove::<Report>();
-    if let (Some(report), Some(state)) = (report, state) {
-        log_and_count(&report, &id, &state.metrics, started);
+    if let Some(report) = report {
+        super::request_id::attach(response.response_mut(), &id);
+        if let Some(state) = state {
+            log_and_count(&report, &id, &state.metrics, started);
+        }
     }
     Ok(response)
 }
@@ -67,7 +70,7 @@ fn log_and_count(
     let logged =
         |outcome: &str, error: Option<&str>, client: &Option<String>, rule: Option<&str>| {
             tracing::info!(
-                request_id,
+                request_id = %request_id,
                 client_id = client.as_deref().unwrap_or("-"),
                 rule = rule.unwrap_or("-"),
                 outcome,

@@ -55,7 +55,7 @@ pub async fn token(
     let policy = state.policy.load_full();
     let now = state.clock.now();
     let mut attempt = Attempt::default();
-    let result = exchange(&req, body, &state, &policy, now.secs(), &mut attempt).await;
+    let result = exchange(&req, body, &state, &policy, &mut attempt).await;
     let remote = super::remote_addr::of(&req, &state.server.trusted_proxies);
     if let Some(summarised) = summarised(&state, &attempt, &result, remote, now) {
         return summarised;
@@ -194,7 +194,6 @@ async fn exchange(
     body: web::Payload,
     state: &AppState,
     policy: &Arc<Policy>,
-    now: i64,
     attempt: &mut Attempt,
 ) -> Result<Issued, OAuthError> {
     let body = super::body::read_body(
@@ -225,17 +224,22 @@ async fn exchange(
             "client \"{client_id}\" is not allowed to exchange tokens"
         )));
     }
-    let ctx = Context {
-        policy,
-        now,
-        conditions: Conditions::Pooled(&state.condition_slots),
-    };
-    let decision = match grant_type {
+    let (decision, now) = match grant_type {
         GrantType::TokenExchange => {
             let request = token_exchange::Request::parse(&params)?;
+            // Lifetimes are judged once the request is read and its client known.
+            let now = state.clock.now().secs();
+            let ctx = Context {
+                policy,
+                now,
+                conditions: Conditions::Pooled(&state.condition_slots),
+            };
             let proof = dpop_proof(req, state, now).await?;
             let jkt = proof.as_ref().map(|p| p.jkt.as_str());
-            token_exchange::decide(&ctx, &client_id, &request, jkt, &mut attempt.learned).await?
+            let decision =
+                token_exchange::decide(&ctx, &client_id, &request, jkt, &mut attempt.learned)
+                    .await?;
+            (decision, now)
         }
     };
     let Decision {

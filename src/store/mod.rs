@@ -338,11 +338,7 @@ impl Store {
                         url: url.clone(),
                         audit_reads: None,
                     }
-                    .establish(true)
-                    .map_err(|source| Error::Connect {
-                        store: url.describe(),
-                        source,
-                    })?,
+                    .establish(true)?,
                 );
                 4
             }

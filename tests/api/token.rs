@@ -287,6 +287,10 @@ async fn token_refuses_bad_bodies_and_content_types() {
     assert_error(too_large, 413, "invalid_request").await;
     let get = app.get("/token").await;
     assert_eq!(get.status(), 405);
+    assert!(
+        get.headers().get("x-request-id").is_none(),
+        "a 405 is not an exchange"
+    );
 }
 
 #[tokio::test]
