@@ -30,9 +30,8 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The signing keys, as their loading describes it.
-    #[error("{0}")]
-    Keys(String),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::Error),
     #[error(transparent)]
     Store(#[from] crate::store::Error),
     #[error(transparent)]
@@ -92,7 +91,7 @@ impl Application {
     /// tokens' `iat`) at the time `clock` tells.
     pub async fn build_with_clock(config: Config, clock: Clock) -> Result<Self, Error> {
         crate::install_crypto_provider();
-        let keys = SigningKeys::load(&config.signing).map_err(Error::Keys)?;
+        let keys = SigningKeys::load(&config.signing)?;
         let store = open_store(&config)?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let audit = Arc::new(AuditWriter::start(store.clone(), metrics.clone())?);

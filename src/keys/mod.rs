@@ -20,6 +20,55 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use crate::config::SigningConfig;
 pub use generate::{generate_pkcs8_pem, public_jwk_of};
 
+/// Why the configured signing keys cannot be used; each names the key's setting or file.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "signing.keys[{index}].private_key_file: {}: cannot read the signing key: {cause}{hint}",
+        .path.display()
+    )]
+    Read {
+        index: usize,
+        path: std::path::PathBuf,
+        cause: std::io::Error,
+        /// How to make the key, when the file is missing.
+        hint: String,
+    },
+    #[error("{}: {reason}", .path.display())]
+    Unusable {
+        path: std::path::PathBuf,
+        reason: KeyError,
+    },
+    #[error("no signing key is configured")]
+    NoKey,
+}
+
+/// Why one key cannot sign as its `alg` says.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("{0:?} is not a signing algorithm Tessera uses")]
+    Algorithm(Algorithm),
+    #[error("not a PKCS#8 PEM private key for {alg:?}: {why}")]
+    NotPem { alg: Algorithm, why: String },
+    #[error("cannot derive the public key for {alg:?}: {why}")]
+    NoPublicKey { alg: Algorithm, why: String },
+    #[error("unusable public key: {0}")]
+    PublicKey(String),
+    #[error("the key is not usable for {alg:?}: {why}")]
+    Rejected { alg: Algorithm, why: String },
+    #[error("the key cannot sign {alg:?}: {cause}")]
+    CannotSign {
+        alg: Algorithm,
+        cause: Box<KeyError>,
+    },
+    #[error("the key does not verify as {0:?}")]
+    DoesNotVerify(Algorithm),
+    #[error("signing failed")]
+    Signing,
+    #[error("{0}")]
+    Encoding(String),
+}
+
 pub struct SigningKey {
     pub kid: String,
     pub alg: Algorithm,
@@ -38,9 +87,11 @@ enum Signer {
 }
 
 impl Signer {
-    fn new(alg: Algorithm, der: &[u8]) -> Result<Self, String> {
-        let rejected =
-            |e: aws_lc_rs::error::KeyRejected| format!("the key is not usable for {alg:?}: {e}");
+    fn new(alg: Algorithm, der: &[u8]) -> Result<Self, KeyError> {
+        let rejected = |e: aws_lc_rs::error::KeyRejected| KeyError::Rejected {
+            alg,
+            why: e.to_string(),
+        };
         Ok(match alg {
             Algorithm::ES256 => Self::Ecdsa(
                 EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
@@ -62,12 +113,12 @@ impl Signer {
                 };
                 Self::Rsa(pair, padding)
             }
-            other => return Err(format!("{other:?} is not a signing algorithm Tessera uses")),
+            other => return Err(KeyError::Algorithm(other)),
         })
     }
 
-    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, String> {
-        let failed = |_| "signing failed".to_string();
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let failed = |_| KeyError::Signing;
         match self {
             Self::Ecdsa(pair) => pair
                 .sign(&SystemRandom::new(), message)
@@ -92,14 +143,14 @@ pub struct SigningKeys {
 impl SigningKeys {
     /// Loads every configured key; an unreadable, malformed or mismatched key is an error that
     /// names its file.
-    pub fn load(config: &SigningConfig) -> Result<Self, String> {
+    pub fn load(config: &SigningConfig) -> Result<Self, Error> {
         let keys = config
             .keys
             .iter()
             .enumerate()
             .map(|(i, k)| {
-                let pem = std::fs::read(&k.private_key_file).map_err(|e| {
-                    let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                let pem = std::fs::read(&k.private_key_file).map_err(|cause| {
+                    let hint = if cause.kind() == std::io::ErrorKind::NotFound {
                         format!(
                             "; make one with `tessera keys generate --alg {:?} --out {}`",
                             k.alg,
@@ -108,18 +159,21 @@ impl SigningKeys {
                     } else {
                         String::new()
                     };
-                    format!(
-                        "signing.keys[{i}].private_key_file: {}: cannot read the signing key: \
-                         {e}{hint}",
-                        k.private_key_file.display()
-                    )
+                    Error::Read {
+                        index: i,
+                        path: k.private_key_file.clone(),
+                        cause,
+                        hint,
+                    }
                 })?;
-                SigningKey::from_pem(&k.kid, k.alg, &pem)
-                    .map_err(|e| format!("{}: {e}", k.private_key_file.display()))
+                SigningKey::from_pem(&k.kid, k.alg, &pem).map_err(|reason| Error::Unusable {
+                    path: k.private_key_file.clone(),
+                    reason,
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
-            return Err("no signing key is configured".into());
+            return Err(Error::NoKey);
         }
         Ok(Self {
             keys: Arc::new(keys),
@@ -154,27 +208,32 @@ impl SigningKeys {
 }
 
 impl SigningKey {
-    pub fn from_pem(kid: &str, alg: Algorithm, pem: &[u8]) -> Result<Self, String> {
+    pub fn from_pem(kid: &str, alg: Algorithm, pem: &[u8]) -> Result<Self, KeyError> {
         let parsed = match alg {
             Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
             Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
             Algorithm::RS256 | Algorithm::PS256 => EncodingKey::from_rsa_pem(pem),
-            other => return Err(format!("{other:?} is not a signing algorithm Tessera uses")),
+            other => return Err(KeyError::Algorithm(other)),
         };
-        let encoding =
-            parsed.map_err(|e| format!("not a PKCS#8 PEM private key for {alg:?}: {e}"))?;
-        let mut public_jwk = Jwk::from_encoding_key(&encoding, alg)
-            .map_err(|e| format!("cannot derive the public key for {alg:?}: {e}"))?;
+        let encoding = parsed.map_err(|e| KeyError::NotPem {
+            alg,
+            why: e.to_string(),
+        })?;
+        let mut public_jwk =
+            Jwk::from_encoding_key(&encoding, alg).map_err(|e| KeyError::NoPublicKey {
+                alg,
+                why: e.to_string(),
+            })?;
         public_jwk.common.key_id = Some(kid.to_string());
         public_jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         let decoding =
-            DecodingKey::from_jwk(&public_jwk).map_err(|e| format!("unusable public key: {e}"))?;
+            DecodingKey::from_jwk(&public_jwk).map_err(|e| KeyError::PublicKey(e.to_string()))?;
         let signer = Signer::new(alg, encoding.as_bytes())?;
         let mut header = jsonwebtoken::Header::new(alg);
         header.typ = Some("at+jwt".into());
         header.kid = Some(kid.to_string());
-        let header_b64 =
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).map_err(|e| e.to_string())?);
+        let header_b64 = URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(&header).map_err(|e| KeyError::Encoding(e.to_string()))?);
         let key = Self {
             kid: kid.to_string(),
             alg,
@@ -191,8 +250,8 @@ impl SigningKey {
     pub fn sign_jwt(
         &self,
         claims: &serde_json::Map<String, serde_json::Value>,
-    ) -> Result<String, String> {
-        let payload = serde_json::to_vec(claims).map_err(|e| e.to_string())?;
+    ) -> Result<String, KeyError> {
+        let payload = serde_json::to_vec(claims).map_err(|e| KeyError::Encoding(e.to_string()))?;
         let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 400);
         token.push_str(&self.header_b64);
         token.push('.');
@@ -205,12 +264,15 @@ impl SigningKey {
 
     /// Signs and verifies once, so a key of the wrong curve or type fails at load, not at
     /// the first exchange, and the signature format is proved to be what JWS verifiers expect.
-    fn self_test(&self) -> Result<(), String> {
+    fn self_test(&self) -> Result<(), KeyError> {
         let message = b"tessera signing key self-test";
         let signature = self
             .signer
             .sign(message)
-            .map_err(|e| format!("the key cannot sign {:?}: {e}", self.alg))?;
+            .map_err(|e| KeyError::CannotSign {
+                alg: self.alg,
+                cause: Box::new(e),
+            })?;
         match jsonwebtoken::crypto::verify(
             &URL_SAFE_NO_PAD.encode(signature),
             message,
@@ -218,7 +280,13 @@ impl SigningKey {
             self.alg,
         ) {
             Ok(true) => Ok(()),
-            _ => Err(format!("the key does not verify as {:?}", self.alg)),
+            _ => Err(KeyError::DoesNotVerify(self.alg)),
         }
+    }
+}
+
+impl From<Error> for String {
+    fn from(e: Error) -> Self {
+        e.to_string()
     }
 }

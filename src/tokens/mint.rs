@@ -27,8 +27,18 @@ pub struct Minted {
     pub jti: String,
 }
 
-pub fn mint(key: &SigningKey, issuer: &str, grant: &Grant) -> Result<Minted, String> {
-    let jti = crate::ids::jti(crate::clock::now())?;
+/// Why a grant could not be minted.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    /// No `jti`: the random generator failed.
+    #[error("{0}")]
+    Jti(String),
+    #[error(transparent)]
+    Key(#[from] crate::keys::KeyError),
+}
+
+pub fn mint(key: &SigningKey, issuer: &str, grant: &Grant) -> Result<Minted, MintError> {
+    let jti = crate::ids::jti(crate::clock::now()).map_err(MintError::Jti)?;
     let token = key.sign_jwt(&claims(issuer, grant, &jti))?;
     Ok(Minted { token, jti })
 }
