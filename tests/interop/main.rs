@@ -12,7 +12,7 @@
     reason = "a test fails loudly on what it does not expect"
 )]
 
-#[path = "../api/helpers.rs"]
+#[path = "../api/helpers/mod.rs"]
 mod helpers;
 #[path = "../api/storage.rs"]
 #[allow(

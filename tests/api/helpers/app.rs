@@ -1,0 +1,351 @@
+//! `TestApp`: the real server in this process, on port 0, with its own database and the
+//! default test configuration.
+
+use super::*;
+
+/// The test configuration: one trusted issuer (the test IdP), two clients, one rule.
+pub fn default_config(idp: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+issuer = "{STS}"
+max_body_bytes = 8192
+
+[admin]
+listen = "127.0.0.1:0"
+token_sha256 = "{admin}"
+
+[storage]
+url = "sqlite://tessera.db"
+
+[signing]
+default_ttl = "5m"
+max_ttl = "1h"
+[[signing.keys]]
+kid = "sts-1"
+alg = "ES256"
+private_key_file = "signing.pem"
+
+[[issuers]]
+id = "corp"
+issuer = "{idp}"
+jwks_uri = "{idp}/jwks"
+algorithms = ["RS256", "ES256"]
+audiences = ["{STS}"]
+jwks_min_refetch = "0s"
+
+[[clients]]
+id = "orders-svc"
+secret_sha256 = "{orders}"
+
+[[clients]]
+id = "billing-svc"
+secret_sha256 = "{billing}"
+
+[[rules]]
+name = "orders-to-inventory"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["inventory-api"]
+resources = ["https://inventory.internal/"]
+scopes = ["inventory:read", "inventory:write"]
+default_scopes = ["inventory:read"]
+actor = "client"
+copy_claims = ["email"]
+"#,
+        orders = tessera::clients::sha256_hex(ORDERS_SECRET),
+        billing = tessera::clients::sha256_hex("billing-secret"),
+        admin = tessera::clients::sha256_hex(ADMIN_TOKEN),
+    )
+}
+
+/// The test configuration with the corp issuer's `jwks_uri` line replaced by `source`.
+pub fn with_key_source(config: String, source: &str) -> String {
+    let line = config
+        .lines()
+        .find(|l| l.starts_with("jwks_uri = "))
+        .unwrap()
+        .to_string();
+    config.replacen(&line, source, 1)
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub idp: TestIdp,
+    pub key: TestKey,
+    pub http: reqwest::Client,
+    pub admin_url: String,
+    pub database: Database,
+    handle: tessera::startup::AppHandle,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|c| c).await
+    }
+
+    /// Starts with the default configuration as `edit` changes it, and waits until ready.
+    pub async fn spawn_with(edit: impl FnOnce(String) -> String) -> Self {
+        let app = Self::start(edit).await;
+        app.wait_ready().await;
+        app
+    }
+
+    /// Starts without waiting for readiness.
+    pub async fn start(edit: impl FnOnce(String) -> String) -> Self {
+        Self::start_with_clock(tessera::clock::Clock::system(), edit).await
+    }
+
+    /// Starts on `clock`, without waiting for readiness.
+    pub async fn start_with_clock(
+        clock: tessera::clock::Clock,
+        edit: impl FnOnce(String) -> String,
+    ) -> Self {
+        let key = TestKey::rsa();
+        let idp = TestIdp::start(&[&key]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let signing = generate_pkcs8_pem(Algorithm::ES256).unwrap();
+        std::fs::write(dir.path().join("signing.pem"), signing).unwrap();
+        let config_path = dir.path().join("tessera.toml");
+        let database = Database::fresh("tessera");
+        std::fs::write(
+            &config_path,
+            database.configure(&edit(default_config(&idp.url))),
+        )
+        .unwrap();
+        let config = tessera::config::load(&config_path).unwrap();
+        let app = tessera::startup::Application::build_with_clock(config, clock)
+            .await
+            .unwrap();
+        let url = format!("http://127.0.0.1:{}", app.port());
+        let admin_url = app
+            .admin_port()
+            .map(|p| format!("http://127.0.0.1:{p}"))
+            .unwrap_or_default();
+        let handle = app.handle();
+        tokio::spawn(app.run_until_stopped());
+        Self {
+            url,
+            dir,
+            config_path,
+            idp,
+            key,
+            http: reqwest::Client::new(),
+            admin_url,
+            database,
+            handle,
+        }
+    }
+
+    /// The real `tessera serve` on a copy of this app's configuration (as `edit` changes it)
+    /// with its own database (`<name>.db`, or a fresh PostgreSQL database), logging at
+    /// `log_level`; ready when this returns.
+    /// Also returns the copy's path and text, for tests that change it.
+    pub async fn serve_copy(
+        &self,
+        name: &str,
+        log_level: &str,
+        edit: impl FnOnce(String) -> String,
+    ) -> (Served, PathBuf, String) {
+        self.serve_copy_with_env(name, log_level, &[], edit).await
+    }
+
+    /// As `serve_copy`, the process given the environment variables `env` too.
+    pub async fn serve_copy_with_env(
+        &self,
+        name: &str,
+        log_level: &str,
+        env: &[(&str, &str)],
+        edit: impl FnOnce(String) -> String,
+    ) -> (Served, PathBuf, String) {
+        let database = Database::fresh(name);
+        let config = edit(
+            std::fs::read_to_string(&self.config_path)
+                .unwrap()
+                .replace(&self.database.url, &database.url),
+        );
+        let path = self.dir.path().join(format!("{name}.toml"));
+        std::fs::write(&path, &config).unwrap();
+        let mut served = Served::launch(&path, log_level, None, env);
+        served.database = Some(database);
+        served.wait_ready(&self.http).await;
+        (served, path, config)
+    }
+
+    /// A second instance: the real `tessera serve` on this app's configuration as it is,
+    /// the same database and signing key included, as behind one load balancer.
+    pub async fn serve_another_instance(&self) -> Served {
+        let served = Served::start(&self.config_path);
+        served.wait_ready(&self.http).await;
+        served
+    }
+
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.url)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the server did not become ready");
+    }
+
+    /// GET on the admin API with the admin token.
+    pub async fn admin_get(&self, path_and_query: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path_and_query}", self.admin_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn admin_revoke(&self, body: Value) -> reqwest::Response {
+        self.http
+            .post(format!("{}/admin/revoke", self.admin_url))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// POST a form to a client-authenticated endpoint as orders-svc.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        basic: (&str, &str),
+    ) -> reqwest::Response {
+        self.http
+            .post(format!("{}{path}", self.url))
+            .basic_auth(basic.0, Some(basic.1))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(serde_urlencoded::to_string(form).unwrap())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Exchanges a fresh subject token and returns the minted token.
+    pub async fn minted(&self, extra: Value) -> String {
+        let resp = self.exchange_subject(&self.subject_token(extra)).await;
+        assert_eq!(resp.status(), 200);
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Runs SQL on this server's database behind its back, as an intruder or a fault would.
+    pub fn sql(&self, statements: &str) {
+        crate::storage::execute(&self.database.url, self.dir.path(), statements);
+    }
+
+    /// Everything this server's database holds, as text.
+    pub fn database_contents(&self) -> String {
+        crate::storage::contents(&self.database.url, self.dir.path())
+    }
+
+    /// Standard subject token claims, with `extra` merged over them.
+    pub fn claims(&self, extra: Value) -> Value {
+        let t = now();
+        let mut claims = json!({
+            "iss": self.idp.url, "sub": "alice", "aud": STS, "iat": t, "exp": t + 600,
+            "scope": "inventory:read inventory:write", "jti": format!("subj-{}", uuid_like()),
+            "email": "alice@example.com",
+        });
+        if let (Some(c), Value::Object(e)) = (claims.as_object_mut(), extra) {
+            for (k, v) in e {
+                if v.is_null() {
+                    c.remove(&k);
+                } else {
+                    c.insert(k, v);
+                }
+            }
+        }
+        claims
+    }
+
+    pub fn subject_token(&self, extra: Value) -> String {
+        self.key.sign(&self.claims(extra))
+    }
+
+    /// POST /token with HTTP Basic as orders-svc and these form fields.
+    pub async fn exchange(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.post_token(form, Some(("orders-svc", ORDERS_SECRET)))
+            .await
+    }
+
+    pub async fn post_token(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> reqwest::Response {
+        let body = serde_urlencoded::to_string(form).unwrap();
+        let mut req = self
+            .http
+            .post(format!("{}/token", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some((id, secret)) = basic {
+            req = req.header(
+                "authorization",
+                format!("Basic {}", STANDARD.encode(format!("{id}:{secret}"))),
+            );
+        }
+        req.send().await.unwrap()
+    }
+
+    /// A standard exchange of `subject` for inventory-api.
+    pub async fn exchange_subject(&self, subject: &str) -> reqwest::Response {
+        self.exchange(&[
+            ("grant_type", TOKEN_EXCHANGE),
+            ("subject_token", subject),
+            ("subject_token_type", ACCESS_TOKEN),
+            ("audience", "inventory-api"),
+        ])
+        .await
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// `tessera ARGS --config <this app's file>`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        run_cli(args, Some(&self.config_path))
+    }
+
+    /// Records through `tessera audit --format json`, newest first.
+    pub fn records(&self, filters: &[&str]) -> Vec<Value> {
+        let mut args = vec!["audit", "--format", "json"];
+        if !filters.contains(&"--limit") {
+            args.extend(["--limit", "10000"]);
+        }
+        args.extend_from_slice(filters);
+        let out = self.cli(&args);
+        assert!(
+            out.status.success(),
+            "audit failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}

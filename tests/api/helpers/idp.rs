@@ -1,0 +1,159 @@
+//! `TestIdp`: an identity provider on loopback serving JWKS, discovery and introspection.
+
+use super::*;
+
+/// How the test identity provider answers a JWKS request.
+#[derive(Default, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Behaviour {
+    #[default]
+    Normal,
+    Down,
+    Hang,
+    Huge,
+    Malformed,
+    Redirect,
+}
+
+#[derive(Default)]
+struct IdpState {
+    keys: Vec<Value>,
+    issuer: String,
+    behaviour: Behaviour,
+    fetches: usize,
+    /// Opaque tokens this provider says are active, with their introspection answers.
+    opaque: std::collections::HashMap<String, Value>,
+    introspections: usize,
+}
+
+/// An identity provider on loopback: `/jwks`, `/.well-known/openid-configuration`.
+pub struct TestIdp {
+    pub url: String,
+    state: Arc<Mutex<IdpState>>,
+}
+
+impl TestIdp {
+    pub async fn start(keys: &[&TestKey]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let state = Arc::new(Mutex::new(IdpState {
+            keys: keys.iter().map(|k| k.jwk.clone()).collect(),
+            issuer: url.clone(),
+            ..Default::default()
+        }));
+        let shared = web::Data::new(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .route("/jwks", web::get().to(jwks))
+                .route("/introspect", web::post().to(introspect))
+                .route(
+                    "/.well-known/openid-configuration",
+                    web::get().to(discovery),
+                )
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        tokio::spawn(server);
+        Self { url, state }
+    }
+
+    pub fn publish(&self, keys: &[&TestKey]) {
+        self.state.lock().unwrap().keys = keys.iter().map(|k| k.jwk.clone()).collect();
+    }
+
+    pub fn set_down(&self, down: bool) {
+        self.behave(if down {
+            Behaviour::Down
+        } else {
+            Behaviour::Normal
+        });
+    }
+
+    pub fn behave(&self, behaviour: Behaviour) {
+        self.state.lock().unwrap().behaviour = behaviour;
+    }
+
+    /// Makes `token` an active opaque token whose introspection answers `answer`.
+    pub fn issue_opaque(&self, token: &str, answer: Value) {
+        self.state
+            .lock()
+            .unwrap()
+            .opaque
+            .insert(token.into(), answer);
+    }
+
+    pub fn introspections(&self) -> usize {
+        self.state.lock().unwrap().introspections
+    }
+
+    pub fn fetches(&self) -> usize {
+        self.state.lock().unwrap().fetches
+    }
+}
+
+async fn jwks(state: web::Data<Arc<Mutex<IdpState>>>) -> HttpResponse {
+    let (behaviour, keys, issuer) = {
+        let mut s = state.lock().unwrap();
+        s.fetches += 1;
+        (s.behaviour, s.keys.clone(), s.issuer.clone())
+    };
+    match behaviour {
+        Behaviour::Normal => HttpResponse::Ok().json(json!({ "keys": keys })),
+        Behaviour::Down => HttpResponse::ServiceUnavailable().finish(),
+        Behaviour::Hang => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            HttpResponse::Ok().json(json!({ "keys": keys }))
+        }
+        Behaviour::Huge => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(format!(
+                "{{\"keys\": [], \"padding\": \"{}\"}}",
+                "x".repeat(1024 * 1024)
+            )),
+        Behaviour::Malformed => HttpResponse::Ok()
+            .content_type("application/json")
+            .body("{\"keys\": [ this is not json"),
+        Behaviour::Redirect => HttpResponse::Found()
+            .insert_header(("location", format!("{issuer}/elsewhere")))
+            .finish(),
+    }
+}
+
+/// RFC 7662, for the client `tessera` with secret `introspect-secret`.
+async fn introspect(
+    req: actix_web::HttpRequest,
+    body: String,
+    state: web::Data<Arc<Mutex<IdpState>>>,
+) -> HttpResponse {
+    let mut s = state.lock().unwrap();
+    s.introspections += 1;
+    if s.behaviour == Behaviour::Down {
+        return HttpResponse::ServiceUnavailable().finish();
+    }
+    let expected = format!("Basic {}", STANDARD.encode("tessera:introspect-secret"));
+    if req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        != Some(expected.as_str())
+    {
+        return HttpResponse::Unauthorized().finish();
+    }
+    let form: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap_or_default();
+    let token = form
+        .iter()
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    match s.opaque.get(&token) {
+        Some(answer) => HttpResponse::Ok().json(answer),
+        None => HttpResponse::Ok().json(json!({"active": false})),
+    }
+}
+
+async fn discovery(state: web::Data<Arc<Mutex<IdpState>>>) -> HttpResponse {
+    let s = state.lock().unwrap();
+    HttpResponse::Ok().json(json!({ "issuer": s.issuer, "jwks_uri": format!("{}/jwks", s.issuer) }))
+}
