@@ -19,15 +19,7 @@ use crate::helpers::*;
 async fn a_line_logged_inside_a_request_names_the_request_and_its_client() {
     let app = TestApp::spawn().await;
     let (served, _, _) = app.serve_copy("spans", "info", |c| c).await;
-    let fresh = TestKey::generate(jsonwebtoken::Algorithm::ES256, "rotated-1");
-    app.idp.publish(&[&app.key, &fresh]);
-    let subject = fresh.sign(&app.claims(json!({})));
-    let resp = exchange_request(&app.http, &served.url, &subject, "inventory-api")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let request_id = exchange_with_a_new_key(&app, &served.url).await;
     let inside = format!("token_request{{request_id={request_id} client_id=\"orders-svc\"}}");
     for _ in 0..100 {
         if served.count_logged(&inside) > 0 {
@@ -118,15 +110,7 @@ async fn an_exchange_s_spans_reach_an_otlp_collector_with_their_attributes_and_p
             c + &telemetry
         })
         .await;
-    let fresh = TestKey::generate(jsonwebtoken::Algorithm::ES256, "rotated-2");
-    app.idp.publish(&[&app.key, &fresh]);
-    let subject = fresh.sign(&app.claims(json!({})));
-    let resp = exchange_request(&app.http, &served.url, &subject, "inventory-api")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    let request_id = resp.headers()["x-request-id"].to_str().unwrap().to_string();
+    let request_id = exchange_with_a_new_key(&app, &served.url).await;
     let mut found = None;
     for _ in 0..200 {
         let spans = collector.spans();
@@ -169,4 +153,21 @@ async fn an_exchange_s_spans_reach_an_otlp_collector_with_their_attributes_and_p
         service,
         Some(any_value::Value::StringValue("tessera".into()))
     );
+}
+
+/// An exchange at `url` whose subject token is signed with a key the identity provider has just
+/// published, so the server fetches the keys again inside the request; its request id.
+async fn exchange_with_a_new_key(app: &TestApp, url: &str) -> String {
+    let fresh = TestKey::generate(
+        jsonwebtoken::Algorithm::ES256,
+        &format!("rotated-{}", uuid_like()),
+    );
+    app.idp.publish(&[&app.key, &fresh]);
+    let subject = fresh.sign(&app.claims(json!({})));
+    let resp = exchange_request(&app.http, url, &subject, "inventory-api")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.headers()["x-request-id"].to_str().unwrap().to_string()
 }
