@@ -53,11 +53,11 @@ pub async fn token(
 ) -> HttpResponse {
     let started = Instant::now();
     let policy = state.policy.load_full();
-    let now = state.clock.now();
+    let arrived = state.clock.now();
     let mut attempt = Attempt::default();
     let result = exchange(&req, body, &state, &policy, &mut attempt).await;
     let remote = super::remote_addr::of(&req, &state.server.trusted_proxies);
-    if let Some(summarised) = summarised(&state, &attempt, &result, remote, now) {
+    if let Some(summarised) = summarised(&state, &attempt, &result, remote, arrived) {
         return summarised;
     }
     // Labels and log fields from the configuration only: a client id nobody configured is
@@ -80,7 +80,7 @@ pub async fn token(
     }
     let rule = attempt.learned.rule.clone();
     let mut record = ExchangeRecord::begin(
-        now.micros(),
+        arrived.micros(),
         request_id(&req),
         remote.map(|a| a.to_string()),
         req.headers()
