@@ -19,7 +19,7 @@ use diesel::prelude::*;
 use super::provenance::{Presented, Provenance};
 use super::record::{ExchangeRecord, Outcome};
 use super::subject_tokens::{self, Within};
-use crate::clock::format_secs;
+use crate::clock::{UnixTime, format_secs};
 use crate::store::DbConnection;
 use crate::store::schema::exchanges::dsl as x;
 use crate::store::schema::{audit_chains, revocations as rv};
@@ -78,7 +78,7 @@ pub fn revoke(
                 // Kept at least as long as the token's own records say it is accepted.
                 let until = spans
                     .iter()
-                    .map(|span| span.until_us / 1_000_000 + 1)
+                    .map(|span| UnixTime::from_micros(span.until_us).secs() + 1)
                     .fold(when.sticky_until, i64::max);
                 remember(c, "subject_jti", "", s, when.now, until)?;
                 // The token itself when this server minted it, what was minted from it as
@@ -140,7 +140,7 @@ fn of_subject(
     local: bool,
     when: When,
 ) -> QueryResult<Vec<Option<String>>> {
-    let since_us = when.minted_since.saturating_mul(1_000_000);
+    let since_us = UnixTime::from_secs(when.minted_since).micros();
     let mut as_subject = x::exchanges
         .filter(x::subject.eq(subject))
         .filter(x::time_us.ge(since_us))

@@ -300,7 +300,8 @@ impl Attempt {
         if let Some(subject) = &subject {
             record.subject = Some(subject.sub.clone());
             record.subject_jti.clone_from(&subject.jti);
-            record.subject_until_us = Some(subject.accepted_until.saturating_mul(1_000_000));
+            record.subject_until_us =
+                Some(crate::clock::UnixTime::from_secs(subject.accepted_until).micros());
         }
         if let Some(actor) = &actor {
             record.actor_issuer = Some(actor.issuer_id.clone());
