@@ -68,8 +68,13 @@ fn exporter(endpoint: &url::Url, telemetry: &TelemetryConfig) -> Result<SdkTrace
     let resource = opentelemetry_sdk::Resource::builder()
         .with_service_name(telemetry.service_name.clone())
         .build();
+    // Tessera's spans are roots (no trace context is taken from requests): the ratio decides.
+    let sampler = opentelemetry_sdk::trace::Sampler::ParentBased(Box::new(
+        opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(telemetry.sample_ratio),
+    ));
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
+        .with_sampler(sampler)
         .with_resource(resource)
         .build())
 }

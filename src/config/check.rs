@@ -274,9 +274,17 @@ impl Ctx<'_> {
         if service_name.trim().is_empty() {
             return Err(self.err("telemetry.service_name", "must not be empty"));
         }
+        let sample_ratio = raw.sample_ratio.unwrap_or(1.0);
+        if !(0.0..=1.0).contains(&sample_ratio) {
+            return Err(self.err(
+                "telemetry.sample_ratio",
+                "must be from 0 (no request) to 1 (every request)",
+            ));
+        }
         Ok(TelemetryConfig {
             otlp_endpoint,
             service_name,
+            sample_ratio,
         })
     }
 

@@ -63,12 +63,24 @@ pub struct Config {
 }
 
 /// `[telemetry]`: where spans go besides the log.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TelemetryConfig {
     /// An OTLP/HTTP collector's base URL; spans are posted to `<endpoint>/v1/traces`. `None`:
     /// no export.
     pub otlp_endpoint: Option<Url>,
     pub service_name: String,
+    /// The share of requests whose spans are exported, from 0 to 1.
+    pub sample_ratio: f64,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "tessera".into(),
+            sample_ratio: 1.0,
+        }
+    }
 }
 
 /// A rate: `burst` requests at once, refilled at `per_second` (SPEC §3).

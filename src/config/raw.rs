@@ -26,6 +26,7 @@ pub struct RawConfig {
 pub struct RawTelemetry {
     pub otlp_endpoint: Option<String>,
     pub service_name: Option<String>,
+    pub sample_ratio: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

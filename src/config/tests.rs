@@ -345,4 +345,11 @@ fn telemetry_is_off_unless_a_collector_is_named() {
     }
     let empty = error_of(&format!("{BASE}[telemetry]\nservice_name = \" \"\n"));
     assert!(empty.contains("telemetry.service_name"), "{empty}");
+    assert_eq!(config.telemetry.sample_ratio, 1.0);
+    let tenth = parse(&format!("{BASE}[telemetry]\nsample_ratio = 0.1\n")).expect("valid");
+    assert_eq!(tenth.telemetry.sample_ratio, 0.1);
+    for bad in ["1.5", "-0.1", "nan"] {
+        let e = error_of(&format!("{BASE}[telemetry]\nsample_ratio = {bad}\n"));
+        assert!(e.contains("telemetry.sample_ratio"), "{bad}: {e}");
+    }
 }

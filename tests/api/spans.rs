@@ -171,3 +171,25 @@ async fn exchange_with_a_new_key(app: &TestApp, url: &str) -> String {
     assert_eq!(resp.status(), 200);
     resp.headers()["x-request-id"].to_str().unwrap().to_string()
 }
+
+/// `sample_ratio = 0`: the spans stay home, while the exchange works as ever.
+#[tokio::test]
+async fn a_sample_ratio_of_zero_exports_no_span() {
+    let collector = Collector::start().await;
+    let app = TestApp::spawn().await;
+    let telemetry = format!(
+        "\n[telemetry]\notlp_endpoint = \"{}\"\nsample_ratio = 0.0\n",
+        collector.url
+    );
+    let (served, _, _) = app
+        .serve_copy_with_env(
+            "unsampled",
+            "info",
+            &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
+            |c| c + &telemetry,
+        )
+        .await;
+    exchange_with_a_new_key(&app, &served.url).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(collector.spans().is_empty(), "{:?}", collector.spans());
+}
