@@ -115,7 +115,7 @@ struct Interop {
     app: TestApp,
     client_keys: Vec<TestKey>,
     _client_idp: TestIdp,
-    _files: tempfile::TempDir,
+    files: tempfile::TempDir,
 }
 
 impl Interop {
@@ -169,7 +169,7 @@ impl Interop {
             app,
             client_keys,
             _client_idp: client_idp,
-            _files: files,
+            files,
         };
         interop.wait_for_client_keys().await;
         interop
@@ -226,7 +226,7 @@ impl Interop {
                 json!({
                     "alg": tessera::oauth::algorithm::names(k.alg)[0],
                     "kid": k.kid,
-                    "pem_file": self._files.path().join(format!("{}.pem", k.kid)),
+                    "pem_file": self.files.path().join(format!("{}.pem", k.kid)),
                 })
             })
             .collect();
