@@ -104,7 +104,7 @@ fn bench(c: &mut Criterion) {
         subject: "alice".into(),
         audiences: vec!["inventory-api".into()],
         client_id: "orders-svc".into(),
-        scopes: vec!["inventory:read".into()],
+        scopes: tessera::oauth::Scopes::parse("inventory:read").expect("scope"),
         issued_at: now(),
         expires_at: now() + 300,
         act: Some(json!({"sub": "orders-svc"})),

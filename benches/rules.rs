@@ -7,6 +7,7 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Map;
 use tessera::config::{ActorMode, RuleConfig, ScopeMode};
+use tessera::oauth::Scopes;
 use tessera::rules::{Exchange, RuleSet, Targets, choose};
 use tessera::tokens::VerifiedToken;
 
@@ -18,10 +19,10 @@ fn rules(n: usize) -> RuleSet {
         issuers: vec![issuer],
         audiences: vec![format!("api-{}", i % 50)],
         resources: vec![],
-        scopes: vec!["read".into()],
-        default_scopes: vec!["read".into()],
+        scopes: Scopes::parse("read").expect("scope"),
+        default_scopes: Scopes::parse("read").expect("scope"),
         scope_mode: ScopeMode::Intersect,
-        require_scopes: vec![],
+        require_scopes: Scopes::default(),
         condition: None,
         actor: ActorMode::None,
         actors: vec![],
@@ -49,7 +50,7 @@ fn bench(c: &mut Criterion) {
         jti: None,
         exp: i64::MAX,
         accepted_until: i64::MAX,
-        scopes: vec!["read".into()],
+        scopes: Scopes::parse("read").expect("scope"),
         claims: Map::new(),
     };
     let mut group = c.benchmark_group("choose a rule");

@@ -83,7 +83,7 @@ struct ExplainArgs {
     #[arg(long)]
     audience: Vec<String>,
     #[arg(long)]
-    resource: Vec<String>,
+    resource: Vec<crate::oauth::Resource>,
     /// Space-separated, as the scope parameter
     #[arg(long)]
     scope: Option<String>,
@@ -197,13 +197,12 @@ fn check(path: &Path) -> Result<(), String> {
 }
 
 fn print_summary(out: &mut impl Write, config: &Config, keys: &SigningKeys) -> std::io::Result<()> {
-    let names = |list: &[String]| {
+    fn names<T: std::fmt::Display>(list: &[T]) -> String {
         if list.is_empty() {
-            "-".to_string()
-        } else {
-            list.join(", ")
+            return "-".to_string();
         }
-    };
+        list.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
+    }
     writeln!(out, "{}: configuration is valid", config.file.display())?;
     writeln!(
         out,
@@ -255,7 +254,7 @@ fn print_summary(out: &mut impl Write, config: &Config, keys: &SigningKeys) -> s
             names(&r.issuers),
             names(&r.audiences),
             names(&r.resources),
-            names(&r.scopes)
+            names(&r.scopes.iter().collect::<Vec<_>>())
         )?;
     }
     Ok(())
@@ -276,7 +275,10 @@ fn explain(path: &Path, args: ExplainArgs) -> Result<(), String> {
         resources: args.resource,
         scopes: args
             .scope
-            .map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .as_deref()
+            .map(crate::oauth::Scopes::parse)
+            .transpose()
+            .map_err(|e| format!("--scope: \"{}\" is not a scope-token", e.0))?
             .filter(|s| !s.is_empty()),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()

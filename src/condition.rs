@@ -50,8 +50,8 @@ pub struct Input<'a> {
     pub actor: Option<&'a serde_json::Map<String, Value>>,
     pub client: &'a str,
     pub audiences: &'a [String],
-    pub resources: &'a [String],
-    pub scopes: &'a [String],
+    pub resources: &'a [crate::oauth::Resource],
+    pub scopes: &'a crate::oauth::Scopes,
 }
 
 /// Why a condition gave no answer.
@@ -271,7 +271,7 @@ mod tests {
 
     fn eval(source: &str, subject: Value) -> Result<bool, Failure> {
         let subject = subject.as_object().cloned().unwrap_or_default();
-        let scopes = vec!["inventory:read".to_string()];
+        let scopes = crate::oauth::Scopes::parse("inventory:read").expect("scope");
         let input = Input {
             subject: &subject,
             actor: None,

@@ -23,8 +23,8 @@ pub struct Request {
     pub subject_token: String,
     pub actor_token: Option<String>,
     pub audiences: Vec<String>,
-    pub resources: Vec<String>,
-    pub scopes: Option<Vec<String>>,
+    pub resources: Vec<crate::oauth::Resource>,
+    pub scopes: Option<crate::oauth::Scopes>,
 }
 
 pub async fn explain(
@@ -159,10 +159,15 @@ fn request_line(request: &Request) -> String {
     format!(
         "request: audiences [{}]; resources [{}]; scopes {}",
         request.audiences.join(", "),
-        request.resources.join(", "),
-        request.scopes.as_deref().map_or(
+        request
+            .resources
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        request.scopes.as_ref().map_or(
             "(none requested: defaults apply)".to_string(),
-            |s| format!("[{}]", s.join(", "))
+            |s| format!("[{}]", s.names().join(", "))
         )
     )
 }
@@ -180,7 +185,7 @@ fn describe(role: &str, t: &VerifiedToken) -> String {
         t.sub,
         t.issuer_id,
         t.jti.as_deref().unwrap_or("-"),
-        t.scopes.join(", "),
+        t.scopes.names().join(", "),
         t.exp - clock::now().secs()
     )
 }

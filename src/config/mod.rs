@@ -24,7 +24,7 @@ pub const DEFAULT_PRE_AUTH_LIMIT: RateLimit = RateLimit {
 };
 use reqwest::Url;
 
-use crate::oauth::{is_resource_indicator, is_scope_token};
+use crate::oauth::{Resource, Scopes};
 
 pub use duration::parse as parse_duration;
 use raw::RawConfig;
@@ -333,11 +333,11 @@ pub struct RuleConfig {
     pub clients: Vec<String>,
     pub issuers: Vec<String>,
     pub audiences: Vec<String>,
-    pub resources: Vec<String>,
-    pub scopes: Vec<String>,
-    pub default_scopes: Vec<String>,
+    pub resources: Vec<Resource>,
+    pub scopes: Scopes,
+    pub default_scopes: Scopes,
     pub scope_mode: ScopeMode,
-    pub require_scopes: Vec<String>,
+    pub require_scopes: Scopes,
     pub condition: Option<crate::condition::Condition>,
     pub actor: ActorMode,
     pub actors: Vec<ActorRef>,

@@ -1,11 +1,11 @@
 //! A `[[rules]]` entry checked against the issuers, clients and signing limits it names.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use super::check::Ctx;
 use super::raw::RawRule;
 use super::*;
+use crate::oauth::scope::NotAScope;
 
 impl Ctx<'_> {
     pub(super) fn rule(
@@ -27,7 +27,8 @@ impl Ctx<'_> {
             .transpose()
             .map_err(|e| self.err(at("condition"), e))?;
         self.references(&at, &raw, issuers, clients)?;
-        self.targets_and_scopes(&at, &raw)?;
+        let resources = self.targets(&at, &raw)?;
+        let [scopes, default_scopes, require_scopes] = self.scopes(&at, &raw)?;
         let scope_mode = raw.scope_mode.unwrap_or_default();
         let actor = raw.actor.unwrap_or_default();
         let actors = self.actors(&at, &mut raw, actor, issuers)?;
@@ -38,11 +39,11 @@ impl Ctx<'_> {
             clients: raw.clients,
             issuers: raw.issuers,
             audiences: raw.audiences,
-            resources: raw.resources,
-            scopes: dedup(raw.scopes),
-            default_scopes: dedup(raw.default_scopes),
+            resources,
+            scopes,
+            default_scopes,
             scope_mode,
-            require_scopes: dedup(raw.require_scopes),
+            require_scopes,
             condition,
             actor,
             actors,
@@ -81,41 +82,48 @@ impl Ctx<'_> {
         Ok(())
     }
 
-    /// It grants a target, every resource is an RFC 8707 indicator and every scope a scope-token.
-    fn targets_and_scopes(
+    /// It grants a target, and every resource is an RFC 8707 indicator.
+    fn targets(
         &self,
         at: &dyn Fn(&str) -> String,
         raw: &RawRule,
-    ) -> Result<(), ConfigError> {
+    ) -> Result<Vec<Resource>, ConfigError> {
         if raw.audiences.is_empty() && raw.resources.is_empty() {
             return Err(self.err(
                 at("audiences"),
                 "a rule must grant at least one audience or resource",
             ));
         }
-        for r in &raw.resources {
-            if !is_resource_indicator(r) {
-                return Err(self.err(
-                    at("resources"),
-                    format!("\"{r}\" is not an absolute URI without a fragment (RFC 8707)"),
-                ));
-            }
-        }
-        for list in [&raw.scopes, &raw.default_scopes, &raw.require_scopes] {
-            if let Some(bad) = list.iter().find(|s| !is_scope_token(s)) {
-                return Err(self.err(
+        raw.resources
+            .iter()
+            .map(|r| Resource::try_from(r.clone()).map_err(|e| self.err(at("resources"), e)))
+            .collect()
+    }
+
+    /// `scopes`, `default_scopes` and `require_scopes`, every entry a scope-token and every
+    /// default one of the rule's scopes.
+    fn scopes(
+        &self,
+        at: &dyn Fn(&str) -> String,
+        raw: &RawRule,
+    ) -> Result<[Scopes; 3], ConfigError> {
+        let lists = [&raw.scopes, &raw.default_scopes, &raw.require_scopes].map(|list| {
+            Scopes::from_words(list.iter().map(String::as_str)).map_err(|NotAScope(bad)| {
+                self.err(
                     at("scopes"),
                     format!("\"{bad}\" is not a valid scope (no spaces, quotes or backslashes)"),
-                ));
-            }
-        }
-        if let Some(extra) = raw.default_scopes.iter().find(|s| !raw.scopes.contains(s)) {
+                )
+            })
+        });
+        let [scopes, default_scopes, require_scopes] = lists;
+        let (scopes, default_scopes, require_scopes) = (scopes?, default_scopes?, require_scopes?);
+        if let Some(extra) = default_scopes.iter().find(|s| !scopes.contains(s.as_str())) {
             return Err(self.err(
                 at("default_scopes"),
                 format!("\"{extra}\" is not in the rule's scopes"),
             ));
         }
-        Ok(())
+        Ok([scopes, default_scopes, require_scopes])
     }
 
     /// The actors a delegating rule always allows.
@@ -188,11 +196,4 @@ impl Ctx<'_> {
         }
         Ok(())
     }
-}
-
-fn dedup(list: Vec<String>) -> Vec<String> {
-    let mut seen = HashSet::new();
-    list.into_iter()
-        .filter(|s| seen.insert(s.clone()))
-        .collect()
 }

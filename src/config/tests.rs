@@ -281,14 +281,6 @@ fn loopback_issuers_may_use_http() {
 }
 
 #[test]
-fn scope_tokens_follow_rfc_6749() {
-    assert!(is_scope_token("inventory:read"));
-    assert!(!is_scope_token("a b"));
-    assert!(!is_scope_token("a\"b"));
-    assert!(!is_scope_token(""));
-}
-
-#[test]
 fn an_unknown_key_set_from_the_environment_is_blamed_on_the_variable() {
     let e = ConfigError {
         file: "tessera.toml".into(),

@@ -148,8 +148,8 @@ struct OwnedExchange {
     subject: VerifiedToken,
     actor: Option<VerifiedToken>,
     audiences: Vec<String>,
-    resources: Vec<String>,
-    requested_scopes: Option<Vec<String>>,
+    resources: Vec<crate::oauth::Resource>,
+    requested_scopes: Option<crate::oauth::Scopes>,
     now: i64,
     proof_jkt: Option<String>,
 }
@@ -162,7 +162,7 @@ impl OwnedExchange {
             actor: ex.actor.cloned(),
             audiences: ex.targets.audiences.to_vec(),
             resources: ex.targets.resources.to_vec(),
-            requested_scopes: ex.requested_scopes.map(<[String]>::to_vec),
+            requested_scopes: ex.requested_scopes.cloned(),
             now: ex.now,
             proof_jkt: ex.proof_jkt.map(str::to_string),
         }
@@ -177,7 +177,7 @@ impl OwnedExchange {
                 audiences: &self.audiences,
                 resources: &self.resources,
             },
-            requested_scopes: self.requested_scopes.as_deref(),
+            requested_scopes: self.requested_scopes.as_ref(),
             now: self.now,
             proof_jkt: self.proof_jkt.as_deref(),
         }

@@ -6,9 +6,10 @@ use std::str::FromStr;
 use super::{Context, Decision, Learned};
 use crate::error::OAuthError;
 use crate::oauth::Params;
+use crate::oauth::Resource;
 use crate::oauth::TokenType;
 use crate::oauth::form::printable;
-use crate::oauth::{is_resource_indicator, is_scope_token, scope_list};
+use crate::oauth::scope::{self, NotAScope, Scopes};
 use crate::rules::{Exchange, Targets};
 use crate::tokens::{VerifiedToken, verify};
 
@@ -26,9 +27,9 @@ pub struct Request {
     pub subject_token_type: TokenType,
     pub actor_token: Option<(String, TokenType)>,
     pub audiences: Vec<String>,
-    pub resources: Vec<String>,
+    pub resources: Vec<Resource>,
     /// `None` when no scope was requested.
-    pub scopes: Option<Vec<String>>,
+    pub scopes: Option<Scopes>,
     pub requested_token_type: TokenType,
 }
 
@@ -71,7 +72,7 @@ impl Request {
                 audiences: &self.audiences,
                 resources: &self.resources,
             },
-            requested_scopes: self.scopes.as_deref(),
+            requested_scopes: self.scopes.as_ref(),
             now,
             proof_jkt,
         }
@@ -107,7 +108,7 @@ fn requested_token_type(p: &Params) -> Result<TokenType, OAuthError> {
 }
 
 /// The audiences and resources named, at least one and at most `MAX_TARGETS` together.
-fn targets(p: &Params) -> Result<(Vec<String>, Vec<String>), OAuthError> {
+fn targets(p: &Params) -> Result<(Vec<String>, Vec<Resource>), OAuthError> {
     let audiences = p.all("audience");
     let resources = p.all("resource");
     if audiences.is_empty() && resources.is_empty() {
@@ -122,31 +123,37 @@ fn targets(p: &Params) -> Result<(Vec<String>, Vec<String>), OAuthError> {
              each once); this one names {targets}"
         )));
     }
-    if let Some(bad) = resources.iter().find(|r| !is_resource_indicator(r)) {
-        return Err(OAuthError::invalid_target(format!(
-            "resource \"{}\" is not an absolute URI without a fragment",
-            printable(bad)
-        )));
-    }
+    let resources = resources
+        .iter()
+        .map(|r| {
+            Resource::parse(r).ok_or_else(|| {
+                OAuthError::invalid_target(format!(
+                    "resource \"{}\" is not an absolute URI without a fragment",
+                    printable(r)
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
     Ok((audiences, resources))
 }
 
 /// The scope-tokens of `scope`, at most `MAX_SCOPES`; `None` when it holds none.
-fn scopes(text: &str) -> Result<Option<Vec<String>>, OAuthError> {
-    let list = scope_list(text);
-    if list.len() > MAX_SCOPES {
+fn scopes(text: &str) -> Result<Option<Scopes>, OAuthError> {
+    let asked = scope::as_asked(text);
+    if asked.len() > MAX_SCOPES {
         return Err(OAuthError::invalid_request(format!(
             "a scope holds at most {MAX_SCOPES} scope-tokens; this one holds {}",
-            list.len()
+            asked.len()
         )));
     }
-    if let Some(bad) = list.iter().find(|s| !is_scope_token(s)) {
-        return Err(OAuthError::invalid_scope(format!(
-            "scope \"{}\" contains characters scopes may not have",
-            printable(bad)
-        )));
-    }
-    Ok((!list.is_empty()).then_some(list))
+    let scopes =
+        Scopes::from_words(asked.iter().map(String::as_str)).map_err(|NotAScope(bad)| {
+            OAuthError::invalid_scope(format!(
+                "scope \"{}\" contains characters scopes may not have",
+                printable(&bad)
+            ))
+        })?;
+    Ok((!scopes.is_empty()).then_some(scopes))
 }
 
 /// The decision on `request` from the authenticated `client_id`, whose DPoP proof (when it sent
@@ -246,8 +253,14 @@ mod tests {
         ))
         .expect("valid");
         assert_eq!(r.audiences, vec!["a", "b"]);
-        assert_eq!(r.resources, vec!["https://r/"]);
-        assert_eq!(r.scopes, Some(vec!["x".to_string(), "y".to_string()]));
+        assert_eq!(
+            r.resources,
+            [Resource::parse("https://r/").expect("resource")]
+        );
+        assert_eq!(
+            r.scopes.map(|s| s.names()),
+            Some(vec!["x".to_string(), "y".to_string()])
+        );
         assert_eq!(r.requested_token_type, TokenType::AccessToken);
     }
 

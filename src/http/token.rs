@@ -209,7 +209,7 @@ async fn exchange(
     attempt.requested_resources = params.all("resource");
     attempt.requested_scopes = params
         .one("scope")
-        .map(crate::oauth::scope_list)
+        .map(crate::oauth::scope::as_asked)
         .unwrap_or_default();
     let grant_type = GrantType::of(&params)?;
     let (presented, authenticated) =
@@ -260,7 +260,7 @@ async fn exchange(
             "Bearer"
         },
         expires_in: grant.expires_at - now,
-        scope: grant.scopes.join(" "),
+        scope: grant.scopes.to_string(),
     };
     attempt.grant = Some(grant);
     Ok(issued)
@@ -330,7 +330,7 @@ impl Attempt {
                 .collect(),
         }));
         record.granted_audiences = grant.audiences;
-        record.granted_scopes = grant.scopes;
+        record.granted_scopes = grant.scopes.names();
     }
 }
 

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use super::{Exchange, RuleSet, Targets, plan};
 use crate::config::Config;
 use crate::error::OAuthError;
+use crate::oauth::{Resource, Scopes};
 use crate::tokens::VerifiedToken;
 use crate::tokens::verified::scopes_of;
 
@@ -45,7 +46,7 @@ pub struct CaseRequest {
     #[serde(default)]
     pub audiences: Vec<String>,
     #[serde(default)]
-    pub resources: Vec<String>,
+    pub resources: Vec<Resource>,
     /// Space-separated, as the `scope` parameter; absent = none requested.
     pub scope: Option<String>,
 }
@@ -80,11 +81,13 @@ pub fn run(config: &Config, rules: &RuleSet, case: &Case, now: i64) -> Result<()
         .map(|a| token(config, a, now))
         .transpose()
         .map_err(|e| format!("actor: {e}"))?;
-    let requested: Option<Vec<String>> = case
+    let requested = case
         .request
         .scope
         .as_deref()
-        .map(|s| s.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .map(Scopes::parse)
+        .transpose()
+        .map_err(|e| format!("request: scope \"{}\" is not a scope-token", e.0))?
         .filter(|s| !s.is_empty());
     let ex = Exchange {
         client_id: &case.client,
@@ -94,12 +97,12 @@ pub fn run(config: &Config, rules: &RuleSet, case: &Case, now: i64) -> Result<()
             audiences: &case.request.audiences,
             resources: &case.request.resources,
         },
-        requested_scopes: requested.as_deref(),
+        requested_scopes: requested.as_ref(),
         now,
         proof_jkt: None,
     };
     let outcome: Outcome = match plan(rules, &config.signing, &ex) {
-        Ok((rule, grant)) => Ok((rule.name.clone(), grant.scopes)),
+        Ok((rule, grant)) => Ok((rule.name.clone(), grant.scopes.names())),
         Err(e) => Err((super::choose(rules, &ex).ok().map(|r| r.name.clone()), e)),
     };
     compare(&case.expect, &outcome)

@@ -84,11 +84,19 @@ fn violation(
     if grant.subject != subject.sub {
         return Some("the subject changed");
     }
-    if grant.scopes.is_empty() || grant.scopes.iter().any(|s| !rule.scopes.contains(s)) {
+    if grant.scopes.is_empty()
+        || grant
+            .scopes
+            .iter()
+            .any(|s| !rule.scopes.contains(s.as_str()))
+    {
         return Some("scopes outside the rule's");
     }
     if rule.scope_mode == ScopeMode::Intersect
-        && grant.scopes.iter().any(|s| !subject.scopes.contains(s))
+        && grant
+            .scopes
+            .iter()
+            .any(|s| !subject.scopes.contains(s.as_str()))
     {
         return Some("scopes outside the subject token's");
     }
@@ -96,7 +104,7 @@ fn violation(
         || grant
             .audiences
             .iter()
-            .any(|a| !rule.audiences.contains(a) && !rule.resources.contains(a))
+            .any(|a| !rule.audiences.contains(a) && !rule.resources.iter().any(|r| r.as_str() == a))
     {
         return Some("audiences outside the rule's");
     }
@@ -118,6 +126,7 @@ mod tests {
 
     use super::*;
     use crate::config::ActorMode;
+    use crate::oauth::Scopes;
     use crate::rules::tests::{rule, subject};
 
     fn good() -> (RuleConfig, Grant, VerifiedToken) {
@@ -127,7 +136,7 @@ mod tests {
             subject: s.sub.clone(),
             audiences: vec!["inventory-api".into()],
             client_id: "orders-svc".into(),
-            scopes: vec!["read".into()],
+            scopes: Scopes::parse("read").expect("scope"),
             issued_at: s.exp - 100,
             expires_at: s.exp - 50,
             act: None,
@@ -150,19 +159,19 @@ mod tests {
     #[test]
     fn scopes_never_widen() {
         let (r, mut g, s) = good();
-        g.scopes = vec!["admin".into()];
+        g.scopes = Scopes::parse("admin").expect("scope");
         assert_eq!(
             code(&r, &g, &s),
             Some(ErrorCode::ServerError),
             "beyond the rule"
         );
-        g.scopes = vec!["write".into()];
+        g.scopes = Scopes::parse("write").expect("scope");
         assert_eq!(
             code(&r, &g, &s),
             Some(ErrorCode::ServerError),
             "beyond the subject"
         );
-        g.scopes = vec![];
+        g.scopes = Scopes::default();
         assert_eq!(
             code(&r, &g, &s),
             Some(ErrorCode::ServerError),
@@ -170,7 +179,7 @@ mod tests {
         );
         let mut grant_mode = r.clone();
         grant_mode.scope_mode = ScopeMode::Grant;
-        g.scopes = vec!["write".into()];
+        g.scopes = Scopes::parse("write").expect("scope");
         assert_eq!(
             code(&grant_mode, &g, &s),
             None,

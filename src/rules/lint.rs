@@ -51,8 +51,8 @@ fn shadows(a: &RuleConfig, b: &RuleConfig) -> bool {
         && within(&b.clients, &a.clients)
         && within(&b.issuers, &a.issuers)
         && within(&b.audiences, &a.audiences)
-        && within(&b.resources, &a.resources)
-        && within(&a.require_scopes, &b.require_scopes)
+        && b.resources.iter().all(|r| a.resources.contains(r))
+        && a.require_scopes.is_subset(&b.require_scopes)
 }
 
 #[cfg(test)]
@@ -70,10 +70,10 @@ mod tests {
             !shadows(&narrow, &broad),
             "the narrow one lacks the resource"
         );
-        narrow.require_scopes = vec!["x".into()];
+        narrow.require_scopes = crate::oauth::Scopes::parse("x").expect("scope");
         assert!(shadows(&broad, &narrow), "requiring more scopes narrows");
         let mut picky = broad.clone();
-        picky.require_scopes = vec!["y".into()];
+        picky.require_scopes = crate::oauth::Scopes::parse("y").expect("scope");
         assert!(
             !shadows(&picky, &narrow),
             "requiring other scopes does not shadow"

@@ -13,6 +13,7 @@ use serde_json::Map;
 
 use crate::config::{ActorMode, RuleConfig, SigningConfig};
 use crate::error::OAuthError;
+use crate::oauth::{Resource, Scope, Scopes};
 use crate::tokens::VerifiedToken;
 use crate::tokens::mint::Grant;
 pub use index::RuleSet;
@@ -21,7 +22,7 @@ pub use index::RuleSet;
 #[derive(Debug, Clone, Default)]
 pub struct Targets<'a> {
     pub audiences: &'a [String],
-    pub resources: &'a [String],
+    pub resources: &'a [Resource],
 }
 
 /// An exchange as the rules see it: authenticated client, verified subject, parsed request.
@@ -31,7 +32,7 @@ pub struct Exchange<'a> {
     /// The verified actor token, when the request has one.
     pub actor: Option<&'a VerifiedToken>,
     pub targets: Targets<'a>,
-    pub requested_scopes: Option<&'a [String]>,
+    pub requested_scopes: Option<&'a Scopes>,
     pub now: i64,
     /// The thumbprint of the key a valid DPoP proof showed, if any.
     pub proof_jkt: Option<&'a str>,
@@ -79,8 +80,8 @@ pub fn grant_for(
             .targets
             .audiences
             .iter()
-            .chain(ex.targets.resources)
             .cloned()
+            .chain(ex.targets.resources.iter().map(Resource::to_string))
             .collect(),
         client_id: ex.client_id.to_string(),
         scopes,
@@ -176,7 +177,7 @@ pub fn misses(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<Vec<String>, OAuth
         .resources
         .iter()
         .filter(|r| !rule.resources.contains(r))
-        .map(String::as_str)
+        .map(Resource::as_str)
         .collect();
     if !resources.is_empty() {
         out.push(format!("does not grant resource {}", quoted(&resources)));
@@ -184,8 +185,8 @@ pub fn misses(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<Vec<String>, OAuth
     let missing: Vec<&str> = rule
         .require_scopes
         .iter()
-        .filter(|s| !subject.scopes.contains(s))
-        .map(String::as_str)
+        .filter(|s| !subject.scopes.contains(s.as_str()))
+        .map(Scope::as_str)
         .collect();
     if !missing.is_empty() {
         out.push(format!(
@@ -200,7 +201,7 @@ pub fn misses(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<Vec<String>, OAuth
             client: ex.client_id,
             audiences: targets.audiences,
             resources: targets.resources,
-            scopes: ex.requested_scopes.unwrap_or_default(),
+            scopes: ex.requested_scopes.unwrap_or(Scopes::none()),
         };
         match condition.evaluate(&input) {
             Ok(true) => {}

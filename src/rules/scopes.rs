@@ -2,64 +2,58 @@
 
 use crate::config::{RuleConfig, ScopeMode};
 use crate::error::OAuthError;
+use crate::oauth::{Scope, Scopes};
 
 /// The scopes to mint. In `intersect` mode a scope must be in the rule's `scopes` and carried
 /// by the subject token; in `grant` mode the rule alone decides. Requested scopes come back in
-/// the order asked, each once; with none requested, the rule's `default_scopes` that pass.
+/// the order asked; with none requested, the rule's `default_scopes` that pass.
 pub fn grant(
     rule: &RuleConfig,
-    requested: Option<&[String]>,
-    subject_scopes: &[String],
-) -> Result<Vec<String>, OAuthError> {
-    let allowed = |s: &String| {
-        rule.scopes.contains(s)
-            && (rule.scope_mode == ScopeMode::Grant || subject_scopes.contains(s))
+    requested: Option<&Scopes>,
+    subject_scopes: &Scopes,
+) -> Result<Scopes, OAuthError> {
+    let allowed = |s: &Scope| {
+        rule.scopes.contains(s.as_str())
+            && (rule.scope_mode == ScopeMode::Grant || subject_scopes.contains(s.as_str()))
     };
-    match requested {
-        Some(requested) => {
-            let mut granted: Vec<String> = Vec::with_capacity(requested.len());
-            for scope in requested {
-                if !rule.scopes.contains(scope) {
-                    return Err(OAuthError::invalid_scope(format!(
-                        "scope {} is not allowed by rule \"{}\"",
-                        super::quoted(&[scope]),
+    let Some(requested) = requested else {
+        let granted: Scopes = rule
+            .default_scopes
+            .iter()
+            .filter(|s| allowed(s))
+            .cloned()
+            .collect();
+        if granted.is_empty() {
+            return Err(OAuthError::invalid_scope(
+                if rule.default_scopes.is_empty() {
+                    format!(
+                        "rule \"{}\" has no default scopes: request a scope",
                         rule.name
-                    )));
-                }
-                if !allowed(scope) {
-                    return Err(OAuthError::invalid_scope(format!(
-                        "scope {} is not carried by the subject token",
-                        super::quoted(&[scope])
-                    )));
-                }
-                if !granted.contains(scope) {
-                    granted.push(scope.clone());
-                }
-            }
-            Ok(granted)
+                    )
+                } else {
+                    "no scope was requested and the subject token carries none of the default scopes"
+                    .into()
+                },
+            ));
         }
-        None => {
-            let granted: Vec<String> = rule
-                .default_scopes
-                .iter()
-                .filter(|s| allowed(s))
-                .cloned()
-                .collect();
-            if granted.is_empty() {
-                return Err(OAuthError::invalid_scope(
-                    if rule.default_scopes.is_empty() {
-                        format!(
-                            "rule \"{}\" has no default scopes: request a scope",
-                            rule.name
-                        )
-                    } else {
-                        "no scope was requested and the subject token carries none of the default scopes".into()
-                    },
-                ));
-            }
-            Ok(granted)
+        return Ok(granted);
+    };
+    for scope in requested {
+        if !rule.scopes.contains(scope.as_str()) {
+            return Err(OAuthError::invalid_scope(format!(
+                "scope {} is not allowed by rule \"{}\"",
+                super::quoted(&[scope.as_str()]),
+                rule.name
+            )));
+        }
+        if !allowed(scope) {
+            return Err(OAuthError::invalid_scope(format!(
+                "scope {} is not carried by the subject token",
+                super::quoted(&[scope.as_str()])
+            )));
         }
     }
+    Ok(requested.clone())
 }
 
 #[cfg(test)]
@@ -68,8 +62,8 @@ mod tests {
     use crate::error::ErrorCode;
     use crate::rules::tests::rule;
 
-    fn s(list: &[&str]) -> Vec<String> {
-        list.iter().map(|x| x.to_string()).collect()
+    fn s(list: &[&str]) -> Scopes {
+        Scopes::from_words(list.iter().copied()).expect("scopes")
     }
 
     #[test]
@@ -91,11 +85,11 @@ mod tests {
         let mut r = rule("r", &["read", "write"], &["read"]);
         r.scope_mode = ScopeMode::Grant;
         assert_eq!(
-            grant(&r, Some(&s(&["write"])), &[]).expect("ok"),
+            grant(&r, Some(&s(&["write"])), Scopes::none()).expect("ok"),
             s(&["write"])
         );
-        assert_eq!(grant(&r, None, &[]).expect("ok"), s(&["read"]));
-        assert!(grant(&r, Some(&s(&["admin"])), &[]).is_err());
+        assert_eq!(grant(&r, None, Scopes::none()).expect("ok"), s(&["read"]));
+        assert!(grant(&r, Some(&s(&["admin"])), Scopes::none()).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@ use serde_json::{Map, json};
 use super::*;
 use crate::config::{ActorMode, ScopeMode};
 use crate::error::ErrorCode;
+use crate::oauth::{Resource, Scopes};
 
 pub fn rule(name: &str, scopes: &[&str], default_scopes: &[&str]) -> RuleConfig {
     RuleConfig {
@@ -12,11 +13,11 @@ pub fn rule(name: &str, scopes: &[&str], default_scopes: &[&str]) -> RuleConfig 
         clients: vec!["orders-svc".into()],
         issuers: vec!["corp".into()],
         audiences: vec!["inventory-api".into()],
-        resources: vec!["https://inventory.internal/".into()],
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
-        default_scopes: default_scopes.iter().map(|s| s.to_string()).collect(),
+        resources: vec![resource("https://inventory.internal/")],
+        scopes: Scopes::from_words(scopes.iter().copied()).expect("scopes"),
+        default_scopes: Scopes::from_words(default_scopes.iter().copied()).expect("scopes"),
         scope_mode: ScopeMode::Intersect,
-        require_scopes: vec![],
+        require_scopes: Scopes::default(),
         condition: None,
         actor: ActorMode::None,
         actors: vec![],
@@ -35,7 +36,7 @@ pub fn subject(issuer_id: &str, scopes: &[&str]) -> VerifiedToken {
         jti: Some("subject-jti".into()),
         exp: 10_000,
         accepted_until: 10_000,
-        scopes: scopes.iter().map(|s| s.to_string()).collect(),
+        scopes: Scopes::from_words(scopes.iter().copied()).expect("scopes"),
         claims,
     }
 }
@@ -60,6 +61,14 @@ fn pick(
 
 fn strings(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
+}
+
+fn resource(uri: &str) -> Resource {
+    Resource::parse(uri).expect("resource")
+}
+
+fn scopes(list: &[&str]) -> Scopes {
+    Scopes::from_words(list.iter().copied()).expect("scopes")
 }
 
 fn signing() -> SigningConfig {
@@ -118,7 +127,9 @@ fn a_client_no_rule_names_is_unauthorized() {
 
 #[test]
 fn every_target_must_be_granted_and_the_closest_rule_explains() {
-    let rules = vec![rule("r", &["read"], &[])];
+    let mut r = rule("r", &["read"], &[]);
+    r.audiences.push("urn:inventory-api".into());
+    let rules = vec![r];
     let s = subject("corp", &[]);
     let aud = strings(&["inventory-api", "billing-api"]);
     let err = pick(
@@ -137,7 +148,7 @@ fn every_target_must_be_granted_and_the_closest_rule_explains() {
         "{}",
         err.description
     );
-    let res = strings(&["https://inventory.internal/"]);
+    let res = vec![resource("https://inventory.internal/")];
     assert!(
         pick(
             &rules,
@@ -150,7 +161,7 @@ fn every_target_must_be_granted_and_the_closest_rule_explains() {
         )
         .is_ok()
     );
-    let res = strings(&["inventory-api"]);
+    let res = vec![resource("urn:inventory-api")];
     assert!(
         pick(
             &rules,
@@ -169,7 +180,7 @@ fn every_target_must_be_granted_and_the_closest_rule_explains() {
 #[test]
 fn issuer_and_required_scopes_take_part_in_the_choice() {
     let mut strict = rule("strict", &["read"], &[]);
-    strict.require_scopes = strings(&["exchange"]);
+    strict.require_scopes = scopes(&["exchange"]);
     let rules = vec![strict];
     let aud = strings(&["inventory-api"]);
     let t = Targets {
@@ -201,7 +212,7 @@ fn requested_scopes_do_not_choose_the_rule() {
     ];
     let s = subject("corp", &["read", "write"]);
     let aud = strings(&["inventory-api"]);
-    let write = strings(&["write"]);
+    let write = scopes(&["write"]);
     let ex = Exchange {
         client_id: "orders-svc",
         subject: &s,
@@ -227,7 +238,7 @@ fn a_plan_carries_targets_scopes_lifetime_actor_and_copied_claims() {
     r.ttl = Some(Duration::from_secs(60));
     let s = subject("corp", &["read"]);
     let aud = strings(&["inventory-api"]);
-    let res = strings(&["https://inventory.internal/"]);
+    let res = vec![resource("https://inventory.internal/")];
     let ex = Exchange {
         client_id: "orders-svc",
         subject: &s,
@@ -247,7 +258,7 @@ fn a_plan_carries_targets_scopes_lifetime_actor_and_copied_claims() {
         grant.audiences,
         strings(&["inventory-api", "https://inventory.internal/"])
     );
-    assert_eq!(grant.scopes, strings(&["read"]));
+    assert_eq!(grant.scopes, scopes(&["read"]));
     assert_eq!(grant.expires_at, 1_060);
     assert_eq!(grant.act, Some(json!({"sub": "orders-svc"})));
     assert_eq!(grant.copied.get("email"), Some(&json!("alice@example.com")));

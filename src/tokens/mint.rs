@@ -13,7 +13,7 @@ pub struct Grant {
     /// The targets: requested audiences, then requested resources.
     pub audiences: Vec<String>,
     pub client_id: String,
-    pub scopes: Vec<String>,
+    pub scopes: crate::oauth::Scopes,
     pub issued_at: i64,
     pub expires_at: i64,
     pub act: Option<Value>,
@@ -58,7 +58,7 @@ pub fn claims(issuer: &str, grant: &Grant, jti: &str) -> Map<String, Value> {
     claims.insert("sub".into(), grant.subject.clone().into());
     claims.insert("aud".into(), audience_claim(&grant.audiences));
     claims.insert("client_id".into(), grant.client_id.clone().into());
-    claims.insert("scope".into(), grant.scopes.join(" ").into());
+    claims.insert("scope".into(), grant.scopes.to_string().into());
     claims.insert("iat".into(), grant.issued_at.into());
     claims.insert("exp".into(), grant.expires_at.into());
     claims.insert("jti".into(), jti.into());
@@ -99,7 +99,7 @@ mod tests {
             subject: "alice".into(),
             audiences: vec!["inventory-api".into()],
             client_id: "orders-svc".into(),
-            scopes: vec!["read".into(), "write".into()],
+            scopes: crate::oauth::Scopes::parse("read write").expect("scopes"),
             issued_at: 100,
             expires_at: 400,
             act: Some(json!({"sub": "orders-svc"})),

@@ -3,6 +3,9 @@
 
 use serde_json::{Map, Value};
 
+use crate::oauth::Scopes;
+use crate::oauth::scope::words;
+
 /// A token whose signature and claims have been checked.
 #[derive(Debug, Clone)]
 pub struct VerifiedToken {
@@ -13,7 +16,7 @@ pub struct VerifiedToken {
     pub exp: i64,
     /// The first second at which this token is no longer accepted (exp, plus leeway for JWTs).
     pub accepted_until: i64,
-    pub scopes: Vec<String>,
+    pub scopes: Scopes,
     pub claims: Map<String, Value>,
 }
 
@@ -33,22 +36,11 @@ pub fn audience_matches(aud: Option<&Value>, accepted: &[String]) -> bool {
 /// A token's scopes (SPEC §5): `scope`, or else `scp` as a string or an array of strings. A
 /// string is split on the space character only (RFC 6749 §3.3), and a scope-token outside that
 /// grammar (a tab, a newline, non-ASCII, `"`, a backslash) is discarded: it matches nothing.
-pub fn scopes_of(claims: &Map<String, Value>) -> Vec<String> {
-    let words = |s: &str| -> Vec<String> {
-        s.split(' ')
-            .filter(|w| crate::oauth::is_scope_token(w))
-            .map(str::to_string)
-            .collect()
-    };
+pub fn scopes_of(claims: &Map<String, Value>) -> Scopes {
     match (claims.get("scope"), claims.get("scp")) {
-        (Some(Value::String(s)), _) => words(s),
-        (_, Some(Value::Array(list))) => list
-            .iter()
-            .filter_map(Value::as_str)
-            .filter(|w| crate::oauth::is_scope_token(w))
-            .map(str::to_string)
-            .collect(),
-        (_, Some(Value::String(s))) => words(s),
-        _ => Vec::new(),
+        (Some(Value::String(s)), _) => Scopes::valid_of(words(s)),
+        (_, Some(Value::Array(list))) => Scopes::valid_of(list.iter().filter_map(Value::as_str)),
+        (_, Some(Value::String(s))) => Scopes::valid_of(words(s)),
+        _ => Scopes::default(),
     }
 }
