@@ -3,6 +3,7 @@
 //! the configuration or a fixed set (an unauthenticated client is `unknown`), never from raw
 //! request input, so no request can grow the number of series.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -64,21 +65,40 @@ const SECONDS: &[f64] = &[
 ];
 const BATCH: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
 
-/// Counters by label set, the labels in a fixed order.
+/// Counters by label set, the labels in a fixed order. A series is found by its label values
+/// written length-first (`7:granted0:`…) into a reused buffer, so counting allocates only when a
+/// label set is new; the values themselves are kept for rendering.
 #[derive(Default)]
-struct Counters(Mutex<BTreeMap<Vec<String>, u64>>);
+struct Counters(Mutex<BTreeMap<String, (Vec<String>, u64)>>);
+
+thread_local! {
+    static SERIES_KEY: RefCell<String> = const { RefCell::new(String::new()) };
+}
 
 impl Counters {
-    fn add(&self, labels: Vec<String>) {
-        if let Ok(mut map) = self.0.lock() {
-            *map.entry(labels).or_insert(0) += 1;
-        }
+    fn add(&self, labels: &[&str]) {
+        SERIES_KEY.with_borrow_mut(|key| {
+            key.clear();
+            for value in labels {
+                let _ = write!(key, "{}:{value}", value.len());
+            }
+            let Ok(mut map) = self.0.lock() else { return };
+            match map.get_mut(key.as_str()) {
+                Some((_, count)) => *count += 1,
+                None => {
+                    let values = labels.iter().map(|v| v.to_string()).collect();
+                    map.insert(key.clone(), (values, 1));
+                }
+            }
+        });
     }
 
     fn render(&self, out: &mut String, name: &str, help: &str, label_names: &[&str]) {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
         let Ok(map) = self.0.lock() else { return };
-        for (labels, value) in map.iter() {
+        let mut series: Vec<&(Vec<String>, u64)> = map.values().collect();
+        series.sort();
+        for (labels, value) in series {
             let _ = writeln!(
                 out,
                 "{name}{{{}}} {value}",
@@ -141,12 +161,7 @@ impl Default for Metrics {
 impl Metrics {
     /// `client` and `rule` must come from the configuration (or be `unknown` / empty).
     pub fn exchange(&self, outcome: &str, error: &str, client: &str, rule: &str, took: Duration) {
-        self.exchanges.add(vec![
-            outcome.into(),
-            error.into(),
-            client.into(),
-            rule.into(),
-        ]);
+        self.exchanges.add(&[outcome, error, client, rule]);
         self.exchange_seconds.observe(took.as_secs_f64());
     }
 
@@ -157,12 +172,11 @@ impl Metrics {
 
     pub fn jwks_fetch(&self, issuer: &str, ok: bool) {
         self.jwks_fetches
-            .add(vec![issuer.into(), if ok { "ok" } else { "error" }.into()]);
+            .add(&[issuer, if ok { "ok" } else { "error" }]);
     }
 
     pub fn reload(&self, ok: bool) {
-        self.reloads
-            .add(vec![if ok { "ok" } else { "error" }.into()]);
+        self.reloads.add(&[if ok { "ok" } else { "error" }]);
     }
 
     /// Whether the audit writer's last commit succeeded.
@@ -181,11 +195,11 @@ impl Metrics {
 
     /// A request refused before authentication past its address's limit (SPEC §6).
     pub fn pre_auth_limited(&self, error: &str) {
-        self.pre_auth_limited.add(vec![error.into()]);
+        self.pre_auth_limited.add(&[error]);
     }
 
     pub fn rate_limited(&self, client: &str) {
-        self.rate_limited.add(vec![client.into()]);
+        self.rate_limited.add(&[client]);
     }
 
     /// The text exposition; `key_ages` gives each issuer's id and when its keys were fetched.
@@ -321,6 +335,37 @@ mod tests {
         assert!(
             text.contains("tessera_issuer_keys_age_seconds{issuer=\"corp\"}"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn series_are_counted_apart_and_rendered_in_label_order() {
+        let m = Metrics::default();
+        for (outcome, error, client, rule) in [
+            ("granted", "", "orders-svc", "r"),
+            ("denied", "invalid_scope", "billing-svc", ""),
+            ("granted", "", "billing-svc", "r"),
+            ("granted", "", "orders-svc", "r"),
+            // Length-first keys keep apart what plain joining would not.
+            ("granted", "", "orders-svc", "r1"),
+            ("granted", "", "orders-svcr", "1"),
+        ] {
+            m.exchange(outcome, error, client, rule, Duration::from_millis(1));
+        }
+        let text = m.render(&[]);
+        let series: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("tessera_exchanges_total{"))
+            .collect();
+        assert_eq!(
+            series,
+            [
+                "tessera_exchanges_total{outcome=\"denied\",error=\"invalid_scope\",client=\"billing-svc\",rule=\"\"} 1",
+                "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"billing-svc\",rule=\"r\"} 1",
+                "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svc\",rule=\"r\"} 2",
+                "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svc\",rule=\"r1\"} 1",
+                "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svcr\",rule=\"1\"} 1",
+            ]
         );
     }
 }
