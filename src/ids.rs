@@ -21,14 +21,18 @@ pub fn record_id(at: UnixTime) -> String {
         .collect()
 }
 
+/// The system's random generator gave nothing: no id can be made.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the random generator failed")]
+pub struct RandomFailed;
+
 /// 128 bits in lowercase hex: the time in milliseconds (48 bits), then 80 random bits. Never
 /// starts with `-`, so `tessera audit --jti` takes it as it is, and needs no escaping in URLs
 /// or filters. Time first keeps the audit trail's unique `token_jti` index appending at its
 /// end instead of rewriting a random page of it in every commit.
-pub fn jti(at: UnixTime) -> Result<String, String> {
+pub fn jti(at: UnixTime) -> Result<String, RandomFailed> {
     let mut bytes = [0u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes[6..])
-        .map_err(|_| "the random generator failed".to_string())?;
+    aws_lc_rs::rand::fill(&mut bytes[6..]).map_err(|_| RandomFailed)?;
     let millis = at.millis().max(0) as u64;
     bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
     Ok(crate::hex(&bytes))

@@ -9,9 +9,18 @@ use actix_web::web;
 
 use crate::state::{AppState, Policy};
 
+/// Why a reload changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Files(#[from] crate::state::FilesError),
+}
+
 /// Reads the configuration file again and swaps in its policy, or says why it did not.
-pub async fn reload(state: &AppState) -> Result<(), String> {
-    let config = crate::config::load(&state.config_file).map_err(|e| e.to_string())?;
+pub async fn reload(state: &AppState) -> Result<(), Error> {
+    let config = crate::config::load(&state.config_file)?;
     crate::state::check_files(&config)?;
     if config.server != state.server {
         tracing::warn!(
@@ -48,7 +57,7 @@ pub fn on_sighup(
             state.metrics.reload(reloaded.is_ok());
             match reloaded {
                 Ok(()) => tracing::info!(file = %state.config_file.display(), "configuration reloaded"),
-                Err(e) => tracing::error!(error = %e, "configuration reload refused; the previous configuration keeps serving"),
+                Err(e) => tracing::error!(error = %crate::error::chain(&e), "configuration reload refused; the previous configuration keeps serving"),
             }
         }
     });

@@ -1,6 +1,7 @@
 //! What the handlers share. The policy (issuers, clients, rules) sits behind an `ArcSwap`: a
 //! request takes one snapshot and finishes under it, whatever is swapped in meanwhile.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -14,22 +15,51 @@ use crate::keys::SigningKeys;
 use crate::rules::RuleSet;
 use crate::store::Store;
 
+/// Why a file the configuration names cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    #[error(transparent)]
+    SigningKeys(#[from] crate::keys::Error),
+    #[error("{}: issuer \"{issuer}\"", path.display())]
+    Read {
+        path: PathBuf,
+        issuer: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {reason}", path.display())]
+    Jwks { path: PathBuf, reason: String },
+    #[error("{}: issuer \"{issuer}\": the JWKS holds no usable key", path.display())]
+    NoUsableKey { path: PathBuf, issuer: String },
+}
+
+impl From<FilesError> for String {
+    fn from(e: FilesError) -> Self {
+        crate::error::chain(&e)
+    }
+}
+
 /// What `check`, `serve` and a reload validate beyond the file itself: the signing keys and
 /// JWKS files it names.
-pub fn check_files(config: &Config) -> Result<SigningKeys, String> {
+pub fn check_files(config: &Config) -> Result<SigningKeys, FilesError> {
     let keys = SigningKeys::load(&config.signing)?;
     for issuer in &config.issuers {
         if let KeySource::File(file) = &issuer.keys {
-            let bytes = std::fs::read(file)
-                .map_err(|e| format!("{}: issuer \"{}\": {e}", file.display(), issuer.id))?;
-            let (usable, _) = crate::issuers::jwks::parse(&bytes)
-                .map_err(|e| format!("{}: {e}", file.display()))?;
+            let bytes = std::fs::read(file).map_err(|source| FilesError::Read {
+                path: file.clone(),
+                issuer: issuer.id.clone(),
+                source,
+            })?;
+            let (usable, _) =
+                crate::issuers::jwks::parse(&bytes).map_err(|reason| FilesError::Jwks {
+                    path: file.clone(),
+                    reason,
+                })?;
             if usable.is_empty() {
-                return Err(format!(
-                    "{}: issuer \"{}\": the JWKS holds no usable key",
-                    file.display(),
-                    issuer.id
-                ));
+                return Err(FilesError::NoUsableKey {
+                    path: file.clone(),
+                    issuer: issuer.id.clone(),
+                });
             }
         }
     }

@@ -122,12 +122,12 @@ impl Issuer {
     }
 
     /// Fetches the keys now. A failure keeps the last good keys.
-    pub async fn refresh(&self, fetcher: &Fetcher) -> Result<(), String> {
+    pub async fn refresh(&self, fetcher: &Fetcher) -> Result<(), RefreshError> {
         let span = tracing::info_span!("key_fetch", issuer = %self.config.id);
         self.fetch_keys(fetcher).instrument(span).await
     }
 
-    async fn fetch_keys(&self, fetcher: &Fetcher) -> Result<(), String> {
+    async fn fetch_keys(&self, fetcher: &Fetcher) -> Result<(), RefreshError> {
         if let Ok(mut at) = self.last_attempt.lock() {
             *at = Some(Instant::now());
         }
@@ -138,7 +138,7 @@ impl Issuer {
                     tracing::warn!(issuer = %self.config.id, "{note}");
                 }
                 if keys.is_empty() {
-                    Err("the issuer publishes no usable key".to_string())
+                    Err(RefreshError::NoUsableKey)
                 } else {
                     tracing::info!(issuer = %self.config.id, keys = keys.len(), "issuer keys loaded");
                     self.keys.store(Some(Arc::new(KeySet {
@@ -148,14 +148,15 @@ impl Issuer {
                     Ok(())
                 }
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(RefreshError::Fetch(e)),
         };
         fetcher.record(&self.config.id, result.is_ok());
-        if let Err(e) = &result {
+        let error = result.as_ref().err().map(|e| crate::error::chain(e));
+        if let Some(e) = &error {
             tracing::warn!(issuer = %self.config.id, error = %crate::telemetry::repeated::one_line(e), kept_last_good_keys = self.is_ready(), "issuer key fetch failed");
         }
         if let Ok(mut last) = self.last_error.lock() {
-            *last = result.as_ref().err().cloned();
+            *last = error;
         }
         result
     }
@@ -180,6 +181,15 @@ impl Issuer {
             .spawn(async move { issuer.refresh(&fetcher).await }.in_current_span())
             .await;
     }
+}
+
+/// Why a key fetch left an issuer's keys as they were.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error(transparent)]
+    Fetch(fetch::Error),
+    #[error("the issuer publishes no usable key")]
+    NoUsableKey,
 }
 
 /// Every configured issuer, found by its `iss` value.

@@ -8,9 +8,26 @@ use base64::Engine;
 use jsonwebtoken::jwk::{Jwk, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey};
 
-pub fn generate_pkcs8_pem(alg: Algorithm) -> Result<String, String> {
+/// Why no key came out.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("key generation for {0:?} failed")]
+    Failed(Algorithm),
+    #[error("{0:?} is not one of ES256, EdDSA, RS256, PS256")]
+    Unsupported(Algorithm),
+    #[error(transparent)]
+    Jwk(#[from] jsonwebtoken::errors::Error),
+}
+
+impl From<GenerateError> for String {
+    fn from(e: GenerateError) -> Self {
+        crate::error::chain(&e)
+    }
+}
+
+pub fn generate_pkcs8_pem(alg: Algorithm) -> Result<String, GenerateError> {
     let rng = SystemRandom::new();
-    let failed = |_| format!("key generation for {alg:?} failed");
+    let failed = |_| GenerateError::Failed(alg);
     let der: Vec<u8> = match alg {
         Algorithm::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map_err(failed)?
@@ -27,28 +44,20 @@ pub fn generate_pkcs8_pem(alg: Algorithm) -> Result<String, String> {
                 .as_ref()
                 .to_vec()
         }
-        other => {
-            return Err(format!(
-                "{other:?} is not one of ES256, EdDSA, RS256, PS256"
-            ));
-        }
+        other => return Err(GenerateError::Unsupported(other)),
     };
     Ok(pem_wrap("PRIVATE KEY", &der))
 }
 
 /// The public JWK of a private key, its `kid` the RFC 7638 thumbprint.
-pub fn public_jwk_of(alg: Algorithm, pem: &[u8]) -> Result<Jwk, String> {
+pub fn public_jwk_of(alg: Algorithm, pem: &[u8]) -> Result<Jwk, GenerateError> {
     let key = match alg {
         Algorithm::ES256 => EncodingKey::from_ec_pem(pem),
         Algorithm::EdDSA => EncodingKey::from_ed_pem(pem),
         _ => EncodingKey::from_rsa_pem(pem),
-    }
-    .map_err(|e| e.to_string())?;
-    let mut jwk = Jwk::from_encoding_key(&key, alg).map_err(|e| e.to_string())?;
-    jwk.common.key_id = Some(
-        jwk.thumbprint(ThumbprintHash::SHA256)
-            .map_err(|e| e.to_string())?,
-    );
+    }?;
+    let mut jwk = Jwk::from_encoding_key(&key, alg)?;
+    jwk.common.key_id = Some(jwk.thumbprint(ThumbprintHash::SHA256)?);
     Ok(jwk)
 }
 

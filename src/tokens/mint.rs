@@ -30,15 +30,14 @@ pub struct Minted {
 /// Why a grant could not be minted.
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {
-    /// No `jti`: the random generator failed.
-    #[error("{0}")]
-    Jti(String),
+    #[error(transparent)]
+    Jti(#[from] crate::ids::RandomFailed),
     #[error(transparent)]
     Key(#[from] crate::keys::KeyError),
 }
 
 pub fn mint(key: &SigningKey, issuer: &str, grant: &Grant) -> Result<Minted, MintError> {
-    let jti = crate::ids::jti(crate::clock::now()).map_err(MintError::Jti)?;
+    let jti = crate::ids::jti(crate::clock::now())?;
     let token = key.sign_jwt(&claims(issuer, grant, &jti))?;
     Ok(Minted { token, jti })
 }
