@@ -135,3 +135,81 @@ fn the_example_cases_pass_against_the_example_configuration() {
     );
     assert!(out.status.success(), "{}", text(&out));
 }
+
+#[tokio::test]
+async fn explain_and_cases_take_resources_and_scopes_in_the_grammar_of_token() {
+    let app = TestApp::spawn().await;
+    let token_file = app.dir.path().join("subject.jwt");
+    std::fs::write(&token_file, app.subject_token(json!({}))).unwrap();
+    let path = token_file.to_str().unwrap().to_string();
+    let explain = |extra: &[&str]| {
+        let mut args = vec![
+            "explain",
+            "--client",
+            "orders-svc",
+            "--subject-token",
+            &path,
+        ];
+        args.extend_from_slice(extra);
+        app.cli(&args)
+    };
+    let out = explain(&["--resource", "inventory/relative"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("\"inventory/relative\" is not an absolute URI without a fragment"),
+        "{}",
+        text(&out)
+    );
+    let out = explain(&[
+        "--audience",
+        "inventory-api",
+        "--scope",
+        "inventory:read a\"b",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("--scope: \"a\"b\" is not a scope-token"),
+        "{}",
+        text(&out)
+    );
+    let out = explain(&[
+        "--resource",
+        "https://inventory.internal/",
+        "--scope",
+        "inventory:read  inventory:read",
+    ]);
+    let shown = text(&out);
+    assert!(
+        shown.contains("result: granted by rule \"orders-to-inventory\"")
+            && shown.contains("\"scope\": \"inventory:read\""),
+        "{shown}"
+    );
+    assert!(app.records(&[]).is_empty(), "explain writes no record");
+
+    let file = app.dir.path().join("cases.toml");
+    let case = |request: &str| {
+        format!(
+            "[[cases]]\nname = \"c\"\nclient = \"orders-svc\"\nsubject = {{ issuer = \"corp\", claims = {{ sub = \"alice\", scope = \"inventory:read\" }} }}\nrequest = {request}\nexpect = {{ outcome = \"granted\" }}\n"
+        )
+    };
+    std::fs::write(&file, case("{ resources = [\"inventory/relative\"] }")).unwrap();
+    let out = app.cli(&["test", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("\"inventory/relative\" is not an absolute URI without a fragment"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(
+        &file,
+        case("{ audiences = [\"inventory-api\"], scope = \"inventory:read a\\\\b\" }"),
+    )
+    .unwrap();
+    let out = app.cli(&["test", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("FAILED  c: request: scope \"a\\b\" is not a scope-token"),
+        "{}",
+        text(&out)
+    );
+}
