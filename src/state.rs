@@ -50,11 +50,12 @@ pub fn check_files(config: &Config) -> Result<SigningKeys, FilesError> {
                 issuer: issuer.id.clone(),
                 source,
             })?;
-            let (usable, _) =
-                crate::issuers::jwks::parse(&bytes).map_err(|reason| FilesError::Jwks {
+            let usable = crate::issuers::jwks::parse(&bytes)
+                .map_err(|reason| FilesError::Jwks {
                     path: file.clone(),
                     reason,
-                })?;
+                })?
+                .keys;
             if usable.is_empty() {
                 return Err(FilesError::NoUsableKey {
                     path: file.clone(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use reqwest::Url;
 use serde::Deserialize;
 
-use super::jwks::{self, VerifyKey};
+use super::jwks::{self, KeyDocument};
 use crate::config::KeySource;
 use crate::metrics::Metrics;
 
@@ -92,11 +92,7 @@ impl Fetcher {
     }
 
     /// The keys an issuer publishes now, with notes on keys it published but we skipped.
-    pub async fn keys(
-        &self,
-        source: &KeySource,
-        issuer: &str,
-    ) -> Result<(Vec<VerifyKey>, Vec<String>), Error> {
+    pub async fn keys(&self, source: &KeySource, issuer: &str) -> Result<KeyDocument, Error> {
         let bytes = match source {
             KeySource::File(path) => read_file(path)?,
             KeySource::Uri(url) => self.get(url.clone()).await?,

@@ -1,12 +1,15 @@
 //! JWKS documents into verification keys. Keys Tessera cannot or must not use (symmetric,
-//! encryption-only, unknown types, RSA below 2048 or above 8192 bits) are skipped, never
-//! guessed at.
+//! encryption-only, X.509-SVID authorities, unknown types, RSA below 2048 or above 8192 bits)
+//! are skipped, never guessed at. A SPIFFE trust bundle is a JWKS too: its `jwt-svid` keys are
+//! kept and its `spiffe_refresh_hint` read.
 
 use aws_lc_rs::signature::{self, ParsedPublicKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
+use std::time::Duration;
+
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,8 +128,12 @@ impl VerifyKey {
     }
 
     pub fn from_jwk(jwk: &Jwk) -> Result<Self, String> {
-        if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
-            return Err("an encryption key (use = enc)".into());
+        match &jwk.common.public_key_use {
+            Some(PublicKeyUse::Encryption) => return Err("an encryption key (use = enc)".into()),
+            Some(PublicKeyUse::Other(u)) if u == "x509-svid" => {
+                return Err("an X.509-SVID authority (use = x509-svid), not a JWT key".into());
+            }
+            _ => {}
         }
         let mut parsed_rsa = None;
         let key_type = match &jwk.algorithm {
@@ -188,12 +195,28 @@ const MAX_KEYS: usize = 32;
 #[derive(Deserialize)]
 struct Document {
     keys: Vec<serde_json::Value>,
+    /// SPIFFE trust bundles: how soon, in seconds, the bundle should be fetched again.
+    spiffe_refresh_hint: Option<serde_json::Value>,
 }
 
-/// Parses a JWKS; returns the usable keys and a note for each key skipped.
-pub fn parse(bytes: &[u8]) -> Result<(Vec<VerifyKey>, Vec<String>), String> {
+/// What a JWKS (or SPIFFE trust bundle) gives.
+pub struct KeyDocument {
+    pub keys: Vec<VerifyKey>,
+    /// A note for each key skipped.
+    pub skipped: Vec<String>,
+    /// The bundle's `spiffe_refresh_hint`, when it gives a whole number of seconds.
+    pub refresh_hint: Option<Duration>,
+}
+
+/// Parses a JWKS.
+pub fn parse(bytes: &[u8]) -> Result<KeyDocument, String> {
     let document: Document =
         serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS document: {e}"))?;
+    let refresh_hint = document
+        .spiffe_refresh_hint
+        .as_ref()
+        .and_then(serde_json::Value::as_u64)
+        .map(Duration::from_secs);
     let mut keys = Vec::new();
     let mut skipped = Vec::new();
     for (i, mut value) in document.keys.into_iter().enumerate() {
@@ -224,7 +247,11 @@ pub fn parse(bytes: &[u8]) -> Result<(Vec<VerifyKey>, Vec<String>), String> {
             Err(why) => skipped.push(format!("key {i} skipped: {why}")),
         }
     }
-    Ok((keys, skipped))
+    Ok(KeyDocument {
+        keys,
+        skipped,
+        refresh_hint,
+    })
 }
 
 #[cfg(test)]
@@ -238,7 +265,7 @@ mod tests {
         let doc = format!(
             r#"{{"keys":[{EC},{{"kty":"oct","k":"c2VjcmV0","kid":"h"}},{{"kty":"EC","crv":"P-256","use":"enc","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}},{{"kty":"RSA","n":"AQAB","e":"AQAB"}},{{"kty":"weird"}}]}}"#
         );
-        let (keys, skipped) = parse(doc.as_bytes()).expect("parse");
+        let KeyDocument { keys, skipped, .. } = parse(doc.as_bytes()).expect("parse");
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].kid.as_deref(), Some("ec1"));
         assert_eq!(skipped.len(), 4, "{skipped:?}");
@@ -248,7 +275,7 @@ mod tests {
     fn an_ed25519_key_is_kept_and_an_unknown_alg_is_named() {
         let okp = r#"{"kty":"OKP","crv":"Ed25519","kid":"ed","alg":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
         let odd = r#"{"kty":"OKP","crv":"Ed25519","kid":"odd","alg":"Ed9999","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
-        let (keys, skipped) =
+        let KeyDocument { keys, skipped, .. } =
             parse(format!(r#"{{"keys":[{okp},{odd}]}}"#).as_bytes()).expect("parse");
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].alg, Some(Algorithm::EdDSA));
@@ -272,7 +299,7 @@ mod tests {
             URL_SAFE_NO_PAD.encode(&components.n),
             URL_SAFE_NO_PAD.encode(&components.e)
         );
-        let (keys, _) = parse(jwk.as_bytes()).expect("parse");
+        let keys = parse(jwk.as_bytes()).expect("parse").keys;
         let key = &keys[0];
         assert!(key.rsa.is_some());
         let rng = aws_lc_rs::rand::SystemRandom::new();
@@ -311,7 +338,7 @@ mod tests {
     fn rsa_keys_beyond_8192_bits_are_skipped_and_said() {
         let n = URL_SAFE_NO_PAD.encode([0xc5u8; 1040]);
         let doc = format!(r#"{{"keys":[{{"kty":"RSA","kid":"big","n":"{n}","e":"AQAB"}}]}}"#);
-        let (keys, skipped) = parse(doc.as_bytes()).expect("parse");
+        let KeyDocument { keys, skipped, .. } = parse(doc.as_bytes()).expect("parse");
         assert!(keys.is_empty());
         assert!(skipped[0].contains("8192 at most"), "{skipped:?}");
     }
@@ -328,14 +355,18 @@ mod tests {
 
     #[test]
     fn a_key_fits_only_its_own_family_and_pinned_alg() {
-        let (keys, _) = parse(format!(r#"{{"keys":[{EC}]}}"#).as_bytes()).expect("parse");
+        let keys = parse(format!(r#"{{"keys":[{EC}]}}"#).as_bytes())
+            .expect("parse")
+            .keys;
         let key = &keys[0];
         assert!(key.fits(Algorithm::ES256));
         assert!(!key.fits(Algorithm::ES384));
         assert!(!key.fits(Algorithm::RS256));
         assert!(!key.fits(Algorithm::HS256));
         let pinned = EC.replace(r#""kid":"ec1""#, r#""kid":"ec1","alg":"ES384""#);
-        let (keys, _) = parse(format!(r#"{{"keys":[{pinned}]}}"#).as_bytes()).expect("parse");
+        let keys = parse(format!(r#"{{"keys":[{pinned}]}}"#).as_bytes())
+            .expect("parse")
+            .keys;
         assert!(!keys[0].fits(Algorithm::ES256));
     }
 
@@ -343,5 +374,28 @@ mod tests {
     fn garbage_is_not_a_jwks() {
         assert!(parse(b"<html>").is_err());
         assert!(parse(b"{\"keys\": 3}").is_err());
+    }
+
+    #[test]
+    fn a_spiffe_bundle_gives_its_jwt_keys_and_refresh_hint() {
+        let jwt_svid = EC.replace("\"kid\":\"ec1\"", "\"kid\":\"svid\",\"use\":\"jwt-svid\"");
+        let x509 = EC.replace(
+            "\"kid\":\"ec1\"",
+            "\"kid\":\"ca\",\"use\":\"x509-svid\",\"x5c\":[\"MIIB\"]",
+        );
+        let bundle = format!(
+            r#"{{"keys":[{jwt_svid},{x509}],"spiffe_sequence":12,"spiffe_refresh_hint":300}}"#
+        );
+        let document = parse(bundle.as_bytes()).expect("parse");
+        assert_eq!(document.keys.len(), 1);
+        assert_eq!(document.keys[0].kid.as_deref(), Some("svid"));
+        assert!(
+            document.skipped[0].contains("x509-svid"),
+            "{:?}",
+            document.skipped
+        );
+        assert_eq!(document.refresh_hint, Some(Duration::from_secs(300)));
+        let plain = parse(format!(r#"{{"keys":[{EC}]}}"#).as_bytes()).expect("parse");
+        assert_eq!(plain.refresh_hint, None);
     }
 }

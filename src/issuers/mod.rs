@@ -23,6 +23,8 @@ use jwks::{KeyType, VerifyKey};
 pub struct KeySet {
     pub keys: Vec<VerifyKey>,
     pub fetched_at: SystemTime,
+    /// A SPIFFE bundle's `spiffe_refresh_hint`.
+    pub refresh_hint: Option<Duration>,
 }
 
 impl KeySet {
@@ -117,6 +119,17 @@ impl Issuer {
             .is_some_and(|k| !k.keys.is_empty())
     }
 
+    /// How long until the next scheduled fetch: `jwks_refresh`, or sooner when a SPIFFE bundle
+    /// hints so, though never sooner than `jwks_min_refetch` (nor 1 s).
+    pub fn refresh_interval(&self) -> Duration {
+        let configured = self.config.jwks_refresh;
+        let floor = self.config.jwks_min_refetch.max(Duration::from_secs(1));
+        match self.keys().and_then(|k| k.refresh_hint) {
+            Some(hint) => hint.max(floor).min(configured),
+            None => configured,
+        }
+    }
+
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
@@ -133,7 +146,11 @@ impl Issuer {
         }
         let outcome = fetcher.keys(&self.config.keys, &self.config.issuer).await;
         let result = match outcome {
-            Ok((keys, skipped)) => {
+            Ok(jwks::KeyDocument {
+                keys,
+                skipped,
+                refresh_hint,
+            }) => {
                 for note in &skipped {
                     tracing::warn!(issuer = %self.config.id, "{note}");
                 }
@@ -144,6 +161,7 @@ impl Issuer {
                     self.keys.store(Some(Arc::new(KeySet {
                         keys,
                         fetched_at: SystemTime::now(),
+                        refresh_hint,
                     })));
                     Ok(())
                 }
@@ -302,14 +320,13 @@ async fn refresh_loop(issuer: Weak<Issuer>, fetcher: Fetcher, first_wait: Durati
         let Some(strong) = issuer.upgrade() else {
             return;
         };
-        let refresh = strong.config.jwks_refresh;
         let wait = match strong.refresh(&fetcher).await {
             Ok(()) => {
                 backoff = Duration::from_secs(1);
-                refresh
+                strong.refresh_interval()
             }
             Err(_) => {
-                let wait = backoff.min(refresh);
+                let wait = backoff.min(strong.config.jwks_refresh);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 wait
             }
@@ -338,5 +355,6 @@ fn local_keys(signing: &SigningKeys) -> KeySet {
     KeySet {
         keys,
         fetched_at: SystemTime::now(),
+        refresh_hint: None,
     }
 }

@@ -8,6 +8,7 @@ pub mod invariants;
 pub mod lifetime;
 pub mod lint;
 pub mod scopes;
+pub mod subjects;
 
 use serde_json::Map;
 
