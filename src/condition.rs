@@ -190,7 +190,7 @@ impl Condition {
                     .into(),
             );
         }
-        let known = ["subject", "actor", "client", "request"];
+        let known = ["subject", "actor", "client", "request", "spiffe"];
         let references = program.references();
         if let Some(unknown) = references
             .variables()
@@ -198,7 +198,7 @@ impl Condition {
             .find(|v| !known.contains(v) && !shape.bound.contains(v))
         {
             return Err(format!(
-                "uses \"{unknown}\"; the variables are subject, actor, client and request"
+                "uses \"{unknown}\"; the variables are subject, actor, client, request and spiffe"
             ));
         }
         let loops = shape.comprehensions > 0;
@@ -221,6 +221,7 @@ impl Condition {
             ("actor", cel::to_value(input.actor)),
             ("client", Ok(CelValue::from(input.client.to_string()))),
             ("request", cel::to_value(&request)),
+            ("spiffe", cel::to_value(&spiffe_of(input.subject))),
         ];
         STANDARD.with(|standard| {
             let mut scope = standard.new_inner_scope();
@@ -239,6 +240,17 @@ impl Condition {
             }
         })
     }
+}
+
+/// The subject's SPIFFE ID in parts, `trust_domain` (`example.org`) and `path`
+/// (`/ns/payments/sa/api`); both empty when its `sub` is no SPIFFE ID, so a condition on them
+/// is simply false.
+fn spiffe_of(subject: &serde_json::Map<String, Value>) -> Value {
+    let sub = subject.get("sub").and_then(Value::as_str).unwrap_or("");
+    let (domain, path) = crate::spiffe::trust_domain_id(sub)
+        .zip(crate::spiffe::path(sub))
+        .map_or(("", ""), |(id, path)| (&id["spiffe://".len()..], path));
+    json!({ "trust_domain": domain, "path": path })
 }
 
 /// The longest list or object anywhere in the input.
@@ -283,6 +295,57 @@ mod tests {
         Condition::compile(source)
             .map_err(Failure::Error)?
             .evaluate(&input)
+    }
+
+    #[test]
+    fn conditions_reach_nested_claims_of_workload_tokens() {
+        let k8s = json!({
+            "sub": "system:serviceaccount:payments:api",
+            "kubernetes.io": {
+                "namespace": "payments",
+                "serviceaccount": { "name": "api", "uid": "0f5e" }
+            }
+        });
+        assert_eq!(
+            eval(
+                r#"subject["kubernetes.io"].namespace == "payments" && subject["kubernetes.io"].serviceaccount.name == "api""#,
+                k8s.clone()
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(r#"subject["kubernetes.io"].namespace == "billing""#, k8s),
+            Ok(false)
+        );
+        let github = json!({ "repository_owner_id": "123456", "repository_id": "456789" });
+        assert_eq!(
+            eval(
+                r#"subject.repository_owner_id == "123456" && subject.repository_id in ["456789"]"#,
+                github
+            ),
+            Ok(true)
+        );
+    }
+
+    #[test]
+    fn conditions_see_the_spiffe_id_in_parts() {
+        let svid = json!({ "sub": "spiffe://example.org/ns/payments/sa/api" });
+        assert_eq!(
+            eval(
+                r#"spiffe.trust_domain == "example.org" && spiffe.path.startsWith("/ns/payments/")"#,
+                svid
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            eval(
+                r#"spiffe.path.startsWith("/ns/")"#,
+                json!({ "sub": "alice" })
+            ),
+            Ok(false),
+            "no SPIFFE ID: empty parts, a false condition"
+        );
+        assert!(Condition::compile("spiffeid == 1").is_err());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod oauth;
 pub mod pre_auth;
 pub mod reload;
 pub mod rules;
+pub mod spiffe;
 pub mod startup;
 pub mod state;
 pub mod store;

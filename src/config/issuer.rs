@@ -29,6 +29,7 @@ impl Ctx<'_> {
         }
         let keys = self.issuer_keys(i, &raw, server)?;
         let introspection = self.introspection(i, &raw)?;
+        self.trust_domain(i, &raw)?;
         let Presented {
             algorithms,
             audiences,
@@ -98,6 +99,39 @@ impl Ctx<'_> {
             }
         };
         Ok(keys)
+    }
+
+    /// A SPIFFE trust domain (`spiffe://example.org`) takes its keys from its bundle
+    /// (`jwks_uri` or `jwks_file`): it has no discovery and no opaque tokens.
+    fn trust_domain(&self, i: usize, raw: &RawIssuer) -> Result<(), ConfigError> {
+        let at = |k: &str| format!("issuers[{i}].{k}");
+        if !crate::spiffe::names_trust_domain(&raw.issuer) {
+            return Ok(());
+        }
+        if !crate::spiffe::is_trust_domain(&raw.issuer) {
+            return Err(self.err(
+                at("issuer"),
+                format!(
+                    "\"{}\" is not a SPIFFE trust domain: spiffe:// then a name of lowercase \
+                     letters, digits, '.', '-' and '_', with no path, port or trailing slash",
+                    raw.issuer
+                ),
+            ));
+        }
+        if raw.discovery == Some(true) {
+            return Err(self.err(
+                at("discovery"),
+                "a SPIFFE trust domain has no discovery: set jwks_uri to its bundle endpoint or \
+                 jwks_file to its bundle",
+            ));
+        }
+        if raw.introspection_endpoint.is_some() {
+            return Err(self.err(
+                at("introspection_endpoint"),
+                "a SPIFFE trust domain issues JWT-SVIDs, not opaque tokens",
+            ));
+        }
+        Ok(())
     }
 
     /// Its RFC 7662 endpoint for opaque tokens, with Tessera's credentials there.

@@ -181,7 +181,7 @@ pub async fn decide(
         // The record says who the token claims to come from, trusted or not.
         learned.subject_issuer = crate::tokens::unverified::parse(&request.subject_token)
             .ok()
-            .and_then(|t| t.iss().map(|iss| presented_issuer(ctx, iss)));
+            .and_then(|t| presented_issuer(ctx, t.iss(), t.sub()));
     })?;
     learned.subject_issuer = Some(subject.issuer_id.clone());
     let subject = learned.subject.insert(subject);
@@ -209,13 +209,13 @@ pub async fn decide(
     })
 }
 
-/// A presented `iss` as a record keeps it: the issuer's id when it is trusted, the `iss` itself
-/// (printable, bounded) when it is not.
-fn presented_issuer(ctx: &Context<'_>, iss: &str) -> String {
-    ctx.policy
-        .issuers
-        .get(iss)
-        .map_or_else(|| verify::shown(iss), |i| i.config.id.clone())
+/// The issuer a presented token names, as a record keeps it: the id of the issuer it is
+/// attributed to when that is trusted, the `iss` itself (printable, bounded) when it is not.
+fn presented_issuer(ctx: &Context<'_>, iss: Option<&str>, sub: Option<&str>) -> Option<String> {
+    match ctx.policy.issuers.attributed(iss, sub) {
+        Some(issuer) => Some(issuer.config.id.clone()),
+        None => iss.map(verify::shown),
+    }
 }
 
 /// Tokens Tessera verifies are JWTs: refresh tokens and SAML assertions are refused.

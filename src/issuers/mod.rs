@@ -268,6 +268,15 @@ impl Issuers {
         self.by_iss.get(iss)
     }
 
+    /// The issuer a token comes from: the trust domain of a SPIFFE ID in `sub` when it is
+    /// configured (JWT-SVIDs need not carry `iss`, and its value is no trust domain), else the
+    /// one its `iss` names. Either way its signature must then verify with that issuer's keys.
+    pub fn attributed(&self, iss: Option<&str>, sub: Option<&str>) -> Option<&Arc<Issuer>> {
+        sub.and_then(crate::spiffe::trust_domain_id)
+            .and_then(|domain| self.get(domain))
+            .or_else(|| iss.and_then(|iss| self.get(iss)))
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Issuer>> {
         self.by_iss.values()
     }

@@ -6,6 +6,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
+use crate::spiffe::path as spiffe_path;
+
 /// The longest pattern taken: a `sub` is an identifier, not a document.
 pub const MAX_PATTERN_CHARS: usize = 512;
 
@@ -98,13 +100,6 @@ impl fmt::Display for SubjectPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
-}
-
-/// The path of a SPIFFE ID (`spiffe://<trust domain><path>`): `None` for anything else.
-pub fn spiffe_path(sub: &str) -> Option<&str> {
-    let rest = sub.strip_prefix("spiffe://")?;
-    let at = rest.find('/')?;
-    Some(&rest[at..])
 }
 
 /// Rules (by position) found from the subjects they name: those that name none apply to any
@@ -239,9 +234,6 @@ mod tests {
             "spiffe://example.org/ns/billing/sa/api"
         ));
         assert!(!any_matches(&[path], "/ns/payments/sa/api"), "no SPIFFE ID");
-        assert_eq!(spiffe_path("spiffe://td/a/b"), Some("/a/b"));
-        assert_eq!(spiffe_path("spiffe://td"), None);
-        assert_eq!(spiffe_path("https://td/a"), None);
         assert!(any_matches(&[], "whoever"), "no patterns: any subject");
     }
 

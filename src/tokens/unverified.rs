@@ -33,6 +33,10 @@ impl Unverified<'_> {
     pub fn iss(&self) -> Option<&str> {
         self.claims.get("iss").and_then(Value::as_str)
     }
+
+    pub fn sub(&self) -> Option<&str> {
+        self.claims.get("sub").and_then(Value::as_str)
+    }
 }
 
 /// Why a token could not even be read; the text never quotes the token.

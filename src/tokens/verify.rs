@@ -44,8 +44,11 @@ pub async fn verify(
             "names critical header extensions (crit) this server does not understand",
         ));
     }
-    let iss = parsed.iss().ok_or_else(|| invalid("has no iss claim"))?;
-    let issuer = issuers.get(iss).ok_or_else(|| {
+    let attributed = issuers.attributed(parsed.iss(), parsed.sub());
+    let issuer = attributed.ok_or_else(|| {
+        let Some(iss) = parsed.iss() else {
+            return invalid("has no iss claim");
+        };
         let near = issuers
             .iter()
             .find(|i| same_but_spelling(&i.config.issuer, iss))
