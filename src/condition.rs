@@ -221,7 +221,7 @@ impl Condition {
             ("actor", cel::to_value(input.actor)),
             ("client", Ok(CelValue::from(input.client.to_string()))),
             ("request", cel::to_value(&request)),
-            ("spiffe", cel::to_value(&spiffe_of(input.subject))),
+            ("spiffe", cel::to_value(spiffe_of(input.subject))),
         ];
         STANDARD.with(|standard| {
             let mut scope = standard.new_inner_scope();
