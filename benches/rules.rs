@@ -1,5 +1,6 @@
 //! Rule choice against the size of the rule set: choosing a rule must cost the same with
-//! 10,000 rules as with 10. `cargo bench --bench rules`.
+//! 10,000 rules as with 10, whether they differ by client and issuer or all name one client and
+//! issuer and differ by subject pattern. `cargo bench --bench rules`.
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use serde_json::Map;
 use tessera::config::{ActorMode, RuleConfig, ScopeMode};
 use tessera::oauth::Scopes;
 use tessera::rules::{Exchange, RuleSet, Targets, choose};
+use tessera::subjects::SubjectPattern;
 use tessera::tokens::VerifiedToken;
 
 /// `n` rules over `n / 10` clients and 10 issuers; the measured client's rule comes last.
@@ -17,6 +19,7 @@ fn rules(n: usize) -> RuleSet {
         name: format!("rule-{i}"),
         clients: vec![client],
         issuers: vec![issuer],
+        subjects: vec![],
         audiences: vec![format!("api-{}", i % 50)],
         resources: vec![],
         scopes: Scopes::parse("read").expect("scope"),
@@ -39,6 +42,30 @@ fn rules(n: usize) -> RuleSet {
         })
         .collect();
     list.push(rule(n, "measured-svc".into(), "idp-3".into()));
+    RuleSet::new(list)
+}
+
+/// `n` rules for one client and issuer, each naming its own subjects the way platforms shape
+/// them (Kubernetes service accounts by namespace, GitHub repositories by ref, SPIFFE paths);
+/// the one that matches comes last.
+fn pattern_rules(n: usize) -> RuleSet {
+    let list = (0..n)
+        .map(|i| {
+            let pattern = match (i + 1 == n, i % 3) {
+                (true, _) => "system:serviceaccount:measured:*".to_string(),
+                (false, 0) => format!("system:serviceaccount:ns-{i}:*"),
+                (false, 1) => format!("repo:acme/repo-{i}:ref:refs/heads/main"),
+                (false, _) => format!("/ns/ns-{i}/sa/*"),
+            };
+            let mut rule = rules(10).all()[0].clone();
+            rule.name = format!("pattern-{i}");
+            rule.clients = vec!["workload-svc".into()];
+            rule.issuers = vec!["k8s".into()];
+            rule.audiences = vec!["api".into()];
+            rule.subjects = vec![SubjectPattern::parse(&pattern).expect("pattern")];
+            rule
+        })
+        .collect();
     RuleSet::new(list)
 }
 
@@ -70,6 +97,38 @@ fn bench(c: &mut Criterion) {
             now: 0,
             proof_jkt: None,
         };
+        group.bench_function(format!("{n} rules"), |b| {
+            b.iter(|| black_box(choose(black_box(&set), black_box(&ex)).is_ok()))
+        });
+    }
+    group.finish();
+
+    let workload = VerifiedToken {
+        issuer_id: "k8s".into(),
+        sub: "system:serviceaccount:measured:api".into(),
+        ..subject.clone()
+    };
+    let audiences = vec!["api".to_string()];
+    let mut group = c.benchmark_group("choose a rule by subject pattern");
+    group.measurement_time(Duration::from_secs(3));
+    for n in [10, 10_000] {
+        let set = pattern_rules(n);
+        let ex = Exchange {
+            client_id: "workload-svc",
+            subject: &workload,
+            actor: None,
+            targets: Targets {
+                audiences: &audiences,
+                resources: &[],
+            },
+            requested_scopes: None,
+            now: 0,
+            proof_jkt: None,
+        };
+        assert_eq!(
+            choose(&set, &ex).map(|r| r.name.clone()).ok(),
+            Some(format!("pattern-{}", n - 1))
+        );
         group.bench_function(format!("{n} rules"), |b| {
             b.iter(|| black_box(choose(black_box(&set), black_box(&ex)).is_ok()))
         });

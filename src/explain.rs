@@ -146,7 +146,7 @@ fn verdicts(config: &Config, client: &str, ex: &Exchange<'_>) -> Vec<String> {
             } else {
                 match rules::misses(rule, ex) {
                     Ok(misses) if misses.is_empty() => "applies".to_string(),
-                    Ok(misses) => format!("does not apply: it {}", misses.join("; it ")),
+                    Ok(misses) => format!("does not apply: {}", rules::miss::joined(&misses)),
                     Err(e) => format!("denies: {}", e.reason()),
                 }
             };

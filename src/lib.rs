@@ -23,6 +23,7 @@ pub mod spiffe;
 pub mod startup;
 pub mod state;
 pub mod store;
+pub mod subjects;
 pub mod telemetry;
 pub mod tokens;
 

@@ -25,6 +25,7 @@ pub const DEFAULT_PRE_AUTH_LIMIT: RateLimit = RateLimit {
 use reqwest::Url;
 
 use crate::oauth::{Resource, Scopes};
+use crate::subjects::SubjectPattern;
 
 pub use duration::parse as parse_duration;
 use raw::RawConfig;
@@ -332,6 +333,8 @@ pub struct RuleConfig {
     pub name: String,
     pub clients: Vec<String>,
     pub issuers: Vec<String>,
+    /// Subject patterns (SPEC §10); none: any subject.
+    pub subjects: Vec<SubjectPattern>,
     pub audiences: Vec<String>,
     pub resources: Vec<Resource>,
     pub scopes: Scopes,

@@ -128,6 +128,8 @@ pub struct RawRule {
     #[serde(default)]
     pub issuers: Vec<String>,
     #[serde(default)]
+    pub subjects: Vec<String>,
+    #[serde(default)]
     pub audiences: Vec<String>,
     #[serde(default)]
     pub resources: Vec<String>,

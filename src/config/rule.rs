@@ -28,6 +28,11 @@ impl Ctx<'_> {
             .map_err(|e| self.err(at("condition"), e))?;
         self.references(&at, &raw, issuers, clients)?;
         let resources = self.targets(&at, &raw)?;
+        let subjects = raw
+            .subjects
+            .iter()
+            .map(|s| SubjectPattern::parse(s).map_err(|e| self.err(at("subjects"), e)))
+            .collect::<Result<_, _>>()?;
         let [scopes, default_scopes, require_scopes] = self.scopes(&at, &raw)?;
         let scope_mode = raw.scope_mode.unwrap_or_default();
         let actor = raw.actor.unwrap_or_default();
@@ -38,6 +43,7 @@ impl Ctx<'_> {
             name: raw.name,
             clients: raw.clients,
             issuers: raw.issuers,
+            subjects,
             audiences: raw.audiences,
             resources,
             scopes,

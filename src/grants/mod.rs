@@ -102,7 +102,7 @@ async fn plan(
             let name = choose_pooled(policy, slots, ex).await?;
             policy
                 .rules
-                .candidates(ex.client_id, &ex.subject.issuer_id)
+                .candidates(ex.client_id, &ex.subject.issuer_id, &ex.subject.sub)
                 .find(|r| r.name == name)
                 .ok_or_else(OAuthError::server_error)?
         }

@@ -1,17 +1,19 @@
-//! Rules indexed by client and by subject issuer, so choosing a rule costs the same with
-//! 10,000 rules as with 10: only the rules that name both are tried, in file order.
+//! Rules indexed by client, subject issuer and subject pattern, so choosing a rule costs the
+//! same with 10,000 rules as with 10: only the rules that name the client and the issuer, and
+//! whose subjects may match, are tried, in file order.
 
 use std::collections::{HashMap, HashSet};
 
 use crate::config::RuleConfig;
+use crate::subjects::SubjectIndex;
 
 #[derive(Debug, Default)]
 pub struct RuleSet {
     rules: Vec<RuleConfig>,
     /// Client id → indexes of the rules naming it, in file order.
     by_client: HashMap<String, Vec<usize>>,
-    /// Client id → issuer id → indexes, in file order.
-    by_client_issuer: HashMap<String, HashMap<String, Vec<usize>>>,
+    /// Client id → issuer id → indexes by subject pattern.
+    by_client_issuer: HashMap<String, HashMap<String, SubjectIndex>>,
     /// Clients named by a rule with a condition.
     conditional: HashSet<String>,
 }
@@ -19,7 +21,7 @@ pub struct RuleSet {
 impl RuleSet {
     pub fn new(rules: Vec<RuleConfig>) -> Self {
         let mut by_client: HashMap<String, Vec<usize>> = HashMap::new();
-        let mut by_client_issuer: HashMap<String, HashMap<String, Vec<usize>>> = HashMap::new();
+        let mut by_client_issuer: HashMap<String, HashMap<String, SubjectIndex>> = HashMap::new();
         let mut conditional = HashSet::new();
         for (i, rule) in rules.iter().enumerate() {
             for client in &rule.clients {
@@ -29,7 +31,10 @@ impl RuleSet {
                 by_client.entry(client.clone()).or_default().push(i);
                 let issuers = by_client_issuer.entry(client.clone()).or_default();
                 for issuer in &rule.issuers {
-                    issuers.entry(issuer.clone()).or_default().push(i);
+                    issuers
+                        .entry(issuer.clone())
+                        .or_default()
+                        .add(i, &rule.subjects);
                 }
             }
         }
@@ -66,17 +71,21 @@ impl RuleSet {
             .is_some_and(|by_issuer| by_issuer.contains_key(issuer))
     }
 
-    /// The rules naming both the client and the issuer, in file order: the only ones that can apply.
+    /// The rules naming both the client and the issuer whose subjects may match `sub`, in file
+    /// order: the only ones that can apply.
     pub fn candidates<'a>(
         &'a self,
         client: &str,
         issuer: &str,
+        sub: &str,
     ) -> impl Iterator<Item = &'a RuleConfig> {
-        self.pick(
-            self.by_client_issuer
-                .get(client)
-                .and_then(|by_issuer| by_issuer.get(issuer)),
-        )
+        let positions = self
+            .by_client_issuer
+            .get(client)
+            .and_then(|by_issuer| by_issuer.get(issuer))
+            .map(|index| index.candidates(sub))
+            .unwrap_or_default();
+        positions.into_iter().filter_map(|i| self.rules.get(i))
     }
 
     fn pick<'a>(&'a self, indexes: Option<&'a Vec<usize>>) -> impl Iterator<Item = &'a RuleConfig> {

@@ -7,8 +7,8 @@ pub mod index;
 pub mod invariants;
 pub mod lifetime;
 pub mod lint;
+pub mod miss;
 pub mod scopes;
-pub mod subjects;
 
 use serde_json::Map;
 
@@ -18,6 +18,7 @@ use crate::oauth::{Resource, Scope, Scopes};
 use crate::tokens::VerifiedToken;
 use crate::tokens::mint::Grant;
 pub use index::RuleSet;
+pub use miss::Miss;
 
 /// What the client asked for, as far as rules care.
 #[derive(Debug, Clone, Default)]
@@ -129,7 +130,7 @@ pub fn choose<'r>(rules: &'r RuleSet, ex: &Exchange<'_>) -> Result<&'r RuleConfi
             ex.client_id
         )));
     }
-    for rule in rules.candidates(ex.client_id, &ex.subject.issuer_id) {
+    for rule in rules.candidates(ex.client_id, &ex.subject.issuer_id, &ex.subject.sub) {
         if misses(rule, ex)?.is_empty() {
             return Ok(rule);
         }
@@ -139,7 +140,7 @@ pub fn choose<'r>(rules: &'r RuleSet, ex: &Exchange<'_>) -> Result<&'r RuleConfi
 
 /// The denial when no rule applies, saying what the closest rule naming the client lacked.
 fn closest_miss(rules: &RuleSet, ex: &Exchange<'_>) -> Result<OAuthError, OAuthError> {
-    let mut closest: Option<(&RuleConfig, Vec<String>)> = None;
+    let mut closest: Option<(&RuleConfig, Vec<Miss<'_>>)> = None;
     for rule in rules.naming_client(ex.client_id) {
         let misses = misses(rule, ex)?;
         if closest.as_ref().is_none_or(|(_, m)| misses.len() < m.len()) {
@@ -148,22 +149,28 @@ fn closest_miss(rules: &RuleSet, ex: &Exchange<'_>) -> Result<OAuthError, OAuthE
     }
     let (name, misses) = closest.map_or((String::new(), Vec::new()), |(r, m)| (r.name.clone(), m));
     Ok(OAuthError::invalid_target(format!(
-        "no rule grants this exchange; the closest, \"{name}\", {}",
-        misses.join("; and ")
+        "no rule grants this exchange; the closest, rule \"{name}\": {}",
+        miss::joined(&misses)
     )))
 }
 
-/// Each criterion of §4 the rule does not meet, in words (never a condition's text). The
-/// condition is evaluated only when everything else holds; an evaluation error denies the
-/// exchange outright rather than letting a later rule apply.
-pub fn misses(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<Vec<String>, OAuthError> {
+/// Each criterion of §4 the rule does not meet. The condition is evaluated only when
+/// everything else holds; an evaluation error denies the exchange outright rather than letting
+/// a later rule apply.
+pub fn misses<'a>(rule: &'a RuleConfig, ex: &Exchange<'a>) -> Result<Vec<Miss<'a>>, OAuthError> {
     let (subject, targets) = (ex.subject, &ex.targets);
     let mut out = Vec::new();
     if !rule.issuers.contains(&subject.issuer_id) {
-        out.push(format!(
-            "does not accept subject tokens from issuer \"{}\"",
-            subject.issuer_id
-        ));
+        out.push(Miss::Issuer {
+            presented: &subject.issuer_id,
+            accepted: &rule.issuers,
+        });
+    }
+    if !crate::subjects::any_matches(&rule.subjects, &subject.sub) {
+        out.push(Miss::Subject {
+            sub: &subject.sub,
+            patterns: &rule.subjects,
+        });
     }
     let audiences: Vec<&str> = targets
         .audiences
@@ -172,7 +179,10 @@ pub fn misses(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<Vec<String>, OAuth
         .map(String::as_str)
         .collect();
     if !audiences.is_empty() {
-        out.push(format!("does not grant audience {}", quoted(&audiences)));
+        out.push(Miss::Audiences {
+            asked: audiences,
+            granted: &rule.audiences,
+        });
     }
     let resources: Vec<&str> = targets
         .resources
@@ -181,7 +191,10 @@ pub fn misses(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<Vec<String>, OAuth
         .map(Resource::as_str)
         .collect();
     if !resources.is_empty() {
-        out.push(format!("does not grant resource {}", quoted(&resources)));
+        out.push(Miss::Resources {
+            asked: resources,
+            granted: &rule.resources,
+        });
     }
     let missing: Vec<&str> = rule
         .require_scopes
@@ -190,37 +203,42 @@ pub fn misses(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<Vec<String>, OAuth
         .map(Scope::as_str)
         .collect();
     if !missing.is_empty() {
-        out.push(format!(
-            "requires the subject token to carry scope {}",
-            quoted(&missing)
-        ));
+        out.push(Miss::RequiredScopes {
+            missing,
+            carried: &subject.scopes,
+        });
     }
-    if let (true, Some(condition)) = (out.is_empty(), &rule.condition) {
-        let input = crate::condition::Input {
-            subject: &subject.claims,
-            actor: ex.actor.map(|a| &a.claims),
-            client: ex.client_id,
-            audiences: targets.audiences,
-            resources: targets.resources,
-            scopes: ex.requested_scopes.unwrap_or(Scopes::none()),
-        };
-        match condition.evaluate(&input) {
-            Ok(true) => {}
-            Ok(false) => out.push("has a condition this exchange does not meet".into()),
-            Err(crate::condition::Failure::OverBudget) => return Err(over_budget(&rule.name)),
-            Err(crate::condition::Failure::Error(e)) => {
-                return Err(OAuthError::invalid_target(format!(
-                    "rule \"{}\": the rule's condition could not be evaluated for this exchange",
-                    rule.name
-                ))
-                .with_detail(format!(
-                    "rule \"{}\": the rule's condition could not be evaluated for this exchange: {e}",
-                    rule.name
-                )));
-            }
-        }
+    if out.is_empty() && !condition_holds(rule, ex)? {
+        out.push(Miss::Condition);
     }
     Ok(out)
+}
+
+/// Whether the rule's condition (if any) holds for the exchange.
+fn condition_holds(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<bool, OAuthError> {
+    let Some(condition) = &rule.condition else {
+        return Ok(true);
+    };
+    let input = crate::condition::Input {
+        subject: &ex.subject.claims,
+        actor: ex.actor.map(|a| &a.claims),
+        client: ex.client_id,
+        audiences: ex.targets.audiences,
+        resources: ex.targets.resources,
+        scopes: ex.requested_scopes.unwrap_or(Scopes::none()),
+    };
+    match condition.evaluate(&input) {
+        Ok(holds) => Ok(holds),
+        Err(crate::condition::Failure::OverBudget) => Err(over_budget(&rule.name)),
+        Err(crate::condition::Failure::Error(e)) => Err(OAuthError::invalid_target(format!(
+            "rule \"{}\": the rule's condition could not be evaluated for this exchange",
+            rule.name
+        ))
+        .with_detail(format!(
+            "rule \"{}\": the rule's condition could not be evaluated for this exchange: {e}",
+            rule.name
+        ))),
+    }
 }
 
 /// The denial of a request whose conditions would run past their budget (`rule`: the one

@@ -12,6 +12,7 @@ pub fn rule(name: &str, scopes: &[&str], default_scopes: &[&str]) -> RuleConfig 
         name: name.into(),
         clients: vec!["orders-svc".into()],
         issuers: vec!["corp".into()],
+        subjects: vec![],
         audiences: vec!["inventory-api".into()],
         resources: vec![resource("https://inventory.internal/")],
         scopes: Scopes::from_words(scopes.iter().copied()).expect("scopes"),
@@ -312,12 +313,12 @@ fn the_index_keeps_file_order_within_a_client_and_issuer() {
     ];
     let set = RuleSet::new(rules.clone());
     let names: Vec<&str> = set
-        .candidates("orders-svc", "corp")
+        .candidates("orders-svc", "corp", "alice")
         .map(|r| r.name.as_str())
         .collect();
     assert_eq!(names, vec!["second", "third"]);
     assert_eq!(set.naming_client("orders-svc").count(), 3);
-    assert_eq!(set.candidates("billing-svc", "partner").count(), 0);
+    assert_eq!(set.candidates("billing-svc", "partner", "alice").count(), 0);
     let aud = strings(&["inventory-api"]);
     let t = Targets {
         audiences: &aud,
