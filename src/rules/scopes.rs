@@ -31,8 +31,11 @@ pub fn grant(
                         rule.name
                     )
                 } else {
-                    "no scope was requested and the subject token carries none of the default scopes"
-                    .into()
+                    format!(
+                        "no scope was requested and the subject token carries none of the \
+                         default scopes{}",
+                        no_scope_hint(subject_scopes)
+                    )
                 },
             ));
         }
@@ -48,12 +51,24 @@ pub fn grant(
         }
         if !allowed(scope) {
             return Err(OAuthError::invalid_scope(format!(
-                "scope {} is not carried by the subject token",
-                super::quoted(&[scope.as_str()])
+                "scope {} is not carried by the subject token{}",
+                super::quoted(&[scope.as_str()]),
+                no_scope_hint(subject_scopes)
             )));
         }
     }
     Ok(requested.clone())
+}
+
+/// What a newcomer exchanging a workload token in `intersect` mode needs to hear: the token
+/// carries no scope at all, and `grant` mode is the one for such tokens.
+fn no_scope_hint(subject_scopes: &Scopes) -> &'static str {
+    if subject_scopes.is_empty() {
+        " (it carries no scope at all, as workload tokens do; a rule with scope_mode = \"grant\" \
+         decides their scopes alone)"
+    } else {
+        ""
+    }
 }
 
 #[cfg(test)]
@@ -113,6 +128,25 @@ mod tests {
         assert_eq!(
             grant(&r, Some(&s(&["b", "a", "b"])), &s(&["a", "b"])).expect("ok"),
             s(&["b", "a"])
+        );
+    }
+
+    #[test]
+    fn a_token_without_scopes_meets_intersect_with_a_hint() {
+        let r = rule("r", &["read"], &["read"]);
+        for requested in [Some(s(&["read"])), None] {
+            let err = grant(&r, requested.as_ref(), Scopes::none()).expect_err("no scopes");
+            assert!(
+                err.description.contains("scope_mode = \"grant\""),
+                "{}",
+                err.description
+            );
+        }
+        let err = grant(&r, Some(&s(&["read"])), &s(&["write"])).expect_err("other scopes");
+        assert!(
+            !err.description.contains("scope_mode"),
+            "{}",
+            err.description
         );
     }
 }

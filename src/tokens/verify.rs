@@ -194,6 +194,12 @@ pub fn check_claims(
             TokenKind::IdToken => {
                 "is an ID token, which is not accepted where an access token is expected".into()
             }
+            TokenKind::AccessToken if issuer.accept.contains(&TokenKind::Jwt) => format!(
+                "is of kind access_token, which issuer \"{}\" does not accept: its tokens are \
+                 plain JWTs (workload tokens are), sent as subject_token_type \
+                 urn:ietf:params:oauth:token-type:jwt",
+                issuer.id
+            ),
             other => format!(
                 "is of kind {}, which issuer \"{}\" does not accept",
                 other.as_str(),
