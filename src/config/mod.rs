@@ -6,7 +6,7 @@ mod check;
 mod client;
 pub mod duration;
 mod issuer;
-mod raw;
+pub mod raw;
 mod rule;
 
 use std::fmt;
@@ -187,8 +187,8 @@ impl KeySource {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum TokenKind {
     AccessToken,
     IdToken,
@@ -263,16 +263,16 @@ pub enum ClientAuth {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum ScopeMode {
     #[default]
     Intersect,
     Grant,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(try_from = "String")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
 pub enum ActorMode {
     #[default]
     None,
@@ -318,6 +318,34 @@ impl TryFrom<String> for ActorMode {
             "token" => Ok(Self::Token),
             other => Err(format!("\"{other}\" is not none, client or token")),
         }
+    }
+}
+
+/// Each written as the name the file uses, so that a configuration serializes back to its file.
+impl From<TokenKind> for String {
+    fn from(kind: TokenKind) -> Self {
+        kind.as_str().to_string()
+    }
+}
+
+impl From<ScopeMode> for String {
+    fn from(mode: ScopeMode) -> Self {
+        match mode {
+            ScopeMode::Intersect => "intersect",
+            ScopeMode::Grant => "grant",
+        }
+        .to_string()
+    }
+}
+
+impl From<ActorMode> for String {
+    fn from(mode: ActorMode) -> Self {
+        match mode {
+            ActorMode::None => "none",
+            ActorMode::Client => "client",
+            ActorMode::Token => "token",
+        }
+        .to_string()
     }
 }
 

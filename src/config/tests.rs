@@ -345,3 +345,134 @@ fn telemetry_is_off_unless_a_collector_is_named() {
         assert!(e.contains("telemetry.sample_ratio"), "{bad}: {e}");
     }
 }
+
+/// Every key the file may hold, each set.
+const EVERY_KEY: &str = r#"
+[server]
+listen = "127.0.0.1:8443"
+issuer = "https://sts.example.internal"
+max_body_bytes = 16384
+default_rate_limit = { per_second = 50, burst = 100 }
+request_header_timeout = "5s"
+body_timeout = "10s"
+keep_alive = "30s"
+max_connections = 500
+max_assertion_lifetime = "1h"
+trusted_proxies = ["10.0.0.0/8", "::1"]
+pre_auth_limit = { per_second = 5, burst = 20 }
+[admin]
+listen = "127.0.0.1:9090"
+token_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+[storage]
+url = "postgres://tessera@db.internal/tessera"
+retention = "30d"
+audit_query_budget = "2s"
+[signing]
+default_ttl = "5m"
+max_ttl = "1h"
+[[signing.keys]]
+kid = "k2"
+alg = "EdDSA"
+private_key_file = "keys/k2.pem"
+[[signing.keys]]
+kid = "k1"
+alg = "ES256"
+private_key_file = "keys/k1.pem"
+[[issuers]]
+id = "corp"
+issuer = "https://idp.example.com"
+jwks_uri = "https://idp.example.com/jwks"
+algorithms = ["RS256"]
+audiences = ["https://sts.example.internal"]
+accept = ["access_token", "id_token", "jwt"]
+leeway = "10s"
+max_age = "1d"
+jwks_refresh = "10m"
+jwks_min_refetch = "30s"
+access_token_typ = "at+jwt"
+[[issuers]]
+id = "files"
+issuer = "https://files.example.com"
+jwks_file = "keys/files.jwks.json"
+audiences = ["https://sts.example.internal"]
+[[issuers]]
+id = "discovered"
+issuer = "https://discovered.example.com"
+discovery = true
+audiences = ["https://sts.example.internal"]
+[[issuers]]
+id = "opaque"
+issuer = "https://opaque.example.com"
+introspection_endpoint = "https://opaque.example.com/introspect"
+introspection_client_id = "tessera"
+introspection_client_secret = "s3cret"
+introspection_client_secret_file = "keys/introspection.secret"
+introspection_cache = "1m"
+opaque_token_prefix = "op_"
+audiences = ["https://sts.example.internal"]
+[[clients]]
+id = "orders-svc"
+secret_sha256 = "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+rate_limit = { per_second = 1, burst = 2 }
+[[clients]]
+id = "keyed-svc"
+jwks_uri = "https://keyed.example.com/jwks"
+jwks_file = "keys/keyed.jwks.json"
+algorithms = ["ES256", "EdDSA"]
+[[rules]]
+name = "r1"
+clients = ["orders-svc", "keyed-svc"]
+issuers = ["corp", "opaque"]
+subjects = ["system:serviceaccount:payments:*", "alice"]
+audiences = ["inventory-api"]
+resources = ["https://inventory.internal/"]
+scopes = ["inventory:read", "inventory:write"]
+default_scopes = ["inventory:read"]
+scope_mode = "grant"
+require_scopes = ["exchange"]
+condition = '"staff" in subject.groups'
+actor = "token"
+actors = [{ issuer = "corp", subject = "svc-batch" }, { issuer = "corp", subject = "svc-2" }]
+ttl = "2m"
+copy_claims = ["email", "tenant"]
+[[rules]]
+name = "r2"
+actor = "none"
+scope_mode = "intersect"
+[[rules]]
+name = "r3"
+actor = "client"
+[telemetry]
+otlp_endpoint = "http://otel-collector:4318"
+service_name = "sts-eu"
+sample_ratio = 0.25
+"#;
+
+/// The file as `load` reads it, before any check.
+fn raw_of(toml: &str) -> RawConfig {
+    ::config::Config::builder()
+        .add_source(::config::File::from_str(toml, ::config::FileFormat::Toml))
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .expect("a well-formed file")
+}
+
+#[test]
+fn a_configuration_serializes_to_a_file_that_reads_back_the_same() {
+    let every = raw_of(EVERY_KEY);
+    let written = toml::to_string(&every).expect("serializable");
+    assert_eq!(
+        format!("{:?}", raw_of(&written)),
+        format!("{every:?}"),
+        "{written}"
+    );
+    let example = include_str!("../../deploy/tessera.toml");
+    let written = toml::to_string(&raw_of(example)).expect("serializable");
+    let example = parse(example).expect("the example is valid");
+    let again = parse(&written).expect("the written example is valid");
+    assert_eq!(format!("{again:?}"), format!("{example:?}"), "{written}");
+    // Absent keys stay absent rather than written as empty values.
+    let minimal = toml::to_string(&raw_of(BASE)).expect("serializable");
+    assert!(!minimal.contains("listen"), "{minimal}");
+    assert!(!minimal.contains("require_scopes"), "{minimal}");
+}
