@@ -6,11 +6,11 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-fn limited(c: String) -> String {
-    c.replace(
-        "max_body_bytes = 8192\n",
-        "max_body_bytes = 8192\npre_auth_limit = { per_second = 1, burst = 5 }\n",
-    )
+fn limited(c: &mut RawConfig) {
+    c.server.pre_auth_limit = Some(RawRateLimit {
+        per_second: 1,
+        burst: 5,
+    });
 }
 
 async fn garbage(app: &TestApp, headers: &[(&str, &str)]) -> reqwest::Response {
@@ -99,13 +99,8 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
         "127.0.0.1",
         "a header from an untrusted peer is ignored"
     );
-    let app = TestApp::spawn_with(|c| {
-        c.replace(
-            "max_body_bytes = 8192\n",
-            "max_body_bytes = 8192\ntrusted_proxies = [\"127.0.0.0/8\"]\n",
-        )
-    })
-    .await;
+    let app =
+        TestApp::spawn_with(|c| c.server.trusted_proxies = Some(vec!["127.0.0.0/8".into()])).await;
     garbage(&app, &[("x-forwarded-for", "203.0.113.50, 198.51.100.1")]).await;
     assert_eq!(
         app.records(&["--limit", "1"])[0]["remote_addr"],
@@ -121,12 +116,9 @@ async fn forwarded_addresses_count_only_from_trusted_proxies() {
 #[tokio::test]
 async fn check_refuses_a_malformed_trusted_proxy() {
     let app = TestApp::spawn().await;
-    let config = std::fs::read_to_string(&app.config_path).unwrap().replace(
-        "max_body_bytes = 8192\n",
-        "max_body_bytes = 8192\ntrusted_proxies = [\"10.0.0.0/40\"]\n",
-    );
-    let path = app.dir.path().join("proxies.toml");
-    std::fs::write(&path, config).unwrap();
+    let path = app.config_copy("proxies.toml", |c| {
+        c.server.trusted_proxies = Some(vec!["10.0.0.0/40".into()]);
+    });
     let out = run_cli(&["check"], Some(&path));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -146,12 +138,7 @@ fn rss_kib(pid: u32) -> u64 {
 async fn connections_holding_partial_bodies_take_bounded_memory() {
     use std::io::Write;
     let app = TestApp::spawn().await;
-    let config = std::fs::read_to_string(&app.config_path).unwrap().replace(
-        "max_body_bytes = 8192\n",
-        "max_body_bytes = 8192\nmax_connections = 20\n",
-    );
-    let path = app.dir.path().join("connections.toml");
-    std::fs::write(&path, config).unwrap();
+    let path = app.config_copy("connections.toml", |c| c.server.max_connections = Some(20));
     let served = Served::start(&path);
     served.wait_ready(&app.http).await;
     let pid = served.child.id();
@@ -180,7 +167,7 @@ async fn connections_holding_partial_bodies_take_bounded_memory() {
 #[tokio::test]
 async fn refusals_past_the_limit_are_not_logged_one_by_one() {
     let app = TestApp::spawn_with(limited).await;
-    let (served, _, _) = app.serve_copy("logged", "info", |c| c).await;
+    let (served, _, _) = app.serve_copy("logged", "info", |_| {}).await;
     for _ in 0..60 {
         let resp = app
             .http

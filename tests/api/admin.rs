@@ -167,11 +167,29 @@ async fn admin_exchanges_page_without_duplicates_or_gaps_while_records_arrive() 
 }
 
 /// A configuration where minted tokens can be exchanged again twice: for stock-api, then shelf-api.
-fn with_hops(c: String) -> String {
-    format!(
-        "{c}\n[[issuers]]\nid = \"tessera\"\nissuer = \"{STS}\"\nalgorithms = [\"ES256\"]\naudiences = [\"inventory-api\", \"stock-api\"]\n\n[[rules]]\nname = \"hops\"\nclients = [\"orders-svc\"]\nissuers = [\"tessera\"]\naudiences = [\"stock-api\", \"shelf-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\n\n[[clients]]\nid = \"inventory-api\"\nsecret_sha256 = \"{}\"\n",
+fn with_hops(c: &mut RawConfig) {
+    c.append(&format!(
+        r#"
+[[issuers]]
+id = "tessera"
+issuer = "{STS}"
+algorithms = ["ES256"]
+audiences = ["inventory-api", "stock-api"]
+
+[[rules]]
+name = "hops"
+clients = ["orders-svc"]
+issuers = ["tessera"]
+audiences = ["stock-api", "shelf-api"]
+scopes = ["inventory:read"]
+default_scopes = ["inventory:read"]
+
+[[clients]]
+id = "inventory-api"
+secret_sha256 = "{}"
+"#,
         tessera::clients::sha256_hex("inventory-secret")
-    )
+    ));
 }
 
 async fn re_exchange(app: &TestApp, token: &str, audience: &str) -> reqwest::Response {

@@ -5,6 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
+use tessera::config::TokenKind;
 
 use crate::helpers::*;
 
@@ -111,8 +112,7 @@ async fn token_refuses_every_forged_or_confused_subject_token() {
 
 #[tokio::test]
 async fn token_refuses_an_oversized_subject_token_without_reading_on() {
-    let app =
-        TestApp::spawn_with(|c| c.replace("max_body_bytes = 8192", "max_body_bytes = 65536")).await;
+    let app = TestApp::spawn_with(|c| c.server.max_body_bytes = Some(65536)).await;
     let huge = format!(
         "{}.{}.sig",
         b64(&json!({"alg": "RS256"})),
@@ -126,10 +126,7 @@ async fn token_refuses_an_oversized_subject_token_without_reading_on() {
 #[tokio::test]
 async fn token_accepts_id_tokens_only_from_issuers_that_accept_them() {
     let app = TestApp::spawn_with(|c| {
-        c.replace(
-            "jwks_min_refetch = \"0s\"",
-            "jwks_min_refetch = \"0s\"\naccept = [\"access_token\", \"id_token\"]",
-        )
+        c.issuer_mut("corp").accept = Some(vec![TokenKind::AccessToken, TokenKind::IdToken]);
     })
     .await;
     let id_token = app.subject_token(json!({"nonce": "n"}));

@@ -277,9 +277,7 @@ async fn concurrent_exchanges_each_get_a_committed_record() {
 
 #[tokio::test]
 async fn records_keep_request_values_within_their_bounds() {
-    let app =
-        TestApp::spawn_with(|c| c.replace("max_body_bytes = 8192", "max_body_bytes = 200000"))
-            .await;
+    let app = TestApp::spawn_with(|c| c.server.max_body_bytes = Some(200_000)).await;
     let subject = app.subject_token(json!({}));
     let long = "a".repeat(64_000);
     let control = "\u{1}".repeat(5_000);
@@ -320,9 +318,7 @@ async fn records_keep_request_values_within_their_bounds() {
 
 #[tokio::test]
 async fn requests_are_bounded_in_targets_and_scopes() {
-    let app =
-        TestApp::spawn_with(|c| c.replace("max_body_bytes = 8192", "max_body_bytes = 200000"))
-            .await;
+    let app = TestApp::spawn_with(|c| c.server.max_body_bytes = Some(200_000)).await;
     let subject = app.subject_token(json!({}));
     let base = [
         ("grant_type", TOKEN_EXCHANGE),
@@ -405,10 +401,7 @@ async fn admin_pages_are_bounded_by_bytes_as_well_as_rows() {
 
 #[tokio::test]
 async fn an_audit_query_past_its_budget_is_refused_and_the_service_goes_on() {
-    let app = TestApp::spawn_with(|c| {
-        c.replace("[storage]\n", "[storage]\naudit_query_budget = \"10ms\"\n")
-    })
-    .await;
+    let app = TestApp::spawn_with(|c| c.storage.audit_query_budget = Some("10ms".into())).await;
     let bulk = if crate::on_postgres() {
         "INSERT INTO exchanges (id, time_us, outcome, reason, requested_audiences, \
          requested_resources, requested_scopes, granted_audiences, granted_scopes, request_id, \
@@ -437,8 +430,7 @@ async fn space_freed_by_retention_returns_to_the_file_system() {
     if crate::on_postgres() {
         return; // PostgreSQL reuses and returns space itself (autovacuum).
     }
-    let app =
-        TestApp::spawn_with(|c| c.replace("[storage]\n", "[storage]\nretention = \"2s\"\n")).await;
+    let app = TestApp::spawn_with(|c| c.storage.retention = Some("2s".into())).await;
     let file = app.dir.path().join("tessera.db");
     app.sql(&format!(
         "INSERT INTO audit_chains VALUES ('planted', 0, 39, 'h', -1, '{}'); {}",
@@ -521,10 +513,7 @@ async fn the_cli_reads_large_records_in_flat_memory() {
 #[tokio::test]
 async fn audit_queries_never_take_the_connections_exchanges_need() {
     let app = std::sync::Arc::new(
-        TestApp::spawn_with(|c| {
-            c.replace("[storage]\n", "[storage]\naudit_query_budget = \"2s\"\n")
-        })
-        .await,
+        TestApp::spawn_with(|c| c.storage.audit_query_budget = Some("2s".into())).await,
     );
     let bulk = if crate::on_postgres() {
         "INSERT INTO exchanges (id, time_us, outcome, reason, requested_audiences, \

@@ -167,8 +167,7 @@ async fn each_server_start_writes_its_own_chain_and_all_verify() {
 
 #[tokio::test]
 async fn retention_prunes_old_records_and_the_chain_still_verifies() {
-    let app =
-        TestApp::spawn_with(|c| c.replace("[storage]\n", "[storage]\nretention = \"2s\"\n")).await;
+    let app = TestApp::spawn_with(|c| c.storage.retention = Some("2s".into())).await;
     for _ in 0..3 {
         assert_eq!(
             app.exchange_subject(&app.subject_token(json!({})))

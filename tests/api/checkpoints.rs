@@ -9,7 +9,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn the_log_is_copied_into_the_database_file_as_records_are_written() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(on_sqlite).await;
     let file = app.dir.path().join("tessera.db");
     let before = std::fs::metadata(&file).unwrap().len();
     // One commit each: about ten pages of log apiece, far below SQLite's own threshold.

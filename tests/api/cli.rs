@@ -33,8 +33,21 @@ fn the_example_configuration_passes_check_without_warnings() {
 #[tokio::test]
 async fn check_warns_about_shadowed_rules_and_unused_clients_and_issuers() {
     let app = TestApp::start(|c| {
-        format!(
-            "{c}\n[[rules]]\nname = \"never\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"inventory-api\"]\nscopes = [\"inventory:read\"]\n\n[[issuers]]\nid = \"idle\"\nissuer = \"https://idle.example\"\njwks_uri = \"https://idle.example/jwks\"\naudiences = [\"x\"]\n"
+        c.append(
+            r#"
+[[rules]]
+name = "never"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["inventory-api"]
+scopes = ["inventory:read"]
+
+[[issuers]]
+id = "idle"
+issuer = "https://idle.example"
+jwks_uri = "https://idle.example/jwks"
+audiences = ["x"]
+"#,
         )
     })
     .await;
@@ -62,47 +75,52 @@ async fn check_warns_about_shadowed_rules_and_unused_clients_and_issuers() {
 #[tokio::test]
 async fn check_names_the_file_and_key_at_fault() {
     let app = TestApp::spawn().await;
-    let good = std::fs::read_to_string(&app.config_path).unwrap();
-    let cases: &[(&str, &str, &str)] = &[
+    let bad = |edit: fn(&mut RawConfig)| {
+        let mut config = app.config();
+        edit(&mut config);
+        config.to_toml()
+    };
+    // A key no configuration value can hold, added to the file's own tables.
+    let mut unknown_key: toml::Table =
+        toml::from_str(&std::fs::read_to_string(&app.config_path).unwrap()).unwrap();
+    unknown_key
+        .get_mut("server")
+        .and_then(toml::Value::as_table_mut)
+        .unwrap()
+        .insert("port".into(), 1.into());
+    let cases = [
         (
-            "algorithms = [\"RS256\", \"ES256\"]",
-            "algorithms = [\"HS256\"]",
+            bad(|c| c.issuer_mut("corp").algorithms = Some(vec!["HS256".into()])),
             "issuers[0].algorithms",
         ),
         (
-            "algorithms = [\"RS256\", \"ES256\"]",
-            "algorithms = [\"none\"]",
+            bad(|c| c.issuer_mut("corp").algorithms = Some(vec!["none".into()])),
             "issuers[0].algorithms",
         ),
         (
-            "clients = [\"orders-svc\"]",
-            "clients = [\"ghost\"]",
+            bad(|c| c.rule_mut("orders-to-inventory").clients = vec!["ghost".into()]),
             "rules[0].clients",
         ),
+        (unknown_key.to_string(), "port"),
         (
-            "max_body_bytes = 8192",
-            "max_body_bytes = 8192\nport = 1",
-            "port",
-        ),
-        (
-            "default_ttl = \"5m\"",
-            "default_ttl = \"five minutes\"",
+            bad(|c| c.signing.default_ttl = Some("five minutes".into())),
             "signing.default_ttl",
         ),
         (
-            "private_key_file = \"signing.pem\"",
-            "private_key_file = \"missing.pem\"",
+            bad(|c| c.signing.keys[0].private_key_file = "missing.pem".into()),
             "missing.pem",
         ),
         (
-            "copy_claims = [\"email\"]",
-            "copy_claims = [\"email\"]\ncondition = '\"staff\" in subjct.groups'",
+            bad(|c| {
+                c.rule_mut("orders-to-inventory").condition =
+                    Some(r#""staff" in subjct.groups"#.into())
+            }),
             "rules[0].condition",
         ),
     ];
-    for (from, to, named) in cases {
+    for (text, named) in cases {
         let path = app.dir.path().join("bad.toml");
-        std::fs::write(&path, good.replacen(from, to, 1)).unwrap();
+        std::fs::write(&path, text).unwrap();
         let out = run_cli(&["check"], Some(&path));
         assert!(!out.status.success(), "{named}: accepted");
         let err = stderr(&out);
@@ -210,11 +228,9 @@ fn secret_prints_a_strong_secret_and_its_hash() {
 #[tokio::test]
 async fn migrate_creates_the_schema() {
     let app = TestApp::spawn().await;
-    let path = app.dir.path().join("fresh.toml");
-    let config = std::fs::read_to_string(&app.config_path)
-        .unwrap()
-        .replace("tessera.db", "fresh.db");
-    std::fs::write(&path, config).unwrap();
+    let path = app.config_copy("fresh.toml", |c| {
+        c.storage.url = Some("sqlite://fresh.db".into());
+    });
     let missing = run_cli(&["audit"], Some(&path));
     assert!(
         !missing.status.success(),
@@ -293,9 +309,9 @@ fn keys_generate_takes_algorithm_names_in_any_case() {
 async fn errors_of_the_first_hour_name_what_to_fix() {
     let app = TestApp::spawn().await;
     // A signing key file that is not there.
-    let text = std::fs::read_to_string(&app.config_path).unwrap();
-    let missing = app.dir.path().join("missing-key.toml");
-    std::fs::write(&missing, text.replace("signing.pem", "not-there.pem")).unwrap();
+    let missing = app.config_copy("missing-key.toml", |c| {
+        c.signing.keys[0].private_key_file = "not-there.pem".into();
+    });
     let out = run_cli(&["check"], Some(&missing));
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -306,16 +322,9 @@ async fn errors_of_the_first_hour_name_what_to_fix() {
     // A listen address in use.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let busy = app.dir.path().join("busy.toml");
-    std::fs::write(
-        &busy,
-        text.replacen(
-            "listen = \"127.0.0.1:0\"",
-            &format!("listen = \"127.0.0.1:{port}\""),
-            1,
-        ),
-    )
-    .unwrap();
+    let busy = app.config_copy("busy.toml", |c| {
+        c.server.listen = Some(format!("127.0.0.1:{port}"));
+    });
     let out = run_cli(&["serve"], Some(&busy));
     assert!(!out.status.success());
     let err = stderr(&out);
@@ -450,15 +459,10 @@ async fn the_audit_table_shows_whole_jtis_and_revocations() {
 #[tokio::test]
 async fn long_commands_show_progress_on_a_terminal_and_stay_quiet_otherwise() {
     let app = TestApp::spawn().await;
-    let text = std::fs::read_to_string(&app.config_path).unwrap();
     let fresh = |name: &str| {
-        let path = app.dir.path().join(format!("{name}.toml"));
-        std::fs::write(
-            &path,
-            text.replace("sqlite://tessera.db", &format!("sqlite://{name}.db")),
-        )
-        .unwrap();
-        path
+        app.config_copy(&format!("{name}.toml"), |c| {
+            c.storage.url = Some(format!("sqlite://{name}.db"));
+        })
     };
     // Piped: the result on stdout, nothing on stderr.
     let piped = run_cli(&["migrate"], Some(&fresh("piped")));

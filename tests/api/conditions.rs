@@ -4,11 +4,21 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-fn staff_only(c: String) -> String {
-    c.replace(
-        "[[rules]]\nname = \"orders-to-inventory\"",
-        "[[rules]]\nname = \"staff-reports\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"reports-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\ncondition = '\"staff\" in subject.groups && client == \"orders-svc\" && \"reports-api\" in request.audiences'\n\n[[rules]]\nname = \"orders-to-inventory\"",
-    )
+fn staff_only(c: &mut RawConfig) {
+    c.rules.insert(
+        0,
+        entry(
+            r#"
+name = "staff-reports"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["reports-api"]
+scopes = ["inventory:read"]
+default_scopes = ["inventory:read"]
+condition = '"staff" in subject.groups && client == "orders-svc" && "reports-api" in request.audiences'
+"#,
+        ),
+    );
 }
 
 async fn reports(app: &TestApp, subject: &str) -> reqwest::Response {
@@ -55,11 +65,12 @@ async fn a_rule_applies_only_when_its_condition_is_true() {
 #[tokio::test]
 async fn check_names_the_rule_whose_condition_is_not_valid_cel() {
     let app = TestApp::spawn_with(staff_only).await;
-    let config = std::fs::read_to_string(&app.config_path)
-        .unwrap()
-        .replace("subject.groups &&", "subject.groups &&&");
-    let path = app.dir.path().join("bad-cel.toml");
-    std::fs::write(&path, config).unwrap();
+    let path = app.config_copy("bad-cel.toml", |c| {
+        c.rule_mut("staff-reports").condition = Some(
+            r#""staff" in subject.groups &&& client == "orders-svc" && "reports-api" in request.audiences"#
+                .into(),
+        );
+    });
     let out = run_cli(&["check"], Some(&path));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -69,11 +80,21 @@ async fn check_names_the_rule_whose_condition_is_not_valid_cel() {
     );
 }
 
-fn looping(c: String) -> String {
-    c.replace(
-        "[[rules]]\nname = \"orders-to-inventory\"",
-        "[[rules]]\nname = \"loops\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"reports-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\ncondition = 'subject.groups.all(g, g != \"banned\")'\n\n[[rules]]\nname = \"orders-to-inventory\"",
-    )
+fn looping(c: &mut RawConfig) {
+    c.rules.insert(
+        0,
+        entry(
+            r#"
+name = "loops"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["reports-api"]
+scopes = ["inventory:read"]
+default_scopes = ["inventory:read"]
+condition = 'subject.groups.all(g, g != "banned")'
+"#,
+        ),
+    );
 }
 
 #[tokio::test]
@@ -127,11 +148,9 @@ async fn check_refuses_comprehensions_nested_however_they_are_written() {
         "subject.groups.map (a, subject.groups.map (b, a + b)).size() > 0",
         "subject.groups.exists(a, subject.groups.all(b, a == b))",
     ] {
-        let config = std::fs::read_to_string(&app.config_path)
-            .unwrap()
-            .replace("subject.groups.all(g, g != \"banned\")", nested);
-        let path = app.dir.path().join("nested.toml");
-        std::fs::write(&path, config).unwrap();
+        let path = app.config_copy("nested.toml", |c| {
+            c.rule_mut("loops").condition = Some(nested.into());
+        });
         let out = run_cli(&["check"], Some(&path));
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{nested}");

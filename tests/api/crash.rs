@@ -10,7 +10,7 @@ use crate::helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_load_loses_no_record_of_a_token_handed_out() {
     let app = TestApp::spawn().await;
-    let (mut served, path, _) = app.serve_copy("crash", "info", |c| c).await;
+    let (mut served, path, _) = app.serve_copy("crash", "info", |_| {}).await;
     let http = reqwest::Client::new();
     let subject = app.subject_token(json!({"exp": now() + 3600}));
     let clients = exchange_until_gone(&served.url, &subject, 8);

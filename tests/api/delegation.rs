@@ -5,10 +5,20 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-fn with_delegation(c: String) -> String {
-    format!(
-        "{c}\n[[rules]]\nname = \"delegated\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"delegated-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nactor = \"token\"\nactors = [{{ issuer = \"corp\", subject = \"svc-batch\" }}]\n"
-    )
+fn with_delegation(c: &mut RawConfig) {
+    c.append(
+        r#"
+[[rules]]
+name = "delegated"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["delegated-api"]
+scopes = ["inventory:read"]
+default_scopes = ["inventory:read"]
+actor = "token"
+actors = [{ issuer = "corp", subject = "svc-batch" }]
+"#,
+    );
 }
 
 async fn delegate(app: &TestApp, subject: &str, actor: &str, audience: &str) -> reqwest::Response {

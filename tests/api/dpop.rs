@@ -219,8 +219,18 @@ async fn delegate(
 #[tokio::test]
 async fn a_bound_actor_token_is_accepted_only_with_a_proof_of_its_key() {
     let app = TestApp::spawn_with(|c| {
-        format!(
-            "{c}\n[[rules]]\nname = \"delegated\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"delegated-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nactor = \"token\"\nactors = [{{ issuer = \"corp\", subject = \"svc-batch\" }}]\n"
+        c.append(
+            r#"
+[[rules]]
+name = "delegated"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["delegated-api"]
+scopes = ["inventory:read"]
+default_scopes = ["inventory:read"]
+actor = "token"
+actors = [{ issuer = "corp", subject = "svc-batch" }]
+"#,
         )
     })
     .await;

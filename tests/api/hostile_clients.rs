@@ -39,10 +39,8 @@ async fn hostile_connections_are_bounded_and_others_are_served() {
     let app = TestApp::spawn().await;
     let (served, _, _) = app
         .serve_copy("hostile", "info", |c| {
-            c.replace(
-                "max_body_bytes = 8192",
-                "max_body_bytes = 8192\nrequest_header_timeout = \"2s\"\nbody_timeout = \"2s\"",
-            )
+            c.server.request_header_timeout = Some("2s".into());
+            c.server.body_timeout = Some("2s".into());
         })
         .await;
     let http = reqwest::Client::new();

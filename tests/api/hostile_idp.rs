@@ -13,8 +13,19 @@ async fn a_hostile_identity_provider_affects_nothing_but_its_own_refetch() {
     let partner = TestIdp::start(&[&partner_key]).await;
     let partner_url = partner.url.clone();
     let app = TestApp::spawn_with(|c| {
-        format!("{c}\n[[issuers]]\nid = \"partner\"\nissuer = \"{partner_url}\"\njwks_uri = \"{partner_url}/jwks\"\nalgorithms = [\"ES256\"]\naudiences = [\"{STS}\"]\n")
-            .replace("issuers = [\"corp\"]", "issuers = [\"corp\", \"partner\"]")
+        c.append(&format!(
+            r#"
+[[issuers]]
+id = "partner"
+issuer = "{partner_url}"
+jwks_uri = "{partner_url}/jwks"
+algorithms = ["ES256"]
+audiences = ["{STS}"]
+"#
+        ));
+        c.rule_mut("orders-to-inventory")
+            .issuers
+            .push("partner".into());
     })
     .await;
     let ghost = TestKey::generate(Algorithm::ES256, "ghost");

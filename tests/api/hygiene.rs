@@ -9,7 +9,7 @@ use crate::helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_token_secret_or_proof_reaches_logs_database_or_metrics() {
     let app = TestApp::spawn().await;
-    let (served, _, _) = app.serve_copy("hygiene", "debug", |c| c).await;
+    let (served, _, _) = app.serve_copy("hygiene", "debug", |_| {}).await;
     let http = reqwest::Client::new();
     let admin_url = served.admin_url.clone().expect("the admin listener");
 

@@ -41,10 +41,8 @@ async fn token_follows_key_rotation_at_the_identity_provider() {
 
 #[tokio::test]
 async fn token_refetches_unknown_kids_no_more_often_than_allowed() {
-    let app = TestApp::spawn_with(|c| {
-        c.replace("jwks_min_refetch = \"0s\"", "jwks_min_refetch = \"1h\"")
-    })
-    .await;
+    let app =
+        TestApp::spawn_with(|c| c.issuer_mut("corp").jwks_min_refetch = Some("1h".into())).await;
     let before = app.idp.fetches();
     let ghost = TestKey::generate(Algorithm::ES256, "ghost");
     for _ in 0..5 {
@@ -91,10 +89,18 @@ async fn serve_starts_with_an_unreachable_issuer_and_answers_503_for_its_tokens(
     let dead = format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port());
     drop(closed);
     let app = TestApp::start(|c| {
-        format!(
-            "{c}\n[[issuers]]\nid = \"partner\"\nissuer = \"{dead}\"\njwks_uri = \"{dead}/jwks\"\naudiences = [\"{STS}\"]\n"
-        )
-        .replace("issuers = [\"corp\"]", "issuers = [\"corp\", \"partner\"]")
+        c.append(&format!(
+            r#"
+[[issuers]]
+id = "partner"
+issuer = "{dead}"
+jwks_uri = "{dead}/jwks"
+audiences = ["{STS}"]
+"#
+        ));
+        c.rule_mut("orders-to-inventory")
+            .issuers
+            .push("partner".into());
     })
     .await;
     // corp becomes ready; partner never does.
@@ -154,7 +160,12 @@ async fn serve_starts_with_an_unreachable_issuer_and_answers_503_for_its_tokens(
 
 #[tokio::test]
 async fn token_finds_keys_through_discovery() {
-    let app = TestApp::spawn_with(|c| with_key_source(c, "discovery = true")).await;
+    let app = TestApp::spawn_with(|c| {
+        let corp = c.issuer_mut("corp");
+        corp.jwks_uri = None;
+        corp.discovery = Some(true);
+    })
+    .await;
     app.minted(json!({})).await;
 }
 
@@ -163,8 +174,12 @@ async fn token_verifies_with_a_jwks_file() {
     let files = tempfile::tempdir().unwrap();
     let jwks = files.path().join("idp.jwks.json");
     std::fs::write(&jwks, json!({"keys": [TestKey::rsa().jwk]}).to_string()).unwrap();
-    let source = format!("jwks_file = \"{}\"", jwks.display());
-    let app = TestApp::spawn_with(|c| with_key_source(c, &source)).await;
+    let app = TestApp::spawn_with(|c| {
+        let corp = c.issuer_mut("corp");
+        corp.jwks_uri = None;
+        corp.jwks_file = Some(jwks.display().to_string());
+    })
+    .await;
     assert_eq!(app.idp.fetches(), 0, "nothing is fetched over HTTP");
     app.minted(json!({})).await;
 }

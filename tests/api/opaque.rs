@@ -5,20 +5,23 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// The configuration with an issuer of opaque tokens, introspected at the test identity provider.
-fn with_opaque_issuer(c: String) -> String {
-    let line = c
-        .lines()
-        .find(|l| l.starts_with("jwks_uri = "))
-        .unwrap()
-        .to_string();
-    let idp = line
-        .trim_start_matches("jwks_uri = \"")
-        .trim_end_matches("/jwks\"")
-        .to_string();
-    format!(
-        "{c}\n[[issuers]]\nid = \"opaque\"\nissuer = \"{idp}/opaque\"\nintrospection_endpoint = \"{idp}/introspect\"\nintrospection_client_id = \"tessera\"\nintrospection_client_secret = \"introspect-secret\"\nintrospection_cache = \"5m\"\naudiences = [\"{STS}\"]\n"
-    )
-    .replace("issuers = [\"corp\"]", "issuers = [\"corp\", \"opaque\"]")
+fn with_opaque_issuer(c: &mut RawConfig) {
+    let idp = c.issuer_mut("corp").issuer.clone();
+    c.append(&format!(
+        r#"
+[[issuers]]
+id = "opaque"
+issuer = "{idp}/opaque"
+introspection_endpoint = "{idp}/introspect"
+introspection_client_id = "tessera"
+introspection_client_secret = "introspect-secret"
+introspection_cache = "5m"
+audiences = ["{STS}"]
+"#
+    ));
+    c.rule_mut("orders-to-inventory")
+        .issuers
+        .push("opaque".into());
 }
 
 async fn exchange(app: &TestApp, token: &str) -> reqwest::Response {
@@ -125,33 +128,37 @@ async fn a_jwt_naming_an_issuer_of_opaque_tokens_is_refused_clearly() {
 
 /// A second issuer of opaque tokens at the same introspection endpoint, both named by
 /// orders-svc's rule; `billing-svc` has a rule that names only `corp`.
-fn with_two_opaque_issuers(c: String, prefixes: Option<(&str, &str)>) -> String {
-    let c = with_opaque_issuer(c);
-    let idp = c
-        .lines()
-        .find(|l| l.starts_with("introspection_endpoint = "))
-        .unwrap()
-        .trim_start_matches("introspection_endpoint = \"")
-        .trim_end_matches("/introspect\"")
-        .to_string();
-    let prefix = |p: &str| {
-        if p.is_empty() {
-            String::new()
-        } else {
-            format!("opaque_token_prefix = \"{p}\"\n")
-        }
-    };
-    let (one, two) = match prefixes {
-        Some((a, b)) => (prefix(a), prefix(b)),
-        None => (String::new(), String::new()),
-    };
-    format!(
-        "{c}{one}\n[[issuers]]\nid = \"opaque2\"\nissuer = \"{idp}/opaque2\"\nintrospection_endpoint = \"{idp}/introspect\"\nintrospection_client_id = \"tessera\"\nintrospection_client_secret = \"introspect-secret\"\naudiences = [\"{STS}\"]\n{two}\n[[rules]]\nname = \"billing\"\nclients = [\"billing-svc\"]\nissuers = [\"corp\"]\naudiences = [\"billing-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nscope_mode = \"grant\"\n"
-    )
-    .replace(
-        "issuers = [\"corp\", \"opaque\"]",
-        "issuers = [\"corp\", \"opaque\", \"opaque2\"]",
-    )
+fn with_two_opaque_issuers(c: &mut RawConfig, prefixes: Option<(&str, &str)>) {
+    with_opaque_issuer(c);
+    let idp = c.issuer_mut("corp").issuer.clone();
+    c.append(&format!(
+        r#"
+[[issuers]]
+id = "opaque2"
+issuer = "{idp}/opaque2"
+introspection_endpoint = "{idp}/introspect"
+introspection_client_id = "tessera"
+introspection_client_secret = "introspect-secret"
+audiences = ["{STS}"]
+
+[[rules]]
+name = "billing"
+clients = ["billing-svc"]
+issuers = ["corp"]
+audiences = ["billing-api"]
+scopes = ["inventory:read"]
+default_scopes = ["inventory:read"]
+scope_mode = "grant"
+"#
+    ));
+    if let Some((one, two)) = prefixes {
+        let prefix = |p: &str| (!p.is_empty()).then(|| p.to_string());
+        c.issuer_mut("opaque").opaque_token_prefix = prefix(one);
+        c.issuer_mut("opaque2").opaque_token_prefix = prefix(two);
+    }
+    c.rule_mut("orders-to-inventory")
+        .issuers
+        .push("opaque2".into());
 }
 
 #[tokio::test]

@@ -8,12 +8,17 @@ use crate::helpers::*;
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A config whose `keyed-svc` client authenticates with keys served by `jwks_url`.
-fn with_keyed_client(c: String, jwks_url: &str) -> String {
-    c.replace(
-        "[[clients]]\nid = \"orders-svc\"",
-        &format!("[[clients]]\nid = \"keyed-svc\"\njwks_uri = \"{jwks_url}\"\n\n[[clients]]\nid = \"orders-svc\""),
-    )
-    .replace("clients = [\"orders-svc\"]", "clients = [\"orders-svc\", \"keyed-svc\"]")
+fn with_keyed_client(c: &mut RawConfig, jwks_url: &str) {
+    let keyed = format!(
+        r#"
+id = "keyed-svc"
+jwks_uri = "{jwks_url}"
+"#
+    );
+    c.clients.insert(0, entry(&keyed));
+    c.rule_mut("orders-to-inventory")
+        .clients
+        .push("keyed-svc".into());
 }
 
 fn assertion(key: &TestKey, extra: Value) -> String {
@@ -156,7 +161,8 @@ async fn an_assertion_is_single_use_for_as_long_as_it_is_accepted() {
     let url = format!("{}/jwks", client_idp.url);
     // A short retention prunes expired single-use identifiers every second.
     let app = TestApp::spawn_with(|c| {
-        with_keyed_client(c, &url).replace("[storage]\n", "[storage]\nretention = \"4s\"\n")
+        with_keyed_client(c, &url);
+        c.storage.retention = Some("4s".into());
     })
     .await;
     let mut once = assertion(&key, json!({"exp": now() + 2}));
@@ -196,10 +202,8 @@ async fn long_lived_assertions_need_max_assertion_lifetime() {
     assert!(desc.contains("10m"), "{desc}");
     // A platform team allows an hour knowingly (Authlib's default).
     let app = TestApp::spawn_with(|c| {
-        with_keyed_client(c, &url).replace(
-            "max_body_bytes = 8192\n",
-            "max_body_bytes = 8192\nmax_assertion_lifetime = \"1h\"\n",
-        )
+        with_keyed_client(c, &url);
+        c.server.max_assertion_lifetime = Some("1h".into());
     })
     .await;
     let mut status = 503;

@@ -11,7 +11,7 @@ use crate::helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_reloads_rules_under_load_and_a_bad_file_changes_nothing() {
     let app = TestApp::spawn().await;
-    let (served, path, config) = app.serve_copy("served", "info", |c| c).await;
+    let (served, path, mut config) = app.serve_copy("served", "info", |_| {}).await;
     let http = reqwest::Client::new();
     let subject = app.subject_token(json!({"exp": now() + 3600}));
     assert_eq!(
@@ -43,10 +43,11 @@ async fn sighup_reloads_rules_under_load_and_a_bad_file_changes_nothing() {
     };
 
     // A wider rule, then SIGHUP.
-    let wider = config.replace(
-        "audiences = [\"inventory-api\"]",
-        "audiences = [\"inventory-api\", \"billing-api\"]",
-    );
+    config
+        .rule_mut("orders-to-inventory")
+        .audiences
+        .push("billing-api".into());
+    let wider = config.to_toml();
     std::fs::write(&path, &wider).unwrap();
     served.hangup();
     let mut status = 0;

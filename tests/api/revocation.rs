@@ -12,10 +12,44 @@ const ORDERS: (&str, &str) = ("orders-svc", ORDERS_SECRET);
 
 /// Tessera trusts itself as an issuer (re-exchange), and a rule takes one of its tokens as the
 /// actor token of a delegation.
-fn with_hops(c: String) -> String {
-    format!(
-        "{c}\n[[issuers]]\nid = \"tessera\"\nissuer = \"{STS}\"\nalgorithms = [\"ES256\"]\naudiences = [\"inventory-api\", \"stock-api\"]\n\n[[rules]]\nname = \"hops\"\nclients = [\"orders-svc\"]\nissuers = [\"tessera\"]\naudiences = [\"stock-api\", \"shelf-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\n\n[[rules]]\nname = \"delegated\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"delegated-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nactor = \"token\"\nactors = [{{ issuer = \"tessera\", subject = \"svc-batch\" }}]\n\n[[rules]]\nname = \"delegated-upstream\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"upstream-delegated-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nactor = \"token\"\nactors = [{{ issuer = \"corp\", subject = \"svc-batch\" }}]\n"
-    )
+fn with_hops(c: &mut RawConfig) {
+    c.append(&format!(
+        r#"
+[[issuers]]
+id = "tessera"
+issuer = "{STS}"
+algorithms = ["ES256"]
+audiences = ["inventory-api", "stock-api"]
+
+[[rules]]
+name = "hops"
+clients = ["orders-svc"]
+issuers = ["tessera"]
+audiences = ["stock-api", "shelf-api"]
+scopes = ["inventory:read"]
+default_scopes = ["inventory:read"]
+
+[[rules]]
+name = "delegated"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["delegated-api"]
+scopes = ["inventory:read"]
+default_scopes = ["inventory:read"]
+actor = "token"
+actors = [{{ issuer = "tessera", subject = "svc-batch" }}]
+
+[[rules]]
+name = "delegated-upstream"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["upstream-delegated-api"]
+scopes = ["inventory:read"]
+default_scopes = ["inventory:read"]
+actor = "token"
+actors = [{{ issuer = "corp", subject = "svc-batch" }}]
+"#
+    ));
 }
 
 async fn re_exchange(app: &TestApp, token: &str, audience: &str) -> reqwest::Response {

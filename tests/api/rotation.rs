@@ -15,11 +15,16 @@ async fn tokens_signed_before_a_rotation_still_verify_after_it() {
     // The rotation's last step: the new key signs, the old one is still published.
     let pem = tessera::keys::generate_pkcs8_pem(Algorithm::EdDSA).unwrap();
     std::fs::write(app.dir.path().join("next.pem"), pem).unwrap();
-    let config = std::fs::read_to_string(&app.config_path).unwrap().replace(
-        "[[signing.keys]]\nkid = \"sts-1\"",
-        "[[signing.keys]]\nkid = \"sts-2\"\nalg = \"EdDSA\"\nprivate_key_file = \"next.pem\"\n\n[[signing.keys]]\nkid = \"sts-1\"",
+    let mut config = app.config();
+    config.signing.keys.insert(
+        0,
+        RawSigningKey {
+            kid: "sts-2".into(),
+            alg: "EdDSA".into(),
+            private_key_file: "next.pem".into(),
+        },
     );
-    std::fs::write(&app.config_path, config).unwrap();
+    write_config(&app.config_path, &config);
     let next =
         tessera::startup::Application::build(tessera::config::load(&app.config_path).unwrap())
             .await

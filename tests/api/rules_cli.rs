@@ -15,9 +15,17 @@ fn text(out: &std::process::Output) -> String {
 #[tokio::test]
 async fn explain_shows_the_applying_rule_and_the_token_without_minting() {
     let app = TestApp::spawn_with(|c| {
-        c.replace(
-            "[[rules]]\nname = \"orders-to-inventory\"",
-            "[[rules]]\nname = \"billing-only\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"billing-api\"]\nscopes = [\"billing:read\"]\n\n[[rules]]\nname = \"orders-to-inventory\"",
+        c.rules.insert(
+            0,
+            entry(
+                r#"
+name = "billing-only"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["billing-api"]
+scopes = ["billing:read"]
+"#,
+            ),
         )
     })
     .await;

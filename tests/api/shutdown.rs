@@ -10,7 +10,7 @@ use crate::helpers::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_load_leaves_a_record_for_every_token_handed_out() {
     let app = TestApp::spawn().await;
-    let (mut served, path, _) = app.serve_copy("served", "info", |c| c).await;
+    let (mut served, path, _) = app.serve_copy("served", "info", |_| {}).await;
     let subject = app.subject_token(json!({"exp": now() + 3600}));
 
     // Eight clients exchange in a loop until the server goes away.

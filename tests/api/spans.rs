@@ -18,7 +18,7 @@ use crate::helpers::*;
 #[tokio::test]
 async fn a_line_logged_inside_a_request_names_the_request_and_its_client() {
     let app = TestApp::spawn().await;
-    let (served, _, _) = app.serve_copy("spans", "info", |c| c).await;
+    let (served, _, _) = app.serve_copy("spans", "info", |_| {}).await;
     let request_id = exchange_with_a_new_key(&app, &served.url).await;
     let inside = format!("token_request{{request_id={request_id} client_id=\"orders-svc\"}}");
     for _ in 0..100 {
@@ -104,10 +104,9 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
 async fn an_exchange_s_spans_reach_an_otlp_collector_with_their_attributes_and_parents() {
     let collector = Collector::start().await;
     let app = TestApp::spawn().await;
-    let telemetry = format!("\n[telemetry]\notlp_endpoint = \"{}\"\n", collector.url);
     let (served, _, _) = app
         .serve_copy_with_env("otlp", "info", &[("OTEL_BSP_SCHEDULE_DELAY", "100")], |c| {
-            c + &telemetry
+            c.telemetry.otlp_endpoint = Some(collector.url.clone());
         })
         .await;
     let request_id = exchange_with_a_new_key(&app, &served.url).await;
@@ -177,16 +176,15 @@ async fn exchange_with_a_new_key(app: &TestApp, url: &str) -> String {
 async fn a_sample_ratio_of_zero_exports_no_span() {
     let collector = Collector::start().await;
     let app = TestApp::spawn().await;
-    let telemetry = format!(
-        "\n[telemetry]\notlp_endpoint = \"{}\"\nsample_ratio = 0.0\n",
-        collector.url
-    );
     let (served, _, _) = app
         .serve_copy_with_env(
             "unsampled",
             "info",
             &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
-            |c| c + &telemetry,
+            |c| {
+                c.telemetry.otlp_endpoint = Some(collector.url.clone());
+                c.telemetry.sample_ratio = Some(0.0);
+            },
         )
         .await;
     exchange_with_a_new_key(&app, &served.url).await;

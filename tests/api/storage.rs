@@ -1,5 +1,5 @@
-//! The database each test server gets: a SQLite file in its folder, or, in the PostgreSQL
-//! suite, a fresh database of its own on the server `TESSERA_TEST_POSTGRES_URL` names,
+//! The database each test server gets: a SQLite file in its folder, or, when
+//! `TESSERA_TEST_POSTGRES_URL` names a PostgreSQL server, a fresh database of its own there,
 //! migrated as a deploy would (`tessera migrate`) and dropped when the test ends.
 
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -9,10 +9,11 @@ use diesel::prelude::*;
 use tessera::config::StorageUrl;
 use tessera::store::Store;
 
-/// Where the suite's PostgreSQL server is; the PostgreSQL suite fails, never skips, without it.
+/// The PostgreSQL server of the storage-bound tests; unset, they run on SQLite. Set, they fail,
+/// never skip, when it cannot be reached.
 pub const POSTGRES_URL_VAR: &str = "TESSERA_TEST_POSTGRES_URL";
 
-/// The storage URL written in the default test configuration.
+/// A test server's SQLite database, beside its configuration.
 pub const DEFAULT_SQLITE_URL: &str = "sqlite://tessera.db";
 
 /// A test's database; a PostgreSQL one is dropped with it.
@@ -23,15 +24,35 @@ pub struct Database {
 
 impl Database {
     /// The SQLite file `name` (relative to the configuration's folder), or a fresh PostgreSQL
-    /// database when this suite runs on PostgreSQL.
+    /// database when the storage-bound tests run on PostgreSQL.
     pub fn fresh(name: &str) -> Self {
         if !crate::on_postgres() {
-            return Self {
-                url: format!("sqlite://{name}.db"),
-                postgres_name: None,
-            };
+            return Self::sqlite(name);
         }
         Self::fresh_postgres(true)
+    }
+
+    /// The SQLite file `name`, relative to the configuration's folder.
+    pub fn sqlite(name: &str) -> Self {
+        Self::given(&format!("sqlite://{name}.db"))
+    }
+
+    /// The database at `url`, which a test chose; left as it is when the test ends.
+    pub fn given(url: &str) -> Self {
+        Self {
+            url: url.to_string(),
+            postgres_name: None,
+        }
+    }
+
+    /// Another fresh database on this one's backend: the SQLite file `name` beside a SQLite
+    /// one, or a fresh PostgreSQL database.
+    pub fn another(&self, name: &str) -> Self {
+        if self.url.starts_with("sqlite://") {
+            Self::sqlite(name)
+        } else {
+            Self::fresh_postgres(true)
+        }
     }
 
     /// A fresh PostgreSQL database, with the schema applied or left empty.
@@ -56,11 +77,6 @@ impl Database {
             url,
             postgres_name: Some(name),
         }
-    }
-
-    /// The configuration text with its storage URL pointing here.
-    pub fn configure(&self, config: &str) -> String {
-        config.replace(DEFAULT_SQLITE_URL, &self.url)
     }
 }
 

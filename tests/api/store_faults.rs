@@ -138,7 +138,7 @@ fn sqlite_file(app: &TestApp) -> PathBuf {
 
 #[tokio::test]
 async fn a_database_locked_by_another_process_delays_then_resumes() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(on_sqlite).await;
     let mut handed = Handed::new(&app);
     assert!(handed.exchange().await);
 
@@ -162,7 +162,7 @@ async fn a_database_locked_by_another_process_delays_then_resumes() {
 
 #[tokio::test]
 async fn a_deleted_database_file_is_never_written_blind_and_a_restored_one_is_resumed() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(on_sqlite).await;
     let mut handed = Handed::new(&app);
     assert!(handed.exchange().await);
     let file = sqlite_file(&app);
@@ -228,16 +228,15 @@ async fn app_on_tmpfs(size: &str) -> Option<(TestApp, Mount, tempfile::TempDir)>
     let outer = tempfile::tempdir().unwrap();
     let mount = Mount::tmpfs(&outer.path().join("store"), size)?;
     let url = format!("sqlite://{}/tessera.db", mount.0.display());
-    let app = TestApp::spawn_with(|c| c.replace("sqlite://tessera.db", &url)).await;
+    let app = TestApp::spawn_with(|c| c.storage.url = Some(url)).await;
     Some((app, mount, outer))
 }
 
 #[tokio::test]
 async fn a_full_disk_refuses_exchanges_until_space_is_freed() {
-    let Some((mut app, mount, _outer)) = app_on_tmpfs("8m").await else {
+    let Some((app, mount, _outer)) = app_on_tmpfs("8m").await else {
         return;
     };
-    app.database.url = format!("sqlite://{}/tessera.db", mount.0.display());
     let mut handed = Handed::new(&app);
     assert!(handed.exchange().await);
 
@@ -265,14 +264,12 @@ async fn a_read_only_database_file_refuses_exchanges_until_writable_again() {
         eprintln!("not root: cannot start the server as another user; this test does not run");
         return;
     }
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(on_sqlite).await;
     let store = app.dir.path().join("ro");
     std::fs::create_dir(&store).unwrap();
-    let config = std::fs::read_to_string(&app.config_path)
-        .unwrap()
-        .replace("sqlite://tessera.db", "sqlite://ro/tessera.db");
-    let path = app.dir.path().join("ro.toml");
-    std::fs::write(&path, config).unwrap();
+    let path = app.config_copy("ro.toml", |c| {
+        c.storage.url = Some("sqlite://ro/tessera.db".into());
+    });
     run(
         "chown",
         &["-R", &format!("{NOBODY}:{NOBODY}")],

@@ -88,11 +88,8 @@ async fn a_jti_shared_by_very_many_subjects_is_still_found_and_revoked() {
 #[tokio::test]
 async fn spans_go_once_retention_has_pruned_their_records() {
     let app = TestApp::spawn_with(|c| {
-        c.replace("[storage]\n", "[storage]\nretention = \"2s\"\n")
-            .replace(
-                "jwks_min_refetch = \"0s\"\n",
-                "jwks_min_refetch = \"0s\"\nleeway = \"0s\"\n",
-            )
+        c.storage.retention = Some("2s".into());
+        c.issuer_mut("corp").leeway = Some("0s".into());
     })
     .await;
     let t = now();
@@ -183,9 +180,9 @@ async fn records_written_before_the_spans_existed_are_found_after_the_upgrade() 
             record("OLD3", 3_000_000, "bob", "another-subject", 2),
         ),
     );
-    let config = base.join("before-spans.toml");
-    let text = std::fs::read_to_string(&app.config_path).unwrap();
-    std::fs::write(&config, text.replace(&app.database.url, &old.url)).unwrap();
+    let config = app.config_copy("before-spans.toml", |c| {
+        c.storage.url = Some(old.url.clone())
+    });
 
     let out = run_cli(&["migrate"], Some(&config));
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -390,9 +390,20 @@ async fn token_applies_the_scope_math_of_the_rule() {
 #[tokio::test]
 async fn token_follows_rule_order_and_required_scopes() {
     let app = TestApp::spawn_with(|c| {
-        c.replace(
-            "[[rules]]\nname = \"orders-to-inventory\"",
-            "[[rules]]\nname = \"needs-exchange-scope\"\nclients = [\"orders-svc\"]\nissuers = [\"corp\"]\naudiences = [\"inventory-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nrequire_scopes = [\"exchange\"]\nttl = \"1m\"\n\n[[rules]]\nname = \"orders-to-inventory\"",
+        c.rules.insert(
+            0,
+            entry(
+                r#"
+name = "needs-exchange-scope"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["inventory-api"]
+scopes = ["inventory:read"]
+default_scopes = ["inventory:read"]
+require_scopes = ["exchange"]
+ttl = "1m"
+"#,
+            ),
         )
     })
     .await;
@@ -410,9 +421,24 @@ async fn token_follows_rule_order_and_required_scopes() {
 #[tokio::test]
 async fn token_re_exchanges_a_token_this_server_minted() {
     let app = TestApp::spawn_with(|c| {
-        format!(
-            "{c}\n[[issuers]]\nid = \"tessera\"\nissuer = \"{STS}\"\nalgorithms = [\"ES256\"]\naudiences = [\"inventory-api\"]\n\n[[rules]]\nname = \"inventory-to-stock\"\nclients = [\"orders-svc\"]\nissuers = [\"tessera\"]\naudiences = [\"stock-api\"]\nscopes = [\"inventory:read\"]\ndefault_scopes = [\"inventory:read\"]\nactor = \"client\"\n"
-        )
+        c.append(&format!(
+            r#"
+[[issuers]]
+id = "tessera"
+issuer = "{STS}"
+algorithms = ["ES256"]
+audiences = ["inventory-api"]
+
+[[rules]]
+name = "inventory-to-stock"
+clients = ["orders-svc"]
+issuers = ["tessera"]
+audiences = ["stock-api"]
+scopes = ["inventory:read"]
+default_scopes = ["inventory:read"]
+actor = "client"
+"#
+        ))
     })
     .await;
     let first: Value = app
@@ -453,11 +479,9 @@ async fn token_is_signed_with_each_supported_algorithm() {
             let pem = tessera::keys::generate_pkcs8_pem(alg.parse().unwrap()).unwrap();
             let path = std::env::temp_dir().join(format!("tessera-test-{alg}-{}.pem", uuid_like()));
             std::fs::write(&path, pem).unwrap();
-            c.replace("alg = \"ES256\"", &format!("alg = \"{alg}\""))
-                .replace(
-                    "private_key_file = \"signing.pem\"",
-                    &format!("private_key_file = \"{}\"", path.display()),
-                )
+            let key = &mut c.signing.keys[0];
+            key.alg = alg.into();
+            key.private_key_file = path.display().to_string();
         })
         .await;
         let body: Value = app
@@ -482,10 +506,10 @@ async fn token_is_signed_with_each_supported_algorithm() {
 #[tokio::test]
 async fn token_limits_a_clients_rate_without_recording_each_refusal() {
     let app = TestApp::spawn_with(|c| {
-        c.replace(
-            "[[clients]]\nid = \"orders-svc\"",
-            "[[clients]]\nrate_limit = { per_second = 1, burst = 2 }\nid = \"orders-svc\"",
-        )
+        c.client_mut("orders-svc").rate_limit = Some(RawRateLimit {
+            per_second: 1,
+            burst: 2,
+        });
     })
     .await;
     let subject = app.subject_token(json!({}));
@@ -568,7 +592,7 @@ async fn an_untrusted_issuer_is_named_with_the_trusted_one_it_resembles() {
 async fn a_server_judges_lifetimes_and_stamps_tokens_by_its_clock() {
     use tessera::clock::{Clock, UnixTime};
     let clock = Clock::fixed(UnixTime::from_secs(now() + 3_600));
-    let app = TestApp::start_with_clock(clock.clone(), |c| c).await;
+    let app = TestApp::start_with_clock(clock.clone(), |_| {}).await;
     app.wait_ready().await;
     let subject = app.subject_token(json!({}));
     let desc = assert_error(app.exchange_subject(&subject).await, 400, "invalid_request").await;

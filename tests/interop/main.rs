@@ -135,33 +135,24 @@ impl Interop {
         let port = free_port();
         let url = format!("http://127.0.0.1:{port}");
         let keyed = format!(
-            "[[clients]]\nid = \"keyed-svc\"\njwks_uri = \"{}/jwks\"\n\n[[clients]]\nid = \"orders-svc\"",
+            r#"
+id = "keyed-svc"
+jwks_uri = "{}/jwks"
+"#,
             client_idp.url
         );
         let app = TestApp::spawn_with(|c| {
-            c.replacen(
-                "listen = \"127.0.0.1:0\"",
-                &format!("listen = \"127.0.0.1:{port}\""),
-                1,
-            )
-            .replace(STS, &url)
-            .replace(
-                "max_body_bytes = 8192",
-                "max_body_bytes = 8192\nmax_assertion_lifetime = \"1h\"",
-            )
-            .replace(
-                "alg = \"ES256\"\nprivate_key_file = \"signing.pem\"",
-                &format!(
-                    "alg = \"{}\"\nprivate_key_file = \"{}\"",
-                    tessera::oauth::algorithm::names(alg)[0],
-                    signing.display()
-                ),
-            )
-            .replace("[[clients]]\nid = \"orders-svc\"", &keyed)
-            .replace(
-                "clients = [\"orders-svc\"]",
-                "clients = [\"orders-svc\", \"keyed-svc\"]",
-            )
+            c.server.listen = Some(format!("127.0.0.1:{port}"));
+            c.server.issuer = url.clone();
+            c.issuer_mut("corp").audiences = Some(vec![url.clone()]);
+            c.server.max_assertion_lifetime = Some("1h".into());
+            let key = &mut c.signing.keys[0];
+            key.alg = tessera::oauth::algorithm::names(alg)[0].clone();
+            key.private_key_file = signing.display().to_string();
+            c.clients.insert(0, entry(&keyed));
+            c.rule_mut("orders-to-inventory")
+                .clients
+                .push("keyed-svc".into());
         })
         .await;
         assert_eq!(app.url, url);

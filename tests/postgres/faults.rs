@@ -116,12 +116,9 @@ async fn a_database_gone_silent_gets_bounded_answers_and_service_resumes() {
     let partition = Partition::to(&server).await;
     url.set_host(Some("127.0.0.1")).unwrap();
     url.set_port(Some(partition.addr.port())).unwrap();
-    let config = std::fs::read_to_string(&app.config_path)
-        .unwrap()
-        .replace(&app.database.url, url.as_str());
-    assert!(config.contains(url.as_str()), "{config}");
-    let path = app.dir.path().join("partitioned.toml");
-    std::fs::write(&path, config).unwrap();
+    let path = app.config_copy("partitioned.toml", |c| {
+        c.storage.url = Some(url.to_string())
+    });
     let served = Served::start(&path);
     served.wait_ready(&app.http).await;
     let subject = app.subject_token(json!({}));

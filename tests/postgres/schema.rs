@@ -4,15 +4,6 @@
 use crate::helpers::*;
 use crate::storage::Database;
 
-fn config_on(app: &TestApp, database: &Database, name: &str) -> std::path::PathBuf {
-    let config = std::fs::read_to_string(&app.config_path)
-        .unwrap()
-        .replace(&app.database.url, &database.url);
-    let path = app.dir.path().join(format!("{name}.toml"));
-    std::fs::write(&path, config).unwrap();
-    path
-}
-
 #[tokio::test]
 async fn serve_refuses_a_schema_behind_its_own_until_migrate_runs() {
     if !crate::on_postgres() {
@@ -20,7 +11,7 @@ async fn serve_refuses_a_schema_behind_its_own_until_migrate_runs() {
     }
     let app = TestApp::spawn().await;
     let empty = Database::fresh_postgres(false);
-    let path = config_on(&app, &empty, "behind");
+    let path = app.config_copy("behind.toml", |c| c.storage.url = Some(empty.url.clone()));
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tessera"))
         .args(["serve", "--config"])
@@ -58,12 +49,9 @@ async fn serve_refuses_a_schema_behind_its_own_until_migrate_runs() {
 #[tokio::test]
 async fn an_unreachable_server_is_named_with_its_own_error() {
     let app = TestApp::spawn().await;
-    let config = std::fs::read_to_string(&app.config_path).unwrap().replace(
-        &app.database.url,
-        "postgres://tessera:hunter2@127.0.0.1:1/tessera",
-    );
-    let path = app.dir.path().join("unreachable.toml");
-    std::fs::write(&path, config).unwrap();
+    let path = app.config_copy("unreachable.toml", |c| {
+        c.storage.url = Some("postgres://tessera:hunter2@127.0.0.1:1/tessera".into());
+    });
     let out = run_cli(&["migrate"], Some(&path));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());

@@ -3,73 +3,6 @@
 
 use super::*;
 
-/// The test configuration: one trusted issuer (the test IdP), two clients, one rule.
-pub fn default_config(idp: &str) -> String {
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-issuer = "{STS}"
-max_body_bytes = 8192
-
-[admin]
-listen = "127.0.0.1:0"
-token_sha256 = "{admin}"
-
-[storage]
-url = "sqlite://tessera.db"
-
-[signing]
-default_ttl = "5m"
-max_ttl = "1h"
-[[signing.keys]]
-kid = "sts-1"
-alg = "ES256"
-private_key_file = "signing.pem"
-
-[[issuers]]
-id = "corp"
-issuer = "{idp}"
-jwks_uri = "{idp}/jwks"
-algorithms = ["RS256", "ES256"]
-audiences = ["{STS}"]
-jwks_min_refetch = "0s"
-
-[[clients]]
-id = "orders-svc"
-secret_sha256 = "{orders}"
-
-[[clients]]
-id = "billing-svc"
-secret_sha256 = "{billing}"
-
-[[rules]]
-name = "orders-to-inventory"
-clients = ["orders-svc"]
-issuers = ["corp"]
-audiences = ["inventory-api"]
-resources = ["https://inventory.internal/"]
-scopes = ["inventory:read", "inventory:write"]
-default_scopes = ["inventory:read"]
-actor = "client"
-copy_claims = ["email"]
-"#,
-        orders = tessera::clients::sha256_hex(ORDERS_SECRET),
-        billing = tessera::clients::sha256_hex("billing-secret"),
-        admin = tessera::clients::sha256_hex(ADMIN_TOKEN),
-    )
-}
-
-/// The test configuration with the corp issuer's `jwks_uri` line replaced by `source`.
-pub fn with_key_source(config: String, source: &str) -> String {
-    let line = config
-        .lines()
-        .find(|l| l.starts_with("jwks_uri = "))
-        .unwrap()
-        .to_string();
-    config.replacen(&line, source, 1)
-}
-
 pub struct TestApp {
     pub url: String,
     pub dir: tempfile::TempDir,
@@ -84,25 +17,26 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        Self::spawn_with(|c| c).await
+        Self::spawn_with(|_| {}).await
     }
 
-    /// Starts with the default configuration as `edit` changes it, and waits until ready.
-    pub async fn spawn_with(edit: impl FnOnce(String) -> String) -> Self {
+    /// Starts with the default configuration as `edit` changes it, and waits until ready. The
+    /// server gets a fresh database of the suite's backend unless `edit` sets `storage.url`.
+    pub async fn spawn_with(edit: impl FnOnce(&mut RawConfig)) -> Self {
         let app = Self::start(edit).await;
         app.wait_ready().await;
         app
     }
 
     /// Starts without waiting for readiness.
-    pub async fn start(edit: impl FnOnce(String) -> String) -> Self {
+    pub async fn start(edit: impl FnOnce(&mut RawConfig)) -> Self {
         Self::start_with_clock(tessera::clock::Clock::system(), edit).await
     }
 
     /// Starts on `clock`, without waiting for readiness.
     pub async fn start_with_clock(
         clock: tessera::clock::Clock,
-        edit: impl FnOnce(String) -> String,
+        edit: impl FnOnce(&mut RawConfig),
     ) -> Self {
         let key = TestKey::rsa();
         let idp = TestIdp::start(&[&key]).await;
@@ -110,12 +44,14 @@ impl TestApp {
         let signing = generate_pkcs8_pem(Algorithm::ES256).unwrap();
         std::fs::write(dir.path().join("signing.pem"), signing).unwrap();
         let config_path = dir.path().join("tessera.toml");
-        let database = Database::fresh("tessera");
-        std::fs::write(
-            &config_path,
-            database.configure(&edit(default_config(&idp.url))),
-        )
-        .unwrap();
+        let mut config = default_config(&idp.url);
+        edit(&mut config);
+        let database = match &config.storage.url {
+            Some(url) => Database::given(url),
+            None => Database::fresh("tessera"),
+        };
+        config.storage.url = Some(database.url.clone());
+        write_config(&config_path, &config);
         let config = tessera::config::load(&config_path).unwrap();
         let app = tessera::startup::Application::build_with_clock(config, clock)
             .await
@@ -141,15 +77,15 @@ impl TestApp {
     }
 
     /// The real `tessera serve` on a copy of this app's configuration (as `edit` changes it)
-    /// with its own database (`<name>.db`, or a fresh PostgreSQL database), logging at
-    /// `log_level`; ready when this returns.
-    /// Also returns the copy's path and text, for tests that change it.
+    /// with its own database (`<name>.db`, or a fresh PostgreSQL database when this app's is
+    /// one), logging at `log_level`; ready when this returns.
+    /// Also returns the copy's path and configuration, for tests that change it.
     pub async fn serve_copy(
         &self,
         name: &str,
         log_level: &str,
-        edit: impl FnOnce(String) -> String,
-    ) -> (Served, PathBuf, String) {
+        edit: impl FnOnce(&mut RawConfig),
+    ) -> (Served, PathBuf, RawConfig) {
         self.serve_copy_with_env(name, log_level, &[], edit).await
     }
 
@@ -159,16 +95,14 @@ impl TestApp {
         name: &str,
         log_level: &str,
         env: &[(&str, &str)],
-        edit: impl FnOnce(String) -> String,
-    ) -> (Served, PathBuf, String) {
-        let database = Database::fresh(name);
-        let config = edit(
-            std::fs::read_to_string(&self.config_path)
-                .unwrap()
-                .replace(&self.database.url, &database.url),
-        );
-        let path = self.dir.path().join(format!("{name}.toml"));
-        std::fs::write(&path, &config).unwrap();
+        edit: impl FnOnce(&mut RawConfig),
+    ) -> (Served, PathBuf, RawConfig) {
+        let database = self.database.another(name);
+        let path = self.config_copy(&format!("{name}.toml"), |c| {
+            c.storage.url = Some(database.url.clone());
+            edit(c);
+        });
+        let config = read_config(&path);
         let mut served = Served::launch(&path, log_level, None, env);
         served.database = Some(database);
         served.wait_ready(&self.http).await;
@@ -181,6 +115,21 @@ impl TestApp {
         let served = Served::start(&self.config_path);
         served.wait_ready(&self.http).await;
         served
+    }
+
+    /// This app's configuration, as its file holds it.
+    pub fn config(&self) -> RawConfig {
+        read_config(&self.config_path)
+    }
+
+    /// Writes this app's configuration, as `edit` changes it, to `file_name` in its folder, and
+    /// returns the copy's path.
+    pub fn config_copy(&self, file_name: &str, edit: impl FnOnce(&mut RawConfig)) -> PathBuf {
+        let mut config = self.config();
+        edit(&mut config);
+        let path = self.dir.path().join(file_name);
+        write_config(&path, &config);
+        path
     }
 
     pub async fn stop(&self) {
