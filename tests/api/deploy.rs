@@ -213,9 +213,10 @@ fn metric_names(expr: &str) -> Vec<String> {
         .collect()
 }
 
-/// What a running Tessera exports at `/metrics`, after one exchange.
+/// What a running Tessera exports at `/metrics`, after one exchange: on SQLite, whose store
+/// gauges (`tessera_store_free_bytes`) the deployment's alerts and dashboard watch.
 async fn exported_metrics() -> String {
-    let app = crate::helpers::TestApp::spawn().await;
+    let app = crate::helpers::TestApp::spawn_with(crate::helpers::on_sqlite).await;
     app.minted(serde_json::json!({})).await;
     app.http
         .get(format!("{}/metrics", app.admin_url))

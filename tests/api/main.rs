@@ -1,5 +1,10 @@
-//! Tessera seen from outside: the real server on loopback, a real SQLite file, a test identity
-//! provider serving JWKS over HTTP, and the real `tessera` binary for the CLI.
+//! Tessera seen from outside: the real server on loopback with a database of its own, a test
+//! identity provider serving JWKS over HTTP, and the real `tessera` binary for the CLI.
+//!
+//! The database is a SQLite file unless `TESSERA_TEST_POSTGRES_URL` names a PostgreSQL server:
+//! then each server gets a fresh database there, except in tests of SQLite itself, which pin
+//! their file (`on_sqlite`). The storage-bound tests are the ones under `stored`;
+//! `cargo test --test api -- stored::` runs them alone.
 
 #![expect(
     clippy::unwrap_used,
@@ -9,36 +14,22 @@
 mod helpers;
 mod storage;
 
-/// This suite runs on SQLite; `tests/postgres` runs the storage-bound tests on PostgreSQL.
+/// Whether test servers get PostgreSQL databases: `TESSERA_TEST_POSTGRES_URL` is set.
 fn on_postgres() -> bool {
-    false
+    std::env::var_os(storage::POSTGRES_URL_VAR).is_some()
 }
 
-mod abuse;
-mod admin;
+mod stored;
+
 mod attacks;
-mod audit;
-mod audit_chain;
 mod checkpoints;
 mod cli;
 mod conditions;
-mod crash;
-mod delegation;
 mod deploy;
-mod dpop;
 mod hostile_clients;
 mod hostile_idp;
-mod hygiene;
 mod issuer_keys;
-mod opaque;
-mod private_key_jwt;
 mod public_documents;
-mod reload;
-mod revocation;
-mod rotation;
 mod rules_cli;
-mod shutdown;
 mod spans;
 mod store_faults;
-mod subject_tokens;
-mod token;

@@ -21,7 +21,7 @@ impl TestApp {
     }
 
     /// Starts with the default configuration as `edit` changes it, and waits until ready. The
-    /// server gets a fresh database of the suite's backend unless `edit` sets `storage.url`.
+    /// server gets a fresh database (`Database::fresh`) unless `edit` sets `storage.url`.
     pub async fn spawn_with(edit: impl FnOnce(&mut RawConfig)) -> Self {
         let app = Self::start(edit).await;
         app.wait_ready().await;

@@ -128,8 +128,8 @@ pub fn entry<T: serde::de::DeserializeOwned>(toml: &str) -> T {
     toml::from_str(toml).unwrap()
 }
 
-/// Pins a server to the SQLite file `tessera.db` in its folder, whichever backend the suite
-/// runs the storage-bound tests on: for tests of SQLite itself.
+/// Pins a server to the SQLite file `tessera.db` in its folder, even when
+/// `TESSERA_TEST_POSTGRES_URL` is set: for tests of SQLite itself.
 pub fn on_sqlite(c: &mut RawConfig) {
     c.storage.url = Some(crate::storage::DEFAULT_SQLITE_URL.to_string());
 }

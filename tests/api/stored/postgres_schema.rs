@@ -7,7 +7,7 @@ use crate::storage::Database;
 #[tokio::test]
 async fn serve_refuses_a_schema_behind_its_own_until_migrate_runs() {
     if !crate::on_postgres() {
-        return; // SQLite is migrated by `serve` itself; tests/api covers it.
+        return; // SQLite is migrated by `serve` itself, as every other test shows.
     }
     let app = TestApp::spawn().await;
     let empty = Database::fresh_postgres(false);

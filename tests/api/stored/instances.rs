@@ -4,7 +4,7 @@
 use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
-use crate::dpop::proof;
+use super::dpop::proof;
 use crate::helpers::*;
 
 async fn exchange_with_proof(

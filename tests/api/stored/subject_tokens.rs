@@ -123,10 +123,14 @@ async fn records_written_before_the_spans_existed_are_found_after_the_upgrade() 
         (
             Database::fresh_postgres(false),
             [
-                include_str!("../../migrations/postgres/2026-11-25-000001_create_exchanges/up.sql"),
-                include_str!("../../migrations/postgres/2026-11-25-000002_create_used_jtis/up.sql"),
                 include_str!(
-                    "../../migrations/postgres/2026-11-25-000003_create_store_probes/up.sql"
+                    "../../../migrations/postgres/2026-11-25-000001_create_exchanges/up.sql"
+                ),
+                include_str!(
+                    "../../../migrations/postgres/2026-11-25-000002_create_used_jtis/up.sql"
+                ),
+                include_str!(
+                    "../../../migrations/postgres/2026-11-25-000003_create_store_probes/up.sql"
                 ),
             ],
         )
@@ -134,10 +138,14 @@ async fn records_written_before_the_spans_existed_are_found_after_the_upgrade() 
         (
             Database::fresh("before-spans"),
             [
-                include_str!("../../migrations/sqlite/2026-11-25-000001_create_exchanges/up.sql"),
-                include_str!("../../migrations/sqlite/2026-11-25-000002_create_used_jtis/up.sql"),
                 include_str!(
-                    "../../migrations/sqlite/2026-11-25-000003_create_store_probes/up.sql"
+                    "../../../migrations/sqlite/2026-11-25-000001_create_exchanges/up.sql"
+                ),
+                include_str!(
+                    "../../../migrations/sqlite/2026-11-25-000002_create_used_jtis/up.sql"
+                ),
+                include_str!(
+                    "../../../migrations/sqlite/2026-11-25-000003_create_store_probes/up.sql"
                 ),
             ],
         )

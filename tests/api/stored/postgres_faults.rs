@@ -13,7 +13,7 @@ async fn service_resumes_by_itself_after_the_server_drops_every_connection() {
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
          WHERE datname = current_database() AND pid <> pg_backend_pid()"
     } else {
-        return; // SQLite has no server to lose; see tests/api/audit.rs for its store faults.
+        return; // SQLite has no server to lose; see ../store_faults.rs for its store faults.
     };
     app.sql(drop_connections);
 
@@ -104,7 +104,7 @@ impl Partition {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_database_gone_silent_gets_bounded_answers_and_service_resumes() {
     if !crate::on_postgres() {
-        return; // SQLite has no network to lose; see tests/api/store_faults.rs.
+        return; // SQLite has no network to lose; see ../store_faults.rs.
     }
     let app = TestApp::spawn().await;
     let mut url = url::Url::parse(&app.database.url).unwrap();
