@@ -77,9 +77,15 @@ struct ExplainArgs {
     /// A file holding the subject token
     #[arg(long, value_name = "FILE")]
     subject_token: PathBuf,
+    /// Its type, as subject_token_type names it: the URI or its last part (jwt for workload tokens)
+    #[arg(long, value_name = "TYPE", default_value = "access_token", value_parser = crate::oauth::TokenType::from_arg)]
+    subject_token_type: crate::oauth::TokenType,
     /// A file holding the actor token
     #[arg(long, value_name = "FILE")]
     actor_token: Option<PathBuf>,
+    /// Its type, as actor_token_type names it
+    #[arg(long, value_name = "TYPE", default_value = "access_token", value_parser = crate::oauth::TokenType::from_arg)]
+    actor_token_type: crate::oauth::TokenType,
     #[arg(long)]
     audience: Vec<String>,
     #[arg(long)]
@@ -248,13 +254,23 @@ fn print_summary(out: &mut impl Write, config: &Config, keys: &SigningKeys) -> s
     for r in &config.rules {
         writeln!(
             out,
-            "  {}: clients {}; issuers {}; audiences {}; resources {}; scopes {}",
+            "  {}: clients {}; issuers {}; subjects {}; audiences {}; resources {}; scopes {}{}",
             r.name,
             names(&r.clients),
             names(&r.issuers),
+            if r.subjects.is_empty() {
+                "any".to_string()
+            } else {
+                names(&r.subjects)
+            },
             names(&r.audiences),
             names(&r.resources),
-            names(&r.scopes.iter().collect::<Vec<_>>())
+            names(&r.scopes.iter().collect::<Vec<_>>()),
+            if r.condition.is_some() {
+                "; with a condition"
+            } else {
+                ""
+            }
         )?;
     }
     Ok(())
@@ -270,7 +286,13 @@ fn explain(path: &Path, args: ExplainArgs) -> Result<(), String> {
     let request = crate::explain::Request {
         client: args.client,
         subject_token: read(&args.subject_token)?,
-        actor_token: args.actor_token.as_deref().map(read).transpose()?,
+        subject_token_type: args.subject_token_type,
+        actor_token: args
+            .actor_token
+            .as_deref()
+            .map(read)
+            .transpose()?
+            .map(|t| (t, args.actor_token_type)),
         audiences: args.audience,
         resources: args.resource,
         scopes: args

@@ -21,7 +21,10 @@ use crate::tokens::mint;
 pub struct Request {
     pub client: String,
     pub subject_token: String,
-    pub actor_token: Option<String>,
+    /// As `subject_token_type` declares it: workload tokens are `jwt`.
+    pub subject_token_type: TokenType,
+    /// With its type.
+    pub actor_token: Option<(String, TokenType)>,
     pub audiences: Vec<String>,
     pub resources: Vec<crate::oauth::Resource>,
     pub scopes: Option<crate::oauth::Scopes>,
@@ -118,15 +121,12 @@ async fn load(config: &Config) -> Result<(SigningKeys, Arc<Policy>), String> {
     Ok((keys, policy))
 }
 
-/// The exchange `request` asks for, its tokens taken as access tokens.
+/// The exchange `request` asks for.
 fn as_exchange(request: &Request) -> token_exchange::Request {
     token_exchange::Request {
         subject_token: request.subject_token.clone(),
-        subject_token_type: TokenType::AccessToken,
-        actor_token: request
-            .actor_token
-            .clone()
-            .map(|t| (t, TokenType::AccessToken)),
+        subject_token_type: request.subject_token_type,
+        actor_token: request.actor_token.clone(),
         audiences: request.audiences.clone(),
         resources: request.resources.clone(),
         scopes: request.scopes.clone(),

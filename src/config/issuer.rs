@@ -27,9 +27,9 @@ impl Ctx<'_> {
         if raw.id.trim().is_empty() {
             return Err(self.err(at("id"), "must not be empty"));
         }
+        self.trust_domain(i, &raw)?;
         let keys = self.issuer_keys(i, &raw, server)?;
         let introspection = self.introspection(i, &raw)?;
-        self.trust_domain(i, &raw)?;
         let Presented {
             algorithms,
             audiences,

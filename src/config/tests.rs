@@ -207,6 +207,80 @@ fn each_bad_value_is_named_by_its_key() {
 }
 
 #[test]
+fn subject_patterns_are_checked_and_kept() {
+    let with = |subjects: &str| {
+        BASE.replace(
+            "audiences = [\"inventory-api\"]",
+            &format!("subjects = {subjects}\naudiences = [\"inventory-api\"]"),
+        )
+    };
+    let config = parse(&with(r#"["system:serviceaccount:payments:*", "/ns/a/*"]"#)).expect("valid");
+    let patterns: Vec<&str> = config.rules[0]
+        .subjects
+        .iter()
+        .map(|p| p.as_str())
+        .collect();
+    assert_eq!(patterns, ["system:serviceaccount:payments:*", "/ns/a/*"]);
+    assert!(parse(BASE).expect("valid").rules[0].subjects.is_empty());
+    for bad in [r#"[""]"#, "[\"a\\u0007b\"]"] {
+        let error = error_of(&with(bad));
+        assert!(error.contains("rules[0].subjects"), "{bad}: {error}");
+    }
+}
+
+#[test]
+fn a_spiffe_trust_domain_is_an_issuer_with_a_bundle() {
+    let spiffe = |issuer: &str, keys: &str| {
+        BASE.replace(
+            "issuer = \"https://idp.example.com\"",
+            &format!("issuer = \"{issuer}\""),
+        )
+        .replace("jwks_uri = \"https://idp.example.com/jwks\"", keys)
+    };
+    let config = parse(&spiffe(
+        "spiffe://prod.example.org",
+        "jwks_uri = \"https://bundle.prod.example.org\"",
+    ))
+    .expect("valid");
+    assert_eq!(config.issuers[0].issuer, "spiffe://prod.example.org");
+    parse(&spiffe(
+        "spiffe://prod.example.org",
+        "jwks_file = \"bundle.json\"",
+    ))
+    .expect("a bundle file");
+    for (issuer, keys, key) in [
+        (
+            "spiffe://Prod.example.org",
+            "jwks_file = \"b.json\"",
+            "issuers[0].issuer",
+        ),
+        (
+            "spiffe://prod.example.org/",
+            "jwks_file = \"b.json\"",
+            "issuers[0].issuer",
+        ),
+        (
+            "spiffe://prod.example.org:8443",
+            "jwks_file = \"b.json\"",
+            "issuers[0].issuer",
+        ),
+        (
+            "spiffe://prod.example.org",
+            "discovery = true",
+            "issuers[0].discovery",
+        ),
+        (
+            "spiffe://prod.example.org",
+            "jwks_file = \"b.json\"\nintrospection_endpoint = \"https://i.example/x\"\nintrospection_client_id = \"t\"\nintrospection_client_secret = \"s\"",
+            "issuers[0].introspection_endpoint",
+        ),
+    ] {
+        let error = error_of(&spiffe(issuer, keys));
+        assert!(error.contains(key), "{issuer} {keys}: {error}");
+    }
+}
+
+#[test]
 fn rate_limits_have_a_default_and_per_client_overrides() {
     let toml = BASE
         .replace("[server]\n", "[server]\ndefault_rate_limit = { per_second = 50, burst = 100 }\n")

@@ -43,6 +43,19 @@ impl FromStr for TokenType {
     }
 }
 
+impl TokenType {
+    /// A type as the command line takes it: the URI, or its last part (`jwt`, `access_token`).
+    pub fn from_arg(arg: &str) -> Result<Self, String> {
+        Self::from_str(arg)
+            .or_else(|()| Self::from_str(&format!("{PREFIX}{arg}")))
+            .map_err(|()| {
+                format!(
+                    "\"{arg}\" is not a token type of RFC 8693 §3 (access_token, jwt, id_token, …)"
+                )
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,7 +47,13 @@ pub async fn verify(
     let attributed = issuers.attributed(parsed.iss(), parsed.sub());
     let issuer = attributed.ok_or_else(|| {
         let Some(iss) = parsed.iss() else {
-            return invalid("has no iss claim");
+            return match parsed.sub().and_then(crate::spiffe::trust_domain_id) {
+                Some(domain) => invalid(&format!(
+                    "is a JWT-SVID of trust domain \"{}\", which this server does not trust",
+                    shown(domain)
+                )),
+                None => invalid("has no iss claim"),
+            };
         };
         let near = issuers
             .iter()

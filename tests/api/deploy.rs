@@ -152,7 +152,8 @@ fn the_image_builds_in_stages_and_runs_as_a_non_root_user() {
 }
 
 /// Every example configuration passes `tessera check`: the development one where it is, the
-/// deployment ones copied beside a freshly generated `keys/signing.pem`, as they are installed.
+/// deployment ones and the workload recipes copied beside a freshly generated
+/// `keys/signing.pem`, as they are installed.
 #[test]
 fn every_example_configuration_passes_check() {
     let dev = run_cli(&["check"], Some(&deploy().join("tessera.toml")));
@@ -163,7 +164,9 @@ fn every_example_configuration_passes_check() {
     );
     let configs = files_under(&deploy().join("config"), "toml");
     assert_eq!(configs.len(), 2);
-    for config in configs {
+    let recipes = files_under(&deploy().join("examples/workloads"), "toml");
+    assert_eq!(recipes.len(), 3, "Kubernetes, GitHub Actions, SPIFFE");
+    for config in configs.into_iter().chain(recipes) {
         let dir = tempfile::tempdir().unwrap();
         let key = dir.path().join("keys/signing.pem");
         std::fs::create_dir(key.parent().unwrap()).unwrap();

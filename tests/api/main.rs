@@ -33,3 +33,4 @@ mod public_documents;
 mod rules_cli;
 mod spans;
 mod store_faults;
+mod workloads;

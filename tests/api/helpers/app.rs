@@ -38,8 +38,28 @@ impl TestApp {
         clock: tessera::clock::Clock,
         edit: impl FnOnce(&mut RawConfig),
     ) -> Self {
+        Self::start_on(clock, |_| {}, edit).await
+    }
+
+    /// As `spawn_with`, the test identity provider set up by `prepare` before the server
+    /// first asks it for keys.
+    pub async fn spawn_with_idp(
+        prepare: impl FnOnce(&TestIdp),
+        edit: impl FnOnce(&mut RawConfig),
+    ) -> Self {
+        let app = Self::start_on(tessera::clock::Clock::system(), prepare, edit).await;
+        app.wait_ready().await;
+        app
+    }
+
+    async fn start_on(
+        clock: tessera::clock::Clock,
+        prepare: impl FnOnce(&TestIdp),
+        edit: impl FnOnce(&mut RawConfig),
+    ) -> Self {
         let key = TestKey::rsa();
         let idp = TestIdp::start(&[&key]).await;
+        prepare(&idp);
         let dir = tempfile::tempdir().unwrap();
         let signing = generate_pkcs8_pem(Algorithm::ES256).unwrap();
         std::fs::write(dir.path().join("signing.pem"), signing).unwrap();

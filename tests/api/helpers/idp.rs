@@ -23,6 +23,8 @@ struct IdpState {
     /// Opaque tokens this provider says are active, with their introspection answers.
     opaque: std::collections::HashMap<String, Value>,
     introspections: usize,
+    /// Serving a SPIFFE trust bundle with this `spiffe_refresh_hint`, rather than a plain JWKS.
+    bundle_hint: Option<u64>,
 }
 
 /// An identity provider on loopback: `/jwks`, `/.well-known/openid-configuration`.
@@ -84,6 +86,13 @@ impl TestIdp {
             .insert(token.into(), answer);
     }
 
+    /// Serves `/jwks` as a SPIFFE trust bundle, as a bundle endpoint does: the keys marked
+    /// `use: jwt-svid`, an X.509 authority beside them, `spiffe_sequence` and
+    /// `spiffe_refresh_hint` (seconds).
+    pub fn serve_bundle(&self, refresh_hint: u64) {
+        self.state.lock().unwrap().bundle_hint = Some(refresh_hint);
+    }
+
     pub fn introspections(&self) -> usize {
         self.state.lock().unwrap().introspections
     }
@@ -94,12 +103,35 @@ impl TestIdp {
 }
 
 async fn jwks(state: web::Data<Arc<Mutex<IdpState>>>) -> HttpResponse {
-    let (behaviour, keys, issuer) = {
+    let (behaviour, keys, issuer, bundle_hint, fetches) = {
         let mut s = state.lock().unwrap();
         s.fetches += 1;
-        (s.behaviour, s.keys.clone(), s.issuer.clone())
+        (
+            s.behaviour,
+            s.keys.clone(),
+            s.issuer.clone(),
+            s.bundle_hint,
+            s.fetches,
+        )
     };
     match behaviour {
+        Behaviour::Normal if bundle_hint.is_some() => {
+            let mut keys = keys;
+            for key in &mut keys {
+                key["use"] = json!("jwt-svid");
+            }
+            // An X.509-SVID authority: the same key type, which must not verify JWT-SVIDs.
+            let mut authority = keys[0].clone();
+            authority["use"] = json!("x509-svid");
+            authority["kid"] = json!("x509-authority");
+            authority["x5c"] = json!(["MIIBdGVzdA=="]);
+            keys.push(authority);
+            HttpResponse::Ok().json(json!({
+                "keys": keys,
+                "spiffe_sequence": fetches,
+                "spiffe_refresh_hint": bundle_hint,
+            }))
+        }
         Behaviour::Normal => HttpResponse::Ok().json(json!({ "keys": keys })),
         Behaviour::Down => HttpResponse::ServiceUnavailable().finish(),
         Behaviour::Hang => {
