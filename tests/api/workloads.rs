@@ -417,3 +417,32 @@ async fn a_spiffe_jwt_svid_is_attributed_to_its_trust_domain_through_its_recipe(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The README's recipe excerpts are lines of the recipes that the tests above run.
+#[test]
+fn the_readme_recipes_quote_the_tested_files() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for (heading, file) in [
+        ("### Recipe: Kubernetes service accounts", "kubernetes.toml"),
+        ("### Recipe: GitHub Actions", "github-actions.toml"),
+        ("### Recipe: SPIFFE JWT-SVIDs", "spiffe.toml"),
+    ] {
+        let recipe =
+            std::fs::read_to_string(root.join("deploy/examples/workloads").join(file)).unwrap();
+        let lines: Vec<&str> = recipe.lines().map(str::trim_end).collect();
+        let section = readme.split(heading).nth(1).unwrap();
+        let excerpt = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        assert!(excerpt.lines().count() > 5, "{heading}: no TOML excerpt");
+        for line in excerpt.lines().filter(|l| !l.trim().is_empty()) {
+            assert!(
+                lines.contains(&line),
+                "{file}: README line not in the recipe: {line}"
+            );
+        }
+    }
+}
