@@ -2,6 +2,7 @@
 
 use super::RuleSet;
 use crate::config::{Config, RuleConfig};
+use crate::subjects::SubjectPattern;
 
 pub fn lint(config: &Config) -> Vec<String> {
     let mut warnings = Vec::new();
@@ -53,6 +54,26 @@ fn shadows(a: &RuleConfig, b: &RuleConfig) -> bool {
         && within(&b.audiences, &a.audiences)
         && b.resources.iter().all(|r| a.resources.contains(r))
         && a.require_scopes.is_subset(&b.require_scopes)
+        && subjects_within(&b.subjects, &a.subjects)
+}
+
+/// Every subject the `narrow` patterns match, one of `broad` surely matches: `broad` names no
+/// subject, or each narrow pattern is one of them or extends a broad `prefix*`. Anything else
+/// is taken as not covered: a missed warning is better than a false one.
+fn subjects_within(narrow: &[SubjectPattern], broad: &[SubjectPattern]) -> bool {
+    if broad.is_empty() {
+        return true;
+    }
+    !narrow.is_empty()
+        && narrow.iter().all(|n| {
+            broad.iter().any(|b| {
+                b == n
+                    || (b.target() == n.target()
+                        && b.as_str().strip_suffix('*').is_some_and(|prefix| {
+                            !prefix.contains('*') && n.as_str().starts_with(prefix)
+                        }))
+            })
+        })
 }
 
 #[cfg(test)]
@@ -82,5 +103,25 @@ mod tests {
         conditional.condition =
             Some(crate::condition::Condition::compile("client == \"x\"").expect("cel"));
         assert!(!shadows(&conditional, &narrow), "a condition may not hold");
+    }
+
+    #[test]
+    fn rules_for_other_subjects_do_not_shadow_each_other() {
+        let p = |s: &str| SubjectPattern::parse(s).expect("pattern");
+        let mut payments = rule("payments", &["read"], &[]);
+        payments.subjects = vec![p("system:serviceaccount:payments:*")];
+        let mut billing = payments.clone();
+        billing.subjects = vec![p("system:serviceaccount:billing:*")];
+        assert!(!shadows(&payments, &billing));
+        let mut payments_api = payments.clone();
+        payments_api.subjects = vec![p("system:serviceaccount:payments:api")];
+        assert!(shadows(&payments, &payments_api), "a narrower pattern");
+        assert!(!shadows(&payments_api, &payments));
+        let any = rule("any", &["read"], &[]);
+        assert!(shadows(&any, &payments), "no subjects: any subject");
+        assert!(!shadows(&payments, &any));
+        let mut path = payments.clone();
+        path.subjects = vec![p("/ns/payments/*")];
+        assert!(!shadows(&path, &payments) && !shadows(&payments, &path));
     }
 }
