@@ -446,3 +446,59 @@ fn the_readme_recipes_quote_the_tested_files() {
         }
     }
 }
+
+/// The mistake a newcomer makes first: a workload rule left in `intersect` mode. The refusal
+/// says why and what fits.
+#[tokio::test]
+async fn a_workload_token_in_intersect_mode_is_refused_with_the_fix() {
+    let app = TestApp::spawn_with(|c| {
+        recipe("kubernetes.toml")(c);
+        c.rule_mut("payments-to-ledger").scope_mode = None;
+    })
+    .await;
+    let token = kubernetes_token(&app, "payments", "api");
+    let desc = assert_error(
+        exchange_as(&app, "payments-api", &token, JWT, "ledger-api").await,
+        400,
+        "invalid_scope",
+    )
+    .await;
+    assert!(
+        desc.contains("it carries no scope at all, as workload tokens do")
+            && desc.contains("scope_mode = \"grant\""),
+        "{desc}"
+    );
+}
+
+/// Rule test cases take workload claims as they come (nested ones too), and a failing case
+/// shows the miss with the token's value beside the rule's patterns.
+#[tokio::test]
+async fn rule_test_cases_run_the_recipes_rules_and_show_their_patterns() {
+    let app = TestApp::spawn_with(recipe("kubernetes.toml")).await;
+    let case = |namespace: &str| {
+        format!(
+            "[[cases]]\nname = \"{namespace}\"\nclient = \"payments-api\"\n\
+             subject = {{ issuer = \"cluster\", claims = {{ sub = \"system:serviceaccount:{namespace}:api\", \
+             \"kubernetes.io\" = {{ namespace = \"{namespace}\", serviceaccount = {{ name = \"api\" }} }} }} }}\n\
+             request = {{ audiences = [\"ledger-api\"] }}\n\
+             expect = {{ outcome = \"granted\", rule = \"payments-to-ledger\", scopes = [\"ledger:write\"] }}\n"
+        )
+    };
+    let file = app.dir.path().join("cases.toml");
+    std::fs::write(&file, format!("{}\n{}", case("payments"), case("billing"))).unwrap();
+    let out = app.cli(&["test", file.to_str().unwrap()]);
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{shown}");
+    assert!(shown.contains("1 passed, 1 failed"), "{shown}");
+    assert!(
+        shown.contains(
+            "sub \"system:serviceaccount:billing:api\" matches none of its subjects \
+             (\"system:serviceaccount:payments:*\")"
+        ),
+        "{shown}"
+    );
+}

@@ -18,12 +18,13 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let subject: Map<String, Value> = serde_json::from_str(claims).unwrap_or_default();
+    let scopes = tessera::oauth::Scopes::parse("inventory:read").unwrap_or_default();
     let _ = condition.evaluate(&Input {
         subject: &subject,
         actor: None,
         client: "orders-svc",
         audiences: &["inventory-api".to_string()],
         resources: &[],
-        scopes: &["inventory:read".to_string()],
+        scopes: &scopes,
     });
 });

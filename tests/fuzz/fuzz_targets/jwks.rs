@@ -6,8 +6,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     tessera::install_crypto_provider();
-    if let Ok((keys, _skipped)) = tessera::issuers::jwks::parse(data) {
-        for key in keys {
+    if let Ok(document) = tessera::issuers::jwks::parse(data) {
+        for key in document.keys {
             let _ = key.fits(jsonwebtoken::Algorithm::RS256);
         }
     }
