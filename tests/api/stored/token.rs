@@ -475,9 +475,10 @@ actor = "client"
 #[tokio::test]
 async fn token_is_signed_with_each_supported_algorithm() {
     for alg in ["EdDSA", "RS256", "PS256"] {
+        let keys = tempfile::tempdir().unwrap();
         let app = TestApp::spawn_with(|c| {
             let pem = tessera::keys::generate_pkcs8_pem(alg.parse().unwrap()).unwrap();
-            let path = std::env::temp_dir().join(format!("tessera-test-{alg}-{}.pem", uuid_like()));
+            let path = keys.path().join(format!("{alg}.pem"));
             std::fs::write(&path, pem).unwrap();
             let key = &mut c.signing.keys[0];
             key.alg = alg.into();
