@@ -47,6 +47,8 @@ impl std::fmt::Debug for Condition {
 /// What a condition sees of one exchange.
 pub struct Input<'a> {
     pub subject: &'a serde_json::Map<String, Value>,
+    /// The subject's SPIFFE ID as trust domain and path, when its trust domain verified it.
+    pub spiffe: Option<(&'a str, &'a str)>,
     pub actor: Option<&'a serde_json::Map<String, Value>>,
     pub client: &'a str,
     pub audiences: &'a [String],
@@ -221,7 +223,7 @@ impl Condition {
             ("actor", cel::to_value(input.actor)),
             ("client", Ok(CelValue::from(input.client.to_string()))),
             ("request", cel::to_value(&request)),
-            ("spiffe", cel::to_value(spiffe_of(input.subject))),
+            ("spiffe", cel::to_value(spiffe_of(input.spiffe))),
         ];
         STANDARD.with(|standard| {
             let mut scope = standard.new_inner_scope();
@@ -243,13 +245,10 @@ impl Condition {
 }
 
 /// The subject's SPIFFE ID in parts, `trust_domain` (`example.org`) and `path`
-/// (`/ns/payments/sa/api`); both empty when its `sub` is no SPIFFE ID, so a condition on them
-/// is simply false.
-fn spiffe_of(subject: &serde_json::Map<String, Value>) -> Value {
-    let sub = subject.get("sub").and_then(Value::as_str).unwrap_or("");
-    let (domain, path) = crate::spiffe::trust_domain_id(sub)
-        .zip(crate::spiffe::path(sub))
-        .map_or(("", ""), |(id, path)| (&id["spiffe://".len()..], path));
+/// (`/ns/payments/sa/api`); both empty when there is none, so a condition on them is simply
+/// false.
+fn spiffe_of(id: Option<(&str, &str)>) -> Value {
+    let (domain, path) = id.unwrap_or(("", ""));
     json!({ "trust_domain": domain, "path": path })
 }
 
@@ -284,8 +283,14 @@ mod tests {
     fn eval(source: &str, subject: Value) -> Result<bool, Failure> {
         let subject = subject.as_object().cloned().unwrap_or_default();
         let scopes = crate::oauth::Scopes::parse("inventory:read").expect("scope");
+        // As if the SPIFFE ID's own trust domain had verified the token.
+        let sub = subject.get("sub").and_then(Value::as_str).unwrap_or("");
+        let spiffe = crate::spiffe::trust_domain_id(sub)
+            .zip(crate::spiffe::path(sub))
+            .map(|(id, path)| (&id["spiffe://".len()..], path));
         let input = Input {
             subject: &subject,
+            spiffe,
             actor: None,
             client: "orders-svc",
             audiences: &["inventory-api".into()],

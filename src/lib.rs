@@ -25,6 +25,7 @@ pub mod state;
 pub mod store;
 pub mod subjects;
 pub mod telemetry;
+pub mod text;
 pub mod tokens;
 
 /// jsonwebtoken 11 signs and verifies through a process-wide provider, chosen here once.

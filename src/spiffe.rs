@@ -8,7 +8,8 @@ const SCHEME: &str = "spiffe://";
 pub fn trust_domain_id(id: &str) -> Option<&str> {
     let rest = id.strip_prefix(SCHEME)?;
     let slash = rest.find('/')?;
-    is_trust_domain_name(&rest[..slash]).then(|| &id[..SCHEME.len() + slash])
+    (is_trust_domain_name(&rest[..slash]) && is_path(&rest[slash..]))
+        .then(|| &id[..SCHEME.len() + slash])
 }
 
 /// The path of a SPIFFE ID (`/ns/payments/sa/api`); `None` for anything else.
@@ -29,6 +30,19 @@ pub fn names_trust_domain(issuer: &str) -> bool {
     issuer
         .get(..SCHEME.len())
         .is_some_and(|s| s.eq_ignore_ascii_case(SCHEME))
+}
+
+/// The SPIFFE ID specification's path: `/`-separated segments, none empty, `.` or `..`, each of
+/// letters, digits, `.`, `-` and `_`; no trailing slash, query or fragment.
+fn is_path(path: &str) -> bool {
+    path.split('/').skip(1).all(|segment| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && segment
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-_".contains(&b))
+    })
 }
 
 /// The SPIFFE ID specification's trust domain name: lowercase letters, digits, `.`, `-`, `_`.
@@ -55,6 +69,12 @@ mod tests {
             "spiffe://Example.org/x",
             "spiffe://ex:8443/x",
             "spiffe://user@ex/x",
+            "spiffe://example.org/ns/payments/../billing",
+            "spiffe://example.org/ns//x",
+            "spiffe://example.org/ns/x/",
+            "spiffe://example.org/ns/%2e%2e/x",
+            "spiffe://example.org/ns/x?y",
+            "spiffe://example.org/ns/x#y",
             "https://example.org/x",
             "system:serviceaccount:a:b",
         ] {

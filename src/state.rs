@@ -50,7 +50,8 @@ pub fn check_files(config: &Config) -> Result<SigningKeys, FilesError> {
                 issuer: issuer.id.clone(),
                 source,
             })?;
-            let usable = crate::issuers::jwks::parse(&bytes)
+            let profile = crate::issuers::jwks::Profile::of_issuer(&issuer.issuer);
+            let usable = crate::issuers::jwks::parse(&bytes, profile)
                 .map_err(|reason| FilesError::Jwks {
                     path: file.clone(),
                     reason,

@@ -159,18 +159,25 @@ impl SubjectIndex {
     }
 }
 
-/// Whether a rule naming `patterns` applies to `sub`: it names none, or one matches.
-pub fn any_matches(patterns: &[SubjectPattern], sub: &str) -> bool {
+/// Whether a rule naming `patterns` applies to `sub`: it names none, or one matches. A `/`
+/// pattern matches `spiffe_path`, the path of the SPIFFE ID in `sub` when the token was verified
+/// by that ID's own trust domain, and nothing otherwise.
+pub fn any_matches(patterns: &[SubjectPattern], sub: &str, spiffe_path: Option<&str>) -> bool {
     patterns.is_empty()
         || patterns.iter().any(|p| match p.target() {
             Target::Subject => p.matches(sub),
-            Target::SpiffePath => spiffe_path(sub).is_some_and(|path| p.matches(path)),
+            Target::SpiffePath => spiffe_path.is_some_and(|path| p.matches(path)),
         })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Matching as for a token its SPIFFE ID's own trust domain verified.
+    fn m(patterns: &[SubjectPattern], sub: &str) -> bool {
+        any_matches(patterns, sub, spiffe_path(sub))
+    }
 
     fn p(text: &str) -> SubjectPattern {
         SubjectPattern::parse(text).expect("pattern")
@@ -225,16 +232,23 @@ mod tests {
     fn a_slash_pattern_matches_the_spiffe_path() {
         let path = p("/ns/payments/sa/*");
         assert_eq!(path.target(), Target::SpiffePath);
-        assert!(any_matches(
+        assert!(m(
             std::slice::from_ref(&path),
             "spiffe://example.org/ns/payments/sa/api"
         ));
-        assert!(!any_matches(
+        assert!(!m(
             std::slice::from_ref(&path),
             "spiffe://example.org/ns/billing/sa/api"
         ));
-        assert!(!any_matches(&[path], "/ns/payments/sa/api"), "no SPIFFE ID");
-        assert!(any_matches(&[], "whoever"), "no patterns: any subject");
+        assert!(
+            !m(std::slice::from_ref(&path), "/ns/payments/sa/api"),
+            "no SPIFFE ID"
+        );
+        assert!(
+            !any_matches(&[path], "spiffe://example.org/ns/payments/sa/api", None),
+            "a SPIFFE ID its trust domain did not vouch for has no path to match"
+        );
+        assert!(m(&[], "whoever"), "no patterns: any subject");
     }
 
     #[test]
@@ -281,12 +295,12 @@ mod tests {
             "repo:org/r45:ref:refs/heads/main".to_string(),
         ] {
             let matching: Vec<usize> = (0..patterns.len())
-                .filter(|i| any_matches(std::slice::from_ref(&patterns[*i]), &sub))
+                .filter(|i| m(std::slice::from_ref(&patterns[*i]), &sub))
                 .collect();
             let found: Vec<usize> = index
                 .candidates(&sub)
                 .into_iter()
-                .filter(|i| any_matches(std::slice::from_ref(&patterns[*i]), &sub))
+                .filter(|i| m(std::slice::from_ref(&patterns[*i]), &sub))
                 .collect();
             assert_eq!(found, matching, "{sub}");
             assert_eq!(matching.len(), 1, "{sub}");
@@ -296,7 +310,7 @@ mod tests {
             index
                 .candidates(none)
                 .into_iter()
-                .all(|i| !any_matches(std::slice::from_ref(&patterns[i]), none))
+                .all(|i| !m(std::slice::from_ref(&patterns[i]), none))
         );
     }
 }

@@ -190,7 +190,7 @@ fn table_row(r: &ExchangeRecord) -> String {
 fn cell(value: &str, width: usize) -> String {
     let clean: String = value
         .chars()
-        .map(|c| if is_hiding(c) { '?' } else { c })
+        .map(|c| if crate::text::is_hiding(c) { '?' } else { c })
         .collect();
     let count = clean.chars().count();
     if count > width {
@@ -200,13 +200,6 @@ fn cell(value: &str, width: usize) -> String {
     } else {
         format!("{clean}{}", " ".repeat(width - count))
     }
-}
-
-fn is_hiding(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{061C}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
-            | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 #[cfg(test)]

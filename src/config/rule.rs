@@ -7,6 +7,9 @@ use super::raw::RawRule;
 use super::*;
 use crate::oauth::scope::NotAScope;
 
+/// Subject patterns one rule may name: each is indexed once per client and issuer it names.
+const MAX_SUBJECTS: usize = 256;
+
 impl Ctx<'_> {
     pub(super) fn rule(
         &self,
@@ -28,6 +31,12 @@ impl Ctx<'_> {
             .map_err(|e| self.err(at("condition"), e))?;
         self.references(&at, &raw, issuers, clients)?;
         let resources = self.targets(&at, &raw)?;
+        if raw.subjects.len() > MAX_SUBJECTS {
+            return Err(self.err(
+                at("subjects"),
+                format!("names at most {MAX_SUBJECTS} patterns; split the rule"),
+            ));
+        }
         let subjects = raw
             .subjects
             .iter()

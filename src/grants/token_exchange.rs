@@ -209,12 +209,18 @@ pub async fn decide(
     })
 }
 
-/// The issuer a presented token names, as a record keeps it: the id of the issuer it is
-/// attributed to when that is trusted, the `iss` itself (printable, bounded) when it is not.
+/// The issuer a refused token names, as its record keeps it: the `iss` it presents (the id of
+/// that issuer when trusted, the value itself, printable and bounded, when not); without `iss`,
+/// the trust domain its SPIFFE ID names, when trusted.
 fn presented_issuer(ctx: &Context<'_>, iss: Option<&str>, sub: Option<&str>) -> Option<String> {
-    match ctx.policy.issuers.attributed(iss, sub) {
-        Some(issuer) => Some(issuer.config.id.clone()),
-        None => iss.map(verify::shown),
+    let issuers = &ctx.policy.issuers;
+    match iss {
+        Some(iss) => Some(
+            issuers
+                .get(iss)
+                .map_or_else(|| verify::shown(iss), |i| i.config.id.clone()),
+        ),
+        None => issuers.attributed(None, sub).map(|i| i.config.id.clone()),
     }
 }
 

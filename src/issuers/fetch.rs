@@ -122,7 +122,7 @@ impl Fetcher {
                 return Err(Error::NoKeys);
             }
         };
-        jwks::parse(&bytes).map_err(Error::Jwks)
+        jwks::parse(&bytes, jwks::Profile::of_issuer(issuer)).map_err(Error::Jwks)
     }
 
     async fn discover(&self, issuer_url: &Url, issuer: &str) -> Result<Url, Error> {

@@ -197,6 +197,28 @@ struct Document {
     keys: Vec<serde_json::Value>,
     /// SPIFFE trust bundles: how soon, in seconds, the bundle should be fetched again.
     spiffe_refresh_hint: Option<serde_json::Value>,
+    /// SPIFFE trust bundles: a number that grows with each new bundle.
+    spiffe_sequence: Option<serde_json::Value>,
+}
+
+/// What a key document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// A JWKS (RFC 7517).
+    Jwks,
+    /// A SPIFFE trust bundle: a JWKS whose JWT-SVID keys say `use: jwt-svid`.
+    SpiffeBundle,
+}
+
+impl Profile {
+    /// The document an issuer's keys come in: a bundle for a trust domain.
+    pub fn of_issuer(issuer: &str) -> Self {
+        if crate::spiffe::is_trust_domain(issuer) {
+            Self::SpiffeBundle
+        } else {
+            Self::Jwks
+        }
+    }
 }
 
 /// What a JWKS (or SPIFFE trust bundle) gives.
@@ -204,19 +226,25 @@ pub struct KeyDocument {
     pub keys: Vec<VerifyKey>,
     /// A note for each key skipped.
     pub skipped: Vec<String>,
-    /// The bundle's `spiffe_refresh_hint`, when it gives a whole number of seconds.
+    /// A bundle's `spiffe_refresh_hint`, when it gives a whole number of seconds.
     pub refresh_hint: Option<Duration>,
+    /// A bundle's `spiffe_sequence`.
+    pub sequence: Option<u64>,
 }
 
-/// Parses a JWKS.
-pub fn parse(bytes: &[u8]) -> Result<KeyDocument, String> {
+/// Parses a JWKS, or a SPIFFE bundle: then only its `jwt-svid` keys are kept, and its refresh
+/// hint and sequence read.
+pub fn parse(bytes: &[u8], profile: Profile) -> Result<KeyDocument, String> {
     let document: Document =
         serde_json::from_slice(bytes).map_err(|e| format!("not a JWKS document: {e}"))?;
-    let refresh_hint = document
-        .spiffe_refresh_hint
-        .as_ref()
-        .and_then(serde_json::Value::as_u64)
-        .map(Duration::from_secs);
+    let bundle = profile == Profile::SpiffeBundle;
+    let number = |v: &Option<serde_json::Value>| {
+        v.as_ref()
+            .and_then(serde_json::Value::as_u64)
+            .filter(|_| bundle)
+    };
+    let refresh_hint = number(&document.spiffe_refresh_hint).map(Duration::from_secs);
+    let sequence = number(&document.spiffe_sequence);
     let mut keys = Vec::new();
     let mut skipped = Vec::new();
     for (i, mut value) in document.keys.into_iter().enumerate() {
@@ -238,7 +266,21 @@ pub fn parse(bytes: &[u8]) -> Result<KeyDocument, String> {
             )),
         }
         .and_then(|()| serde_json::from_value::<Jwk>(value).map_err(|e| format!("malformed: {e}")))
-        .and_then(|jwk| VerifyKey::from_jwk(&jwk));
+        .and_then(|jwk| {
+            let jwt_svid = matches!(&jwk.common.public_key_use,
+                Some(PublicKeyUse::Other(u)) if u == "jwt-svid");
+            if bundle && !jwt_svid {
+                let said = match &jwk.common.public_key_use {
+                    Some(PublicKeyUse::Other(u)) => crate::text::shown(u, 32),
+                    Some(other) => format!("{other:?}").to_lowercase(),
+                    None => "nothing".into(),
+                };
+                return Err(format!(
+                    "not a JWT-SVID authority (use = {said}; a bundle's JWT keys say jwt-svid)"
+                ));
+            }
+            VerifyKey::from_jwk(&jwk)
+        });
         match parsed {
             Ok(_) if keys.len() >= MAX_KEYS => {
                 skipped.push(format!("key {i} skipped: more than {MAX_KEYS} keys"))
@@ -251,6 +293,7 @@ pub fn parse(bytes: &[u8]) -> Result<KeyDocument, String> {
         keys,
         skipped,
         refresh_hint,
+        sequence,
     })
 }
 
@@ -265,7 +308,8 @@ mod tests {
         let doc = format!(
             r#"{{"keys":[{EC},{{"kty":"oct","k":"c2VjcmV0","kid":"h"}},{{"kty":"EC","crv":"P-256","use":"enc","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}},{{"kty":"RSA","n":"AQAB","e":"AQAB"}},{{"kty":"weird"}}]}}"#
         );
-        let KeyDocument { keys, skipped, .. } = parse(doc.as_bytes()).expect("parse");
+        let KeyDocument { keys, skipped, .. } =
+            parse(doc.as_bytes(), Profile::Jwks).expect("parse");
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].kid.as_deref(), Some("ec1"));
         assert_eq!(skipped.len(), 4, "{skipped:?}");
@@ -275,8 +319,11 @@ mod tests {
     fn an_ed25519_key_is_kept_and_an_unknown_alg_is_named() {
         let okp = r#"{"kty":"OKP","crv":"Ed25519","kid":"ed","alg":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
         let odd = r#"{"kty":"OKP","crv":"Ed25519","kid":"odd","alg":"Ed9999","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
-        let KeyDocument { keys, skipped, .. } =
-            parse(format!(r#"{{"keys":[{okp},{odd}]}}"#).as_bytes()).expect("parse");
+        let KeyDocument { keys, skipped, .. } = parse(
+            format!(r#"{{"keys":[{okp},{odd}]}}"#).as_bytes(),
+            Profile::Jwks,
+        )
+        .expect("parse");
         assert_eq!(keys.len(), 1);
         assert_eq!(keys[0].alg, Some(Algorithm::EdDSA));
         assert_eq!(skipped.len(), 1);
@@ -299,7 +346,7 @@ mod tests {
             URL_SAFE_NO_PAD.encode(&components.n),
             URL_SAFE_NO_PAD.encode(&components.e)
         );
-        let keys = parse(jwk.as_bytes()).expect("parse").keys;
+        let keys = parse(jwk.as_bytes(), Profile::Jwks).expect("parse").keys;
         let key = &keys[0];
         assert!(key.rsa.is_some());
         let rng = aws_lc_rs::rand::SystemRandom::new();
@@ -338,7 +385,8 @@ mod tests {
     fn rsa_keys_beyond_8192_bits_are_skipped_and_said() {
         let n = URL_SAFE_NO_PAD.encode([0xc5u8; 1040]);
         let doc = format!(r#"{{"keys":[{{"kty":"RSA","kid":"big","n":"{n}","e":"AQAB"}}]}}"#);
-        let KeyDocument { keys, skipped, .. } = parse(doc.as_bytes()).expect("parse");
+        let KeyDocument { keys, skipped, .. } =
+            parse(doc.as_bytes(), Profile::Jwks).expect("parse");
         assert!(keys.is_empty());
         assert!(skipped[0].contains("8192 at most"), "{skipped:?}");
     }
@@ -355,7 +403,7 @@ mod tests {
 
     #[test]
     fn a_key_fits_only_its_own_family_and_pinned_alg() {
-        let keys = parse(format!(r#"{{"keys":[{EC}]}}"#).as_bytes())
+        let keys = parse(format!(r#"{{"keys":[{EC}]}}"#).as_bytes(), Profile::Jwks)
             .expect("parse")
             .keys;
         let key = &keys[0];
@@ -364,16 +412,19 @@ mod tests {
         assert!(!key.fits(Algorithm::RS256));
         assert!(!key.fits(Algorithm::HS256));
         let pinned = EC.replace(r#""kid":"ec1""#, r#""kid":"ec1","alg":"ES384""#);
-        let keys = parse(format!(r#"{{"keys":[{pinned}]}}"#).as_bytes())
-            .expect("parse")
-            .keys;
+        let keys = parse(
+            format!(r#"{{"keys":[{pinned}]}}"#).as_bytes(),
+            Profile::Jwks,
+        )
+        .expect("parse")
+        .keys;
         assert!(!keys[0].fits(Algorithm::ES256));
     }
 
     #[test]
     fn garbage_is_not_a_jwks() {
-        assert!(parse(b"<html>").is_err());
-        assert!(parse(b"{\"keys\": 3}").is_err());
+        assert!(parse(b"<html>", Profile::Jwks).is_err());
+        assert!(parse(b"{\"keys\": 3}", Profile::Jwks).is_err());
     }
 
     #[test]
@@ -386,7 +437,7 @@ mod tests {
         let bundle = format!(
             r#"{{"keys":[{jwt_svid},{x509}],"spiffe_sequence":12,"spiffe_refresh_hint":300}}"#
         );
-        let document = parse(bundle.as_bytes()).expect("parse");
+        let document = parse(bundle.as_bytes(), Profile::SpiffeBundle).expect("parse");
         assert_eq!(document.keys.len(), 1);
         assert_eq!(document.keys[0].kid.as_deref(), Some("svid"));
         assert!(
@@ -395,7 +446,21 @@ mod tests {
             document.skipped
         );
         assert_eq!(document.refresh_hint, Some(Duration::from_secs(300)));
-        let plain = parse(format!(r#"{{"keys":[{EC}]}}"#).as_bytes()).expect("parse");
-        assert_eq!(plain.refresh_hint, None);
+        assert_eq!(document.sequence, Some(12));
+        let unmarked = parse(
+            format!(r#"{{"keys":[{EC}]}}"#).as_bytes(),
+            Profile::SpiffeBundle,
+        )
+        .expect("parse");
+        assert!(
+            unmarked.keys.is_empty(),
+            "a bundle's keys must say use = jwt-svid"
+        );
+        let plain = parse(bundle.as_bytes(), Profile::Jwks).expect("parse");
+        assert_eq!(
+            (plain.refresh_hint, plain.sequence),
+            (None, None),
+            "a JWKS has no hints"
+        );
     }
 }

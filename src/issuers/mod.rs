@@ -25,6 +25,8 @@ pub struct KeySet {
     pub fetched_at: SystemTime,
     /// A SPIFFE bundle's `spiffe_refresh_hint`.
     pub refresh_hint: Option<Duration>,
+    /// A SPIFFE bundle's `spiffe_sequence`: a bundle with a lower one is refused.
+    pub sequence: Option<u64>,
 }
 
 impl KeySet {
@@ -119,6 +121,10 @@ impl Issuer {
             .is_some_and(|k| !k.keys.is_empty())
     }
 
+    pub fn is_trust_domain(&self) -> bool {
+        crate::spiffe::is_trust_domain(&self.config.issuer)
+    }
+
     /// How long until the next scheduled fetch: `jwks_refresh`, or sooner when a SPIFFE bundle
     /// hints so, though never sooner than `jwks_min_refetch` (nor 1 s).
     pub fn refresh_interval(&self) -> Duration {
@@ -150,18 +156,26 @@ impl Issuer {
                 keys,
                 skipped,
                 refresh_hint,
+                sequence,
             }) => {
                 for note in &skipped {
                     tracing::warn!(issuer = %self.config.id, "{note}");
                 }
+                let held = self.keys().and_then(|k| k.sequence);
                 if keys.is_empty() {
                     Err(RefreshError::NoUsableKey)
+                } else if let (Some(held), Some(got)) = (held, sequence)
+                    && got < held
+                {
+                    // An older bundle replayed could bring back a key rotated out since.
+                    Err(RefreshError::OlderBundle { held, got })
                 } else {
                     tracing::info!(issuer = %self.config.id, keys = keys.len(), "issuer keys loaded");
                     self.keys.store(Some(Arc::new(KeySet {
                         keys,
                         fetched_at: SystemTime::now(),
                         refresh_hint,
+                        sequence,
                     })));
                     Ok(())
                 }
@@ -208,6 +222,8 @@ pub enum RefreshError {
     Fetch(fetch::Error),
     #[error("the issuer publishes no usable key")]
     NoUsableKey,
+    #[error("the bundle's spiffe_sequence {got} is lower than the {held} of the bundle in use")]
+    OlderBundle { held: u64, got: u64 },
 }
 
 /// Every configured issuer, found by its `iss` value.
@@ -268,13 +284,17 @@ impl Issuers {
         self.by_iss.get(iss)
     }
 
-    /// The issuer a token comes from: the trust domain of a SPIFFE ID in `sub` when it is
-    /// configured (JWT-SVIDs need not carry `iss`, and its value is no trust domain), else the
-    /// one its `iss` names. Either way its signature must then verify with that issuer's keys.
+    /// The issuer a token comes from: the one its `iss` names; else, for a JWT-SVID (which
+    /// need not carry `iss`, and whose `iss` is no trust domain), the trust domain of the SPIFFE
+    /// ID in its `sub`. A trust domain is never reached through `iss`: its keys vouch for its
+    /// own SPIFFE IDs only. Either way the signature must then verify with that issuer's keys.
     pub fn attributed(&self, iss: Option<&str>, sub: Option<&str>) -> Option<&Arc<Issuer>> {
-        sub.and_then(crate::spiffe::trust_domain_id)
-            .and_then(|domain| self.get(domain))
-            .or_else(|| iss.and_then(|iss| self.get(iss)))
+        iss.and_then(|iss| self.get(iss))
+            .filter(|issuer| !issuer.is_trust_domain())
+            .or_else(|| {
+                sub.and_then(crate::spiffe::trust_domain_id)
+                    .and_then(|domain| self.get(domain))
+            })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Issuer>> {
@@ -365,5 +385,6 @@ fn local_keys(signing: &SigningKeys) -> KeySet {
         keys,
         fetched_at: SystemTime::now(),
         refresh_hint: None,
+        sequence: None,
     }
 }

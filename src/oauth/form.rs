@@ -92,7 +92,7 @@ pub fn decode(part: &[u8]) -> Option<String> {
 
 /// A parameter name shown back to the client, cut short and stripped of control characters.
 pub fn printable(name: &str) -> String {
-    name.chars().filter(|c| !c.is_control()).take(64).collect()
+    crate::text::shown(name, 64)
 }
 
 #[cfg(test)]

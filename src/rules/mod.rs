@@ -166,7 +166,8 @@ pub fn misses<'a>(rule: &'a RuleConfig, ex: &Exchange<'a>) -> Result<Vec<Miss<'a
             accepted: &rule.issuers,
         });
     }
-    if !crate::subjects::any_matches(&rule.subjects, &subject.sub) {
+    let spiffe_path = subject.spiffe_id().map(|(_, path)| path);
+    if !crate::subjects::any_matches(&rule.subjects, &subject.sub, spiffe_path) {
         out.push(Miss::Subject {
             sub: &subject.sub,
             patterns: &rule.subjects,
@@ -221,6 +222,7 @@ fn condition_holds(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<bool, OAuthEr
     };
     let input = crate::condition::Input {
         subject: &ex.subject.claims,
+        spiffe: ex.subject.spiffe_id(),
         actor: ex.actor.map(|a| &a.claims),
         client: ex.client_id,
         audiences: ex.targets.audiences,
@@ -260,11 +262,7 @@ pub fn quoted(items: &[&str]) -> String {
     let mut out: Vec<String> = items
         .iter()
         .take(4)
-        .map(|i| {
-            let shown: String = i.chars().filter(|c| !c.is_control()).take(64).collect();
-            let more = if i.chars().count() > 64 { "…" } else { "" };
-            format!("\"{shown}{more}\"")
-        })
+        .map(|i| format!("\"{}\"", crate::text::shown(i, 64).replace('"', "\\\"")))
         .collect();
     if items.len() > 4 {
         out.push(format!("and {} more", items.len() - 4));

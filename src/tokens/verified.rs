@@ -20,6 +20,15 @@ pub struct VerifiedToken {
     pub claims: Map<String, Value>,
 }
 
+impl VerifiedToken {
+    /// The SPIFFE ID in `sub` as its trust domain's name and its path, when the token was
+    /// verified by that trust domain (a SPIFFE-shaped `sub` from another issuer is just a `sub`).
+    pub fn spiffe_id(&self) -> Option<(&str, &str)> {
+        let domain = crate::spiffe::trust_domain_id(&self.sub)?;
+        (domain == self.iss).then(|| (&domain["spiffe://".len()..], &self.sub[domain.len()..]))
+    }
+}
+
 /// Whether `aud` (a string or a list) names one of `accepted`.
 pub fn audience_matches(aud: Option<&Value>, accepted: &[String]) -> bool {
     match aud {

@@ -46,15 +46,22 @@ pub async fn verify(
     }
     let attributed = issuers.attributed(parsed.iss(), parsed.sub());
     let issuer = attributed.ok_or_else(|| {
+        if let Some(domain) = parsed.sub().and_then(crate::spiffe::trust_domain_id) {
+            return invalid(&format!(
+                "is a JWT-SVID of trust domain \"{}\", which this server does not trust",
+                shown(domain)
+            ));
+        }
         let Some(iss) = parsed.iss() else {
-            return match parsed.sub().and_then(crate::spiffe::trust_domain_id) {
-                Some(domain) => invalid(&format!(
-                    "is a JWT-SVID of trust domain \"{}\", which this server does not trust",
-                    shown(domain)
-                )),
-                None => invalid("has no iss claim"),
-            };
+            return invalid("has no iss claim");
         };
+        if issuers.get(iss).is_some() {
+            return invalid(&format!(
+                "names trust domain \"{}\" as its iss, but its sub is no SPIFFE ID of that \
+                 trust domain",
+                shown(iss)
+            ));
+        }
         let near = issuers
             .iter()
             .find(|i| same_but_spelling(&i.config.issuer, iss))
@@ -65,6 +72,15 @@ pub async fn verify(
             shown(iss)
         ))
     })?;
+    // A trust domain's keys vouch for its own SPIFFE IDs only, however it was reached.
+    if issuer.is_trust_domain()
+        && parsed.sub().and_then(crate::spiffe::trust_domain_id) != Some(&issuer.config.issuer)
+    {
+        return Err(invalid(&format!(
+            "is attributed to trust domain \"{}\", but its sub is no SPIFFE ID of it",
+            issuer.config.issuer
+        )));
+    }
     if issuer.config.keys == crate::config::KeySource::None {
         return Err(invalid(&format!(
             "is a JWT, but issuer \"{}\" has no keys to verify one: its tokens are opaque and \
@@ -87,15 +103,7 @@ pub async fn verify(
 /// A value from a token, as a description or a record may show it: printable, 128 characters
 /// at most.
 pub fn shown(value: &str) -> String {
-    let mut out: String = value
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(128)
-        .collect();
-    if value.chars().count() > 128 {
-        out.push('…');
-    }
-    out
+    crate::text::shown(value, 128)
 }
 
 /// Two issuer URLs that differ only by a trailing slash, the scheme or case: the likely fix of

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use jsonwebtoken::Algorithm;
 use serde_json::json;
 
 use crate::helpers::*;
@@ -500,5 +501,133 @@ async fn rule_test_cases_run_the_recipes_rules_and_show_their_patterns() {
              (\"system:serviceaccount:payments:*\")"
         ),
         "{shown}"
+    );
+}
+
+/// A trust domain vouches for its own SPIFFE IDs only: naming it in `iss` reaches nothing, a
+/// token of ours whose `sub` is a SPIFFE ID stays ours for a further hop, and the record of a
+/// refusal keeps the `iss` presented.
+#[tokio::test]
+async fn a_trust_domain_vouches_for_its_own_spiffe_ids_only() {
+    let app = TestApp::spawn_with_idp(
+        |idp| idp.serve_bundle(300),
+        |c| {
+            recipe("spiffe.toml")(c);
+            c.issuers.push(entry(&format!(
+                "id = \"tessera\"\nissuer = \"{STS}\"\nalgorithms = [\"ES256\"]\naudiences = [\"ledger-api\"]"
+            )));
+            c.rules.push(entry(
+                r#"
+name = "ledger-to-audit"
+clients = ["payments-api"]
+issuers = ["tessera"]
+audiences = ["audit-api"]
+scopes = ["ledger:write"]
+default_scopes = ["ledger:write"]
+"#,
+            ));
+        },
+    )
+    .await;
+    let elsewhere = "spiffe://other.example.org/ns/payments/sa/api";
+    let claiming = svid(
+        &app,
+        elsewhere,
+        json!({ "iss": "spiffe://prod.example.org" }),
+    );
+    let desc = assert_error(
+        exchange_as(&app, "payments-api", &claiming, JWT, "ledger-api").await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert!(
+        desc.contains(
+            "trust domain \"spiffe://other.example.org\", which this server does not trust"
+        ),
+        "{desc}"
+    );
+    let plain_sub = svid(&app, "alice", json!({ "iss": "spiffe://prod.example.org" }));
+    let desc = assert_error(
+        exchange_as(&app, "payments-api", &plain_sub, JWT, "ledger-api").await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert!(
+        desc.contains("its sub is no SPIFFE ID of that trust domain"),
+        "{desc}"
+    );
+    let walking = svid(
+        &app,
+        "spiffe://prod.example.org/ns/payments/sa/../../billing/sa/api",
+        json!({}),
+    );
+    assert_error(
+        exchange_as(&app, "payments-api", &walking, JWT, "ledger-api").await,
+        400,
+        "invalid_request",
+    )
+    .await;
+
+    // A minted token keeps the SPIFFE ID as its sub, and is ours: exchanged again by our keys.
+    let payments = "spiffe://prod.example.org/ns/payments/sa/api";
+    let body: serde_json::Value = exchange_as(
+        &app,
+        "payments-api",
+        &svid(&app, payments, json!({})),
+        JWT,
+        "ledger-api",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let minted = body["access_token"].as_str().unwrap();
+    let again =
+        granted(exchange_as(&app, "payments-api", minted, ACCESS_TOKEN, "audit-api").await).await;
+    assert_eq!(again["sub"], payments);
+    assert_eq!(
+        app.records(&["--limit", "1"])[0]["subject_issuer"],
+        "tessera"
+    );
+
+    // Forged under another key with an `iss` of its own: refused, and recorded by that `iss`.
+    let forger = TestKey::generate(Algorithm::ES256, "forger");
+    let t = now();
+    let forged = forger.sign_named(
+        "ES256",
+        json!({ "kid": "forger", "typ": "JWT" }),
+        &json!({ "iss": "https://evil.example", "sub": payments, "aud": [AUD], "exp": t + 300, "iat": t }),
+    );
+    assert_error(
+        exchange_as(&app, "payments-api", &forged, JWT, "ledger-api").await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert_eq!(
+        app.records(&["--limit", "1"])[0]["subject_issuer"],
+        "https://evil.example"
+    );
+
+    // What a denial quotes cannot reorder or hide text.
+    let token = svid(&app, payments, json!({}));
+    let desc = assert_error(
+        exchange_as(
+            &app,
+            "payments-api",
+            &token,
+            JWT,
+            "ledger-api\u{202E}txt.exe\"",
+        )
+        .await,
+        400,
+        "invalid_target",
+    )
+    .await;
+    assert!(
+        desc.contains("does not grant audience \"ledger-apitxt.exe\\\"\""),
+        "{desc}"
     );
 }

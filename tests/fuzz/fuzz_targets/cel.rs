@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let scopes = tessera::oauth::Scopes::parse("inventory:read").unwrap_or_default();
     let _ = condition.evaluate(&Input {
         subject: &subject,
+        spiffe: Some(("prod.example.org", "/ns/payments/sa/api")),
         actor: None,
         client: "orders-svc",
         audiences: &["inventory-api".to_string()],

@@ -6,9 +6,12 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     tessera::install_crypto_provider();
-    if let Ok(document) = tessera::issuers::jwks::parse(data) {
-        for key in document.keys {
-            let _ = key.fits(jsonwebtoken::Algorithm::RS256);
+    use tessera::issuers::jwks::{Profile, parse};
+    for profile in [Profile::Jwks, Profile::SpiffeBundle] {
+        if let Ok(document) = parse(data, profile) {
+            for key in document.keys {
+                let _ = key.fits(jsonwebtoken::Algorithm::RS256);
+            }
         }
     }
 });
