@@ -631,3 +631,75 @@ default_scopes = ["ledger:write"]
         "{desc}"
     );
 }
+
+/// A bundle older than the one in use (a lower `spiffe_sequence`, as a replay would serve) is
+/// refused, and the keys in use kept.
+#[tokio::test]
+async fn an_older_bundle_does_not_replace_the_one_in_use() {
+    let app = TestApp::spawn_with_idp(
+        |idp| {
+            idp.serve_bundle(300);
+            idp.set_bundle_sequence(100);
+        },
+        |c| {
+            recipe("spiffe.toml")(c);
+            c.issuer_mut("prod-mesh").jwks_min_refetch = Some("0s".into());
+        },
+    )
+    .await;
+    let payments = "spiffe://prod.example.org/ns/payments/sa/api";
+    granted(
+        exchange_as(
+            &app,
+            "payments-api",
+            &svid(&app, payments, json!({})),
+            JWT,
+            "ledger-api",
+        )
+        .await,
+    )
+    .await;
+
+    let other = TestKey::generate(Algorithm::ES256, "rotated-out");
+    app.idp.publish(&[&other]);
+    app.idp.set_bundle_sequence(5);
+    let t = now();
+    let by_other = other.sign_named(
+        "ES256",
+        json!({ "kid": "rotated-out", "typ": "JWT" }),
+        &json!({ "sub": payments, "aud": [AUD], "exp": t + 300, "iat": t }),
+    );
+    let desc = assert_error(
+        exchange_as(&app, "payments-api", &by_other, JWT, "ledger-api").await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert!(desc.contains("does not publish"), "{desc}");
+    granted(
+        exchange_as(
+            &app,
+            "payments-api",
+            &svid(&app, payments, json!({})),
+            JWT,
+            "ledger-api",
+        )
+        .await,
+    )
+    .await;
+    let admin: serde_json::Value = app.admin_get("/admin/issuers").await.json().await.unwrap();
+    let mesh = admin["issuers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "prod-mesh")
+        .unwrap()
+        .clone();
+    assert!(
+        mesh["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("spiffe_sequence 5 is lower than the 100"),
+        "{mesh}"
+    );
+}

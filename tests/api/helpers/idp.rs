@@ -25,6 +25,8 @@ struct IdpState {
     introspections: usize,
     /// Serving a SPIFFE trust bundle with this `spiffe_refresh_hint`, rather than a plain JWKS.
     bundle_hint: Option<u64>,
+    /// The bundle's `spiffe_sequence`, when fixed (else the number of fetches so far).
+    bundle_sequence: Option<u64>,
 }
 
 /// An identity provider on loopback: `/jwks`, `/.well-known/openid-configuration`.
@@ -93,6 +95,11 @@ impl TestIdp {
         self.state.lock().unwrap().bundle_hint = Some(refresh_hint);
     }
 
+    /// Fixes the bundle's `spiffe_sequence`.
+    pub fn set_bundle_sequence(&self, sequence: u64) {
+        self.state.lock().unwrap().bundle_sequence = Some(sequence);
+    }
+
     pub fn introspections(&self) -> usize {
         self.state.lock().unwrap().introspections
     }
@@ -103,7 +110,7 @@ impl TestIdp {
 }
 
 async fn jwks(state: web::Data<Arc<Mutex<IdpState>>>) -> HttpResponse {
-    let (behaviour, keys, issuer, bundle_hint, fetches) = {
+    let (behaviour, keys, issuer, bundle_hint, sequence) = {
         let mut s = state.lock().unwrap();
         s.fetches += 1;
         (
@@ -111,7 +118,7 @@ async fn jwks(state: web::Data<Arc<Mutex<IdpState>>>) -> HttpResponse {
             s.keys.clone(),
             s.issuer.clone(),
             s.bundle_hint,
-            s.fetches,
+            s.bundle_sequence.unwrap_or(s.fetches as u64),
         )
     };
     match behaviour {
@@ -128,7 +135,7 @@ async fn jwks(state: web::Data<Arc<Mutex<IdpState>>>) -> HttpResponse {
             keys.push(authority);
             HttpResponse::Ok().json(json!({
                 "keys": keys,
-                "spiffe_sequence": fetches,
+                "spiffe_sequence": sequence,
                 "spiffe_refresh_hint": bundle_hint,
             }))
         }
