@@ -44,34 +44,9 @@ pub async fn verify(
             "names critical header extensions (crit) this server does not understand",
         ));
     }
-    let attributed = issuers.attributed(parsed.iss(), parsed.sub());
-    let issuer = attributed.ok_or_else(|| {
-        if let Some(domain) = parsed.sub().and_then(crate::spiffe::trust_domain_id) {
-            return invalid(&format!(
-                "is a JWT-SVID of trust domain \"{}\", which this server does not trust",
-                shown(domain)
-            ));
-        }
-        let Some(iss) = parsed.iss() else {
-            return invalid("has no iss claim");
-        };
-        if issuers.get(iss).is_some() {
-            return invalid(&format!(
-                "names trust domain \"{}\" as its iss, but its sub is no SPIFFE ID of that \
-                 trust domain",
-                shown(iss)
-            ));
-        }
-        let near = issuers
-            .iter()
-            .find(|i| same_but_spelling(&i.config.issuer, iss))
-            .map(|i| format!(" (did you mean \"{}\"?)", i.config.issuer))
-            .unwrap_or_default();
-        invalid(&format!(
-            "is from an issuer this server does not trust: iss \"{}\"{near}",
-            shown(iss)
-        ))
-    })?;
+    let issuer = issuers
+        .attributed(parsed.iss(), parsed.sub())
+        .ok_or_else(|| invalid(&unattributed(&parsed, issuers)))?;
     // A trust domain's keys vouch for its own SPIFFE IDs only, however it was reached.
     if issuer.is_trust_domain()
         && parsed.sub().and_then(crate::spiffe::trust_domain_id) != Some(&issuer.config.issuer)
@@ -104,6 +79,36 @@ pub async fn verify(
 /// at most.
 pub fn shown(value: &str) -> String {
     crate::text::shown(value, 128)
+}
+
+/// Why a token is attributed to no trusted issuer, naming what it presents and, for a typo,
+/// the trusted issuer it resembles.
+fn unattributed(parsed: &Unverified<'_>, issuers: &Issuers) -> String {
+    if let Some(domain) = parsed.sub().and_then(crate::spiffe::trust_domain_id) {
+        return format!(
+            "is a JWT-SVID of trust domain \"{}\", which this server does not trust",
+            shown(domain)
+        );
+    }
+    let Some(iss) = parsed.iss() else {
+        return "has no iss claim".into();
+    };
+    if issuers.get(iss).is_some() {
+        return format!(
+            "names trust domain \"{}\" as its iss, but its sub is no SPIFFE ID of that trust \
+             domain",
+            shown(iss)
+        );
+    }
+    let near = issuers
+        .iter()
+        .find(|i| same_but_spelling(&i.config.issuer, iss))
+        .map(|i| format!(" (did you mean \"{}\"?)", i.config.issuer))
+        .unwrap_or_default();
+    format!(
+        "is from an issuer this server does not trust: iss \"{}\"{near}",
+        shown(iss)
+    )
 }
 
 /// Two issuer URLs that differ only by a trailing slash, the scheme or case: the likely fix of
