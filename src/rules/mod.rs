@@ -138,13 +138,23 @@ pub fn choose<'r>(rules: &'r RuleSet, ex: &Exchange<'_>) -> Result<&'r RuleConfi
     Err(closest_miss(rules, ex)?)
 }
 
-/// The denial when no rule applies, saying what the closest rule naming the client lacked.
+/// Rules a denial weighs to find the closest: a denied request costs no more than this many
+/// rules' misses, however many rules name the client.
+pub const CLOSEST_WEIGHED: usize = 256;
+
+/// The denial when no rule applies, saying what the closest rule naming the client lacked: the
+/// first with the fewest misses among the first `CLOSEST_WEIGHED` rules naming it. One miss is
+/// the fewest a rule that did not apply can have, so the first such rule ends the search.
 fn closest_miss(rules: &RuleSet, ex: &Exchange<'_>) -> Result<OAuthError, OAuthError> {
     let mut closest: Option<(&RuleConfig, Vec<Miss<'_>>)> = None;
-    for rule in rules.naming_client(ex.client_id) {
+    for rule in rules.naming_client(ex.client_id).take(CLOSEST_WEIGHED) {
         let misses = misses(rule, ex)?;
         if closest.as_ref().is_none_or(|(_, m)| misses.len() < m.len()) {
+            let nearest = misses.len() <= 1;
             closest = Some((rule, misses));
+            if nearest {
+                break;
+            }
         }
     }
     let (name, misses) = closest.map_or((String::new(), Vec::new()), |(r, m)| (r.name.clone(), m));

@@ -329,3 +329,42 @@ fn the_index_keeps_file_order_within_a_client_and_issuer() {
         Some("second".to_string())
     );
 }
+
+#[test]
+fn the_closest_rule_is_the_first_with_fewest_misses_among_those_weighed() {
+    let s = subject("corp", &[]);
+    let aud = strings(&["billing-api"]);
+    let targets = Targets {
+        audiences: &aud,
+        resources: &[],
+    };
+    // Two misses each (issuer and audience), then one (audience only) at `at`.
+    let far = |i: usize| {
+        let mut r = rule(&format!("far-{i}"), &["read"], &[]);
+        r.issuers = strings(&["partner"]);
+        r
+    };
+    let set = |at: usize| -> Vec<RuleConfig> {
+        (0..300)
+            .map(|i| {
+                if i == at {
+                    rule(&format!("near-{i}"), &["read"], &[])
+                } else {
+                    far(i)
+                }
+            })
+            .collect()
+    };
+    let err = pick(&set(200), "orders-svc", &s, &targets).expect_err("denied");
+    assert!(
+        err.description.contains("the closest, rule \"near-200\""),
+        "{}",
+        err.description
+    );
+    let err = pick(&set(280), "orders-svc", &s, &targets).expect_err("denied");
+    assert!(
+        err.description.contains("the closest, rule \"far-0\""),
+        "past the rules weighed, the first of the fewest misses seen: {}",
+        err.description
+    );
+}
