@@ -134,6 +134,34 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // A subject no rule names: the denial weighs rules to name the closest.
+    let stranger = VerifiedToken {
+        sub: "system:serviceaccount:stranger:api".into(),
+        ..workload.clone()
+    };
+    let mut group = c.benchmark_group("deny, naming the closest rule");
+    group.measurement_time(Duration::from_secs(3));
+    for n in [10, 10_000] {
+        let set = pattern_rules(n);
+        let ex = Exchange {
+            client_id: "workload-svc",
+            subject: &stranger,
+            actor: None,
+            targets: Targets {
+                audiences: &audiences,
+                resources: &[],
+            },
+            requested_scopes: None,
+            now: 0,
+            proof_jkt: None,
+        };
+        assert!(choose(&set, &ex).is_err());
+        group.bench_function(format!("{n} rules"), |b| {
+            b.iter(|| black_box(choose(black_box(&set), black_box(&ex)).is_err()))
+        });
+    }
+    group.finish();
 }
 
 criterion_group!(benches, bench);
