@@ -3,6 +3,7 @@
 //! the path of a SPIFFE ID, any other the whole `sub`. `SubjectIndex` finds the rules whose
 //! patterns can match a subject at a cost that does not grow with the number of rules.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
@@ -139,23 +140,41 @@ impl SubjectIndex {
 
     /// The positions of the rules that may apply to `sub`, in increasing order: every rule
     /// naming no subject, and those with a pattern whose prefix `sub` (or its SPIFFE path)
-    /// starts with. Their patterns are still to be matched.
-    pub fn candidates(&self, sub: &str) -> Vec<usize> {
-        let mut found = self.any.clone();
-        let targets = [Some(sub), spiffe_path(sub)];
-        for (index, value) in self.by_target.iter().zip(targets) {
+    /// starts with. Their patterns are still to be matched. Borrowed, with no allocation, when
+    /// no pattern's prefix fits (rules without `subjects` above all).
+    pub fn candidates(&self, sub: &str) -> Cow<'_, [usize]> {
+        let mut found: Option<Vec<usize>> = None;
+        for (index, target) in self
+            .by_target
+            .iter()
+            .zip([Target::Subject, Target::SpiffePath])
+        {
+            if index.by_prefix.is_empty() {
+                continue;
+            }
+            let value = match target {
+                Target::Subject => Some(sub),
+                Target::SpiffePath => spiffe_path(sub),
+            };
             let Some(value) = value else { continue };
             for &len in index.prefix_lengths.range(..=value.len()) {
                 if let Some(prefix) = value.get(..len)
                     && let Some(positions) = index.by_prefix.get(prefix)
                 {
-                    found.extend_from_slice(positions);
+                    found
+                        .get_or_insert_with(|| self.any.clone())
+                        .extend_from_slice(positions);
                 }
             }
         }
-        found.sort_unstable();
-        found.dedup();
-        found
+        match found {
+            None => Cow::Borrowed(&self.any),
+            Some(mut found) => {
+                found.sort_unstable();
+                found.dedup();
+                Cow::Owned(found)
+            }
+        }
     }
 }
 
@@ -261,16 +280,27 @@ mod tests {
         index.add(4, &[p("/ns/payments/*")]);
         index.add(5, &[p("repo:acme/api:*")]);
         assert_eq!(
-            index.candidates("system:serviceaccount:payments:api"),
+            *index.candidates("system:serviceaccount:payments:api"),
             [0, 1, 2, 3]
         );
-        assert_eq!(index.candidates("repo:acme/api:ref:x"), [1, 3, 5]);
+        assert_eq!(*index.candidates("repo:acme/api:ref:x"), [1, 3, 5]);
         assert_eq!(
-            index.candidates("spiffe://example.org/ns/payments/sa/api"),
+            *index.candidates("spiffe://example.org/ns/payments/sa/api"),
             [1, 3, 4]
         );
-        assert_eq!(index.candidates("x"), [1, 3]);
-        assert_eq!(index.candidates(""), [1, 3]);
+        assert_eq!(*index.candidates("x"), [1, 3]);
+        assert_eq!(*index.candidates(""), [1, 3]);
+    }
+
+    #[test]
+    fn rules_without_subjects_are_found_without_allocating() {
+        let mut index = SubjectIndex::default();
+        index.add(0, &[]);
+        index.add(1, &[]);
+        assert!(matches!(index.candidates("alice"), Cow::Borrowed([0, 1])));
+        index.add(2, &[p("bob")]);
+        assert!(matches!(index.candidates("alice"), Cow::Borrowed([0, 1])));
+        assert_eq!(*index.candidates("bob"), [0, 1, 2]);
     }
 
     #[test]
@@ -299,7 +329,8 @@ mod tests {
                 .collect();
             let found: Vec<usize> = index
                 .candidates(&sub)
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|i| m(std::slice::from_ref(&patterns[*i]), &sub))
                 .collect();
             assert_eq!(found, matching, "{sub}");
@@ -309,7 +340,8 @@ mod tests {
         assert!(
             index
                 .candidates(none)
-                .into_iter()
+                .iter()
+                .copied()
                 .all(|i| !m(std::slice::from_ref(&patterns[i]), none))
         );
     }

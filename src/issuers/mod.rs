@@ -50,6 +50,9 @@ impl KeySet {
 pub struct Issuer {
     pub config: IssuerConfig,
     keys: ArcSwapOption<KeySet>,
+    /// Held while a fetched key set is compared with the one in use and stored, so two fetches
+    /// that meet cannot leave the older bundle in use.
+    installing: Mutex<()>,
     last_attempt: Mutex<Option<Instant>>,
     last_error: Mutex<Option<String>>,
     refetch: tokio::sync::Mutex<()>,
@@ -71,6 +74,7 @@ impl Issuer {
         Self {
             config,
             keys: ArcSwapOption::empty(),
+            installing: Mutex::new(()),
             last_attempt: Mutex::new(None),
             last_error: Mutex::new(None),
             refetch: tokio::sync::Mutex::new(()),
@@ -161,6 +165,7 @@ impl Issuer {
                 for note in &skipped {
                     tracing::warn!(issuer = %self.config.id, "{note}");
                 }
+                let _installing = self.installing.lock();
                 let held = self.keys().and_then(|k| k.sequence);
                 if keys.is_empty() {
                     Err(RefreshError::NoUsableKey)

@@ -85,7 +85,7 @@ impl RuleSet {
             .and_then(|by_issuer| by_issuer.get(issuer))
             .map(|index| index.candidates(sub))
             .unwrap_or_default();
-        positions.into_iter().filter_map(|i| self.rules.get(i))
+        (0..positions.len()).filter_map(move |i| self.rules.get(positions[i]))
     }
 
     fn pick<'a>(&'a self, indexes: Option<&'a Vec<usize>>) -> impl Iterator<Item = &'a RuleConfig> {
