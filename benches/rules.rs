@@ -69,6 +69,26 @@ fn pattern_rules(n: usize) -> RuleSet {
     RuleSet::new(list)
 }
 
+/// `client` asking, for `subject`, for `audiences` with no scope named.
+fn exchange<'a>(
+    client: &'a str,
+    subject: &'a VerifiedToken,
+    audiences: &'a [String],
+) -> Exchange<'a> {
+    Exchange {
+        client_id: client,
+        subject,
+        actor: None,
+        targets: Targets {
+            audiences,
+            resources: &[],
+        },
+        requested_scopes: None,
+        now: 0,
+        proof_jkt: None,
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let subject = VerifiedToken {
         issuer_id: "idp-3".into(),
@@ -85,18 +105,7 @@ fn bench(c: &mut Criterion) {
     for n in [10, 10_000] {
         let set = rules(n);
         let audiences = vec![format!("api-{}", n % 50)];
-        let ex = Exchange {
-            client_id: "measured-svc",
-            subject: &subject,
-            actor: None,
-            targets: Targets {
-                audiences: &audiences,
-                resources: &[],
-            },
-            requested_scopes: None,
-            now: 0,
-            proof_jkt: None,
-        };
+        let ex = exchange("measured-svc", &subject, &audiences);
         group.bench_function(format!("{n} rules"), |b| {
             b.iter(|| black_box(choose(black_box(&set), black_box(&ex)).is_ok()))
         });
@@ -113,18 +122,7 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     for n in [10, 10_000] {
         let set = pattern_rules(n);
-        let ex = Exchange {
-            client_id: "workload-svc",
-            subject: &workload,
-            actor: None,
-            targets: Targets {
-                audiences: &audiences,
-                resources: &[],
-            },
-            requested_scopes: None,
-            now: 0,
-            proof_jkt: None,
-        };
+        let ex = exchange("workload-svc", &workload, &audiences);
         assert_eq!(
             choose(&set, &ex).map(|r| r.name.clone()).ok(),
             Some(format!("pattern-{}", n - 1))
@@ -144,18 +142,7 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     for n in [10, 10_000] {
         let set = pattern_rules(n);
-        let ex = Exchange {
-            client_id: "workload-svc",
-            subject: &stranger,
-            actor: None,
-            targets: Targets {
-                audiences: &audiences,
-                resources: &[],
-            },
-            requested_scopes: None,
-            now: 0,
-            proof_jkt: None,
-        };
+        let ex = exchange("workload-svc", &stranger, &audiences);
         assert!(choose(&set, &ex).is_err());
         group.bench_function(format!("{n} rules"), |b| {
             b.iter(|| black_box(choose(black_box(&set), black_box(&ex)).is_err()))
