@@ -50,20 +50,32 @@ impl Scopes {
 
     /// `list` as scopes, every entry a scope-token.
     pub fn from_words<'a>(list: impl IntoIterator<Item = &'a str>) -> Result<Self, NotAScope> {
-        let mut scopes = Self::default();
-        for word in list {
-            scopes.insert(Scope::parse(word).ok_or_else(|| NotAScope(word.to_string()))?);
-        }
-        Ok(scopes)
+        let mut first_bad = None;
+        let scopes = Self::each_once(list.into_iter().filter(|word| {
+            let good = is_scope_token(word);
+            if !good && first_bad.is_none() {
+                first_bad = Some(word.to_string());
+            }
+            good
+        }));
+        first_bad.map_or(Ok(scopes), |bad| Err(NotAScope(bad)))
     }
 
     /// The scope-tokens among `list`; the rest match nothing and are dropped.
     pub fn valid_of<'a>(list: impl IntoIterator<Item = &'a str>) -> Self {
-        let mut scopes = Self::default();
-        for scope in list.into_iter().filter_map(Scope::parse) {
-            scopes.insert(scope);
-        }
-        scopes
+        Self::each_once(list.into_iter().filter(|word| is_scope_token(word)))
+    }
+
+    /// Scope-tokens, each once, in order: linear in their number, however many a token's
+    /// `scope` claim holds.
+    fn each_once<'a>(tokens: impl Iterator<Item = &'a str>) -> Self {
+        let mut seen = std::collections::HashSet::new();
+        Self(
+            tokens
+                .filter(|token| seen.insert(*token))
+                .map(|token| Scope(token.to_string()))
+                .collect(),
+        )
     }
 
     /// Adds `scope` at the end unless it is already here.
