@@ -19,6 +19,10 @@
 #                                                   # sending 250 garbage requests/s
 #   AUDITOR=1 bash benches/load.sh                   # meanwhile, an auditor looping on the
 #                                                   # heaviest admin query (benches/disturb.py)
+#   TXN=1 bash benches/load.sh                       # Txn-Tokens instead of access tokens: the
+#                                                   # gateway's request, with request_context and
+#                                                   # request_details its rule builds tctx and
+#                                                   # rctx from
 #
 # Prints exchanges/s, latency percentiles, non-200 answers and the server's RSS and CPU.
 set -euo pipefail
@@ -54,6 +58,12 @@ extra_issuers="${ISSUERS:-1}"; extra_rules="${RULES:-2}"
       printf '\n[[rules]]\nname = "noise-%s"\nclients = ["noise-svc"]\nissuers = ["dev-idp"]\naudiences = ["api-%s"]\nscopes = ["read"]\n' "$i" "$i"
     done
   fi
+  if [ -n "${TXN:-}" ]; then
+    printf '\n[transaction_tokens]\ntrust_domain = "bench.example"\n'
+    printf '\n[[rules]]\nname = "gateway-txn"\nmints = "txn_token"\nclients = ["orders-svc"]\nissuers = ["dev-idp"]\nscopes = ["inventory:read", "inventory:write"]\n'
+    printf '[rules.tctx]\naction = "request.details.action"\nquantity = "request.details.quantity"\n'
+    printf '[rules.rctx]\nreq_ip = "request.context.req_ip"\n'
+  fi
 } >> "$config"
 "$bin" check --config "$config" | grep -E "^(issuers|rules) "
 
@@ -78,6 +88,13 @@ export AUDIENCE=inventory-api
 export SCOPE=inventory:read
 export SERVER_PID=$server
 ENV
+if [ -n "${TXN:-}" ]; then
+  cat >> "$work/env" <<'ENV'
+export AUDIENCE=bench.example
+export REQUESTED_TOKEN_TYPE=urn:ietf:params:oauth:token-type:txn_token
+export EXTRA_FORM='request_details=%7B%22action%22%3A%22BUY%22%2C%22quantity%22%3A100%7D&request_context=%7B%22req_ip%22%3A%22192.0.2.7%22%7D'
+ENV
+fi
 if [ -n "${REVOKE:-}" ]; then
   # Revocations for as long as the matrix runs (its runs, less the pauses between them).
   secs="${DURATION:-30s}"; secs="${secs%s}"

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Map;
-use tessera::config::{ActorMode, RuleConfig, ScopeMode};
+use tessera::config::{ActorMode, Mints, RuleConfig, ScopeMode};
 use tessera::oauth::Scopes;
 use tessera::rules::{Exchange, RuleSet, Targets, choose};
 use tessera::subjects::SubjectPattern;
@@ -31,6 +31,9 @@ fn rules(n: usize) -> RuleSet {
         actors: vec![],
         ttl: None,
         copy_claims: vec![],
+        mints: Mints::AccessToken,
+        tctx: vec![],
+        rctx: vec![],
     };
     let mut list: Vec<RuleConfig> = (0..n - 1)
         .map(|i| {
@@ -86,6 +89,8 @@ fn exchange<'a>(
         requested_scopes: None,
         now: 0,
         proof_jkt: None,
+        wants: Mints::AccessToken,
+        txn: None,
     }
 }
 

@@ -93,6 +93,15 @@ struct ExplainArgs {
     /// Space-separated, as the scope parameter
     #[arg(long)]
     scope: Option<String>,
+    /// What is asked for, as requested_token_type names it: access_token, jwt or txn_token
+    #[arg(long, value_name = "TYPE", default_value = "access_token", value_parser = crate::oauth::TokenType::from_arg)]
+    requested_token_type: crate::oauth::TokenType,
+    /// A file holding a Txn-Token request's request_context (a JSON object)
+    #[arg(long, value_name = "FILE")]
+    request_context: Option<PathBuf>,
+    /// A file holding a Txn-Token request's request_details (a JSON object)
+    #[arg(long, value_name = "FILE")]
+    request_details: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -130,6 +139,12 @@ struct AuditArgs {
     /// Every token minted from this subject token
     #[arg(long)]
     subject_jti: Option<String>,
+    /// The kind of token asked for: access_token, jwt, txn_token
+    #[arg(long)]
+    token_type: Option<String>,
+    /// A transaction: its Txn-Tokens, replacements included
+    #[arg(long)]
+    txn: Option<String>,
     /// RFC 3339 time, or a duration back from now such as 1h
     #[arg(long)]
     since: Option<String>,
@@ -302,6 +317,9 @@ fn explain(path: &Path, args: ExplainArgs) -> Result<(), String> {
             .transpose()
             .map_err(|e| format!("--scope: \"{}\" is not a scope-token", e.0))?
             .filter(|s| !s.is_empty()),
+        requested_token_type: args.requested_token_type,
+        request_context: args.request_context.as_deref().map(read).transpose()?,
+        request_details: args.request_details.as_deref().map(read).transpose()?,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -471,6 +489,8 @@ fn any_filter(args: &AuditArgs) -> bool {
         &args.error,
         &args.jti,
         &args.subject_jti,
+        &args.token_type,
+        &args.txn,
         &args.since,
         &args.until,
     ]
@@ -498,6 +518,8 @@ fn filters_of(args: &AuditArgs) -> Result<Filters, String> {
         error: args.error.clone(),
         jti: args.jti.clone(),
         subject_jti: args.subject_jti.clone(),
+        token_type: args.token_type.clone(),
+        txn: args.txn.clone(),
     })
 }
 

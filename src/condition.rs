@@ -54,6 +54,10 @@ pub struct Input<'a> {
     pub audiences: &'a [String],
     pub resources: &'a [crate::oauth::Resource],
     pub scopes: &'a crate::oauth::Scopes,
+    /// A Txn-Token request's `request_context` and `request_details` (SPEC §8): JSON objects,
+    /// seen as `request.context` and `request.details` (empty when not sent).
+    pub context: Option<&'a Value>,
+    pub details: Option<&'a Value>,
 }
 
 /// Why a condition gave no answer.
@@ -214,10 +218,39 @@ impl Condition {
     /// `Ok(true)` only for a boolean true; a failure for anything that is not a boolean, and
     /// for an input too large for the condition's loops.
     pub fn evaluate(&self, input: &Input<'_>) -> Result<bool, Failure> {
+        match self.execute(input)? {
+            CelValue::Bool(b) => Ok(b),
+            other => Err(Failure::Error(format!(
+                "evaluated to {other:?}, not a boolean"
+            ))),
+        }
+    }
+
+    /// The expression's value as JSON, for a claim a rule builds (a Txn-Token's `tctx` and
+    /// `rctx`): a failure for what JSON cannot hold, and for a value whose JSON is longer than
+    /// `MAX_VALUE_BYTES`.
+    pub fn value(&self, input: &Input<'_>) -> Result<Value, Failure> {
+        let value = json_of(&self.execute(input)?, 0)?;
+        if value.to_string().len() > MAX_VALUE_BYTES {
+            return Err(Failure::Error(format!(
+                "built a value longer than {MAX_VALUE_BYTES} bytes of JSON"
+            )));
+        }
+        Ok(value)
+    }
+
+    fn execute(&self, input: &Input<'_>) -> Result<CelValue, Failure> {
         if self.loops && longest_collection(input) > MAX_ITERATIONS {
             return Err(Failure::OverBudget);
         }
-        let request = json!({ "audiences": input.audiences, "resources": input.resources, "scopes": input.scopes });
+        let empty = Value::Object(serde_json::Map::new());
+        let request = json!({
+            "audiences": input.audiences,
+            "resources": input.resources,
+            "scopes": input.scopes,
+            "context": input.context.unwrap_or(&empty),
+            "details": input.details.unwrap_or(&empty),
+        });
         let values = [
             ("subject", cel::to_value(input.subject)),
             ("actor", cel::to_value(input.actor)),
@@ -233,15 +266,48 @@ impl Condition {
                     value.map_err(|e| Failure::Error(format!("cannot pass {name} to CEL: {e}")))?,
                 );
             }
-            match self.program.execute(&scope) {
-                Ok(CelValue::Bool(b)) => Ok(b),
-                Ok(other) => Err(Failure::Error(format!(
-                    "evaluated to {other:?}, not a boolean"
-                ))),
-                Err(e) => Err(Failure::Error(e.to_string())),
-            }
+            self.program
+                .execute(&scope)
+                .map_err(|e| Failure::Error(e.to_string()))
         })
     }
+}
+
+/// The longest JSON a built claim may take, in bytes.
+pub const MAX_VALUE_BYTES: usize = 4096;
+
+/// A CEL value as JSON: what JSON holds (null, booleans, numbers, strings, lists, maps), and
+/// no deeper than the expressions that may build it.
+fn json_of(value: &CelValue, depth: usize) -> Result<Value, Failure> {
+    if depth > MAX_DEPTH {
+        return Err(Failure::Error("built a value nested too deep".into()));
+    }
+    Ok(match value {
+        CelValue::Null => Value::Null,
+        CelValue::Bool(b) => Value::Bool(*b),
+        CelValue::Int(i) => (*i).into(),
+        CelValue::UInt(u) => (*u).into(),
+        CelValue::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .ok_or_else(|| Failure::Error("built a number JSON cannot hold".into()))?,
+        CelValue::String(s) => Value::String(s.to_string()),
+        CelValue::List(list) => Value::Array(
+            list.iter()
+                .map(|v| json_of(v, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        CelValue::Map(map) => Value::Object(
+            map.map
+                .iter()
+                .map(|(k, v)| Ok((k.to_string(), json_of(v, depth + 1)?)))
+                .collect::<Result<_, Failure>>()?,
+        ),
+        other => {
+            return Err(Failure::Error(format!(
+                "built {other:?}, which JSON cannot hold"
+            )));
+        }
+    })
 }
 
 /// The subject's SPIFFE ID in parts, `trust_domain` (`example.org`) and `path`
@@ -270,6 +336,8 @@ fn longest_collection(input: &Input<'_>) -> usize {
         input.audiences.len(),
         input.resources.len(),
         input.scopes.len(),
+        input.context.map_or(0, longest),
+        input.details.map_or(0, longest),
     ]
     .into_iter()
     .max()
@@ -296,6 +364,8 @@ mod tests {
             audiences: &["inventory-api".into()],
             resources: &[],
             scopes: &scopes,
+            context: None,
+            details: None,
         };
         Condition::compile(source)
             .map_err(Failure::Error)?

@@ -15,8 +15,9 @@ use crate::keys::SigningKeys;
 use crate::oauth::TokenType;
 use crate::rules::{self, Exchange};
 use crate::state::Policy;
+use crate::rules::Granted;
 use crate::tokens::VerifiedToken;
-use crate::tokens::mint;
+use crate::tokens::{mint, txn};
 
 pub struct Request {
     pub client: String,
@@ -28,6 +29,10 @@ pub struct Request {
     pub audiences: Vec<String>,
     pub resources: Vec<crate::oauth::Resource>,
     pub scopes: Option<crate::oauth::Scopes>,
+    pub requested_token_type: TokenType,
+    /// A Txn-Token request's `request_context` and `request_details`, as sent (JSON text).
+    pub request_context: Option<String>,
+    pub request_details: Option<String>,
 }
 
 pub async fn explain(
@@ -49,7 +54,10 @@ pub async fn explain(
             ),
         );
     }
-    let exchange = as_exchange(request);
+    let exchange = match as_exchange(request) {
+        Ok(exchange) => exchange,
+        Err(e) => return w(out, denied(&e)),
+    };
     let ctx = Context {
         policy: &policy,
         now: clock::now().secs(),
@@ -121,17 +129,26 @@ async fn load(config: &Config) -> Result<(SigningKeys, Arc<Policy>), String> {
     Ok((keys, policy))
 }
 
-/// The exchange `request` asks for.
-fn as_exchange(request: &Request) -> token_exchange::Request {
-    token_exchange::Request {
-        subject_token: request.subject_token.clone(),
-        subject_token_type: request.subject_token_type,
-        actor_token: request.actor_token.clone(),
-        audiences: request.audiences.clone(),
-        resources: request.resources.clone(),
-        scopes: request.scopes.clone(),
-        requested_token_type: TokenType::AccessToken,
+/// The exchange `request` asks for, read from the form it would send: what `/token` refuses
+/// as malformed, the dry run refuses alike.
+fn as_exchange(request: &Request) -> Result<token_exchange::Request, OAuthError> {
+    let mut form: Vec<(&str, String)> = vec![
+        ("subject_token", request.subject_token.clone()),
+        ("subject_token_type", request.subject_token_type.uri().into()),
+        ("requested_token_type", request.requested_token_type.uri().into()),
+    ];
+    if let Some((token, token_type)) = &request.actor_token {
+        form.push(("actor_token", token.clone()));
+        form.push(("actor_token_type", token_type.uri().into()));
     }
+    form.extend(request.audiences.iter().map(|a| ("audience", a.clone())));
+    form.extend(request.resources.iter().map(|r| ("resource", r.to_string())));
+    form.extend(request.scopes.as_ref().map(|s| ("scope", s.to_string())));
+    form.extend(request.request_context.clone().map(|c| ("request_context", c)));
+    form.extend(request.request_details.clone().map(|d| ("request_details", d)));
+    let body = serde_urlencoded::to_string(&form)
+        .map_err(|e| OAuthError::invalid_request(format!("cannot form the request: {e}")))?;
+    token_exchange::Request::parse(&crate::oauth::Params::parse(body.as_bytes())?)
 }
 
 /// Each rule's verdict on the exchange, in file order.
@@ -143,6 +160,12 @@ fn verdicts(config: &Config, client: &str, ex: &Exchange<'_>) -> Vec<String> {
         .map(|(i, rule)| {
             let verdict = if !rule.clients.iter().any(|c| c == client) {
                 format!("does not name client \"{client}\"")
+            } else if rule.mints != ex.wants {
+                format!(
+                    "mints {}, and the request asks for a {}",
+                    rule.mints.as_str(),
+                    ex.wants.as_str()
+                )
             } else {
                 match rules::misses(rule, ex) {
                     Ok(misses) if misses.is_empty() => "applies".to_string(),
@@ -157,7 +180,8 @@ fn verdicts(config: &Config, client: &str, ex: &Exchange<'_>) -> Vec<String> {
 
 fn request_line(request: &Request) -> String {
     format!(
-        "request: audiences [{}]; resources [{}]; scopes {}",
+        "request: {}; audiences [{}]; resources [{}]; scopes {}",
+        request.requested_token_type.name(),
         request.audiences.join(", "),
         request
             .resources
@@ -174,8 +198,15 @@ fn request_line(request: &Request) -> String {
 
 /// The token the grant would be, header and claims, with a placeholder `jti`.
 fn would_mint(config: &Config, keys: &SigningKeys, decision: &Decision) -> Result<String, String> {
-    let claims = mint::claims(&config.server.issuer, &decision.grant, "<a new random jti>");
-    let token = serde_json::json!({ "header": mint::header(keys.current()), "claims": claims });
+    let (issuer, key, jti) = (&config.server.issuer, keys.current(), "<a new random jti>");
+    let token = match &decision.grant {
+        Granted::AccessToken(g) => {
+            serde_json::json!({ "header": mint::header(key), "claims": mint::claims(issuer, g, jti) })
+        }
+        Granted::TxnToken(g) => {
+            serde_json::json!({ "header": txn::header(key), "claims": txn::claims(issuer, g, jti) })
+        }
+    };
     serde_json::to_string_pretty(&token).map_err(|e| e.to_string())
 }
 

@@ -52,3 +52,41 @@ mod tests {
         assert_ne!(record_id(t), record_id(t));
     }
 }
+
+/// A transaction identifier (`txn`, RFC 8417 §2.2) in the UUID form the draft's examples use:
+/// a version 7 UUID, the time in milliseconds then 74 random bits, so the audit index on it
+/// appends at its end too.
+pub fn txn(at: UnixTime) -> Result<String, RandomFailed> {
+    let mut bytes = [0u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes[6..]).map_err(|_| RandomFailed)?;
+    let millis = at.millis().max(0) as u64;
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6] = 0x70 | (bytes[6] & 0x0f);
+    bytes[8] = 0x80 | (bytes[8] & 0x3f);
+    let hex = crate::hex(&bytes);
+    Ok(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
+}
+
+#[cfg(test)]
+mod txn_tests {
+    use super::*;
+
+    #[test]
+    fn txns_are_unique_version_7_uuids() {
+        let now = crate::clock::now();
+        let a = txn(now).expect("txn");
+        assert_eq!(a.len(), 36);
+        let groups: Vec<&str> = a.split('-').collect();
+        assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
+        assert!(groups[2].starts_with('7'), "{a}");
+        assert!(matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'), "{a}");
+        assert_ne!(a, txn(now).expect("txn"));
+    }
+}

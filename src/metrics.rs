@@ -160,8 +160,16 @@ impl Default for Metrics {
 
 impl Metrics {
     /// `client` and `rule` must come from the configuration (or be `unknown` / empty).
-    pub fn exchange(&self, outcome: &str, error: &str, client: &str, rule: &str, took: Duration) {
-        self.exchanges.add(&[outcome, error, client, rule]);
+    pub fn exchange(
+        &self,
+        outcome: &str,
+        error: &str,
+        client: &str,
+        rule: &str,
+        token_type: &str,
+        took: Duration,
+    ) {
+        self.exchanges.add(&[outcome, error, client, rule, token_type]);
         self.exchange_seconds.observe(took.as_secs_f64());
     }
 
@@ -208,8 +216,8 @@ impl Metrics {
         self.exchanges.render(
             &mut out,
             "tessera_exchanges_total",
-            "Token exchanges by outcome, error, client and rule.",
-            &["outcome", "error", "client", "rule"],
+            "Token exchanges by outcome, error, client, rule and the kind of token asked for.",
+            &["outcome", "error", "client", "rule", "token_type"],
         );
         self.exchange_seconds.render(
             &mut out,
@@ -311,11 +319,11 @@ mod tests {
     #[test]
     fn counters_and_histograms_render_as_prometheus_text() {
         let m = Metrics::default();
-        m.exchange("granted", "", "orders-svc", "r", Duration::from_millis(2));
-        m.exchange("granted", "", "orders-svc", "r", Duration::from_millis(20));
+        m.exchange("granted", "", "orders-svc", "r", "access_token", Duration::from_millis(2));
+        m.exchange("granted", "", "orders-svc", "r", "access_token", Duration::from_millis(20));
         m.jwks_fetch("co\"rp", false);
         let text = m.render(&[("corp".into(), Some(SystemTime::now()))]);
-        assert!(text.contains("tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svc\",rule=\"r\"} 2"), "{text}");
+        assert!(text.contains("tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svc\",rule=\"r\",token_type=\"access_token\"} 2"), "{text}");
         assert!(
             text.contains("tessera_exchange_duration_seconds_bucket{le=\"0.005\"} 1"),
             "{text}"
@@ -350,7 +358,7 @@ mod tests {
             ("granted", "", "orders-svc", "r1"),
             ("granted", "", "orders-svcr", "1"),
         ] {
-            m.exchange(outcome, error, client, rule, Duration::from_millis(1));
+            m.exchange(outcome, error, client, rule, "access_token", Duration::from_millis(1));
         }
         let text = m.render(&[]);
         let series: Vec<&str> = text
@@ -360,11 +368,11 @@ mod tests {
         assert_eq!(
             series,
             [
-                "tessera_exchanges_total{outcome=\"denied\",error=\"invalid_scope\",client=\"billing-svc\",rule=\"\"} 1",
-                "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"billing-svc\",rule=\"r\"} 1",
-                "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svc\",rule=\"r\"} 2",
-                "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svc\",rule=\"r1\"} 1",
-                "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svcr\",rule=\"1\"} 1",
+                "tessera_exchanges_total{outcome=\"denied\",error=\"invalid_scope\",client=\"billing-svc\",rule=\"\",token_type=\"access_token\"} 1",
+                "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"billing-svc\",rule=\"r\",token_type=\"access_token\"} 1",
+                "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svc\",rule=\"r\",token_type=\"access_token\"} 2",
+                "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svc\",rule=\"r1\",token_type=\"access_token\"} 1",
+                "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svcr\",rule=\"1\",token_type=\"access_token\"} 1",
             ]
         );
     }

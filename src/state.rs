@@ -77,6 +77,8 @@ pub struct Policy {
     pub clients: Clients,
     pub rules: RuleSet,
     pub signing: SigningConfig,
+    /// This server as its trust domain's Transaction Token Service, when configured.
+    pub txn: Option<crate::tokens::txn::TxnService>,
 }
 
 impl Policy {
@@ -117,6 +119,23 @@ impl Policy {
             clients: Clients::new(&config.clients),
             rules: RuleSet::new(config.rules.clone()),
             signing: config.signing.clone(),
+            txn: config
+                .transaction_tokens
+                .clone()
+                .map(|c| crate::tokens::txn::TxnService {
+                    config: c,
+                    issuer: config.server.issuer.clone(),
+                    keys: keys.clone(),
+                    max_assertion_lifetime: config.server.max_assertion_lifetime,
+                }),
+        }
+    }
+
+    /// The lifetimes rules' grants are cut to.
+    pub fn limits(&self) -> crate::config::Limits<'_> {
+        crate::config::Limits {
+            signing: &self.signing,
+            txn: self.txn.as_ref().map(|t| &t.config),
         }
     }
 }

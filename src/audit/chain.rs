@@ -8,9 +8,9 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::record::ExchangeRecord;
-use super::row::ExchangeRow;
+use super::row::{ExchangeRow, KindRow};
 use crate::store::DbConnection;
-use crate::store::schema::{audit_chains, exchanges, store_probes};
+use crate::store::schema::{audit_chains, exchange_kinds, exchanges, store_probes};
 
 /// The `prev_hash` of a chain's first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -54,6 +54,12 @@ pub fn record_hash(prev_hash: &str, r: &ExchangeRecord) -> String {
         }
         if r.truncated {
             fields.push(json!({ "truncated": true }));
+        }
+        if r.token_type != ExchangeRecord::ACCESS_TOKEN {
+            fields.push(json!({ "token_type": r.token_type }));
+        }
+        if let Some(txn) = &r.txn {
+            fields.push(json!({ "txn": txn }));
         }
     }
     let mut input = Vec::with_capacity(512);
@@ -131,6 +137,11 @@ pub fn write_linked(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> Que
     };
     let rows: Vec<ExchangeRow> = records.iter().map(|r| ExchangeRow::from(*r)).collect();
     insert_rows(conn, &rows)?;
+    for kind in records.iter().filter_map(|r| KindRow::of(r)) {
+        diesel::insert_into(exchange_kinds::table)
+            .values(&kind)
+            .execute(conn)?;
+    }
     diesel::update(audit_chains::table.find(&last.chain))
         .set((
             audit_chains::head_seq.eq(last.seq),
@@ -253,7 +264,7 @@ fn snapshot_page(
     chain: &str,
     from_seq: i64,
     limit: i64,
-) -> QueryResult<(Option<ChainRow>, Vec<ExchangeRow>)> {
+) -> QueryResult<(Option<ChainRow>, Vec<(ExchangeRow, Option<KindRow>)>)> {
     conn.transaction(|c| {
         // PostgreSQL reads each statement from a new snapshot unless told otherwise; SQLite's
         // read transaction holds one from its first read.
@@ -267,11 +278,12 @@ fn snapshot_page(
             .first(c)
             .optional()?;
         let rows = exchanges::table
+            .left_join(exchange_kinds::table)
             .filter(exchanges::chain.eq(chain))
             .filter(exchanges::seq.ge(from_seq))
             .order(exchanges::seq)
             .limit(limit)
-            .select(ExchangeRow::as_select())
+            .select((ExchangeRow::as_select(), Option::<KindRow>::as_select()))
             .load(c)?;
         Ok((row, rows))
     })
@@ -322,7 +334,7 @@ fn verify_chain(
         if expected_seq.is_none_or(|seq| seq <= row.anchor_seq) {
             expected_seq = Some(row.anchor_seq + 1);
             prev.clone_from(&row.anchor_hash);
-            if rows.first().is_some_and(|r| r.seq <= row.anchor_seq) {
+            if rows.first().is_some_and(|(r, _)| r.seq <= row.anchor_seq) {
                 continue;
             }
         }

@@ -8,11 +8,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::record::ExchangeRecord;
-use super::row::ExchangeRow;
+use super::row::{ExchangeRow, KindRow};
 use super::subject_tokens::{self, Within};
 use crate::clock;
 use crate::store::DbConnection;
 use crate::store::budget::tessera_budget;
+use crate::store::schema::exchange_kinds::dsl as k;
 use crate::store::schema::exchanges::dsl as x;
 
 #[derive(Debug, Clone, Default)]
@@ -26,6 +27,10 @@ pub struct Filters {
     pub error: Option<String>,
     pub jti: Option<String>,
     pub subject_jti: Option<String>,
+    /// The kind of token asked for (`access_token`, `txn_token`, …).
+    pub token_type: Option<String>,
+    /// The transaction of a Txn-Token.
+    pub txn: Option<String>,
     /// Microseconds since the epoch.
     pub since: Option<i64>,
     pub until: Option<i64>,
@@ -121,6 +126,25 @@ pub fn page(
     if let Some(v) = &filters.jti {
         q = q.filter(x::token_jti.eq(v));
     }
+    match filters.token_type.as_deref() {
+        None => {}
+        // Records of access-token requests have no row of their own kind.
+        Some(ExchangeRecord::ACCESS_TOKEN) => {
+            let others = k::exchange_kinds
+                .filter(k::token_type.ne(ExchangeRecord::ACCESS_TOKEN))
+                .select(k::id);
+            q = q.filter(x::id.ne_all(others));
+        }
+        Some(v) => {
+            let of_type = k::exchange_kinds
+                .filter(k::token_type.eq(v.to_string()))
+                .select(k::id);
+            q = q.filter(x::id.eq_any(of_type));
+        }
+    }
+    if let Some(v) = &filters.txn {
+        q = q.filter(x::id.eq_any(k::exchange_kinds.filter(k::txn.eq(v.clone())).select(k::id)));
+    }
     if let Some(v) = &filters.subject_jti {
         let spans = subject_tokens::spans(conn, std::slice::from_ref(v), None)?;
         let Some(within) = Within::spans(&spans) else {
@@ -149,8 +173,27 @@ pub fn page(
     q.order((x::time_us.desc(), x::id.desc()))
         .limit(limit)
         .select(ExchangeRow::as_select())
-        .load(conn)
-        .map(|rows| rows.into_iter().map(ExchangeRecord::from).collect())
+        .load::<ExchangeRow>(conn)
+        .and_then(|rows| with_kinds(conn, rows))
+}
+
+/// The records of `rows`, each with what its row in `exchange_kinds` says, if it has one.
+fn with_kinds(conn: &mut DbConnection, rows: Vec<ExchangeRow>) -> QueryResult<Vec<ExchangeRecord>> {
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let mut kinds: std::collections::HashMap<String, KindRow> = k::exchange_kinds
+        .filter(k::id.eq_any(&ids))
+        .select(KindRow::as_select())
+        .load::<KindRow>(conn)?
+        .into_iter()
+        .map(|kind| (kind.id.clone(), kind))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let kind = kinds.remove(&row.id);
+            ExchangeRecord::from((row, kind))
+        })
+        .collect())
 }
 
 /// A page of at most `limit` records, read a few at a time and ended early once they take

@@ -54,6 +54,11 @@ pub struct ExchangeRecord {
     pub count: i64,
     /// Request values were cut to fit the record's bounds.
     pub truncated: bool,
+    /// The kind of token asked for: `requested_token_type`'s last part (`access_token` when
+    /// the request named none this server knows).
+    pub token_type: String,
+    /// The transaction of the Txn-Token minted, or of the one presented for replacement.
+    pub txn: Option<String>,
     #[serde(skip)]
     pub seq: i64,
     #[serde(skip)]
@@ -119,10 +124,18 @@ impl ExchangeRecord {
             actor_jti: None,
             count: 1,
             truncated: false,
+            token_type: Self::ACCESS_TOKEN.into(),
+            txn: None,
             provenance: None,
             authenticated: false,
         }
     }
+}
+
+impl ExchangeRecord {
+    /// The `token_type` of a record of an access-token request, the one kind records before
+    /// transaction tokens were of.
+    pub const ACCESS_TOKEN: &str = "access_token";
 }
 
 /// A value taken from the request keeps at most this many characters in a record.

@@ -9,7 +9,7 @@ use tracing::Instrument;
 use diesel::prelude::*;
 
 use crate::clock;
-use crate::store::schema::{audit_chains, exchanges};
+use crate::store::schema::{audit_chains, exchange_kinds, exchanges};
 use crate::store::{DbConnection, Store};
 
 const BATCH: i64 = 1_000;
@@ -53,6 +53,12 @@ fn prune_batch(conn: &mut DbConnection, chain: &str, cutoff_us: i64) -> QueryRes
                 .filter(exchanges::seq.le(last_seq)),
         )
         .execute(c)?;
+        diesel::delete(
+            exchange_kinds::table
+                .filter(exchange_kinds::chain.eq(chain))
+                .filter(exchange_kinds::seq.le(last_seq)),
+        )
+        .execute(c)?;
         diesel::update(audit_chains::table.find(chain))
             .set((
                 audit_chains::anchor_seq.eq(last_seq),
@@ -92,7 +98,9 @@ pub fn spawn(
             }
             let now = clock::now().secs();
             let pruned = expired.blocking_write(move |c| {
-                crate::store::replay::prune(c, now).and_then(|_| super::revocation::prune(c, now))
+                crate::store::replay::prune(c, now)
+                    .and_then(|_| super::revocation::prune(c, now))
+                    .and_then(|_| crate::store::replacements::prune(c, now))
             });
             if let Err(e) = pruned.await {
                 crate::telemetry::repeated::error(

@@ -3,7 +3,7 @@
 use diesel::prelude::*;
 
 use super::record::{ExchangeRecord, Outcome};
-use crate::store::schema::exchanges;
+use crate::store::schema::{exchange_kinds, exchanges};
 
 #[derive(Debug, Insertable, Queryable, Selectable)]
 #[diesel(table_name = exchanges)]
@@ -40,6 +40,31 @@ pub struct ExchangeRow {
     pub actor_jti: Option<String>,
     pub count: i64,
     pub truncated: bool,
+}
+
+/// What a record says beyond an access-token exchange (the kind of token asked for, the
+/// transaction), stored beside it only when it says something.
+#[derive(Debug, Insertable, Queryable, Selectable)]
+#[diesel(table_name = exchange_kinds)]
+pub struct KindRow {
+    pub id: String,
+    pub chain: String,
+    pub seq: i64,
+    pub token_type: String,
+    pub txn: Option<String>,
+}
+
+impl KindRow {
+    /// The row a record needs, if any.
+    pub fn of(r: &ExchangeRecord) -> Option<Self> {
+        (r.token_type != ExchangeRecord::ACCESS_TOKEN || r.txn.is_some()).then(|| Self {
+            id: r.id.clone(),
+            chain: r.chain.clone(),
+            seq: r.seq,
+            token_type: r.token_type.clone(),
+            txn: r.txn.clone(),
+        })
+    }
 }
 
 fn list(items: &[String]) -> String {
@@ -89,8 +114,12 @@ impl From<&ExchangeRecord> for ExchangeRow {
     }
 }
 
-impl From<ExchangeRow> for ExchangeRecord {
-    fn from(r: ExchangeRow) -> Self {
+impl From<(ExchangeRow, Option<KindRow>)> for ExchangeRecord {
+    fn from((r, kind): (ExchangeRow, Option<KindRow>)) -> Self {
+        let (token_type, txn) = kind.map_or_else(
+            || (ExchangeRecord::ACCESS_TOKEN.to_string(), None),
+            |k| (k.token_type, k.txn),
+        );
         Self {
             id: r.id,
             time_us: r.time_us,
@@ -128,6 +157,8 @@ impl From<ExchangeRow> for ExchangeRecord {
             actor_jti: r.actor_jti,
             count: r.count,
             truncated: r.truncated,
+            token_type,
+            txn,
             provenance: None,
             authenticated: false,
         }

@@ -25,6 +25,15 @@ pub(super) fn build(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> 
     let mut issuers = Vec::with_capacity(raw.issuers.len());
     for (i, issuer) in raw.issuers.into_iter().enumerate() {
         let issuer = ctx.issuer(i, issuer, &server)?;
+        if is_subject_source(&issuer.id) {
+            return Err(ctx.err(
+                format!("issuers[{i}].id"),
+                format!(
+                    "\"{}\" is reserved: Txn-Token rules name subjects of that token type by it",
+                    issuer.id
+                ),
+            ));
+        }
         if issuers.iter().any(|o: &IssuerConfig| o.id == issuer.id) {
             return Err(ctx.err(
                 format!("issuers[{i}].id"),
@@ -53,9 +62,17 @@ pub(super) fn build(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> 
         }
         clients.push(client);
     }
+    let transaction_tokens = raw
+        .transaction_tokens
+        .map(|t| ctx.transaction_tokens(t))
+        .transpose()?;
     let mut rules = Vec::with_capacity(raw.rules.len());
     for (i, rule) in raw.rules.into_iter().enumerate() {
-        let rule = ctx.rule(i, rule, &issuers, &clients, &signing)?;
+        let limits = Limits {
+            signing: &signing,
+            txn: transaction_tokens.as_ref(),
+        };
+        let rule = ctx.rule(i, rule, &issuers, &clients, limits)?;
         if rules.iter().any(|o: &RuleConfig| o.name == rule.name) {
             return Err(ctx.err(
                 format!("rules[{i}].name"),
@@ -74,6 +91,7 @@ pub(super) fn build(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> 
         clients,
         rules,
         telemetry,
+        transaction_tokens,
     })
 }
 

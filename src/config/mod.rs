@@ -8,6 +8,7 @@ pub mod duration;
 mod issuer;
 pub mod raw;
 mod rule;
+mod txn;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -28,6 +29,7 @@ use crate::oauth::{Resource, Scopes};
 use crate::subjects::SubjectPattern;
 
 pub use duration::parse as parse_duration;
+pub use txn::REQUESTERS_SEPARATOR;
 use raw::RawConfig;
 
 /// A configuration error: the file, the key at fault and what is wrong with it.
@@ -61,6 +63,9 @@ pub struct Config {
     pub clients: Vec<ClientConfig>,
     pub rules: Vec<RuleConfig>,
     pub telemetry: TelemetryConfig,
+    /// `[transaction_tokens]`: present when this server is its trust domain's Transaction
+    /// Token Service (SPEC §8).
+    pub transaction_tokens: Option<TxnConfig>,
 }
 
 /// `[telemetry]`: where spans go besides the log.
@@ -263,6 +268,80 @@ pub enum ClientAuth {
     },
 }
 
+/// `[transaction_tokens]` (SPEC §8).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnConfig {
+    /// The `aud` of every Txn-Token, and the one `audience` a Txn-Token request names.
+    pub trust_domain: String,
+    pub default_ttl: Duration,
+    pub max_ttl: Duration,
+    /// How many times the Txn-Tokens of one transaction (`txn`) may be replaced in all.
+    pub max_replacements: u32,
+    /// A replacement may live `ttl` from its own issue, beyond the Txn-Token it replaces.
+    pub extend_lifetime_on_replacement: bool,
+}
+
+/// The lifetimes of the tokens a rule may mint: what rules are checked against, and what their
+/// grants are cut to.
+#[derive(Clone, Copy)]
+pub struct Limits<'a> {
+    pub signing: &'a SigningConfig,
+    pub txn: Option<&'a TxnConfig>,
+}
+
+/// What a rule mints: an access token (SPEC §4) or a Txn-Token (SPEC §8). A rule applies only
+/// to requests for its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Mints {
+    #[default]
+    AccessToken,
+    TxnToken,
+}
+
+impl Mints {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::TxnToken => "txn_token",
+        }
+    }
+}
+
+impl TryFrom<String> for Mints {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<Self, String> {
+        match name.as_str() {
+            "access_token" => Ok(Self::AccessToken),
+            "txn_token" => Ok(Self::TxnToken),
+            other => Err(format!("\"{other}\" is not access_token or txn_token")),
+        }
+    }
+}
+
+impl From<Mints> for String {
+    fn from(kind: Mints) -> Self {
+        kind.as_str().to_string()
+    }
+}
+
+/// Where a Txn-Token rule's subjects may come from besides trusted issuers: the token types
+/// the draft adds, named in the rule's `issuers` as if they were issuer ids (no issuer may take
+/// these ids). A `self_signed` subject is a JWT the requesting client signed with its own keys;
+/// an `unsigned_json` one is the client's word; a `txn_token` one is this server's Txn-Token
+/// being replaced.
+pub const SUBJECT_SOURCES: &[crate::oauth::TokenType] = &[
+    crate::oauth::TokenType::SelfSigned,
+    crate::oauth::TokenType::UnsignedJson,
+    crate::oauth::TokenType::TxnToken,
+];
+
+/// Whether `id` is one of `SUBJECT_SOURCES`' names.
+pub fn is_subject_source(id: &str) -> bool {
+    SUBJECT_SOURCES.iter().any(|t| t.name() == id)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum ScopeMode {
@@ -374,6 +453,11 @@ pub struct RuleConfig {
     pub actors: Vec<ActorRef>,
     pub ttl: Option<Duration>,
     pub copy_claims: Vec<String>,
+    pub mints: Mints,
+    /// A Txn-Token rule's `tctx` and `rctx`: claim names and the CEL expressions that build
+    /// them, in name order.
+    pub tctx: Vec<(String, crate::condition::Condition)>,
+    pub rctx: Vec<(String, crate::condition::Condition)>,
 }
 
 /// Claims that carry identity, audience, lifetime, scope, binding or delegation meaning, or that

@@ -2,6 +2,8 @@
 //! checked and turned into typed settings by `config::build`. Serialized, absent keys left out,
 //! a value is a file that reads back the same: the integration tests build theirs this way.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -21,6 +23,22 @@ pub struct RawConfig {
     pub rules: Vec<RawRule>,
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_tokens: Option<RawTransactionTokens>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTransactionTokens {
+    pub trust_domain: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_ttl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_ttl: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_replacements: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extend_lifetime_on_replacement: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]
@@ -193,6 +211,12 @@ pub struct RawRule {
     pub ttl: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub copy_claims: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mints: Option<super::Mints>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tctx: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rctx: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

@@ -17,9 +17,10 @@ impl Ctx<'_> {
         mut raw: RawRule,
         issuers: &[IssuerConfig],
         clients: &[ClientConfig],
-        signing: &SigningConfig,
+        limits: Limits<'_>,
     ) -> Result<RuleConfig, ConfigError> {
         let at = |k: &str| format!("rules[{i}].{k}");
+        let mints = raw.mints.unwrap_or_default();
         if raw.name.trim().is_empty() {
             return Err(self.err(at("name"), "must not be empty"));
         }
@@ -29,8 +30,15 @@ impl Ctx<'_> {
             .map(crate::condition::Condition::compile)
             .transpose()
             .map_err(|e| self.err(at("condition"), e))?;
-        self.references(&at, &raw, issuers, clients)?;
-        let resources = self.targets(&at, &raw)?;
+        self.references(&at, &raw, issuers, clients, mints)?;
+        let (tctx, rctx) = match mints {
+            Mints::AccessToken => {
+                self.access_token_rule(&at, &raw)?;
+                (Vec::new(), Vec::new())
+            }
+            Mints::TxnToken => self.txn_rule(&at, &mut raw, limits.txn)?,
+        };
+        let resources = self.targets(&at, &raw, mints)?;
         if raw.subjects.len() > MAX_SUBJECTS {
             return Err(self.err(
                 at("subjects"),
@@ -46,7 +54,7 @@ impl Ctx<'_> {
         let scope_mode = raw.scope_mode.unwrap_or_default();
         let actor = raw.actor.unwrap_or_default();
         let actors = self.actors(&at, &mut raw, actor, issuers)?;
-        let ttl = self.ttl(&at, &raw, signing)?;
+        let ttl = self.ttl(&at, &raw, limits, mints)?;
         self.copy_claims(&at, &raw)?;
         Ok(RuleConfig {
             name: raw.name,
@@ -64,6 +72,9 @@ impl Ctx<'_> {
             actors,
             ttl,
             copy_claims: raw.copy_claims,
+            mints,
+            tctx,
+            rctx,
         })
     }
 
@@ -74,6 +85,7 @@ impl Ctx<'_> {
         raw: &RawRule,
         issuers: &[IssuerConfig],
         clients: &[ClientConfig],
+        mints: Mints,
     ) -> Result<(), ConfigError> {
         if raw.clients.is_empty() {
             return Err(self.err(at("clients"), "must name at least one client"));
@@ -87,6 +99,15 @@ impl Ctx<'_> {
             return Err(self.err(at("issuers"), "must name at least one issuer"));
         }
         for s in &raw.issuers {
+            if mints == Mints::TxnToken && is_subject_source(s) {
+                continue;
+            }
+            if is_subject_source(s) {
+                return Err(self.err(
+                    at("issuers"),
+                    format!("\"{s}\" subjects are taken by mints = \"txn_token\" rules only"),
+                ));
+            }
             if !issuers.iter().any(|k| &k.id == s) {
                 return Err(self.err(
                     at("issuers"),
@@ -102,8 +123,9 @@ impl Ctx<'_> {
         &self,
         at: &dyn Fn(&str) -> String,
         raw: &RawRule,
+        mints: Mints,
     ) -> Result<Vec<Resource>, ConfigError> {
-        if raw.audiences.is_empty() && raw.resources.is_empty() {
+        if mints == Mints::AccessToken && raw.audiences.is_empty() && raw.resources.is_empty() {
             return Err(self.err(
                 at("audiences"),
                 "a rule must grant at least one audience or resource",
@@ -171,21 +193,26 @@ impl Ctx<'_> {
         Ok(actors)
     }
 
-    /// Its own lifetime, within the signing limits.
+    /// Its own lifetime, within the limits of the tokens it mints.
     fn ttl(
         &self,
         at: &dyn Fn(&str) -> String,
         raw: &RawRule,
-        signing: &SigningConfig,
+        limits: Limits<'_>,
+        mints: Mints,
     ) -> Result<Option<Duration>, ConfigError> {
+        let (max, key) = match (mints, limits.txn) {
+            (Mints::TxnToken, Some(txn)) => (txn.max_ttl, "transaction_tokens.max_ttl"),
+            _ => (limits.signing.max_ttl, "signing.max_ttl"),
+        };
         let ttl = match raw.ttl.as_deref() {
             None => None,
             Some(t) => {
                 let ttl = parse_duration(t).map_err(|m| self.err(at("ttl"), m))?;
-                if ttl.is_zero() || ttl > signing.max_ttl {
+                if ttl.is_zero() || ttl > max {
                     return Err(self.err(
                         at("ttl"),
-                        "must be more than zero and at most signing.max_ttl",
+                        format!("must be more than zero and at most {key}"),
                     ));
                 }
                 Some(ttl)

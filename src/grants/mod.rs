@@ -11,12 +11,12 @@ use std::sync::Arc;
 
 use crate::condition::CONDITION_BUDGET;
 use crate::error::{ErrorCode, OAuthError};
+use crate::config::Mints;
 use crate::oauth::Params;
-use crate::oauth::TokenType;
-use crate::rules::{self, Exchange};
+use crate::oauth::{TokenType, TxnParams};
+use crate::rules::{self, Exchange, Granted};
 use crate::state::Policy;
 use crate::tokens::VerifiedToken;
-use crate::tokens::mint::Grant;
 
 /// The grant types `POST /token` takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,44 +81,48 @@ pub struct Learned {
     pub actor: Option<VerifiedToken>,
     /// The rule that applies, once one does.
     pub rule: Option<String>,
+    /// The transaction of the Txn-Token minted, or of the one presented for replacement.
+    pub txn: Option<String>,
 }
 
 /// A granted exchange: what to mint.
 pub struct Decision {
-    pub grant: Grant,
+    pub grant: Granted,
     pub issued_token_type: TokenType,
 }
 
 /// The applying rule (into `rule` once chosen, for the record) and its grant, for `ex`: the
-/// rules' `plan`, with the rule's conditions evaluated where `conditions` says.
+/// rules' `plan`, with the rule's expressions (conditions, and the claims a Txn-Token rule
+/// builds) evaluated where `conditions` says.
 async fn plan(
     policy: &Arc<Policy>,
     conditions: &Conditions<'_>,
     ex: &Exchange<'_>,
     rule: &mut Option<String>,
-) -> Result<Grant, OAuthError> {
-    let chosen = match conditions {
+) -> Result<Granted, OAuthError> {
+    let (chosen, granted) = match conditions {
         Conditions::Pooled(slots) if policy.rules.has_conditions(ex.client_id) => {
-            let name = choose_pooled(policy, slots, ex).await?;
-            policy
-                .rules
-                .candidates(ex.client_id, &ex.subject.issuer_id, &ex.subject.sub)
-                .find(|r| r.name == name)
-                .ok_or_else(OAuthError::server_error)?
+            plan_pooled(policy, slots, ex).await?
         }
-        _ => rules::choose(&policy.rules, ex)?,
+        _ => {
+            let chosen = rules::choose(&policy.rules, ex)?;
+            (
+                chosen.name.clone(),
+                rules::grant_for(chosen, policy.limits(), ex),
+            )
+        }
     };
-    *rule = Some(chosen.name.clone());
-    tracing::Span::current().record("rule", chosen.name.as_str());
-    rules::grant_for(chosen, &policy.signing, ex)
+    tracing::Span::current().record("rule", chosen.as_str());
+    *rule = Some(chosen);
+    granted
 }
 
-/// `rules::choose` on the blocking pool, under the conditions' budget.
-async fn choose_pooled(
+/// The applying rule's name and its grant, on the blocking pool under the conditions' budget.
+async fn plan_pooled(
     policy: &Arc<Policy>,
     slots: &Arc<tokio::sync::Semaphore>,
     ex: &Exchange<'_>,
-) -> Result<String, OAuthError> {
+) -> Result<(String, Result<Granted, OAuthError>), OAuthError> {
     let deadline = tokio::time::Instant::now() + CONDITION_BUDGET;
     let Ok(Ok(slot)) = tokio::time::timeout_at(deadline, slots.clone().acquire_owned()).await
     else {
@@ -130,7 +134,9 @@ async fn choose_pooled(
     let policy = policy.clone();
     let job = tokio::task::spawn_blocking(move || {
         let _slot = slot;
-        rules::choose(&policy.rules, &owned.borrow()).map(|rule| rule.name.clone())
+        let ex = owned.borrow();
+        rules::choose(&policy.rules, &ex)
+            .map(|rule| (rule.name.clone(), rules::grant_for(rule, policy.limits(), &ex)))
     });
     match tokio::time::timeout_at(deadline, job).await {
         Ok(Ok(chosen)) => chosen,
@@ -152,6 +158,8 @@ struct OwnedExchange {
     requested_scopes: Option<crate::oauth::Scopes>,
     now: i64,
     proof_jkt: Option<String>,
+    wants: Mints,
+    txn: Option<TxnParams>,
 }
 
 impl OwnedExchange {
@@ -165,6 +173,8 @@ impl OwnedExchange {
             requested_scopes: ex.requested_scopes.cloned(),
             now: ex.now,
             proof_jkt: ex.proof_jkt.map(str::to_string),
+            wants: ex.wants,
+            txn: ex.txn.cloned(),
         }
     }
 
@@ -180,6 +190,8 @@ impl OwnedExchange {
             requested_scopes: self.requested_scopes.as_ref(),
             now: self.now,
             proof_jkt: self.proof_jkt.as_deref(),
+            wants: self.wants,
+            txn: self.txn.as_ref(),
         }
     }
 }

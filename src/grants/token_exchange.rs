@@ -4,14 +4,13 @@
 use std::str::FromStr;
 
 use super::{Context, Decision, Learned};
+use crate::config::Mints;
 use crate::error::OAuthError;
-use crate::oauth::Params;
-use crate::oauth::Resource;
-use crate::oauth::TokenType;
 use crate::oauth::form::printable;
 use crate::oauth::scope::{self, NotAScope, Scopes};
+use crate::oauth::{Params, Resource, TokenType, TxnParams};
 use crate::rules::{Exchange, Targets};
-use crate::tokens::{VerifiedToken, verify};
+use crate::tokens::{VerifiedToken, asserted, verify};
 
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
@@ -31,6 +30,8 @@ pub struct Request {
     /// `None` when no scope was requested.
     pub scopes: Option<Scopes>,
     pub requested_token_type: TokenType,
+    /// A Txn-Token request's context and details; `None` for other requests.
+    pub txn: Option<TxnParams>,
 }
 
 impl Request {
@@ -42,8 +43,21 @@ impl Request {
         let requested_token_type = requested_token_type(p)?;
         let (audiences, resources) = targets(p)?;
         let scopes = p.one("scope").map(scopes).transpose()?.flatten();
+        let txn = match requested_token_type {
+            TokenType::TxnToken => {
+                txn_request(&audiences, &resources, scopes.as_ref(), actor_token.is_some())?;
+                Some(TxnParams::parse(p)?)
+            }
+            _ if TxnParams::named_in(p) => {
+                return Err(OAuthError::invalid_request(
+                    "request_context and request_details belong to Txn-Token requests \
+                     (requested_token_type=urn:ietf:params:oauth:token-type:txn_token)",
+                ));
+            }
+            _ => None,
+        };
         // Only once the request is well formed: its faults are named first.
-        jwt_token_type(subject_token_type, "subject_token_type")?;
+        subject_token_type_for(subject_token_type, requested_token_type)?;
         Ok(Self {
             subject_token,
             subject_token_type,
@@ -52,7 +66,16 @@ impl Request {
             resources,
             scopes,
             requested_token_type,
+            txn,
         })
+    }
+
+    /// The kind of token the request asks for, as rules mint them.
+    pub fn wants(&self) -> Mints {
+        match self.requested_token_type {
+            TokenType::TxnToken => Mints::TxnToken,
+            _ => Mints::AccessToken,
+        }
     }
 
     /// The exchange as the rules see it.
@@ -75,8 +98,36 @@ impl Request {
             requested_scopes: self.scopes.as_ref(),
             now,
             proof_jkt,
+            wants: self.wants(),
+            txn: self.txn.as_ref(),
         }
     }
+}
+
+/// What a Txn-Token request must hold besides the token exchange's parameters (SPEC §8): the
+/// trust domain as its one target, a scope (its purpose), no actor token.
+fn txn_request(
+    audiences: &[String],
+    resources: &[Resource],
+    scopes: Option<&Scopes>,
+    actor: bool,
+) -> Result<(), OAuthError> {
+    if audiences.len() != 1 || !resources.is_empty() {
+        return Err(OAuthError::invalid_request(
+            "a Txn-Token request names exactly one audience, the trust domain, and no resource",
+        ));
+    }
+    if scopes.is_none() {
+        return Err(OAuthError::invalid_request(
+            "a Txn-Token request names its purpose in the scope parameter",
+        ));
+    }
+    if actor {
+        return Err(OAuthError::invalid_request(
+            "a Txn-Token request takes no actor_token: the requesting workloads are its req_wl",
+        ));
+    }
+    Ok(())
 }
 
 /// `actor_token` with its type, both or neither.
@@ -93,15 +144,17 @@ fn actor_token(p: &Params) -> Result<Option<(String, TokenType)>, OAuthError> {
     }
 }
 
-/// What may be asked for: an access token (the default) or a JWT, which is the same token.
+/// What may be asked for: an access token (the default), a JWT, which is the same token, or a
+/// Txn-Token.
 fn requested_token_type(p: &Params) -> Result<TokenType, OAuthError> {
     let Some(uri) = p.one("requested_token_type") else {
         return Ok(TokenType::AccessToken);
     };
     match token_type(uri, "requested_token_type")? {
-        t @ (TokenType::AccessToken | TokenType::Jwt) => Ok(t),
+        t @ (TokenType::AccessToken | TokenType::Jwt | TokenType::TxnToken) => Ok(t),
         other => Err(OAuthError::invalid_request(format!(
-            "requested_token_type {} is not supported; request an access_token or a jwt",
+            "requested_token_type {} is not supported; request an access_token, a jwt or a \
+             txn_token",
             other.uri()
         ))),
     }
@@ -168,15 +221,43 @@ pub async fn decide(
     let policy = ctx.policy;
     // Opaque tokens go only to issuers this client's rules name.
     let may_introspect = |issuer: &str| policy.rules.names_client_and_issuer(client_id, issuer);
-    let subject = verify::verify(
-        &request.subject_token,
-        request.subject_token_type,
-        &policy.issuers,
-        ctx.now,
-        "subject token",
-        &may_introspect,
-    )
-    .await
+    let txn = match request.wants() {
+        Mints::TxnToken => Some(txn_service(ctx, request)?),
+        Mints::AccessToken => None,
+    };
+    let subject = match (request.subject_token_type, txn) {
+        (TokenType::TxnToken, Some(service)) => {
+            crate::tokens::txn::verify(&request.subject_token, service, ctx.now)
+        }
+        (TokenType::SelfSigned, Some(service)) => {
+            asserted::self_signed(
+                &request.subject_token,
+                client_id,
+                &policy.client_keys,
+                &service.issuer,
+                ctx.now,
+                service.max_assertion_lifetime,
+            )
+            .await
+        }
+        (TokenType::UnsignedJson, Some(service)) => asserted::unsigned_json(
+            &request.subject_token,
+            client_id,
+            ctx.now,
+            service.config.max_ttl,
+        ),
+        (declared, _) => {
+            verify::verify(
+                &request.subject_token,
+                declared,
+                &policy.issuers,
+                ctx.now,
+                "subject token",
+                &may_introspect,
+            )
+            .await
+        }
+    }
     .inspect_err(|_| {
         // The record says who the token claims to come from, trusted or not.
         learned.subject_issuer = crate::tokens::unverified::parse(&request.subject_token)
@@ -184,6 +265,9 @@ pub async fn decide(
             .and_then(|t| presented_issuer(ctx, t.iss(), t.sub()));
     })?;
     learned.subject_issuer = Some(subject.issuer_id.clone());
+    if crate::rules::txn::replaces(&subject) {
+        learned.txn = subject.claims.get("txn").and_then(|t| t.as_str()).map(str::to_string);
+    }
     let subject = learned.subject.insert(subject);
     let actor = match &request.actor_token {
         None => None,
@@ -203,6 +287,7 @@ pub async fn decide(
     };
     let ex = request.exchange(client_id, subject, actor, ctx.now, proof_jkt);
     let grant = super::plan(policy, &ctx.conditions, &ex, &mut learned.rule).await?;
+    learned.txn = grant.txn().map(str::to_string);
     Ok(Decision {
         grant,
         issued_token_type: request.requested_token_type,
@@ -221,6 +306,50 @@ fn presented_issuer(ctx: &Context<'_>, iss: Option<&str>, sub: Option<&str>) -> 
                 .map_or_else(|| verify::shown(iss), |i| i.config.id.clone()),
         ),
         None => issuers.attributed(None, sub).map(|i| i.config.id.clone()),
+    }
+}
+
+/// The Transaction Token Service a Txn-Token request is for: this server's, when it is one, and
+/// only for its own trust domain.
+fn txn_service<'a>(
+    ctx: &Context<'a>,
+    request: &Request,
+) -> Result<&'a crate::tokens::txn::TxnService, OAuthError> {
+    let service = ctx.policy.txn.as_ref().ok_or_else(|| {
+        OAuthError::invalid_request(
+            "requested_token_type txn_token is not supported: this server is no Transaction \
+             Token Service (it has no [transaction_tokens])",
+        )
+    })?;
+    let trust_domain = &service.config.trust_domain;
+    if request.audiences.iter().any(|a| a != trust_domain) {
+        return Err(OAuthError::invalid_target(format!(
+            "a Txn-Token's audience is the trust domain \"{trust_domain}\"; name it as the one \
+             audience"
+        )));
+    }
+    Ok(service)
+}
+
+/// The subject token types each kind of request takes: the JWTs Tessera verifies for either,
+/// and for a Txn-Token also a Txn-Token to replace and the subjects a workload asserts itself;
+/// never a refresh token, never a SAML assertion.
+fn subject_token_type_for(declared: TokenType, requested: TokenType) -> Result<(), OAuthError> {
+    let txn = requested == TokenType::TxnToken;
+    match declared {
+        TokenType::RefreshToken if txn => Err(OAuthError::invalid_request(
+            "a refresh token never obtains a Txn-Token; send the token that authorized the \
+             inbound request",
+        )),
+        TokenType::TxnToken | TokenType::SelfSigned | TokenType::UnsignedJson if !txn => {
+            Err(OAuthError::invalid_request(format!(
+                "subject_token_type {} is taken only by Txn-Token requests \
+                 (requested_token_type=urn:ietf:params:oauth:token-type:txn_token)",
+                declared.uri()
+            )))
+        }
+        TokenType::TxnToken | TokenType::SelfSigned | TokenType::UnsignedJson => Ok(()),
+        other => jwt_token_type(other, "subject_token_type"),
     }
 }
 

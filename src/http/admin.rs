@@ -26,7 +26,7 @@ fn audit_query_failed(e: crate::store::Error, budget: std::time::Duration) -> OA
     {
         OAuthError::invalid_request(format!(
             "the query ran past its time budget of {}: narrow it with since and until, or with \
-             a subject, client, jti or subject_jti filter",
+             a subject, client, jti, subject_jti or txn filter",
             crate::config::duration::format(budget)
         ))
     } else if let crate::store::Error::AuditBusy = e {
@@ -113,6 +113,8 @@ struct ExchangesQuery {
     error: Option<String>,
     jti: Option<String>,
     subject_jti: Option<String>,
+    token_type: Option<String>,
+    txn: Option<String>,
     since: Option<String>,
     until: Option<String>,
     limit: Option<String>,
@@ -157,6 +159,8 @@ impl ExchangesQuery {
             error: q.error,
             jti: q.jti,
             subject_jti: q.subject_jti,
+            token_type: q.token_type,
+            txn: q.txn,
         };
         filters.validate().map_err(OAuthError::invalid_request)?;
         Ok((filters, limit, cursor))

@@ -1,5 +1,6 @@
 //! Public documents: the signing keys (`/jwks.json`) and RFC 8414 server metadata.
 
+use crate::oauth::TokenType;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 use jsonwebtoken::Algorithm;
@@ -40,6 +41,16 @@ fn advertised(algorithms: &[Algorithm]) -> Vec<String> {
         .collect()
 }
 
+/// The `requested_token_type`s `/token` serves: Txn-Tokens only from a Transaction Token
+/// Service.
+fn requested_token_types(state: &AppState) -> Vec<&'static str> {
+    let mut types = vec![TokenType::AccessToken.uri(), TokenType::Jwt.uri()];
+    if state.policy.load().txn.is_some() {
+        types.push(TokenType::TxnToken.uri());
+    }
+    types
+}
+
 /// RFC 8414 metadata. `response_types_supported` is REQUIRED there and validators (Authlib's)
 /// refuse it empty; Tessera has no authorization endpoint, so the one truthful value is `none`
 /// (OAuth 2.0 Multiple Response Types: no credential is ever returned from it).
@@ -63,5 +74,6 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
             "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
             "dpop_signing_alg_values_supported": advertised(crate::tokens::dpop::ALGORITHMS),
+            "requested_token_types_supported": requested_token_types(&state),
         }))
 }

@@ -23,6 +23,8 @@ pub enum Report {
         error: Option<&'static str>,
         client: Option<String>,
         rule: Option<String>,
+        /// The kind of token asked for.
+        token_type: &'static str,
     },
     /// Refused by its client's rate limit: logged, and counted as rate limited only.
     RateLimited {
@@ -83,6 +85,7 @@ fn log_and_count(
             error,
             client,
             rule,
+            token_type,
         } => {
             let outcome = if error.is_some() { "denied" } else { "granted" };
             logged(outcome, *error, client, rule.as_deref());
@@ -91,6 +94,7 @@ fn log_and_count(
                 error.unwrap_or(""),
                 client.as_deref().unwrap_or("unknown"),
                 rule.as_deref().unwrap_or(""),
+                token_type,
                 started.elapsed(),
             );
         }

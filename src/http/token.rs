@@ -17,11 +17,12 @@ use crate::audit::record::MAX_VALUE_CHARS;
 use crate::audit::writer::Committed;
 use crate::error::{ErrorCode, OAuthError, Status};
 use crate::grants::{Conditions, Context, Decision, GrantType, Learned, token_exchange};
+use crate::oauth::TokenType;
 use crate::pre_auth::Verdict;
+use crate::rules::Granted;
 use crate::state::{AppState, Policy};
 use crate::tokens::VerifiedToken;
 use crate::tokens::dpop::Proof;
-use crate::tokens::mint::{Grant, mint};
 
 #[derive(Serialize)]
 struct Issued {
@@ -38,11 +39,13 @@ struct Attempt {
     requested_audiences: Vec<String>,
     requested_resources: Vec<String>,
     requested_scopes: Vec<String>,
+    /// The kind of token asked for (an access token when the request names none it knows).
+    token_type: Option<TokenType>,
     /// The client id presented, cut to its bound, even when authentication failed.
     client: Option<String>,
     authenticated: bool,
     learned: Learned,
-    grant: Option<Grant>,
+    grant: Option<Granted>,
     minted_jti: Option<String>,
 }
 
@@ -79,6 +82,7 @@ pub async fn token(
         );
     }
     let rule = attempt.learned.rule.clone();
+    let token_type = attempt.token_type.unwrap_or(TokenType::AccessToken).name();
     let mut record = ExchangeRecord::begin(
         arrived.micros(),
         request_id(&req),
@@ -99,6 +103,7 @@ pub async fn token(
             error: error.map(ErrorCode::as_str),
             client,
             rule,
+            token_type,
         },
     )
 }
@@ -211,6 +216,9 @@ async fn exchange(
         .one("scope")
         .map(crate::oauth::scope::as_asked)
         .unwrap_or_default();
+    attempt.token_type = params
+        .one("requested_token_type")
+        .and_then(|t| t.parse::<TokenType>().ok());
     let grant_type = GrantType::of(&params)?;
     let (presented, authenticated) =
         super::client_auth::authenticate(req, &params, policy, state).await;
@@ -246,7 +254,17 @@ async fn exchange(
         grant,
         issued_token_type,
     } = decision;
-    let minted = mint(state.keys.current(), &state.server.issuer, &grant).map_err(|e| {
+    if let Granted::TxnToken(txn) = &grant
+        && txn.replaces
+    {
+        count_replacement(state, policy, txn).await?;
+    }
+    let (key, issuer) = (state.keys.current(), &state.server.issuer);
+    let minted = match &grant {
+        Granted::AccessToken(g) => crate::tokens::mint::mint(key, issuer, g),
+        Granted::TxnToken(g) => crate::tokens::txn::mint(key, issuer, g),
+    }
+    .map_err(|e| {
         tracing::error!(error = %e, "minting failed");
         OAuthError::server_error()
     })?;
@@ -254,16 +272,47 @@ async fn exchange(
     let issued = Issued {
         access_token: minted.token,
         issued_token_type: issued_token_type.uri(),
-        token_type: if grant.cnf_jkt.is_some() {
-            "DPoP"
-        } else {
-            "Bearer"
+        token_type: match &grant {
+            Granted::AccessToken(g) if g.cnf_jkt.is_some() => "DPoP",
+            Granted::AccessToken(_) => "Bearer",
+            // Not an access token (RFC 8693 §2.2.1).
+            Granted::TxnToken(_) => "N_A",
         },
-        expires_in: grant.expires_at - now,
-        scope: grant.scopes.to_string(),
+        expires_in: grant.expires_at() - now,
+        scope: grant.scopes().to_string(),
     };
     attempt.grant = Some(grant);
     Ok(issued)
+}
+
+/// Counts a replacement against its transaction's bound (`transaction_tokens.max_replacements`),
+/// in the store, so that the bound holds across instances and concurrent requests.
+async fn count_replacement(
+    state: &AppState,
+    policy: &Policy,
+    grant: &crate::tokens::txn::TxnGrant,
+) -> Result<(), OAuthError> {
+    let Some(service) = &policy.txn else {
+        return Err(OAuthError::server_error());
+    };
+    let max = service.config.max_replacements;
+    let txn = grant.txn.clone();
+    // Kept as long as a Txn-Token of the transaction can be presented: replacements that do
+    // not extend their lifetime end with the first token; others are bounded by the count.
+    let until = grant.expires_at + service.config.max_ttl.as_secs() as i64 * i64::from(max.max(1));
+    let count = state
+        .store
+        .blocking_write(move |c| crate::store::replacements::count(c, &txn, until))
+        .await
+        .map_err(super::store_unavailable)?;
+    if count > i64::from(max) {
+        return Err(OAuthError::invalid_request(format!(
+            "the Txn-Tokens of this transaction were replaced {max} times already, the most \
+             transaction_tokens.max_replacements allows; request a new Txn-Token with the \
+             transaction's original subject token"
+        )));
+    }
+    Ok(())
 }
 
 impl Attempt {
@@ -294,9 +343,12 @@ impl Attempt {
             subject,
             actor,
             rule,
+            txn,
         } = self.learned;
         record.subject_issuer = subject_issuer;
         record.rule = rule;
+        record.token_type = self.token_type.unwrap_or(TokenType::AccessToken).name().into();
+        record.txn = txn;
         if let Some(subject) = &subject {
             record.subject = Some(subject.sub.clone());
             record.subject_jti.clone_from(&subject.jti);
@@ -312,25 +364,31 @@ impl Attempt {
             return;
         };
         record.token_jti = self.minted_jti;
-        record.expires_at = Some(grant.expires_at);
+        record.expires_at = Some(grant.expires_at());
+        // How the minted token may be presented here again, for a revocation of its subject
+        // that meets this exchange: as this server's access token; a Txn-Token is presented
+        // only for replacement, where its record and lineage settle it.
+        let minted_as: &[String] = match &grant {
+            Granted::AccessToken(_) => &policy.local_issuers,
+            Granted::TxnToken(_) => &[],
+        };
         // Whether a token it comes from is revoked is settled inside the record's commit.
         record.provenance = Some(Box::new(Provenance {
             subject: as_presented(policy, &subject),
             actor: actor.as_ref().map(|a| as_presented(policy, a)),
-            minted: policy
-                .local_issuers
+            minted: minted_as
                 .iter()
                 .map(|id| Presented {
                     issuer_id: id.clone(),
-                    sub: grant.subject.clone(),
+                    sub: grant.subject().to_string(),
                     jti: record.token_jti.clone(),
-                    iat: Some(grant.issued_at),
+                    iat: Some(grant.issued_at()),
                     local: false,
                 })
                 .collect(),
         }));
-        record.granted_audiences = grant.audiences;
-        record.granted_scopes = grant.scopes.names();
+        record.granted_audiences = grant.audiences();
+        record.granted_scopes = grant.scopes().names();
     }
 }
 
@@ -343,7 +401,9 @@ fn as_presented(policy: &Policy, token: &VerifiedToken) -> Presented {
             .claims
             .get("iat")
             .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64))),
-        local: policy.local_issuers.contains(&token.issuer_id),
+        // A Txn-Token presented for replacement is one this server minted.
+        local: policy.local_issuers.contains(&token.issuer_id)
+            || crate::rules::txn::replaces(token),
     }
 }
 

@@ -76,8 +76,8 @@ pub struct SigningKey {
     pub public_jwk: Jwk,
     /// The key parsed once: parsing PKCS#8 on every signature would double its cost.
     signer: Signer,
-    /// The base64url JOSE header of every token this key signs.
-    header_b64: String,
+    /// The base64url JOSE header of every token this key signs, by `typ` (`TYPS`).
+    headers_b64: Vec<(&'static str, String)>,
 }
 
 enum Signer {
@@ -229,31 +229,44 @@ impl SigningKey {
         let decoding =
             DecodingKey::from_jwk(&public_jwk).map_err(|e| KeyError::PublicKey(e.to_string()))?;
         let signer = Signer::new(alg, encoding.as_bytes())?;
-        let mut header = jsonwebtoken::Header::new(alg);
-        header.typ = Some("at+jwt".into());
-        header.kid = Some(kid.to_string());
-        let header_b64 = URL_SAFE_NO_PAD
-            .encode(serde_json::to_vec(&header).map_err(|e| KeyError::Encoding(e.to_string()))?);
+        let headers_b64 = TYPS
+            .iter()
+            .map(|typ| Ok((*typ, header_b64(alg, kid, typ)?)))
+            .collect::<Result<_, KeyError>>()?;
         let key = Self {
             kid: kid.to_string(),
             alg,
             decoding,
             public_jwk,
             signer,
-            header_b64,
+            headers_b64,
         };
         key.self_test()?;
         Ok(key)
     }
 
-    /// A compact JWS of `claims` under this key's header (`typ: at+jwt`, `alg`, `kid`).
+    /// A compact JWS of `claims` under this key's header for access tokens (`typ: at+jwt`,
+    /// `alg`, `kid`).
     pub fn sign_jwt(
         &self,
         claims: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<String, KeyError> {
+        self.sign_jwt_typed(claims, "at+jwt")
+    }
+
+    /// A compact JWS of `claims` under this key's header with `typ`.
+    pub fn sign_jwt_typed(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        typ: &str,
+    ) -> Result<String, KeyError> {
+        let header = match self.headers_b64.iter().find(|(t, _)| *t == typ) {
+            Some((_, h)) => std::borrow::Cow::Borrowed(h.as_str()),
+            None => std::borrow::Cow::Owned(header_b64(self.alg, &self.kid, typ)?),
+        };
         let payload = serde_json::to_vec(claims).map_err(|e| KeyError::Encoding(e.to_string()))?;
-        let mut token = String::with_capacity(self.header_b64.len() + payload.len() * 4 / 3 + 400);
-        token.push_str(&self.header_b64);
+        let mut token = String::with_capacity(header.len() + payload.len() * 4 / 3 + 400);
+        token.push_str(&header);
         token.push('.');
         URL_SAFE_NO_PAD.encode_string(payload, &mut token);
         let signature = self.signer.sign(token.as_bytes())?;
@@ -283,6 +296,17 @@ impl SigningKey {
             _ => Err(KeyError::DoesNotVerify(self.alg)),
         }
     }
+}
+
+/// The `typ`s of the tokens this server mints, whose headers each key keeps encoded.
+const TYPS: &[&str] = &["at+jwt", crate::tokens::txn::TYP];
+
+fn header_b64(alg: Algorithm, kid: &str, typ: &str) -> Result<String, KeyError> {
+    let mut header = jsonwebtoken::Header::new(alg);
+    header.typ = Some(typ.into());
+    header.kid = Some(kid.to_string());
+    Ok(URL_SAFE_NO_PAD
+        .encode(serde_json::to_vec(&header).map_err(|e| KeyError::Encoding(e.to_string()))?))
 }
 
 impl From<Error> for String {

@@ -7,8 +7,10 @@ pub mod form;
 pub mod resource;
 pub mod scope;
 pub mod token_type;
+pub mod txn_params;
 
 pub use form::Params;
 pub use resource::{Resource, is_resource_indicator};
 pub use scope::{Scope, Scopes};
 pub use token_type::TokenType;
+pub use txn_params::TxnParams;

@@ -1,4 +1,6 @@
-//! RFC 8693 §3 token type identifiers.
+//! Token type identifiers: RFC 8693 §3's, and those of transaction tokens
+//! (draft-ietf-oauth-transaction-tokens: the Txn-Token itself, and the subjects a requesting
+//! workload asserts, `self_signed` and `unsigned_json`).
 
 use std::str::FromStr;
 
@@ -10,6 +12,9 @@ pub enum TokenType {
     Saml1,
     Saml2,
     Jwt,
+    TxnToken,
+    SelfSigned,
+    UnsignedJson,
 }
 
 const PREFIX: &str = "urn:ietf:params:oauth:token-type:";
@@ -23,7 +28,15 @@ impl TokenType {
             Self::Saml1 => "urn:ietf:params:oauth:token-type:saml1",
             Self::Saml2 => "urn:ietf:params:oauth:token-type:saml2",
             Self::Jwt => "urn:ietf:params:oauth:token-type:jwt",
+            Self::TxnToken => "urn:ietf:params:oauth:token-type:txn_token",
+            Self::SelfSigned => "urn:ietf:params:oauth:token-type:self_signed",
+            Self::UnsignedJson => "urn:ietf:params:oauth:token-type:unsigned_json",
         }
+    }
+
+    /// The URI's last part, as records, metrics and the command line name the type.
+    pub fn name(self) -> &'static str {
+        &self.uri()[PREFIX.len()..]
     }
 }
 
@@ -38,6 +51,9 @@ impl FromStr for TokenType {
             "saml1" => Ok(Self::Saml1),
             "saml2" => Ok(Self::Saml2),
             "jwt" => Ok(Self::Jwt),
+            "txn_token" => Ok(Self::TxnToken),
+            "self_signed" => Ok(Self::SelfSigned),
+            "unsigned_json" => Ok(Self::UnsignedJson),
             _ => Err(()),
         }
     }
@@ -50,7 +66,8 @@ impl TokenType {
             .or_else(|()| Self::from_str(&format!("{PREFIX}{arg}")))
             .map_err(|()| {
                 format!(
-                    "\"{arg}\" is not a token type of RFC 8693 §3 (access_token, jwt, id_token, …)"
+                    "\"{arg}\" is not a token type of RFC 8693 §3 (access_token, jwt, id_token, …) or of \
+                     transaction tokens (txn_token, self_signed, unsigned_json)"
                 )
             })
     }
@@ -69,8 +86,12 @@ mod tests {
             TokenType::Saml1,
             TokenType::Saml2,
             TokenType::Jwt,
+            TokenType::TxnToken,
+            TokenType::SelfSigned,
+            TokenType::UnsignedJson,
         ] {
             assert_eq!(t.uri().parse::<TokenType>(), Ok(t));
+            assert_eq!(TokenType::from_arg(t.name()), Ok(t));
         }
         assert!(
             "urn:ietf:params:oauth:token-type:Access_Token"

@@ -6,10 +6,10 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{Exchange, RuleSet, Targets, plan};
-use crate::config::Config;
+use super::{Exchange, Granted, RuleSet, Targets, plan};
+use crate::config::{Config, Limits, Mints};
 use crate::error::OAuthError;
-use crate::oauth::{Resource, Scopes};
+use crate::oauth::{Resource, Scopes, TokenType, TxnParams};
 use crate::tokens::VerifiedToken;
 use crate::tokens::verified::scopes_of;
 
@@ -35,7 +35,8 @@ pub struct Case {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenClaims {
-    /// The issuer's id in the configuration.
+    /// The issuer's id in the configuration, or for a Txn-Token request a subject source
+    /// (`self_signed`, `unsigned_json`, `txn_token`).
     pub issuer: String,
     pub claims: Map<String, Value>,
 }
@@ -49,6 +50,12 @@ pub struct CaseRequest {
     pub resources: Vec<Resource>,
     /// Space-separated, as the `scope` parameter; absent = none requested.
     pub scope: Option<String>,
+    /// What is asked for, as `requested_token_type`'s last part: `access_token` (the default),
+    /// `jwt` or `txn_token`.
+    pub token_type: Option<String>,
+    /// A Txn-Token request's `request_context` and `request_details`.
+    pub context: Option<Map<String, Value>>,
+    pub details: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,15 +69,18 @@ pub struct Expect {
     pub scopes: Option<Vec<String>>,
     /// The rule that decides.
     pub rule: Option<String>,
+    /// A Txn-Token's `tctx` and `rctx`, for a grant (exactly).
+    pub tctx: Option<Map<String, Value>>,
+    pub rctx: Option<Map<String, Value>>,
 }
 
 pub fn parse(text: &str) -> Result<CaseFile, String> {
     toml::from_str(text).map_err(|e| e.to_string())
 }
 
-/// What a case came to: the deciding rule and minted scopes, or the rule chosen (if any) and
-/// the denial.
-type Outcome = Result<(String, Vec<String>), (Option<String>, OAuthError)>;
+/// What a case came to: the deciding rule and its grant, or the rule chosen (if any) and the
+/// denial.
+type Outcome = Result<(String, Granted), (Option<String>, OAuthError)>;
 
 /// Runs one case: `Ok(())` when it passes, otherwise what differed.
 pub fn run(config: &Config, rules: &RuleSet, case: &Case, now: i64) -> Result<(), String> {
@@ -89,6 +99,18 @@ pub fn run(config: &Config, rules: &RuleSet, case: &Case, now: i64) -> Result<()
         .transpose()
         .map_err(|e| format!("request: scope \"{}\" is not a scope-token", e.0))?
         .filter(|s| !s.is_empty());
+    let requested_type = case
+        .request
+        .token_type
+        .as_deref()
+        .map(TokenType::from_arg)
+        .transpose()
+        .map_err(|e| format!("request: token_type: {e}"))?
+        .unwrap_or(TokenType::AccessToken);
+    let txn = (requested_type == TokenType::TxnToken).then(|| TxnParams {
+        context: case.request.context.clone().map(Value::Object),
+        details: case.request.details.clone().map(Value::Object),
+    });
     let ex = Exchange {
         client_id: &case.client,
         subject: &subject,
@@ -100,9 +122,19 @@ pub fn run(config: &Config, rules: &RuleSet, case: &Case, now: i64) -> Result<()
         requested_scopes: requested.as_ref(),
         now,
         proof_jkt: None,
+        wants: if txn.is_some() {
+            Mints::TxnToken
+        } else {
+            Mints::AccessToken
+        },
+        txn: txn.as_ref(),
     };
-    let outcome: Outcome = match plan(rules, &config.signing, &ex) {
-        Ok((rule, grant)) => Ok((rule.name.clone(), grant.scopes.names())),
+    let limits = Limits {
+        signing: &config.signing,
+        txn: config.transaction_tokens.as_ref(),
+    };
+    let outcome: Outcome = match plan(rules, limits, &ex) {
+        Ok((rule, grant)) => Ok((rule.name.clone(), grant)),
         Err(e) => Err((super::choose(rules, &ex).ok().map(|r| r.name.clone()), e)),
     };
     compare(&case.expect, &outcome)
@@ -110,7 +142,8 @@ pub fn run(config: &Config, rules: &RuleSet, case: &Case, now: i64) -> Result<()
 
 fn compare(expect: &Expect, outcome: &Outcome) -> Result<(), String> {
     match (expect.outcome.as_str(), outcome) {
-        ("granted", Ok((rule, scopes))) => {
+        ("granted", Ok((rule, grant))) => {
+            let scopes = &grant.scopes().names();
             if let Some(want) = &expect.rule
                 && want != rule
             {
@@ -130,7 +163,7 @@ fn compare(expect: &Expect, outcome: &Outcome) -> Result<(), String> {
                     ));
                 }
             }
-            Ok(())
+            compare_context(expect, grant)
         }
         ("granted", Err((_, e))) => Err(format!(
             "denied with {}: {}; expected a grant",
@@ -159,13 +192,38 @@ fn compare(expect: &Expect, outcome: &Outcome) -> Result<(), String> {
     }
 }
 
+/// A Txn-Token's `tctx` and `rctx` against the expected ones, when the case names them.
+fn compare_context(expect: &Expect, grant: &Granted) -> Result<(), String> {
+    let empty = Map::new();
+    let (tctx, rctx) = match grant {
+        Granted::TxnToken(g) => (&g.tctx, &g.rctx),
+        Granted::AccessToken(_) => (&empty, &empty),
+    };
+    for (name, want, got) in [("tctx", &expect.tctx, tctx), ("rctx", &expect.rctx, rctx)] {
+        if let Some(want) = want
+            && want != got
+        {
+            return Err(format!(
+                "granted {name} {}, expected {}",
+                Value::Object(got.clone()),
+                Value::Object(want.clone())
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A token as if verified: the claims given, an hour of life unless `exp` says otherwise.
 fn token(config: &Config, t: &TokenClaims, now: i64) -> Result<VerifiedToken, String> {
-    let issuer = config
-        .issuers
-        .iter()
-        .find(|i| i.id == t.issuer)
-        .ok_or_else(|| format!("issuer \"{}\" is not configured", t.issuer))?;
+    let (issuer_id, iss) = match config.issuers.iter().find(|i| i.id == t.issuer) {
+        Some(issuer) => (issuer.id.clone(), issuer.issuer.clone()),
+        // A Txn-Token replaced is this server's; an asserted subject is the client's word.
+        None if t.issuer == TokenType::TxnToken.name() => {
+            (t.issuer.clone(), config.server.issuer.clone())
+        }
+        None if crate::config::is_subject_source(&t.issuer) => (t.issuer.clone(), String::new()),
+        None => return Err(format!("issuer \"{}\" is not configured", t.issuer)),
+    };
     let sub = t
         .claims
         .get("sub")
@@ -178,8 +236,8 @@ fn token(config: &Config, t: &TokenClaims, now: i64) -> Result<VerifiedToken, St
         .and_then(Value::as_i64)
         .unwrap_or(now + 3600);
     Ok(VerifiedToken {
-        issuer_id: issuer.id.clone(),
-        iss: issuer.issuer.clone(),
+        issuer_id,
+        iss,
         sub,
         jti: t
             .claims

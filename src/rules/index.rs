@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::RuleConfig;
+use crate::config::{Mints, RuleConfig};
 use crate::subjects::SubjectIndex;
 
 #[derive(Debug, Default)]
@@ -14,8 +14,10 @@ pub struct RuleSet {
     by_client: HashMap<String, Vec<usize>>,
     /// Client id → issuer id → indexes by subject pattern.
     by_client_issuer: HashMap<String, HashMap<String, SubjectIndex>>,
-    /// Clients named by a rule with a condition.
+    /// Clients named by a rule with a condition (or, for Txn-Tokens, claims it builds).
     conditional: HashSet<String>,
+    /// The kinds of token the rules naming each client mint.
+    kinds: HashMap<String, Vec<Mints>>,
 }
 
 impl RuleSet {
@@ -23,10 +25,15 @@ impl RuleSet {
         let mut by_client: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_client_issuer: HashMap<String, HashMap<String, SubjectIndex>> = HashMap::new();
         let mut conditional = HashSet::new();
+        let mut kinds: HashMap<String, Vec<Mints>> = HashMap::new();
         for (i, rule) in rules.iter().enumerate() {
             for client in &rule.clients {
-                if rule.condition.is_some() {
+                if rule.condition.is_some() || !rule.tctx.is_empty() || !rule.rctx.is_empty() {
                     conditional.insert(client.clone());
+                }
+                let minted = kinds.entry(client.clone()).or_default();
+                if !minted.contains(&rule.mints) {
+                    minted.push(rule.mints);
                 }
                 by_client.entry(client.clone()).or_default().push(i);
                 let issuers = by_client_issuer.entry(client.clone()).or_default();
@@ -43,6 +50,7 @@ impl RuleSet {
             by_client,
             by_client_issuer,
             conditional,
+            kinds,
         }
     }
 
@@ -57,6 +65,11 @@ impl RuleSet {
 
     pub fn names_client(&self, client: &str) -> bool {
         self.by_client.contains_key(client)
+    }
+
+    /// Whether a rule minting `kind` names the client.
+    pub fn names_client_for(&self, client: &str, kind: Mints) -> bool {
+        self.kinds.get(client).is_some_and(|k| k.contains(&kind))
     }
 
     /// Every rule naming the client, in file order.

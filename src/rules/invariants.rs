@@ -1,12 +1,15 @@
-//! The never-widen invariants (SPEC §4), checked here and only here, on every grant, just
-//! before signing. Except for key binding, a failure means a bug upstream: it is logged and
-//! the client gets `server_error`, never a wider token.
+//! The never-widen invariants (SPEC §4, §8), checked here and only here, on every grant of
+//! every kind of token, just before signing. Except for key binding, a failure means a bug
+//! upstream: it is logged and the client gets `server_error`, never a wider token.
 
-use crate::config::{RuleConfig, ScopeMode};
+use serde_json::{Map, Value};
+
+use crate::config::{RuleConfig, ScopeMode, TxnConfig};
 use crate::error::{ErrorCode, OAuthError};
 use crate::rules::actor::kept_chain;
 use crate::tokens::VerifiedToken;
 use crate::tokens::mint::Grant;
+use crate::tokens::txn::TxnGrant;
 
 pub fn enforce(
     rule: &RuleConfig,
@@ -24,6 +27,87 @@ pub fn enforce(
         tracing::error!(rule = %rule.name, violation = what, "never-widen invariant violated; nothing minted");
         Err(OAuthError::server_error())
     })
+}
+
+/// A Txn-Token's: its subject's key binding proved; the subject and the trust domain as `sub`
+/// and `aud`; its scope within the rule's and the subject's; a lifetime within the Txn-Token
+/// limits and the subject's (unless a replacement may extend it); and for a replacement the
+/// replaced Txn-Token's transaction, chain of requesting workloads and asserted context kept.
+pub fn enforce_txn(
+    rule: &RuleConfig,
+    txn: &TxnConfig,
+    grant: &TxnGrant,
+    subject: &VerifiedToken,
+    proof_jkt: Option<&str>,
+) -> Result<(), OAuthError> {
+    proof_of_possession(subject, None, proof_jkt)?;
+    txn_violation(rule, txn, grant, subject).map_or(Ok(()), |what| {
+        tracing::error!(rule = %rule.name, violation = what, "never-widen invariant violated; nothing minted");
+        Err(OAuthError::server_error())
+    })
+}
+
+/// The first invariant the Txn-Token grant breaks, if any.
+fn txn_violation(
+    rule: &RuleConfig,
+    txn: &TxnConfig,
+    grant: &TxnGrant,
+    subject: &VerifiedToken,
+) -> Option<&'static str> {
+    if grant.subject != subject.sub {
+        return Some("the subject changed");
+    }
+    if grant.audience != txn.trust_domain {
+        return Some("an audience other than the trust domain");
+    }
+    if grant.scopes.is_empty() || grant.scopes.iter().any(|s| !rule.scopes.contains(s.as_str())) {
+        return Some("scopes outside the rule's");
+    }
+    if grant.scopes.iter().any(|s| !subject.scopes.contains(s.as_str())) {
+        return Some("scopes outside the subject token's");
+    }
+    let replaces = super::txn::replaces(subject);
+    let latest = if replaces && txn.extend_lifetime_on_replacement {
+        i64::MAX
+    } else {
+        subject.exp
+    };
+    if grant.expires_at <= grant.issued_at
+        || grant.expires_at > latest
+        || grant.expires_at - grant.issued_at > txn.max_ttl.as_secs() as i64
+    {
+        return Some("a lifetime beyond the Txn-Token limits or the tokens it came from");
+    }
+    if grant.replaces != replaces {
+        return Some("a replacement not counted as one");
+    }
+    if !replaces {
+        return (grant.requesters.len() != 1).then_some("a chain of requesting workloads made up");
+    }
+    let text = |name: &str| subject.claims.get(name).and_then(Value::as_str).unwrap_or_default();
+    if grant.txn != text("txn") {
+        return Some("the transaction changed");
+    }
+    let kept = super::txn::requesters(text("req_wl"));
+    if grant.requesters.len() != kept.len() + 1 || !grant.requesters.starts_with(&kept) {
+        return Some("the chain of requesting workloads was not kept");
+    }
+    for claim in ["tctx", "rctx"] {
+        let now = if claim == "tctx" { &grant.tctx } else { &grant.rctx };
+        if !keeps(subject.claims.get(claim), now) {
+            return Some("a context value of the replaced Txn-Token was changed or dropped");
+        }
+    }
+    None
+}
+
+/// Every value the replaced Txn-Token asserted is still asserted, unchanged.
+fn keeps(before: Option<&Value>, after: &Map<String, Value>) -> bool {
+    match before {
+        None => true,
+        Some(Value::Object(before)) => before.iter().all(|(k, v)| after.get(k) == Some(v)),
+        Some(_) => false,
+    }
 }
 
 /// Every presented token bound to a key is exchanged only with a proof of that key (SPEC §5).

@@ -9,14 +9,16 @@ pub mod lifetime;
 pub mod lint;
 pub mod miss;
 pub mod scopes;
+pub mod txn;
 
 use serde_json::Map;
 
-use crate::config::{ActorMode, RuleConfig, SigningConfig};
+use crate::config::{ActorMode, Limits, Mints, RuleConfig};
 use crate::error::OAuthError;
-use crate::oauth::{Resource, Scope, Scopes};
+use crate::oauth::{Resource, Scope, Scopes, TxnParams};
 use crate::tokens::VerifiedToken;
 use crate::tokens::mint::Grant;
+use crate::tokens::txn::TxnGrant;
 pub use index::RuleSet;
 pub use miss::Miss;
 
@@ -38,24 +40,102 @@ pub struct Exchange<'a> {
     pub now: i64,
     /// The thumbprint of the key a valid DPoP proof showed, if any.
     pub proof_jkt: Option<&'a str>,
+    /// The kind of token asked for: only rules that mint it apply.
+    pub wants: Mints,
+    /// A Txn-Token request's context and details.
+    pub txn: Option<&'a TxnParams>,
+}
+
+/// What a rule grants, by the kind of token it mints.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Granted {
+    AccessToken(Grant),
+    TxnToken(TxnGrant),
+}
+
+impl Granted {
+    pub fn subject(&self) -> &str {
+        match self {
+            Self::AccessToken(g) => &g.subject,
+            Self::TxnToken(g) => &g.subject,
+        }
+    }
+
+    pub fn audiences(&self) -> Vec<String> {
+        match self {
+            Self::AccessToken(g) => g.audiences.clone(),
+            Self::TxnToken(g) => vec![g.audience.clone()],
+        }
+    }
+
+    pub fn scopes(&self) -> &Scopes {
+        match self {
+            Self::AccessToken(g) => &g.scopes,
+            Self::TxnToken(g) => &g.scopes,
+        }
+    }
+
+    pub fn issued_at(&self) -> i64 {
+        match self {
+            Self::AccessToken(g) => g.issued_at,
+            Self::TxnToken(g) => g.issued_at,
+        }
+    }
+
+    pub fn expires_at(&self) -> i64 {
+        match self {
+            Self::AccessToken(g) => g.expires_at,
+            Self::TxnToken(g) => g.expires_at,
+        }
+    }
+
+    /// The transaction a Txn-Token belongs to.
+    pub fn txn(&self) -> Option<&str> {
+        match self {
+            Self::AccessToken(_) => None,
+            Self::TxnToken(g) => Some(&g.txn),
+        }
+    }
 }
 
 /// The whole decision: the applying rule and the grant it makes, checked against the
 /// never-widen invariants. Mints nothing and writes nothing.
 pub fn plan<'r>(
     rules: &'r RuleSet,
-    signing: &SigningConfig,
+    limits: Limits<'_>,
     ex: &Exchange<'_>,
-) -> Result<(&'r RuleConfig, Grant), OAuthError> {
+) -> Result<(&'r RuleConfig, Granted), OAuthError> {
     let rule = choose(rules, ex)?;
-    grant_for(rule, signing, ex).map(|grant| (rule, grant))
+    grant_for(rule, limits, ex).map(|grant| (rule, grant))
 }
 
+/// The grant of the applying rule, by the kind of token it mints, checked against the
+/// never-widen invariants.
 pub fn grant_for(
     rule: &RuleConfig,
-    signing: &SigningConfig,
+    limits: Limits<'_>,
+    ex: &Exchange<'_>,
+) -> Result<Granted, OAuthError> {
+    match (rule.mints, limits.txn) {
+        (Mints::AccessToken, _) => access_token(rule, limits, ex).map(Granted::AccessToken),
+        (Mints::TxnToken, Some(txn)) => {
+            let grant = txn::grant(rule, txn, ex)?;
+            invariants::enforce_txn(rule, txn, &grant, ex.subject, ex.proof_jkt)?;
+            Ok(Granted::TxnToken(grant))
+        }
+        (Mints::TxnToken, None) => {
+            tracing::error!(rule = %rule.name, "a Txn-Token rule without [transaction_tokens]");
+            Err(OAuthError::server_error())
+        }
+    }
+}
+
+fn access_token(
+    rule: &RuleConfig,
+    limits: Limits<'_>,
     ex: &Exchange<'_>,
 ) -> Result<Grant, OAuthError> {
+    let signing = limits.signing;
     let scopes = scopes::grant(rule, ex.requested_scopes, &ex.subject.scopes)?;
     let limits = lifetime::Limits {
         rule_ttl: rule.ttl,
@@ -124,14 +204,21 @@ fn new_actor<'a>(rule: &RuleConfig, ex: &Exchange<'a>) -> Result<actor::NewActor
 /// The first rule, in file order, that applies. Requested scopes take no part in the choice.
 /// When rules name the client but none applies, the error says what the closest one lacked.
 pub fn choose<'r>(rules: &'r RuleSet, ex: &Exchange<'_>) -> Result<&'r RuleConfig, OAuthError> {
-    if !rules.names_client(ex.client_id) {
-        return Err(OAuthError::unauthorized_client(format!(
-            "client \"{}\" is not allowed to exchange tokens",
-            ex.client_id
-        )));
+    if !rules.names_client_for(ex.client_id, ex.wants) {
+        return Err(OAuthError::unauthorized_client(match ex.wants {
+            Mints::AccessToken => format!(
+                "client \"{}\" is not allowed to exchange tokens",
+                ex.client_id
+            ),
+            Mints::TxnToken => format!(
+                "client \"{}\" is not allowed to obtain Txn-Tokens: no rule with mints = \
+                 \"txn_token\" names it",
+                ex.client_id
+            ),
+        }));
     }
     for rule in rules.candidates(ex.client_id, &ex.subject.issuer_id, &ex.subject.sub) {
-        if misses(rule, ex)?.is_empty() {
+        if rule.mints == ex.wants && misses(rule, ex)?.is_empty() {
             return Ok(rule);
         }
     }
@@ -147,7 +234,10 @@ pub const CLOSEST_WEIGHED: usize = 256;
 /// the fewest a rule that did not apply can have, so the first such rule ends the search.
 fn closest_miss(rules: &RuleSet, ex: &Exchange<'_>) -> Result<OAuthError, OAuthError> {
     let mut closest: Option<(&RuleConfig, Vec<Miss<'_>>)> = None;
-    for rule in rules.naming_client(ex.client_id).take(CLOSEST_WEIGHED) {
+    let of_kind = rules
+        .naming_client(ex.client_id)
+        .filter(|r| r.mints == ex.wants);
+    for rule in of_kind.take(CLOSEST_WEIGHED) {
         let misses = misses(rule, ex)?;
         if closest.as_ref().is_none_or(|(_, m)| misses.len() < m.len()) {
             let nearest = misses.len() <= 1;
@@ -183,8 +273,14 @@ pub fn misses<'a>(rule: &'a RuleConfig, ex: &Exchange<'a>) -> Result<Vec<Miss<'a
             patterns: &rule.subjects,
         });
     }
-    let audiences: Vec<&str> = targets
-        .audiences
+    // A Txn-Token's one target, the trust domain, is checked with the request.
+    let no_targets: &[String] = &[];
+    let asked = match rule.mints {
+        Mints::AccessToken => (targets.audiences, targets.resources),
+        Mints::TxnToken => (no_targets, &[][..]),
+    };
+    let audiences: Vec<&str> = asked
+        .0
         .iter()
         .filter(|a| !rule.audiences.contains(a))
         .map(String::as_str)
@@ -195,8 +291,8 @@ pub fn misses<'a>(rule: &'a RuleConfig, ex: &Exchange<'a>) -> Result<Vec<Miss<'a
             granted: &rule.audiences,
         });
     }
-    let resources: Vec<&str> = targets
-        .resources
+    let resources: Vec<&str> = asked
+        .1
         .iter()
         .filter(|r| !rule.resources.contains(r))
         .map(Resource::as_str)
@@ -230,16 +326,7 @@ fn condition_holds(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<bool, OAuthEr
     let Some(condition) = &rule.condition else {
         return Ok(true);
     };
-    let input = crate::condition::Input {
-        subject: &ex.subject.claims,
-        spiffe: ex.subject.spiffe_id(),
-        actor: ex.actor.map(|a| &a.claims),
-        client: ex.client_id,
-        audiences: ex.targets.audiences,
-        resources: ex.targets.resources,
-        scopes: ex.requested_scopes.unwrap_or(Scopes::none()),
-    };
-    match condition.evaluate(&input) {
+    match condition.evaluate(&condition_input(ex)) {
         Ok(holds) => Ok(holds),
         Err(crate::condition::Failure::OverBudget) => Err(over_budget(&rule.name)),
         Err(crate::condition::Failure::Error(e)) => Err(OAuthError::invalid_target(format!(
@@ -250,6 +337,21 @@ fn condition_holds(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<bool, OAuthEr
             "rule \"{}\": the rule's condition could not be evaluated for this exchange: {e}",
             rule.name
         ))),
+    }
+}
+
+/// What CEL expressions (conditions, a Txn-Token rule's `tctx` and `rctx`) see of an exchange.
+pub(crate) fn condition_input<'a>(ex: &Exchange<'a>) -> crate::condition::Input<'a> {
+    crate::condition::Input {
+        subject: &ex.subject.claims,
+        spiffe: ex.subject.spiffe_id(),
+        actor: ex.actor.map(|a| &a.claims),
+        client: ex.client_id,
+        audiences: ex.targets.audiences,
+        resources: ex.targets.resources,
+        scopes: ex.requested_scopes.unwrap_or(Scopes::none()),
+        context: ex.txn.and_then(|t| t.context.as_ref()),
+        details: ex.txn.and_then(|t| t.details.as_ref()),
     }
 }
 

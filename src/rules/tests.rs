@@ -3,7 +3,7 @@ use std::time::Duration;
 use serde_json::{Map, json};
 
 use super::*;
-use crate::config::{ActorMode, ScopeMode};
+use crate::config::{ActorMode, ScopeMode, SigningConfig};
 use crate::error::ErrorCode;
 use crate::oauth::{Resource, Scopes};
 
@@ -24,6 +24,9 @@ pub fn rule(name: &str, scopes: &[&str], default_scopes: &[&str]) -> RuleConfig 
         actors: vec![],
         ttl: None,
         copy_claims: vec![],
+        mints: Mints::AccessToken,
+        tctx: vec![],
+        rctx: vec![],
     }
 }
 
@@ -56,6 +59,8 @@ fn pick(
         requested_scopes: None,
         now: 1_000,
         proof_jkt: None,
+        wants: Mints::AccessToken,
+        txn: None,
     };
     choose(&RuleSet::new(rules.to_vec()), &ex).map(|r| r.name.clone())
 }
@@ -70,6 +75,10 @@ fn resource(uri: &str) -> Resource {
 
 fn scopes(list: &[&str]) -> Scopes {
     Scopes::from_words(list.iter().copied()).expect("scopes")
+}
+
+fn limits(signing: &SigningConfig) -> Limits<'_> {
+    Limits { signing, txn: None }
 }
 
 fn signing() -> SigningConfig {
@@ -225,9 +234,11 @@ fn requested_scopes_do_not_choose_the_rule() {
         requested_scopes: Some(&write),
         now: 1_000,
         proof_jkt: None,
+        wants: Mints::AccessToken,
+        txn: None,
     };
     let err =
-        plan(&RuleSet::new(rules), &signing(), &ex).expect_err("narrow applies and refuses write");
+        plan(&RuleSet::new(rules), limits(&signing()), &ex).expect_err("narrow applies and refuses write");
     assert_eq!(err.code, ErrorCode::InvalidScope);
 }
 
@@ -251,10 +262,15 @@ fn a_plan_carries_targets_scopes_lifetime_actor_and_copied_claims() {
         requested_scopes: None,
         now: 1_000,
         proof_jkt: None,
+        wants: Mints::AccessToken,
+        txn: None,
     };
     let rules = RuleSet::new(vec![r]);
-    let (chosen, grant) = plan(&rules, &signing(), &ex).expect("granted");
+    let (chosen, grant) = plan(&rules, limits(&signing()), &ex).expect("granted");
     assert_eq!(chosen.name, "r");
+    let Granted::AccessToken(grant) = grant else {
+        panic!("an access-token rule grants an access token");
+    };
     assert_eq!(
         grant.audiences,
         strings(&["inventory-api", "https://inventory.internal/"])

@@ -8,6 +8,7 @@
 pub mod budget;
 pub mod checkpoint;
 mod error;
+pub mod replacements;
 pub mod replay;
 pub mod schema;
 

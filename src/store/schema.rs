@@ -83,3 +83,24 @@ diesel::table! {
         until_s -> BigInt,
     }
 }
+
+diesel::table! {
+    exchange_kinds (id) {
+        id -> Text,
+        chain -> Text,
+        seq -> BigInt,
+        token_type -> Text,
+        txn -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    txn_replacements (txn) {
+        txn -> Text,
+        count -> BigInt,
+        until_s -> BigInt,
+    }
+}
+
+diesel::joinable!(exchange_kinds -> exchanges (id));
+diesel::allow_tables_to_appear_in_same_query!(exchanges, exchange_kinds);

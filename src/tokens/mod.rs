@@ -1,8 +1,11 @@
-//! JWTs in and out: verification of subject tokens, DPoP proofs, minting of access tokens.
+//! JWTs in and out: verification of subject tokens (and of the subjects a Txn-Token request
+//! asserts), DPoP proofs, minting of access tokens and Txn-Tokens.
 
 pub mod dpop;
 pub mod mint;
 pub mod opaque;
+pub mod asserted;
+pub mod txn;
 pub mod unverified;
 pub mod verified;
 pub mod verify;

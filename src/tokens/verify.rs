@@ -201,6 +201,13 @@ pub fn check_claims(
             return Err("is too old (iat is beyond the issuer's max_age)".into());
         }
     }
+    if super::txn::is_txn_typ(typ) {
+        return Err(
+            "is a Txn-Token, which is not an access token: a Txn-Token is presented only to be \
+             replaced, as subject_token_type urn:ietf:params:oauth:token-type:txn_token"
+                .into(),
+        );
+    }
     if !audience_matches(claims.get("aud"), &issuer.audiences) {
         return Err(format!(
             "is not intended for this server (its aud names none of issuer \"{}\"'s audiences)",
@@ -269,7 +276,7 @@ fn token_kind(
     }
 }
 
-fn normalize_typ(typ: &str) -> String {
+pub fn normalize_typ(typ: &str) -> String {
     let lower = typ.to_ascii_lowercase();
     lower
         .strip_prefix("application/")
@@ -291,15 +298,19 @@ fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, Strin
 #[cfg(test)]
 mod tests;
 
-/// The claims of a token this server minted, when its signature verifies with one of the
-/// signing keys and its `iss` is ours; expiry is the caller's to judge. For introspection and
-/// revocation, where any failure simply means "not a token of ours".
+/// The claims of an access token this server minted, when its signature verifies with one of
+/// the signing keys and its `iss` is ours; expiry is the caller's to judge. For introspection
+/// and revocation, where any failure simply means "not a token of ours". A Txn-Token is not an
+/// access token (draft-ietf-oauth-transaction-tokens): never active at `/introspect`.
 pub fn verify_local(
     token: &str,
     keys: &crate::keys::SigningKeys,
     issuer: &str,
 ) -> Option<Map<String, Value>> {
     let parsed = unverified::parse(token).ok()?;
+    if super::txn::is_txn_typ(parsed.header.typ.as_deref()) {
+        return None;
+    }
     let kid = parsed.header.kid.as_deref()?;
     let key = keys.iter().find(|k| k.kid == kid)?;
     if crate::oauth::algorithm::named(&parsed.header.alg)? != key.alg

@@ -414,9 +414,9 @@ async fn metrics_count_exchanges_audit_commits_and_key_fetches() {
     );
     let text = resp.text().await.unwrap();
     for expected in [
-        "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svc\",rule=\"orders-to-inventory\"} 1",
-        "tessera_exchanges_total{outcome=\"denied\",error=\"unsupported_grant_type\",client=\"unknown\",rule=\"\"} 1",
-        "tessera_exchanges_total{outcome=\"denied\",error=\"invalid_client\",client=\"unknown\",rule=\"\"} 1",
+        "tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svc\",rule=\"orders-to-inventory\",token_type=\"access_token\"} 1",
+        "tessera_exchanges_total{outcome=\"denied\",error=\"unsupported_grant_type\",client=\"unknown\",rule=\"\",token_type=\"access_token\"} 1",
+        "tessera_exchanges_total{outcome=\"denied\",error=\"invalid_client\",client=\"unknown\",rule=\"\",token_type=\"access_token\"} 1",
         "tessera_exchange_duration_seconds_count 3",
         "tessera_audit_batch_records_count",
         "tessera_audit_commit_duration_seconds_bucket{le=\"+Inf\"}",

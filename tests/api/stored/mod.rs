@@ -23,3 +23,4 @@ mod rotation;
 mod shutdown;
 mod subject_tokens;
 mod token;
+mod txn_tokens;

@@ -19,7 +19,8 @@ fuzz_target!(|data: &[u8]| {
     };
     let subject: Map<String, Value> = serde_json::from_str(claims).unwrap_or_default();
     let scopes = tessera::oauth::Scopes::parse("inventory:read").unwrap_or_default();
-    let _ = condition.evaluate(&Input {
+    let details = serde_json::json!({ "action": "BUY", "items": [1, 2, 3] });
+    let input = Input {
         subject: &subject,
         spiffe: Some(("prod.example.org", "/ns/payments/sa/api")),
         actor: None,
@@ -27,5 +28,10 @@ fuzz_target!(|data: &[u8]| {
         audiences: &["inventory-api".to_string()],
         resources: &[],
         scopes: &scopes,
-    });
+        context: None,
+        details: Some(&details),
+    };
+    let _ = condition.evaluate(&input);
+    // The same expression as a claim a Txn-Token rule builds.
+    let _ = condition.value(&input);
 });

@@ -1,0 +1,2 @@
+DROP TABLE txn_replacements;
+DROP TABLE exchange_kinds;
