@@ -287,6 +287,27 @@ fn print_summary(out: &mut impl Write, config: &Config, keys: &SigningKeys) -> s
                 ""
             }
         )?;
+        if r.mints == crate::config::Mints::TxnToken {
+            let built: Vec<String> = [("tctx", &r.tctx), ("rctx", &r.rctx)]
+                .iter()
+                .flat_map(|(claim, entries)| {
+                    entries.iter().map(move |(n, _)| format!("{claim}.{n}"))
+                })
+                .collect();
+            writeln!(
+                out,
+                "    mints Txn-Tokens for trust domain {}; builds {}",
+                config
+                    .transaction_tokens
+                    .as_ref()
+                    .map_or("-", |t| t.trust_domain.as_str()),
+                if built.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    built.join(", ")
+                }
+            )?;
+        }
     }
     Ok(())
 }

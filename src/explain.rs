@@ -13,9 +13,9 @@ use crate::grants::{Conditions, Context, Decision, Learned, token_exchange};
 use crate::issuers::Fetcher;
 use crate::keys::SigningKeys;
 use crate::oauth::TokenType;
+use crate::rules::Granted;
 use crate::rules::{self, Exchange};
 use crate::state::Policy;
-use crate::rules::Granted;
 use crate::tokens::VerifiedToken;
 use crate::tokens::{mint, txn};
 
@@ -134,18 +134,39 @@ async fn load(config: &Config) -> Result<(SigningKeys, Arc<Policy>), String> {
 fn as_exchange(request: &Request) -> Result<token_exchange::Request, OAuthError> {
     let mut form: Vec<(&str, String)> = vec![
         ("subject_token", request.subject_token.clone()),
-        ("subject_token_type", request.subject_token_type.uri().into()),
-        ("requested_token_type", request.requested_token_type.uri().into()),
+        (
+            "subject_token_type",
+            request.subject_token_type.uri().into(),
+        ),
+        (
+            "requested_token_type",
+            request.requested_token_type.uri().into(),
+        ),
     ];
     if let Some((token, token_type)) = &request.actor_token {
         form.push(("actor_token", token.clone()));
         form.push(("actor_token_type", token_type.uri().into()));
     }
     form.extend(request.audiences.iter().map(|a| ("audience", a.clone())));
-    form.extend(request.resources.iter().map(|r| ("resource", r.to_string())));
+    form.extend(
+        request
+            .resources
+            .iter()
+            .map(|r| ("resource", r.to_string())),
+    );
     form.extend(request.scopes.as_ref().map(|s| ("scope", s.to_string())));
-    form.extend(request.request_context.clone().map(|c| ("request_context", c)));
-    form.extend(request.request_details.clone().map(|d| ("request_details", d)));
+    form.extend(
+        request
+            .request_context
+            .clone()
+            .map(|c| ("request_context", c)),
+    );
+    form.extend(
+        request
+            .request_details
+            .clone()
+            .map(|d| ("request_details", d)),
+    );
     let body = serde_urlencoded::to_string(&form)
         .map_err(|e| OAuthError::invalid_request(format!("cannot form the request: {e}")))?;
     token_exchange::Request::parse(&crate::oauth::Params::parse(body.as_bytes())?)

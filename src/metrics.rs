@@ -169,7 +169,8 @@ impl Metrics {
         token_type: &str,
         took: Duration,
     ) {
-        self.exchanges.add(&[outcome, error, client, rule, token_type]);
+        self.exchanges
+            .add(&[outcome, error, client, rule, token_type]);
         self.exchange_seconds.observe(took.as_secs_f64());
     }
 
@@ -319,8 +320,22 @@ mod tests {
     #[test]
     fn counters_and_histograms_render_as_prometheus_text() {
         let m = Metrics::default();
-        m.exchange("granted", "", "orders-svc", "r", "access_token", Duration::from_millis(2));
-        m.exchange("granted", "", "orders-svc", "r", "access_token", Duration::from_millis(20));
+        m.exchange(
+            "granted",
+            "",
+            "orders-svc",
+            "r",
+            "access_token",
+            Duration::from_millis(2),
+        );
+        m.exchange(
+            "granted",
+            "",
+            "orders-svc",
+            "r",
+            "access_token",
+            Duration::from_millis(20),
+        );
         m.jwks_fetch("co\"rp", false);
         let text = m.render(&[("corp".into(), Some(SystemTime::now()))]);
         assert!(text.contains("tessera_exchanges_total{outcome=\"granted\",error=\"\",client=\"orders-svc\",rule=\"r\",token_type=\"access_token\"} 2"), "{text}");
@@ -358,7 +373,14 @@ mod tests {
             ("granted", "", "orders-svc", "r1"),
             ("granted", "", "orders-svcr", "1"),
         ] {
-            m.exchange(outcome, error, client, rule, "access_token", Duration::from_millis(1));
+            m.exchange(
+                outcome,
+                error,
+                client,
+                rule,
+                "access_token",
+                Duration::from_millis(1),
+            );
         }
         let text = m.render(&[]);
         let series: Vec<&str> = text

@@ -258,13 +258,16 @@ pub fn verify(
     Ok(Ok(checked))
 }
 
+/// A record as stored: its row, and its kind's row when it has one.
+type StoredRecord = (ExchangeRow, Option<KindRow>);
+
 /// One page of a chain from `from_seq`, with the chain's row, in one snapshot.
 fn snapshot_page(
     conn: &mut DbConnection,
     chain: &str,
     from_seq: i64,
     limit: i64,
-) -> QueryResult<(Option<ChainRow>, Vec<(ExchangeRow, Option<KindRow>)>)> {
+) -> QueryResult<(Option<ChainRow>, Vec<StoredRecord>)> {
     conn.transaction(|c| {
         // PostgreSQL reads each statement from a new snapshot unless told otherwise; SQLite's
         // read transaction holds one from its first read.

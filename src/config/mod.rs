@@ -29,8 +29,8 @@ use crate::oauth::{Resource, Scopes};
 use crate::subjects::SubjectPattern;
 
 pub use duration::parse as parse_duration;
-pub use txn::REQUESTERS_SEPARATOR;
 use raw::RawConfig;
+pub use txn::REQUESTERS_SEPARATOR;
 
 /// A configuration error: the file, the key at fault and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -550,3 +550,94 @@ fn a_configuration_serializes_to_a_file_that_reads_back_the_same() {
     assert!(!minimal.contains("listen"), "{minimal}");
     assert!(!minimal.contains("require_scopes"), "{minimal}");
 }
+
+const TXN_RULE: &str = r#"
+[[rules]]
+name = "gateway-txn"
+mints = "txn_token"
+clients = ["orders-svc"]
+issuers = ["corp", "self_signed", "txn_token"]
+scopes = ["trade.read"]
+[rules.tctx]
+action = "request.details.action"
+"#;
+
+#[test]
+fn txn_token_rules_and_the_trust_domain_are_checked() {
+    let tts = "[transaction_tokens]\ntrust_domain = \"td.example\"\n";
+    let config = parse(&format!("{BASE}{TXN_RULE}{tts}")).expect("valid");
+    let txn = config.transaction_tokens.as_ref().expect("a TTS");
+    assert_eq!(
+        (txn.default_ttl, txn.max_ttl, txn.max_replacements),
+        (Duration::from_secs(60), Duration::from_secs(300), 8)
+    );
+    assert!(!txn.extend_lifetime_on_replacement);
+    let rule = &config.rules[1];
+    assert_eq!(rule.mints, Mints::TxnToken);
+    assert_eq!(rule.tctx.len(), 1);
+    assert!(
+        error_of(&format!("{BASE}{TXN_RULE}"))
+            .contains("rules[1].mints: Txn-Tokens need a [transaction_tokens] section"),
+    );
+    for (change, says) in [
+        (
+            "scopes = [\"trade.read\"]",
+            "rules[1].scopes: must name the scopes",
+        ),
+        (
+            "scopes = [\"trade.read\"]\naudiences = [\"x\"]",
+            "rules[1].audiences: a Txn-Token's audience is transaction_tokens.trust_domain",
+        ),
+        (
+            "scopes = [\"trade.read\"]\ndefault_scopes = [\"trade.read\"]",
+            "rules[1].default_scopes",
+        ),
+        (
+            "scopes = [\"trade.read\"]\nscope_mode = \"grant\"",
+            "rules[1].scope_mode: must be intersect",
+        ),
+        (
+            "scopes = [\"trade.read\"]\nactor = \"client\"",
+            "rules[1].actor",
+        ),
+        (
+            "scopes = [\"trade.read\"]\ncopy_claims = [\"email\"]",
+            "rules[1].copy_claims",
+        ),
+        (
+            "scopes = [\"trade.read\"]\nttl = \"10m\"",
+            "rules[1].ttl: must be more than zero and at most transaction_tokens.max_ttl",
+        ),
+    ] {
+        let replaced = if change.starts_with("scopes = [\"trade.read\"]\n") {
+            TXN_RULE.replace("scopes = [\"trade.read\"]", change)
+        } else {
+            TXN_RULE.replace(change, "scopes = []")
+        };
+        let err = error_of(&format!("{BASE}{replaced}{tts}"));
+        assert!(err.contains(says), "{change}: {err}");
+    }
+    let bad_cel = TXN_RULE.replace("request.details.action", "request.details.(");
+    assert!(error_of(&format!("{BASE}{bad_cel}{tts}")).contains("rules[1].tctx.action"));
+    // The subject sources are Txn-Token rules' alone, and no issuer may take their names.
+    let access = BASE.replace(
+        "issuers = [\"corp\"]",
+        "issuers = [\"corp\", \"unsigned_json\"]",
+    );
+    assert!(
+        error_of(&access).contains("rules[0].issuers: \"unsigned_json\" subjects are taken by")
+    );
+    let with_tctx = format!("{BASE}[rules.tctx]\na = \"1\"\n");
+    assert!(error_of(&with_tctx).contains("rules[0].tctx: applies to mints = \"txn_token\""));
+    let reserved = BASE.replace("id = \"corp\"", "id = \"txn_token\"");
+    assert!(error_of(&reserved).contains("issuers[0].id: \"txn_token\" is reserved"));
+    let comma = format!(
+        "{BASE}[[clients]]\nid = \"a,b\"\nsecret_sha256 = \"2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b\"\n{}{tts}",
+        TXN_RULE.replace("clients = [\"orders-svc\"]", "clients = [\"a,b\"]")
+    );
+    assert!(
+        error_of(&comma).contains("separates the requesting workloads"),
+        "{}",
+        error_of(&comma)
+    );
+}

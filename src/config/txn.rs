@@ -103,7 +103,11 @@ impl Ctx<'_> {
         if let Some((key, _, why)) = refused.into_iter().find(|(_, bad, _)| *bad) {
             return Err(self.err(at(key), why));
         }
-        if let Some(c) = raw.clients.iter().find(|c| c.contains(REQUESTERS_SEPARATOR)) {
+        if let Some(c) = raw
+            .clients
+            .iter()
+            .find(|c| c.contains(REQUESTERS_SEPARATOR))
+        {
             return Err(self.err(
                 at("clients"),
                 format!(
@@ -123,10 +127,7 @@ impl Ctx<'_> {
         raw: BTreeMap<String, String>,
     ) -> Result<Vec<(String, Condition)>, ConfigError> {
         if raw.len() > MAX_CONTEXT_ENTRIES {
-            return Err(self.err(
-                key,
-                format!("builds at most {MAX_CONTEXT_ENTRIES} claims"),
-            ));
+            return Err(self.err(key, format!("builds at most {MAX_CONTEXT_ENTRIES} claims")));
         }
         raw.into_iter()
             .map(|(name, source)| {

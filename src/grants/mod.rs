@@ -10,8 +10,8 @@ pub mod token_exchange;
 use std::sync::Arc;
 
 use crate::condition::CONDITION_BUDGET;
-use crate::error::{ErrorCode, OAuthError};
 use crate::config::Mints;
+use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::Params;
 use crate::oauth::{TokenType, TxnParams};
 use crate::rules::{self, Exchange, Granted};
@@ -135,8 +135,12 @@ async fn plan_pooled(
     let job = tokio::task::spawn_blocking(move || {
         let _slot = slot;
         let ex = owned.borrow();
-        rules::choose(&policy.rules, &ex)
-            .map(|rule| (rule.name.clone(), rules::grant_for(rule, policy.limits(), &ex)))
+        rules::choose(&policy.rules, &ex).map(|rule| {
+            (
+                rule.name.clone(),
+                rules::grant_for(rule, policy.limits(), &ex),
+            )
+        })
     });
     match tokio::time::timeout_at(deadline, job).await {
         Ok(Ok(chosen)) => chosen,

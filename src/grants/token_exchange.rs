@@ -45,7 +45,12 @@ impl Request {
         let scopes = p.one("scope").map(scopes).transpose()?.flatten();
         let txn = match requested_token_type {
             TokenType::TxnToken => {
-                txn_request(&audiences, &resources, scopes.as_ref(), actor_token.is_some())?;
+                txn_request(
+                    &audiences,
+                    &resources,
+                    scopes.as_ref(),
+                    actor_token.is_some(),
+                )?;
                 Some(TxnParams::parse(p)?)
             }
             _ if TxnParams::named_in(p) => {
@@ -266,7 +271,11 @@ pub async fn decide(
     })?;
     learned.subject_issuer = Some(subject.issuer_id.clone());
     if crate::rules::txn::replaces(&subject) {
-        learned.txn = subject.claims.get("txn").and_then(|t| t.as_str()).map(str::to_string);
+        learned.txn = subject
+            .claims
+            .get("txn")
+            .and_then(|t| t.as_str())
+            .map(str::to_string);
     }
     let subject = learned.subject.insert(subject);
     let actor = match &request.actor_token {

@@ -347,7 +347,11 @@ impl Attempt {
         } = self.learned;
         record.subject_issuer = subject_issuer;
         record.rule = rule;
-        record.token_type = self.token_type.unwrap_or(TokenType::AccessToken).name().into();
+        record.token_type = self
+            .token_type
+            .unwrap_or(TokenType::AccessToken)
+            .name()
+            .into();
         record.txn = txn;
         if let Some(subject) = &subject {
             record.subject = Some(subject.sub.clone());

@@ -60,10 +60,19 @@ fn txn_violation(
     if grant.audience != txn.trust_domain {
         return Some("an audience other than the trust domain");
     }
-    if grant.scopes.is_empty() || grant.scopes.iter().any(|s| !rule.scopes.contains(s.as_str())) {
+    if grant.scopes.is_empty()
+        || grant
+            .scopes
+            .iter()
+            .any(|s| !rule.scopes.contains(s.as_str()))
+    {
         return Some("scopes outside the rule's");
     }
-    if grant.scopes.iter().any(|s| !subject.scopes.contains(s.as_str())) {
+    if grant
+        .scopes
+        .iter()
+        .any(|s| !subject.scopes.contains(s.as_str()))
+    {
         return Some("scopes outside the subject token's");
     }
     let replaces = super::txn::replaces(subject);
@@ -84,7 +93,13 @@ fn txn_violation(
     if !replaces {
         return (grant.requesters.len() != 1).then_some("a chain of requesting workloads made up");
     }
-    let text = |name: &str| subject.claims.get(name).and_then(Value::as_str).unwrap_or_default();
+    let text = |name: &str| {
+        subject
+            .claims
+            .get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    };
     if grant.txn != text("txn") {
         return Some("the transaction changed");
     }
@@ -93,7 +108,11 @@ fn txn_violation(
         return Some("the chain of requesting workloads was not kept");
     }
     for claim in ["tctx", "rctx"] {
-        let now = if claim == "tctx" { &grant.tctx } else { &grant.rctx };
+        let now = if claim == "tctx" {
+            &grant.tctx
+        } else {
+            &grant.rctx
+        };
         if !keeps(subject.claims.get(claim), now) {
             return Some("a context value of the replaced Txn-Token was changed or dropped");
         }

@@ -48,7 +48,9 @@ fn shadows(a: &RuleConfig, b: &RuleConfig) -> bool {
         (Some(ca), Some(cb)) => ca.source == cb.source,
         (Some(_), None) => false,
     };
-    condition_no_narrower
+    // A rule applies only to requests for the kind of token it mints.
+    a.mints == b.mints
+        && condition_no_narrower
         && within(&b.clients, &a.clients)
         && within(&b.issuers, &a.issuers)
         && within(&b.audiences, &a.audiences)

@@ -237,8 +237,8 @@ fn requested_scopes_do_not_choose_the_rule() {
         wants: Mints::AccessToken,
         txn: None,
     };
-    let err =
-        plan(&RuleSet::new(rules), limits(&signing()), &ex).expect_err("narrow applies and refuses write");
+    let err = plan(&RuleSet::new(rules), limits(&signing()), &ex)
+        .expect_err("narrow applies and refuses write");
     assert_eq!(err.code, ErrorCode::InvalidScope);
 }
 

@@ -12,11 +12,23 @@ use crate::error::OAuthError;
 use crate::oauth::{Scopes, TokenType};
 use crate::tokens::txn::TxnGrant;
 
-pub fn grant(rule: &RuleConfig, txn: &TxnConfig, ex: &Exchange<'_>) -> Result<TxnGrant, OAuthError> {
+pub fn grant(
+    rule: &RuleConfig,
+    txn: &TxnConfig,
+    ex: &Exchange<'_>,
+) -> Result<TxnGrant, OAuthError> {
     let scopes = scopes(rule, ex.requested_scopes, &ex.subject.scopes)?;
     let replaced = Replaced::of(ex)?;
-    let tctx = merged("tctx", built(rule, "tctx", &rule.tctx, ex)?, replaced.as_ref().map(|r| &r.tctx))?;
-    let rctx = merged("rctx", built(rule, "rctx", &rule.rctx, ex)?, replaced.as_ref().map(|r| &r.rctx))?;
+    let tctx = merged(
+        "tctx",
+        built(rule, "tctx", &rule.tctx, ex)?,
+        replaced.as_ref().map(|r| &r.tctx),
+    )?;
+    let rctx = merged(
+        "rctx",
+        built(rule, "rctx", &rule.rctx, ex)?,
+        replaced.as_ref().map(|r| &r.rctx),
+    )?;
     let limits = lifetime::Limits {
         rule_ttl: rule.ttl,
         default_ttl: txn.default_ttl,
@@ -157,7 +169,10 @@ fn built(
                 out.insert(name.clone(), value);
             }
             Err(failure) => {
-                let what = format!("rule \"{}\" could not build {claim}.{name} from this request", rule.name);
+                let what = format!(
+                    "rule \"{}\" could not build {claim}.{name} from this request",
+                    rule.name
+                );
                 let detail = match failure {
                     Failure::OverBudget => "over its budget".to_string(),
                     Failure::Error(e) => e,
@@ -241,11 +256,18 @@ mod tests {
         built.insert("action".into(), json!("BUY"));
         built.insert("desk".into(), json!("eq"));
         let out = merged("tctx", built, Some(kept)).expect("additions only");
-        assert_eq!(Value::Object(out), json!({"action": "BUY", "amount": 100, "desk": "eq"}));
+        assert_eq!(
+            Value::Object(out),
+            json!({"action": "BUY", "amount": 100, "desk": "eq"})
+        );
         let mut changed = Map::new();
         changed.insert("amount".into(), json!(1_000_000));
         let err = merged("tctx", changed, Some(kept)).expect_err("a changed value");
-        assert!(err.description.contains("tctx.amount would change"), "{}", err.description);
+        assert!(
+            err.description.contains("tctx.amount would change"),
+            "{}",
+            err.description
+        );
         assert_eq!(
             merged("tctx", Map::new(), Some(kept)).expect("kept"),
             kept.clone(),

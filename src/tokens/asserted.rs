@@ -119,9 +119,12 @@ mod tests {
 
     #[test]
     fn an_unsigned_subject_needs_a_sub_and_an_unexpired_exp() {
-        let v = unsigned_json(r#"{"sub":"alice","scope":"a b"}"#, "batch", 100, HOUR)
-            .expect("valid");
-        assert_eq!((v.sub.as_str(), v.issuer_id.as_str()), ("alice", "unsigned_json"));
+        let v =
+            unsigned_json(r#"{"sub":"alice","scope":"a b"}"#, "batch", 100, HOUR).expect("valid");
+        assert_eq!(
+            (v.sub.as_str(), v.issuer_id.as_str()),
+            ("alice", "unsigned_json")
+        );
         assert_eq!(v.exp, 3700);
         assert_eq!(v.scopes.len(), 2);
         for (text, why) in [

@@ -99,12 +99,7 @@ pub fn claims(issuer: &str, grant: &TxnGrant, jti: &str) -> Map<String, Value> {
 pub fn verify(token: &str, service: &TxnService, now: i64) -> Result<VerifiedToken, OAuthError> {
     let invalid = |why: &str| OAuthError::invalid_request(format!("the subject token {why}"));
     let parsed = unverified::parse(token).map_err(invalid)?;
-    if !parsed
-        .header
-        .typ
-        .as_deref()
-        .is_some_and(|t| super::verify::normalize_typ(t) == TYP)
-    {
+    if !is_txn_typ(parsed.header.typ.as_deref()) {
         return Err(invalid(
             "is not a Txn-Token (its typ is not txntoken+jwt); only Txn-Tokens are replaced",
         ));
@@ -136,7 +131,12 @@ pub fn verify(token: &str, service: &TxnService, now: i64) -> Result<VerifiedTok
         return Err(foreign());
     }
     let claims = parsed.claims;
-    let text = |name: &str| claims.get(name).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let text = |name: &str| {
+        claims
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     if claims.get("aud").and_then(Value::as_str) != Some(service.config.trust_domain.as_str()) {
         return Err(invalid(&format!(
             "is a Txn-Token for another trust domain than \"{}\"",
@@ -241,20 +241,30 @@ mod tests {
     #[test]
     fn only_unexpired_txn_tokens_of_this_server_and_trust_domain_verify() {
         let s = service();
-        let token = mint(s.keys.current(), &s.issuer, &grant()).expect("mint").token;
+        let token = mint(s.keys.current(), &s.issuer, &grant())
+            .expect("mint")
+            .token;
         let v = verify(&token, &s, 1059).expect("valid");
         assert_eq!(v.sub, "alice");
         assert_eq!(v.issuer_id, "txn_token");
         assert_eq!(v.scopes, Scopes::parse("trade.stocks").expect("scope"));
         let expired = verify(&token, &s, 1060).expect_err("expired at exp, no leeway");
-        assert!(expired.description.contains("expired"), "{}", expired.description);
+        assert!(
+            expired.description.contains("expired"),
+            "{}",
+            expired.description
+        );
         let mut other = s.clone();
         other.config.trust_domain = "other.example".into();
         let foreign = verify(&token, &other, 1000).expect_err("another trust domain");
         assert!(foreign.description.contains("another trust domain"));
         let stranger = service();
         let err = verify(&token, &stranger, 1000).expect_err("another server's keys");
-        assert!(err.description.contains("this server issued"), "{}", err.description);
+        assert!(
+            err.description.contains("this server issued"),
+            "{}",
+            err.description
+        );
         let access = crate::tokens::mint::mint(
             s.keys.current(),
             &s.issuer,

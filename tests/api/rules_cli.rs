@@ -221,3 +221,144 @@ async fn explain_and_cases_take_resources_and_scopes_in_the_grammar_of_token() {
         text(&out)
     );
 }
+
+/// The Transaction Token Service of trust domain `trust-domain.example`, with a rule for
+/// orders-svc that builds `tctx` from the request's details.
+fn with_txn_rule(c: &mut RawConfig) {
+    c.transaction_tokens = Some(entry(r#"trust_domain = "trust-domain.example""#));
+    c.append(
+        r#"
+[[rules]]
+name = "gateway-txn"
+mints = "txn_token"
+clients = ["orders-svc"]
+issuers = ["corp"]
+scopes = ["inventory:read"]
+[rules.tctx]
+action = "request.details.action"
+"#,
+    );
+}
+
+#[tokio::test]
+async fn explain_covers_txn_token_requests() {
+    let app = TestApp::spawn_with(with_txn_rule).await;
+    let check = text(&app.cli(&["check"]));
+    assert!(
+        check
+            .contains("mints Txn-Tokens for trust domain trust-domain.example; builds tctx.action"),
+        "{check}"
+    );
+    assert!(
+        !check.contains("can never apply"),
+        "an access-token rule never shadows a Txn-Token rule: {check}"
+    );
+    let dir = app.dir.path();
+    std::fs::write(dir.join("subject.jwt"), app.subject_token(json!({}))).unwrap();
+    std::fs::write(dir.join("details.json"), r#"{"action":"BUY"}"#).unwrap();
+    let path = |f: &str| dir.join(f).to_str().unwrap().to_string();
+    let base = [
+        "explain",
+        "--client",
+        "orders-svc",
+        "--subject-token",
+        &path("subject.jwt"),
+        "--requested-token-type",
+        "txn_token",
+        "--audience",
+        "trust-domain.example",
+        "--scope",
+        "inventory:read",
+    ];
+    let mut args = base.to_vec();
+    let details = path("details.json");
+    args.extend(["--request-details", &details]);
+    let out = app.cli(&args);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains("rule 1 \"orders-to-inventory\": mints access_token, and the request asks for a txn_token"),
+        "{shown}"
+    );
+    assert!(shown.contains("rule 2 \"gateway-txn\": applies"), "{shown}");
+    assert!(
+        shown.contains("result: granted by rule \"gateway-txn\""),
+        "{shown}"
+    );
+    assert!(shown.contains("\"typ\": \"txntoken+jwt\""), "{shown}");
+    assert!(shown.contains("\"action\": \"BUY\""), "{shown}");
+    assert!(
+        shown.contains("\"aud\": \"trust-domain.example\""),
+        "{shown}"
+    );
+    // As /token would: the trust domain is the one audience, and no record is written.
+    let mut wrong = base.to_vec();
+    wrong[8] = "inventory-api";
+    let shown = text(&app.cli(&wrong));
+    assert!(
+        shown
+            .contains("result: denied: invalid_target: a Txn-Token's audience is the trust domain"),
+        "{shown}"
+    );
+    std::fs::write(dir.join("bad.json"), "[1]").unwrap();
+    let bad = path("bad.json");
+    let mut malformed = base.to_vec();
+    malformed.extend(["--request-details", &bad]);
+    let shown = text(&app.cli(&malformed));
+    assert!(
+        shown.contains("result: denied: invalid_request: request_details must be a JSON object"),
+        "{shown}"
+    );
+    assert!(app.records(&[]).is_empty());
+}
+
+#[tokio::test]
+async fn tessera_test_runs_txn_token_cases() {
+    let app = TestApp::spawn_with(with_txn_rule).await;
+    let cases = r#"
+[[cases]]
+name = "the gateway's Txn-Token carries the action"
+client = "orders-svc"
+subject = { issuer = "corp", claims = { sub = "alice", scope = "inventory:read" } }
+request = { token_type = "txn_token", scope = "inventory:read", details = { action = "BUY" } }
+expect = { outcome = "granted", rule = "gateway-txn", scopes = ["inventory:read"], tctx = { action = "BUY" } }
+
+[[cases]]
+name = "a subject without a scope gets none"
+client = "orders-svc"
+subject = { issuer = "corp", claims = { sub = "alice" } }
+request = { token_type = "txn_token", scope = "inventory:read", details = { action = "BUY" } }
+expect = { outcome = "denied", error = "invalid_scope", rule = "gateway-txn" }
+
+[[cases]]
+name = "unsigned subjects are not taken from the gateway"
+client = "orders-svc"
+subject = { issuer = "unsigned_json", claims = { sub = "batch", scope = "inventory:read" } }
+request = { token_type = "txn_token", scope = "inventory:read" }
+expect = { outcome = "denied", error = "invalid_target" }
+
+[[cases]]
+name = "an access-token request is not decided by the Txn-Token rule"
+client = "orders-svc"
+subject = { issuer = "corp", claims = { sub = "alice", scope = "inventory:read" } }
+request = { audiences = ["inventory-api"] }
+expect = { outcome = "granted", rule = "orders-to-inventory" }
+"#;
+    let file = app.dir.path().join("txn-cases.toml");
+    std::fs::write(&file, cases).unwrap();
+    let out = app.cli(&["test", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("4 passed, 0 failed"), "{}", text(&out));
+    let wrong = cases.replace(
+        "tctx = { action = \"BUY\" }",
+        "tctx = { action = \"SELL\" }",
+    );
+    std::fs::write(&file, wrong).unwrap();
+    let out = app.cli(&["test", file.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains(r#"granted tctx {"action":"BUY"}, expected {"action":"SELL"}"#),
+        "{}",
+        text(&out)
+    );
+}

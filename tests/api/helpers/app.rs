@@ -89,7 +89,12 @@ impl TestApp {
             config_path,
             idp,
             key,
-            http: reqwest::Client::new(),
+            // Idle connections are dropped before the server's keep-alive (5 s) closes them: a
+            // request sent on one the server is closing at that moment fails (IncompleteMessage).
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(4))
+                .build()
+                .unwrap(),
             admin_url,
             database,
             handle,

@@ -94,8 +94,19 @@ async fn request_as(
     app.post_token(&form, Some(client)).await
 }
 
-async fn gateway_request(app: &TestApp, subject: &str, extra: &[(&str, &str)]) -> reqwest::Response {
-    request_as(app, ("orders-svc", ORDERS_SECRET), subject, ACCESS_TOKEN, extra).await
+async fn gateway_request(
+    app: &TestApp,
+    subject: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    request_as(
+        app,
+        ("orders-svc", ORDERS_SECRET),
+        subject,
+        ACCESS_TOKEN,
+        extra,
+    )
+    .await
 }
 
 /// A granted Txn-Token response's body.
@@ -179,7 +190,12 @@ async fn a_gateway_gets_a_txn_token_that_a_downstream_workload_validates() {
         "{metrics}"
     );
     // An access-token exchange beside it is still an access-token exchange.
-    assert_eq!(app.exchange_subject(&app.subject_token(json!({}))).await.status(), 200);
+    assert_eq!(
+        app.exchange_subject(&app.subject_token(json!({})))
+            .await
+            .status(),
+        200
+    );
     assert_eq!(app.records(&["--token-type", "access_token"]).len(), 1);
 }
 
@@ -200,7 +216,10 @@ async fn txn_token_response_must_be_n_a_with_the_txn_token_and_no_refresh_token(
     assert!(body.get("refresh_token").is_none(), "{body}");
     let exp = claims_of(token)["exp"].as_i64().unwrap();
     let expires_in = body["expires_in"].as_i64().unwrap();
-    assert!((59..=60).contains(&expires_in), "the default 1m: {expires_in}");
+    assert!(
+        (59..=60).contains(&expires_in),
+        "the default 1m: {expires_in}"
+    );
     assert!((exp - now() - expires_in).abs() <= 2);
 }
 
@@ -268,14 +287,7 @@ secret_sha256 = "000000000000000000000000000000000000000000000000000000000000000
     .await;
     assert!(desc.contains("not allowed to exchange tokens"), "{desc}");
     let desc = assert_error(
-        request_as(
-            &app,
-            ("stranger-svc", "x"),
-            &subject,
-            ACCESS_TOKEN,
-            &[],
-        )
-        .await,
+        request_as(&app, ("stranger-svc", "x"), &subject, ACCESS_TOKEN, &[]).await,
         401,
         "invalid_client",
     )
@@ -292,10 +304,20 @@ async fn txn_token_request_processing_must_validate_the_subject_token_signature(
         Some(&app.key.kid),
         &app.claims(json!({"scope": "trade.stocks"})),
     );
-    let desc = assert_error(gateway_request(&app, &forged, &[]).await, 400, "invalid_request").await;
+    let desc = assert_error(
+        gateway_request(&app, &forged, &[]).await,
+        400,
+        "invalid_request",
+    )
+    .await;
     assert!(desc.contains("signature"), "{desc}");
     let expired = app.subject_token(json!({"scope": "trade.stocks", "exp": now() - 3600}));
-    let desc = assert_error(gateway_request(&app, &expired, &[]).await, 400, "invalid_request").await;
+    let desc = assert_error(
+        gateway_request(&app, &expired, &[]).await,
+        400,
+        "invalid_request",
+    )
+    .await;
     assert!(desc.contains("expired"), "{desc}");
     let record = &app.records(&["--token-type", "txn_token", "--limit", "1"])[0];
     assert_eq!(record["outcome"], "denied");
@@ -329,12 +351,21 @@ async fn txn_token_request_processing_must_set_iat_aud_exp_a_unique_txn_and_the_
     // "MUST set the txn claim to a unique ID specific to this transaction".
     assert_ne!(a["txn"], b["txn"]);
     // "MUST evaluate the value specified in the scope parameter".
-    assert_eq!((a["scope"].as_str(), b["scope"].as_str()), (Some("trade.stocks"), Some("trade.read")));
+    assert_eq!(
+        (a["scope"].as_str(), b["scope"].as_str()),
+        (Some("trade.stocks"), Some("trade.read"))
+    );
     // "The TTS determines the value to specify as the sub": the subject's, never another.
-    assert_eq!((a["sub"].as_str(), b["sub"].as_str()), (Some("alice"), Some("alice")));
+    assert_eq!(
+        (a["sub"].as_str(), b["sub"].as_str()),
+        (Some("alice"), Some("alice"))
+    );
     // The access token presented is never in the Txn-Token.
     let raw = serde_json::to_string(&a).unwrap();
-    assert!(!raw.contains(&subject), "the subject token leaked into the Txn-Token");
+    assert!(
+        !raw.contains(&subject),
+        "the subject token leaked into the Txn-Token"
+    );
     // A subject token expiring sooner cuts the Txn-Token's life.
     let short = app.subject_token(json!({"scope": "trade.stocks", "exp": at + 20}));
     let c = claims_of(
@@ -354,21 +385,60 @@ async fn bad_txn_requests_get_errors_a_client_developer_can_act_on() {
     .await;
     let subject = subject(&app);
     let big = format!("{{\"pad\":\"{}\"}}", "x".repeat(8200));
-    let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
-        (vec![("request_details", "{\"action\":")], "invalid_request", "request_details is not valid JSON"),
-        (vec![("request_context", "[1,2]")], "invalid_request", "request_context must be a JSON object"),
-        (vec![("request_details", big.as_str())], "invalid_request", "longer than 8192 bytes"),
-        (vec![("audience", "other-domain.example")], "invalid_target", "trust domain \"trust-domain.example\""),
-        (vec![("resource", "https://api.example/")], "invalid_request", "exactly one audience"),
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            vec![("request_details", "{\"action\":")],
+            "invalid_request",
+            "request_details is not valid JSON",
+        ),
+        (
+            vec![("request_context", "[1,2]")],
+            "invalid_request",
+            "request_context must be a JSON object",
+        ),
+        (
+            vec![("request_details", big.as_str())],
+            "invalid_request",
+            "longer than 8192 bytes",
+        ),
+        (
+            vec![("audience", "other-domain.example")],
+            "invalid_target",
+            "trust domain \"trust-domain.example\"",
+        ),
+        (
+            vec![("resource", "https://api.example/")],
+            "invalid_request",
+            "exactly one audience",
+        ),
         (vec![("scope", "")], "invalid_request", "scope parameter"),
-        (vec![("scope", "admin")], "invalid_scope", "not allowed by rule \"gateway-txn\""),
-        (vec![("subject_token_type", REFRESH_TOKEN)], "invalid_request", "refresh token never obtains a Txn-Token"),
-        (vec![("actor_token", subject.as_str()), ("actor_token_type", ACCESS_TOKEN)], "invalid_request", "takes no actor_token"),
+        (
+            vec![("scope", "admin")],
+            "invalid_scope",
+            "not allowed by rule \"gateway-txn\"",
+        ),
+        (
+            vec![("subject_token_type", REFRESH_TOKEN)],
+            "invalid_request",
+            "refresh token never obtains a Txn-Token",
+        ),
+        (
+            vec![
+                ("actor_token", subject.as_str()),
+                ("actor_token_type", ACCESS_TOKEN),
+            ],
+            "invalid_request",
+            "takes no actor_token",
+        ),
     ];
     for (extra, code, says) in cases {
         let desc = assert_error(gateway_request(&app, &subject, &extra).await, 400, code).await;
         assert!(desc.contains(says), "{extra:?}: {desc}");
-        assert!(!desc.contains(&subject), "a description never echoes a token");
+        assert!(
+            !desc.contains(&subject),
+            "a description never echoes a token"
+        );
     }
     // Two audiences.
     let form = [
@@ -384,15 +454,30 @@ async fn bad_txn_requests_get_errors_a_client_developer_can_act_on() {
     assert!(desc.contains("exactly one audience"), "{desc}");
     // A subject whose scope is unknown is refused, never taken as unconstrained.
     let no_scope = app.subject_token(json!({"scope": null}));
-    let desc = assert_error(gateway_request(&app, &no_scope, &[]).await, 400, "invalid_scope").await;
+    let desc = assert_error(
+        gateway_request(&app, &no_scope, &[]).await,
+        400,
+        "invalid_scope",
+    )
+    .await;
     assert!(desc.contains("carries no scope"), "{desc}");
     // Wider than the subject's scope.
     let narrow = app.subject_token(json!({"scope": "trade.read"}));
-    let desc = assert_error(gateway_request(&app, &narrow, &[]).await, 400, "invalid_scope").await;
+    let desc = assert_error(
+        gateway_request(&app, &narrow, &[]).await,
+        400,
+        "invalid_scope",
+    )
+    .await;
     assert!(desc.contains("not carried by the subject token"), "{desc}");
     // A rule's tctx that the request cannot fill says which claim and where to look.
     let desc = assert_error(
-        gateway_request(&app, &subject, &[("request_details", "{\"ticker\":\"MSFT\"}")]).await,
+        gateway_request(
+            &app,
+            &subject,
+            &[("request_details", "{\"ticker\":\"MSFT\"}")],
+        )
+        .await,
         400,
         "invalid_request",
     )
@@ -424,7 +509,18 @@ async fn a_replacement_must_keep_txn_sub_aud_and_the_chain_and_may_only_narrow()
     let first = txn_token(&app).await;
     let before = claims_of(&first);
     let body = granted(
-        request_as(&app, BILLING, &first, TXN_TOKEN, &[("scope", "trade.stocks"), ("request_details", ""), ("request_context", "")]).await,
+        request_as(
+            &app,
+            BILLING,
+            &first,
+            TXN_TOKEN,
+            &[
+                ("scope", "trade.stocks"),
+                ("request_details", ""),
+                ("request_context", ""),
+            ],
+        )
+        .await,
     )
     .await;
     let token = body["access_token"].as_str().unwrap();
@@ -446,12 +542,30 @@ async fn a_replacement_must_keep_txn_sub_aud_and_the_chain_and_may_only_narrow()
     // Scope may only narrow: a further hop narrows to trade.stocks … and cannot widen again.
     let narrowed = claims_of(&first);
     assert_eq!(narrowed["scope"], "trade.stocks");
-    let wider = request_as(&app, BILLING, token, TXN_TOKEN, &[("scope", "trade.read"), ("request_details", ""), ("request_context", "")]).await;
+    let wider = request_as(
+        &app,
+        BILLING,
+        token,
+        TXN_TOKEN,
+        &[
+            ("scope", "trade.read"),
+            ("request_details", ""),
+            ("request_context", ""),
+        ],
+    )
+    .await;
     let desc = assert_error(wider, 400, "invalid_scope").await;
     assert!(desc.contains("\"trade.read\""), "{desc}");
     // A third hop keeps the whole chain.
     let third = granted(
-        request_as(&app, ("orders-svc", ORDERS_SECRET), token, TXN_TOKEN, &[("request_details", ""), ("request_context", "")]).await,
+        request_as(
+            &app,
+            ("orders-svc", ORDERS_SECRET),
+            token,
+            TXN_TOKEN,
+            &[("request_details", ""), ("request_context", "")],
+        )
+        .await,
     )
     .await;
     let third = claims_of(third["access_token"].as_str().unwrap());
@@ -461,7 +575,10 @@ async fn a_replacement_must_keep_txn_sub_aud_and_the_chain_and_may_only_narrow()
     let txn = before["txn"].as_str().unwrap();
     let records = app.records(&["--txn", txn]);
     assert_eq!(records.len(), 4, "{records:?}");
-    assert_eq!(records.iter().filter(|r| r["outcome"] == "granted").count(), 3);
+    assert_eq!(
+        records.iter().filter(|r| r["outcome"] == "granted").count(),
+        3
+    );
     assert!(records.iter().all(|r| r["txn"] == txn));
     assert_eq!(records[0]["subject_issuer"], "txn_token");
 }
@@ -470,7 +587,9 @@ async fn a_replacement_must_keep_txn_sub_aud_and_the_chain_and_may_only_narrow()
 async fn a_replacement_must_not_change_what_the_replaced_txn_token_asserts() {
     let app = TestApp::spawn_with(|c| {
         tts(c);
-        c.rule_mut("chain-txn").tctx.insert("action".into(), "'SELL'".into());
+        c.rule_mut("chain-txn")
+            .tctx
+            .insert("action".into(), "'SELL'".into());
     })
     .await;
     let first = txn_token(&app).await;
@@ -597,7 +716,10 @@ scope_mode = "grant"
             "invalid_request",
         )
         .await;
-        assert!(desc.contains("is a Txn-Token, which is not an access token"), "{desc}");
+        assert!(
+            desc.contains("is a Txn-Token, which is not an access token"),
+            "{desc}"
+        );
     }
     let desc = assert_error(
         app.exchange(&[
@@ -614,7 +736,11 @@ scope_mode = "grant"
     assert!(desc.contains("taken only by Txn-Token requests"), "{desc}");
     // Introspection does not call it an active access token either.
     let resp = app
-        .post_form("/introspect", &[("token", token.as_str())], ("orders-svc", ORDERS_SECRET))
+        .post_form(
+            "/introspect",
+            &[("token", token.as_str())],
+            ("orders-svc", ORDERS_SECRET),
+        )
         .await;
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["active"], false, "{body}");
@@ -650,7 +776,11 @@ async fn concurrent_replacements_never_pass_the_bound() {
         .iter()
         .map(|r| r.status().as_u16())
         .collect();
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 3, "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        3,
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
@@ -678,7 +808,8 @@ async fn a_workload_without_an_inbound_token_asserts_its_subject() {
     let jwks = format!("{}/jwks", keys.url);
     let app = TestApp::spawn_with(|c| {
         tts(c);
-        c.clients.push(entry(&format!("id = \"batch-svc\"\njwks_uri = \"{jwks}\"")));
+        c.clients
+            .push(entry(&format!("id = \"batch-svc\"\njwks_uri = \"{jwks}\"")));
         c.append(
             r#"
 [[rules]]
@@ -709,7 +840,10 @@ scopes = ["trade.read"]
             ("scope", "trade.read".into()),
             ("subject_token", subject),
             ("subject_token_type", subject_type.into()),
-            ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()),
+            (
+                "client_assertion_type",
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+            ),
             ("client_assertion", assertion(client_key)),
         ];
         let form: Vec<(&str, String)> = form;
@@ -736,15 +870,29 @@ scopes = ["trade.read"]
     }
     let body = granted(resp).await;
     let claims = claims_of(body["access_token"].as_str().unwrap());
-    assert_eq!((claims["sub"].as_str(), claims["req_wl"].as_str()), (Some("alice"), Some("batch-svc")));
+    assert_eq!(
+        (claims["sub"].as_str(), claims["req_wl"].as_str()),
+        (Some("alice"), Some("batch-svc"))
+    );
     // Signed by the client, so its iss is the client and its aud this server.
     for (extra, says) in [
-        (json!({"iss": "orders-svc"}), "its iss must be the requesting client's id"),
+        (
+            json!({"iss": "orders-svc"}),
+            "its iss must be the requesting client's id",
+        ),
         (json!({"aud": "https://elsewhere.example"}), "aud"),
-        (json!({"aud": format!("{STS}/token")}), "its aud must be this server's issuer"),
+        (
+            json!({"aud": format!("{STS}/token")}),
+            "its aud must be this server's issuer",
+        ),
         (json!({"exp": now() + 7200}), "max_assertion_lifetime"),
     ] {
-        let desc = assert_error(request(self_signed(extra.clone()), SELF_SIGNED, &key).await, 400, "invalid_request").await;
+        let desc = assert_error(
+            request(self_signed(extra.clone()), SELF_SIGNED, &key).await,
+            400,
+            "invalid_request",
+        )
+        .await;
         assert!(desc.contains(says), "{extra}: {desc}");
     }
     let other = TestKey::generate(Algorithm::ES256, "batch-1");
@@ -757,9 +905,24 @@ scopes = ["trade.read"]
     assert!(desc.contains("signature"), "{desc}");
     // An unsigned subject: only where a rule takes it from that client.
     let unsigned = r#"{"sub":"batch-job-7","scope":"trade.read"}"#;
-    let desc = assert_error(request(unsigned.into(), UNSIGNED_JSON, &key).await, 400, "invalid_target").await;
+    let desc = assert_error(
+        request(unsigned.into(), UNSIGNED_JSON, &key).await,
+        400,
+        "invalid_target",
+    )
+    .await;
     assert!(desc.contains("unsigned_json"), "{desc}");
-    let body = granted(request_as(&app, BILLING, unsigned, UNSIGNED_JSON, &[("scope", "trade.read")]).await).await;
+    let body = granted(
+        request_as(
+            &app,
+            BILLING,
+            unsigned,
+            UNSIGNED_JSON,
+            &[("scope", "trade.read")],
+        )
+        .await,
+    )
+    .await;
     let claims = claims_of(body["access_token"].as_str().unwrap());
     assert_eq!(claims["sub"], "batch-job-7");
     let record = &app.records(&["--limit", "1"])[0];
@@ -798,5 +961,65 @@ async fn the_metadata_lists_txn_token_among_the_requested_token_types() {
         .json()
         .await
         .unwrap();
-    assert!(!meta["requested_token_types_supported"].as_array().unwrap().contains(&json!(TXN_TOKEN)));
+    assert!(
+        !meta["requested_token_types_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(TXN_TOKEN))
+    );
+}
+
+fn verify_chain(app: &TestApp) -> (bool, String) {
+    let out = app.cli(&["audit", "verify"]);
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[tokio::test]
+async fn a_records_kind_and_transaction_are_in_its_hash_and_go_with_it() {
+    let app = TestApp::spawn_with(tts).await;
+    let token = txn_token(&app).await;
+    let txn = claims_of(&token)["txn"].as_str().unwrap().to_string();
+    let (ok, text) = verify_chain(&app);
+    assert!(ok, "{text}");
+    // Rewriting the transaction a record names, or dropping what says it was a Txn-Token
+    // request, is found by the chain.
+    app.sql(&format!(
+        "UPDATE exchange_kinds SET txn = 'forged' WHERE txn = '{txn}';"
+    ));
+    let (ok, text) = verify_chain(&app);
+    assert!(!ok && text.contains("altered"), "{text}");
+    app.sql("DELETE FROM exchange_kinds;");
+    let (ok, text) = verify_chain(&app);
+    assert!(!ok && text.contains("altered"), "{text}");
+
+    // Retention prunes a Txn-Token request's record and what is kept beside it together.
+    let pruned = TestApp::spawn_with(|c| {
+        tts(c);
+        c.storage.retention = Some("2s".into());
+    })
+    .await;
+    txn_token(&pruned).await;
+    let mut left = usize::MAX;
+    for _ in 0..100 {
+        left = pruned.records(&[]).len();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(left, 0);
+    assert_eq!(
+        crate::storage::count_rows(&pruned.database.url, pruned.dir.path(), "exchange_kinds"),
+        0,
+        "a kind row outlived its record"
+    );
+    let (ok, text) = verify_chain(&pruned);
+    assert!(ok, "{text}");
 }
