@@ -226,51 +226,87 @@ impl Condition {
         }
     }
 
-    /// The expression's value as JSON, for a claim a rule builds (a Txn-Token's `tctx` and
-    /// `rctx`): a failure for what JSON cannot hold, and for a value whose JSON is longer than
-    /// `MAX_VALUE_BYTES`.
-    pub fn value(&self, input: &Input<'_>) -> Result<Value, Failure> {
-        let value = json_of(&self.execute(input)?, 0)?;
-        if value.to_string().len() > MAX_VALUE_BYTES {
-            return Err(Failure::Error(format!(
-                "built a value longer than {MAX_VALUE_BYTES} bytes of JSON"
-            )));
+    /// The values of `expressions` as JSON, for the claims a rule builds (a Txn-Token's `tctx`
+    /// and `rctx`), over one input whose variables are passed to CEL once: a failure, with the
+    /// position of the expression that failed, for what JSON cannot hold and for a value whose
+    /// JSON is longer than `MAX_VALUE_BYTES`.
+    pub fn values(
+        expressions: &[&Condition],
+        input: &Input<'_>,
+    ) -> Result<Vec<Value>, (usize, Failure)> {
+        if let Some(i) = expressions.iter().position(|e| e.loops)
+            && longest_collection(input) > MAX_ITERATIONS
+        {
+            return Err((i, Failure::OverBudget));
         }
-        Ok(value)
+        with_scope(input, |scope| {
+            expressions
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let value = e
+                        .program
+                        .execute(scope)
+                        .map_err(|err| Failure::Error(err.to_string()))
+                        .and_then(|v| json_of(&v, 0))
+                        .and_then(bounded)
+                        .map_err(|f| (i, f))?;
+                    Ok(value)
+                })
+                .collect()
+        })
+        .map_err(|f| (0, f))?
     }
 
     fn execute(&self, input: &Input<'_>) -> Result<CelValue, Failure> {
         if self.loops && longest_collection(input) > MAX_ITERATIONS {
             return Err(Failure::OverBudget);
         }
-        let empty = Value::Object(serde_json::Map::new());
-        let request = json!({
-            "audiences": input.audiences,
-            "resources": input.resources,
-            "scopes": input.scopes,
-            "context": input.context.unwrap_or(&empty),
-            "details": input.details.unwrap_or(&empty),
-        });
-        let values = [
-            ("subject", cel::to_value(input.subject)),
-            ("actor", cel::to_value(input.actor)),
-            ("client", Ok(CelValue::from(input.client.to_string()))),
-            ("request", cel::to_value(&request)),
-            ("spiffe", cel::to_value(spiffe_of(input.spiffe))),
-        ];
-        STANDARD.with(|standard| {
-            let mut scope = standard.new_inner_scope();
-            for (name, value) in values {
-                scope.add_variable_from_value(
-                    name,
-                    value.map_err(|e| Failure::Error(format!("cannot pass {name} to CEL: {e}")))?,
-                );
-            }
+        with_scope(input, |scope| {
             self.program
-                .execute(&scope)
+                .execute(scope)
                 .map_err(|e| Failure::Error(e.to_string()))
-        })
+        })?
     }
+}
+
+/// `f` in a scope holding the input's variables, passed to CEL once.
+fn with_scope<R>(input: &Input<'_>, f: impl FnOnce(&Context<'_, '_>) -> R) -> Result<R, Failure> {
+    let empty = Value::Object(serde_json::Map::new());
+    let request = json!({
+        "audiences": input.audiences,
+        "resources": input.resources,
+        "scopes": input.scopes,
+        "context": input.context.unwrap_or(&empty),
+        "details": input.details.unwrap_or(&empty),
+    });
+    let values = [
+        ("subject", cel::to_value(input.subject)),
+        ("actor", cel::to_value(input.actor)),
+        ("client", Ok(CelValue::from(input.client.to_string()))),
+        ("request", cel::to_value(&request)),
+        ("spiffe", cel::to_value(spiffe_of(input.spiffe))),
+    ];
+    STANDARD.with(|standard| {
+        let mut scope = standard.new_inner_scope();
+        for (name, value) in values {
+            scope.add_variable_from_value(
+                name,
+                value.map_err(|e| Failure::Error(format!("cannot pass {name} to CEL: {e}")))?,
+            );
+        }
+        Ok(f(&scope))
+    })
+}
+
+/// A built value no longer than `MAX_VALUE_BYTES` of JSON.
+fn bounded(value: Value) -> Result<Value, Failure> {
+    if value.to_string().len() > MAX_VALUE_BYTES {
+        return Err(Failure::Error(format!(
+            "built a value longer than {MAX_VALUE_BYTES} bytes of JSON"
+        )));
+    }
+    Ok(value)
 }
 
 /// The longest JSON a built claim may take, in bytes.

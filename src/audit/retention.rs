@@ -34,17 +34,22 @@ fn prune_batch(conn: &mut DbConnection, chain: &str, cutoff_us: i64) -> QueryRes
         diesel::update(audit_chains::table.find(chain))
             .set(audit_chains::anchor_seq.eq(audit_chains::anchor_seq))
             .execute(c)?;
-        let oldest: Vec<(i64, i64, String)> = exchanges::table
+        let oldest: Vec<(i64, i64, String, String)> = exchanges::table
             .filter(exchanges::chain.eq(chain))
             .order(exchanges::seq)
             .limit(BATCH)
-            .select((exchanges::seq, exchanges::time_us, exchanges::hash))
+            .select((
+                exchanges::seq,
+                exchanges::time_us,
+                exchanges::hash,
+                exchanges::id,
+            ))
             .load(c)?;
-        let prefix: Vec<&(i64, i64, String)> = oldest
+        let prefix: Vec<&(i64, i64, String, String)> = oldest
             .iter()
-            .take_while(|(_, t, _)| *t < cutoff_us)
+            .take_while(|(_, t, _, _)| *t < cutoff_us)
             .collect();
-        let Some((last_seq, _, last_hash)) = prefix.last() else {
+        let Some((last_seq, _, last_hash, _)) = prefix.last() else {
             return Ok(0);
         };
         diesel::delete(
@@ -53,12 +58,8 @@ fn prune_batch(conn: &mut DbConnection, chain: &str, cutoff_us: i64) -> QueryRes
                 .filter(exchanges::seq.le(last_seq)),
         )
         .execute(c)?;
-        diesel::delete(
-            exchange_kinds::table
-                .filter(exchange_kinds::chain.eq(chain))
-                .filter(exchange_kinds::seq.le(last_seq)),
-        )
-        .execute(c)?;
+        let ids: Vec<&str> = prefix.iter().map(|(_, _, _, id)| id.as_str()).collect();
+        diesel::delete(exchange_kinds::table.filter(exchange_kinds::id.eq_any(&ids))).execute(c)?;
         diesel::update(audit_chains::table.find(chain))
             .set((
                 audit_chains::anchor_seq.eq(last_seq),

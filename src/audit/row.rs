@@ -48,8 +48,6 @@ pub struct ExchangeRow {
 #[diesel(table_name = exchange_kinds)]
 pub struct KindRow {
     pub id: String,
-    pub chain: String,
-    pub seq: i64,
     pub token_type: String,
     pub txn: Option<String>,
 }
@@ -59,8 +57,6 @@ impl KindRow {
     pub fn of(r: &ExchangeRecord) -> Option<Self> {
         (r.token_type != ExchangeRecord::ACCESS_TOKEN || r.txn.is_some()).then(|| Self {
             id: r.id.clone(),
-            chain: r.chain.clone(),
-            seq: r.seq,
             token_type: r.token_type.clone(),
             txn: r.txn.clone(),
         })

@@ -19,16 +19,9 @@ pub fn grant(
 ) -> Result<TxnGrant, OAuthError> {
     let scopes = scopes(rule, ex.requested_scopes, &ex.subject.scopes)?;
     let replaced = Replaced::of(ex)?;
-    let tctx = merged(
-        "tctx",
-        built(rule, "tctx", &rule.tctx, ex)?,
-        replaced.as_ref().map(|r| &r.tctx),
-    )?;
-    let rctx = merged(
-        "rctx",
-        built(rule, "rctx", &rule.rctx, ex)?,
-        replaced.as_ref().map(|r| &r.rctx),
-    )?;
+    let (built_tctx, built_rctx) = built(rule, ex)?;
+    let tctx = merged("tctx", built_tctx, replaced.as_ref().map(|r| &r.tctx))?;
+    let rctx = merged("rctx", built_rctx, replaced.as_ref().map(|r| &r.rctx))?;
     let limits = lifetime::Limits {
         rule_ttl: rule.ttl,
         default_ttl: txn.default_ttl,
@@ -149,42 +142,53 @@ pub fn requesters(req_wl: &str) -> Vec<String> {
         .collect()
 }
 
-/// The claims a rule's `tctx` or `rctx` builds for this exchange; an entry whose expression
-/// comes to null is left out.
+/// A Txn-Token's `tctx` and `rctx`.
+type Contexts = (Map<String, Value>, Map<String, Value>);
+
+/// The claims the rule's `tctx` and `rctx` build for this exchange, its expressions evaluated
+/// over one input; an entry whose expression comes to null is left out.
 fn built(
     rule: &RuleConfig,
-    claim: &str,
-    entries: &[(String, Condition)],
     ex: &Exchange<'_>,
-) -> Result<Map<String, Value>, OAuthError> {
-    let mut out = Map::new();
-    if entries.is_empty() {
-        return Ok(out);
+) -> Result<Contexts, OAuthError> {
+    if rule.tctx.is_empty() && rule.rctx.is_empty() {
+        return Ok((Map::new(), Map::new()));
     }
-    let input = super::condition_input(ex);
-    for (name, expression) in entries {
-        match expression.value(&input) {
-            Ok(Value::Null) => {}
-            Ok(value) => {
-                out.insert(name.clone(), value);
-            }
-            Err(failure) => {
-                let what = format!(
-                    "rule \"{}\" could not build {claim}.{name} from this request",
-                    rule.name
-                );
-                let detail = match failure {
-                    Failure::OverBudget => "over its budget".to_string(),
-                    Failure::Error(e) => e,
-                };
-                return Err(OAuthError::invalid_request(format!(
-                    "{what}: check request_context and request_details"
-                ))
-                .with_detail(format!("{what}: {detail}")));
-            }
+    let entries: Vec<(&str, &String, &Condition)> = (rule.tctx.iter().map(|(n, e)| ("tctx", n, e)))
+        .chain(rule.rctx.iter().map(|(n, e)| ("rctx", n, e)))
+        .collect();
+    let expressions: Vec<&Condition> = entries.iter().map(|(_, _, e)| *e).collect();
+    let values =
+        Condition::values(&expressions, &super::condition_input(ex)).map_err(|(i, failure)| {
+            let (claim, name) = entries
+                .get(i)
+                .map_or(("tctx", ""), |(c, n, _)| (*c, n.as_str()));
+            let what = format!(
+                "rule \"{}\" could not build {claim}.{name} from this request",
+                rule.name
+            );
+            let detail = match failure {
+                Failure::OverBudget => "over its budget".to_string(),
+                Failure::Error(e) => e,
+            };
+            OAuthError::invalid_request(format!(
+                "{what}: check request_context and request_details"
+            ))
+            .with_detail(format!("{what}: {detail}"))
+        })?;
+    let (mut tctx, mut rctx) = (Map::new(), Map::new());
+    for ((claim, name, _), value) in entries.into_iter().zip(values) {
+        if value.is_null() {
+            continue;
         }
+        let into = if claim == "tctx" {
+            &mut tctx
+        } else {
+            &mut rctx
+        };
+        into.insert(name.clone(), value);
     }
-    Ok(out)
+    Ok((tctx, rctx))
 }
 
 /// A replacement's context: what the replaced Txn-Token asserted stays as it was, and the rule

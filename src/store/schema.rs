@@ -87,8 +87,6 @@ diesel::table! {
 diesel::table! {
     exchange_kinds (id) {
         id -> Text,
-        chain -> Text,
-        seq -> BigInt,
         token_type -> Text,
         txn -> Nullable<Text>,
     }

@@ -4,17 +4,13 @@
 -- the records of access tokens (nearly all) stay as narrow as before: the kind of token asked
 -- for (`token_type`, the RFC 8693 type's last part, e.g. `txn_token`) and the transaction
 -- (`txn`) of the Txn-Token minted or presented for replacement. A record without a row here is
--- of an access-token request. Rows go with their record (by chain and seq) when retention prunes.
+-- of an access-token request. Rows go with their record (by id) when retention prunes.
 CREATE TABLE exchange_kinds (
     id TEXT PRIMARY KEY NOT NULL,
-    chain TEXT NOT NULL,
-    seq BIGINT NOT NULL,
     token_type TEXT NOT NULL,
     txn TEXT
 );
-CREATE INDEX exchange_kinds_by_chain ON exchange_kinds (chain, seq);
 CREATE INDEX exchange_kinds_by_txn ON exchange_kinds (txn) WHERE txn IS NOT NULL;
-CREATE INDEX exchange_kinds_by_type ON exchange_kinds (token_type);
 
 -- How many times the Txn-Tokens of a transaction were replaced, bounded by
 -- `transaction_tokens.max_replacements`; a row goes once no Txn-Token of it can be presented.

@@ -33,5 +33,5 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = condition.evaluate(&input);
     // The same expression as a claim a Txn-Token rule builds.
-    let _ = condition.value(&input);
+    let _ = Condition::values(&[&condition], &input);
 });
