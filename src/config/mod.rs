@@ -277,8 +277,6 @@ pub struct TxnConfig {
     pub max_ttl: Duration,
     /// How many times the Txn-Tokens of one transaction (`txn`) may be replaced in all.
     pub max_replacements: u32,
-    /// A replacement may live `ttl` from its own issue, beyond the Txn-Token it replaces.
-    pub extend_lifetime_on_replacement: bool,
 }
 
 /// The lifetimes of the tokens a rule may mint: what rules are checked against, and what their

@@ -37,8 +37,6 @@ pub struct RawTransactionTokens {
     pub max_ttl: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_replacements: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub extend_lifetime_on_replacement: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize, Serialize)]

@@ -33,7 +33,7 @@ impl Ctx<'_> {
         self.references(&at, &raw, issuers, clients, mints)?;
         let (tctx, rctx) = match mints {
             Mints::AccessToken => {
-                self.access_token_rule(&at, &raw)?;
+                self.access_token_rule(&at, &raw, limits.txn)?;
                 (Vec::new(), Vec::new())
             }
             Mints::TxnToken => self.txn_rule(&at, &mut raw, limits.txn)?,

@@ -571,7 +571,6 @@ fn txn_token_rules_and_the_trust_domain_are_checked() {
         (txn.default_ttl, txn.max_ttl, txn.max_replacements),
         (Duration::from_secs(60), Duration::from_secs(300), 8)
     );
-    assert!(!txn.extend_lifetime_on_replacement);
     let rule = &config.rules[1];
     assert_eq!(rule.mints, Mints::TxnToken);
     assert_eq!(rule.tctx.len(), 1);
@@ -629,6 +628,14 @@ fn txn_token_rules_and_the_trust_domain_are_checked() {
     );
     let with_tctx = format!("{BASE}[rules.tctx]\na = \"1\"\n");
     assert!(error_of(&with_tctx).contains("rules[0].tctx: applies to mints = \"txn_token\""));
+    let td_audience = BASE.replace(
+        "audiences = [\"inventory-api\"]",
+        "audiences = [\"td.example\"]",
+    );
+    assert!(
+        error_of(&format!("{td_audience}{TXN_RULE}{tts}"))
+            .contains("rules[0].audiences: \"td.example\" is the trust domain")
+    );
     let reserved = BASE.replace("id = \"corp\"", "id = \"txn_token\"");
     assert!(error_of(&reserved).contains("issuers[0].id: \"txn_token\" is reserved"));
     let comma = format!(

@@ -33,16 +33,29 @@ impl Ctx<'_> {
             default_ttl,
             max_ttl,
             max_replacements: raw.max_replacements.unwrap_or(8),
-            extend_lifetime_on_replacement: raw.extend_lifetime_on_replacement.unwrap_or(false),
         })
     }
 
-    /// An access-token rule has no use for what only Txn-Tokens carry.
+    /// An access-token rule has no use for what only Txn-Tokens carry, and never grants the
+    /// trust domain as an audience: an access token must not pass for a Txn-Token with a
+    /// validator that checks signature, `aud` and `exp` only.
     pub(super) fn access_token_rule(
         &self,
         at: &dyn Fn(&str) -> String,
         raw: &RawRule,
+        txn: Option<&TxnConfig>,
     ) -> Result<(), ConfigError> {
+        if let Some(txn) = txn
+            && raw.audiences.contains(&txn.trust_domain)
+        {
+            return Err(self.err(
+                at("audiences"),
+                format!(
+                    "\"{}\" is the trust domain, the audience of Txn-Tokens only",
+                    txn.trust_domain
+                ),
+            ));
+        }
         for (key, set) in [("tctx", &raw.tctx), ("rctx", &raw.rctx)] {
             if !set.is_empty() {
                 return Err(self.err(at(key), "applies to mints = \"txn_token\" rules only"));

@@ -230,6 +230,14 @@ pub async fn decide(
         Mints::TxnToken => Some(txn_service(ctx, request)?),
         Mints::AccessToken => None,
     };
+    if let Some(source) = asserted_source(request.subject_token_type)
+        && !policy.rules.names_client_and_issuer(client_id, source)
+    {
+        // Nothing the client asserts is read, or recorded, unless a rule takes it from it.
+        return Err(OAuthError::invalid_request(format!(
+            "no rule takes {source} subject tokens from client \"{client_id}\""
+        )));
+    }
     let subject = match (request.subject_token_type, txn) {
         (TokenType::TxnToken, Some(service)) => {
             crate::tokens::txn::verify(&request.subject_token, service, ctx.now)
@@ -316,6 +324,11 @@ fn presented_issuer(ctx: &Context<'_>, iss: Option<&str>, sub: Option<&str>) -> 
         ),
         None => issuers.attributed(None, sub).map(|i| i.config.id.clone()),
     }
+}
+
+/// The subject source a client asserts itself, for the types that are one.
+fn asserted_source(declared: TokenType) -> Option<&'static str> {
+    matches!(declared, TokenType::SelfSigned | TokenType::UnsignedJson).then(|| declared.name())
 }
 
 /// The Transaction Token Service a Txn-Token request is for: this server's, when it is one, and

@@ -31,8 +31,8 @@ pub fn enforce(
 
 /// A Txn-Token's: its subject's key binding proved; the subject and the trust domain as `sub`
 /// and `aud`; its scope within the rule's and the subject's; a lifetime within the Txn-Token
-/// limits and the subject's (unless a replacement may extend it); and for a replacement the
-/// replaced Txn-Token's transaction, chain of requesting workloads and asserted context kept.
+/// limits and the subject's; and for a replacement the replaced Txn-Token's transaction, chain
+/// of requesting workloads and asserted context kept (`tctx` exactly).
 pub fn enforce_txn(
     rule: &RuleConfig,
     txn: &TxnConfig,
@@ -76,13 +76,8 @@ fn txn_violation(
         return Some("scopes outside the subject token's");
     }
     let replaces = super::txn::replaces(subject);
-    let latest = if replaces && txn.extend_lifetime_on_replacement {
-        i64::MAX
-    } else {
-        subject.exp
-    };
     if grant.expires_at <= grant.issued_at
-        || grant.expires_at > latest
+        || grant.expires_at > subject.exp
         || grant.expires_at - grant.issued_at > txn.max_ttl.as_secs() as i64
     {
         return Some("a lifetime beyond the Txn-Token limits or the tokens it came from");
@@ -107,15 +102,12 @@ fn txn_violation(
     if grant.requesters.len() != kept.len() + 1 || !grant.requesters.starts_with(&kept) {
         return Some("the chain of requesting workloads was not kept");
     }
-    for claim in ["tctx", "rctx"] {
-        let now = if claim == "tctx" {
-            &grant.tctx
-        } else {
-            &grant.rctx
-        };
-        if !keeps(subject.claims.get(claim), now) {
-            return Some("a context value of the replaced Txn-Token was changed or dropped");
-        }
+    if !keeps(subject.claims.get("rctx"), &grant.rctx) {
+        return Some("a context value of the replaced Txn-Token was changed or dropped");
+    }
+    let kept_tctx = subject.claims.get("tctx").and_then(Value::as_object);
+    if kept_tctx.map_or(!grant.tctx.is_empty(), |kept| *kept != grant.tctx) {
+        return Some("the replaced Txn-Token's tctx was not kept exactly");
     }
     None
 }

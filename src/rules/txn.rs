@@ -27,11 +27,9 @@ pub fn grant(
         default_ttl: txn.default_ttl,
         max_ttl: txn.max_ttl,
     };
-    let bound = match &replaced {
-        Some(_) if txn.extend_lifetime_on_replacement => i64::MAX,
-        _ => ex.subject.exp,
-    };
-    let expires_at = lifetime::expires_at(&limits, ex.now, bound, None)?;
+    // A replacement never outlives the Txn-Token it replaces: revoking the transaction's first
+    // token reaches every live one through the lineage.
+    let expires_at = lifetime::expires_at(&limits, ex.now, ex.subject.exp, None)?;
     let (txn_id, mut requesters) = match replaced {
         Some(r) => (r.txn, r.requesters),
         None => (new_txn(ex.now)?, Vec::new()),
@@ -147,10 +145,7 @@ type Contexts = (Map<String, Value>, Map<String, Value>);
 
 /// The claims the rule's `tctx` and `rctx` build for this exchange, its expressions evaluated
 /// over one input; an entry whose expression comes to null is left out.
-fn built(
-    rule: &RuleConfig,
-    ex: &Exchange<'_>,
-) -> Result<Contexts, OAuthError> {
+fn built(rule: &RuleConfig, ex: &Exchange<'_>) -> Result<Contexts, OAuthError> {
     if rule.tctx.is_empty() && rule.rctx.is_empty() {
         return Ok((Map::new(), Map::new()));
     }
@@ -191,9 +186,11 @@ fn built(
     Ok((tctx, rctx))
 }
 
-/// A replacement's context: what the replaced Txn-Token asserted stays as it was, and the rule
-/// may only add (draft §"Txn-Token as a subject_token": values are never modified to widen
-/// what is permitted, and this server cannot tell a narrowing change from a widening one).
+/// A replacement's context: what the replaced Txn-Token asserted stays as it was (draft
+/// §"Txn-Token as a subject_token": values are never modified to widen what is permitted, and
+/// this server cannot tell a narrowing change from a widening one). `rctx`, the request's
+/// environment, may gain values; `tctx`, the transaction's authorization details, may not (SPEC
+/// §8: it may only narrow, and a value added, such as an approval, can widen).
 fn merged(
     claim: &str,
     built: Map<String, Value>,
@@ -213,6 +210,13 @@ fn merged(
                 )));
             }
             Some(_) => {}
+            None if claim == "tctx" => {
+                return Err(OAuthError::invalid_request(format!(
+                    "tctx.{} cannot be added in this replacement; a replacement Txn-Token keeps \
+                     the replaced one's tctx as it is",
+                    crate::text::shown(&name, 64)
+                )));
+            }
             None => {
                 out.insert(name, value);
             }
@@ -253,13 +257,19 @@ mod tests {
     }
 
     #[test]
-    fn a_replacement_keeps_every_asserted_value_and_may_add() {
+    fn a_replacement_keeps_every_asserted_value_and_may_add_only_to_rctx() {
         let kept = json!({"action": "BUY", "amount": 100});
         let kept = kept.as_object().expect("object");
         let mut built = Map::new();
         built.insert("action".into(), json!("BUY"));
         built.insert("desk".into(), json!("eq"));
-        let out = merged("tctx", built, Some(kept)).expect("additions only");
+        let err = merged("tctx", built.clone(), Some(kept)).expect_err("no tctx additions");
+        assert!(
+            err.description.contains("tctx.desk cannot be added"),
+            "{}",
+            err.description
+        );
+        let out = merged("rctx", built, Some(kept)).expect("rctx additions");
         assert_eq!(
             Value::Object(out),
             json!({"action": "BUY", "amount": 100, "desk": "eq"})

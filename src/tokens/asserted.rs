@@ -13,6 +13,21 @@ use crate::error::OAuthError;
 use crate::issuers::Issuers;
 use crate::oauth::TokenType;
 
+/// The longest `sub` and `jti` a client may assert (in characters): they go into the record,
+/// whose request-derived values are bounded (SPEC §6).
+const MAX_ASSERTED_CHARS: usize = 256;
+
+/// `sub` and `jti` within `MAX_ASSERTED_CHARS`.
+fn bounded(token: &VerifiedToken) -> Result<(), OAuthError> {
+    let long = |v: &str| v.chars().count() > MAX_ASSERTED_CHARS;
+    if long(&token.sub) || token.jti.as_deref().is_some_and(long) {
+        return Err(OAuthError::invalid_request(format!(
+            "the subject token's sub and jti are each at most {MAX_ASSERTED_CHARS} characters"
+        )));
+    }
+    Ok(())
+}
+
 /// A self-signed JWT: signed by the requesting client's own keys (those of its
 /// `private_key_jwt` authentication), `iss` the client id, `aud` this server's issuer, `iat`
 /// and `exp` checked like a client assertion's (`exp` at most `max_lifetime` ahead).
@@ -62,6 +77,7 @@ pub async fn self_signed(
         )));
     }
     verified.issuer_id = TokenType::SelfSigned.name().into();
+    bounded(&verified)?;
     Ok(verified)
 }
 
@@ -98,7 +114,7 @@ pub fn unsigned_json(
             None => return Err(invalid("has an exp that is not a number")),
         },
     };
-    Ok(VerifiedToken {
+    let token = VerifiedToken {
         issuer_id: TokenType::UnsignedJson.name().into(),
         iss: client_id.to_string(),
         sub,
@@ -108,7 +124,9 @@ pub fn unsigned_json(
         accepted_until: exp,
         scopes: scopes_of(&claims),
         claims,
-    })
+    };
+    bounded(&token)?;
+    Ok(token)
 }
 
 #[cfg(test)]
@@ -133,6 +151,10 @@ mod tests {
             (r#"{"sub":""}"#, "has no sub"),
             (r#"{"sub":"a","exp":100}"#, "has expired"),
             (r#"{"sub":"a","exp":"soon"}"#, "not a number"),
+            (
+                &format!(r#"{{"sub":"{}"}}"#, "x".repeat(257)),
+                "at most 256 characters",
+            ),
         ] {
             let err = unsigned_json(text, "batch", 100, HOUR).expect_err(text);
             assert!(err.description.contains(why), "{text}: {}", err.description);

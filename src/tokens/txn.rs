@@ -195,7 +195,6 @@ mod tests {
                 default_ttl: std::time::Duration::from_secs(60),
                 max_ttl: std::time::Duration::from_secs(300),
                 max_replacements: 8,
-                extend_lifetime_on_replacement: false,
             },
             issuer: "https://sts".into(),
             keys: SigningKeys::from_keys(vec![key]).expect("keys"),

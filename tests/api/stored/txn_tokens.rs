@@ -47,8 +47,8 @@ mints = "txn_token"
 clients = ["billing-svc", "orders-svc"]
 issuers = ["txn_token"]
 scopes = ["trade.stocks", "trade.read"]
-[rules.tctx]
-desk = "'equities'"
+[rules.rctx]
+chain = "'down-chain'"
 
 [[rules]]
 name = "batch-txn"
@@ -531,13 +531,14 @@ async fn a_replacement_must_keep_txn_sub_aud_and_the_chain_and_may_only_narrow()
     }
     // "MUST maintain the Call Chain of workloads that requested the Txn-Token being replaced".
     assert_eq!(after["req_wl"], "orders-svc,billing-svc");
-    // "MAY enable additional asserted values"; "MUST NOT enable modification to asserted
-    // values that expand the scope of permitted actions": what the gateway asserted is kept.
-    let mut tctx = before["tctx"].clone();
-    tctx["desk"] = json!("equities");
-    assert_eq!(after["tctx"], tctx);
-    assert_eq!(after["rctx"], before["rctx"]);
-    // Its lifetime never extends the replaced token's (not configured to).
+    // "MUST NOT enable modification to asserted values that expand the scope of permitted
+    // actions": what the gateway asserted in tctx is kept as it is; the request's environment
+    // (rctx) may gain values ("MAY enable additional asserted values").
+    assert_eq!(after["tctx"], before["tctx"]);
+    let mut rctx = before["rctx"].clone();
+    rctx["chain"] = json!("down-chain");
+    assert_eq!(after["rctx"], rctx);
+    // Its lifetime never extends the replaced token's.
     assert!(after["exp"].as_i64() <= before["exp"].as_i64());
     // Scope may only narrow: a further hop narrows to trade.stocks … and cannot widen again.
     let narrowed = claims_of(&first);
@@ -908,10 +909,18 @@ scopes = ["trade.read"]
     let desc = assert_error(
         request(unsigned.into(), UNSIGNED_JSON, &key).await,
         400,
-        "invalid_target",
+        "invalid_request",
     )
     .await;
-    assert!(desc.contains("unsigned_json"), "{desc}");
+    assert!(
+        desc.contains("no rule takes unsigned_json subject tokens from client \"batch-svc\""),
+        "{desc}"
+    );
+    let record = &app.records(&["--limit", "1"])[0];
+    assert!(
+        record["subject"].is_null(),
+        "nothing asserted is recorded unasked: {record}"
+    );
     let body = granted(
         request_as(
             &app,
