@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{RuleConfig, ScopeMode, TxnConfig};
 use crate::error::{ErrorCode, OAuthError};
+use crate::oauth::Scopes;
 use crate::rules::actor::kept_chain;
 use crate::tokens::VerifiedToken;
 use crate::tokens::mint::Grant;
@@ -60,19 +61,10 @@ fn txn_violation(
     if grant.audience != txn.trust_domain {
         return Some("an audience other than the trust domain");
     }
-    if grant.scopes.is_empty()
-        || grant
-            .scopes
-            .iter()
-            .any(|s| !rule.scopes.contains(s.as_str()))
-    {
+    if grant.scopes.is_empty() || !within(&grant.scopes, &rule.scopes) {
         return Some("scopes outside the rule's");
     }
-    if grant
-        .scopes
-        .iter()
-        .any(|s| !subject.scopes.contains(s.as_str()))
-    {
+    if !within(&grant.scopes, &subject.scopes) {
         return Some("scopes outside the subject token's");
     }
     let replaces = super::txn::replaces(subject);
@@ -110,6 +102,11 @@ fn txn_violation(
         return Some("the replaced Txn-Token's tctx was not kept exactly");
     }
     None
+}
+
+/// Every scope-token of `scopes` is one of `limit`'s.
+fn within(scopes: &Scopes, limit: &Scopes) -> bool {
+    scopes.iter().all(|s| limit.contains(s.as_str()))
 }
 
 /// Every value the replaced Txn-Token asserted is still asserted, unchanged.
@@ -179,20 +176,10 @@ fn violation(
     if grant.subject != subject.sub {
         return Some("the subject changed");
     }
-    if grant.scopes.is_empty()
-        || grant
-            .scopes
-            .iter()
-            .any(|s| !rule.scopes.contains(s.as_str()))
-    {
+    if grant.scopes.is_empty() || !within(&grant.scopes, &rule.scopes) {
         return Some("scopes outside the rule's");
     }
-    if rule.scope_mode == ScopeMode::Intersect
-        && grant
-            .scopes
-            .iter()
-            .any(|s| !subject.scopes.contains(s.as_str()))
-    {
+    if rule.scope_mode == ScopeMode::Intersect && !within(&grant.scopes, &subject.scopes) {
         return Some("scopes outside the subject token's");
     }
     if grant.audiences.is_empty()

@@ -41,6 +41,21 @@ pub fn grant(
         }
         return Ok(granted);
     };
+    each_allowed(
+        rule,
+        requested,
+        (rule.scope_mode == ScopeMode::Intersect).then_some(subject_scopes),
+    )?;
+    Ok(requested.clone())
+}
+
+/// Each requested scope-token is in the rule's scopes and, when `subject` is given, carried by
+/// the subject token; the first that is not is `invalid_scope`, naming it.
+pub fn each_allowed(
+    rule: &RuleConfig,
+    requested: &Scopes,
+    subject: Option<&Scopes>,
+) -> Result<(), OAuthError> {
     for scope in requested {
         if !rule.scopes.contains(scope.as_str()) {
             return Err(OAuthError::invalid_scope(format!(
@@ -49,15 +64,17 @@ pub fn grant(
                 rule.name
             )));
         }
-        if !allowed(scope) {
+        if let Some(carried) = subject
+            && !carried.contains(scope.as_str())
+        {
             return Err(OAuthError::invalid_scope(format!(
                 "scope {} is not carried by the subject token{}",
                 super::quoted(&[scope.as_str()]),
-                no_scope_hint(subject_scopes)
+                no_scope_hint(carried)
             )));
         }
     }
-    Ok(requested.clone())
+    Ok(())
 }
 
 /// What a newcomer exchanging a workload token in `intersect` mode needs to hear: the token

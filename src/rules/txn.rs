@@ -85,21 +85,7 @@ pub fn scopes(
              scope cannot be kept within it; an unknown scope is never taken as unconstrained",
         ));
     }
-    for scope in requested {
-        if !rule.scopes.contains(scope.as_str()) {
-            return Err(OAuthError::invalid_scope(format!(
-                "scope {} is not allowed by rule \"{}\"",
-                super::quoted(&[scope.as_str()]),
-                rule.name
-            )));
-        }
-        if !subject.contains(scope.as_str()) {
-            return Err(OAuthError::invalid_scope(format!(
-                "scope {} is not carried by the subject token",
-                super::quoted(&[scope.as_str()])
-            )));
-        }
-    }
+    super::scopes::each_allowed(rule, requested, Some(subject))?;
     Ok(requested.clone())
 }
 
