@@ -271,6 +271,14 @@ pub fn settle(
             record.expires_at = None;
             record.granted_audiences.clear();
             record.granted_scopes.clear();
+            // A first Txn-Token refused here began no transaction; a replacement's is the
+            // replaced token's, which stays.
+            let replacement = provenance
+                .as_ref()
+                .is_some_and(|p| p.subject.issuer_id == crate::oauth::TokenType::TxnToken.name());
+            if !replacement {
+                record.txn = None;
+            }
         }
         refused.push(why);
     }

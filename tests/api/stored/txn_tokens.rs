@@ -800,6 +800,17 @@ async fn a_txn_token_from_a_revoked_subject_token_is_not_replaced() {
     )
     .await;
     assert!(desc.contains("revoked"), "{desc}");
+    // A first Txn-Token refused at its commit began no transaction: its record names none.
+    let desc = assert_error(
+        gateway_request(&app, &subject, &[]).await,
+        400,
+        "invalid_request",
+    )
+    .await;
+    assert!(desc.contains("revoked"), "{desc}");
+    let record = &app.records(&["--limit", "1"])[0];
+    assert!(record["txn"].is_null(), "{record}");
+    assert_eq!(record["token_type"], "txn_token");
 }
 
 #[tokio::test]
