@@ -39,6 +39,10 @@ const CSV_COLUMNS: &[&str] = &[
     "request_id",
     "duration_us",
     "chain",
+    "count",
+    "truncated",
+    "token_type",
+    "txn",
 ];
 
 /// Table columns and their widths; longer values are cut with `…`.
@@ -126,6 +130,10 @@ fn csv_row(r: &ExchangeRecord) -> String {
         r.request_id.clone(),
         r.duration_us.to_string(),
         r.chain.clone(),
+        r.count.to_string(),
+        r.truncated.to_string(),
+        r.token_type.clone(),
+        opt(&r.txn).into(),
     ];
     fields
         .iter()

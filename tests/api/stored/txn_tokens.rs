@@ -176,6 +176,23 @@ async fn a_gateway_gets_a_txn_token_that_a_downstream_workload_validates() {
     assert_eq!(records[0]["rule"], "gateway-txn");
     assert_eq!(records[0]["granted_audiences"], json!([TRUST_DOMAIN]));
     assert_eq!(app.records(&["--token-type", "txn_token"]).len(), 1);
+    let csv = app.cli(&["audit", "--format", "csv", "--txn", txn]);
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let mut lines = csv.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .ends_with(",count,truncated,token_type,txn"),
+        "{csv}"
+    );
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .ends_with(&format!(",1,false,txn_token,{txn}")),
+        "{csv}"
+    );
     assert!(app.records(&["--token-type", "access_token"]).is_empty());
     let admin: Value = app
         .admin_get(&format!("/admin/exchanges?txn={txn}"))
