@@ -297,9 +297,9 @@ async fn count_replacement(
     };
     let max = service.config.max_replacements;
     let txn = grant.txn.clone();
-    // Kept as long as a Txn-Token of the transaction can be presented: replacements that do
-    // not extend their lifetime end with the first token; others are bounded by the count.
-    let until = grant.expires_at + service.config.max_ttl.as_secs() as i64 * i64::from(max.max(1));
+    // Kept as long as a Txn-Token of the transaction can be presented: none outlives the
+    // transaction's first, issued at most `max_ttl` ago.
+    let until = grant.expires_at + service.config.max_ttl.as_secs() as i64;
     let count = state
         .store
         .blocking_write(move |c| crate::store::replacements::count(c, &txn, until))

@@ -110,24 +110,9 @@ pub fn verify(token: &str, service: &TxnService, now: i64) -> Result<VerifiedTok
              are replaced",
         )
     };
-    if parsed.header.crit.is_some() {
-        return Err(foreign());
-    }
-    let key = parsed
-        .header
-        .kid
-        .as_deref()
-        .and_then(|kid| service.keys.iter().find(|k| k.kid == kid))
-        .filter(|k| crate::oauth::algorithm::named(&parsed.header.alg) == Some(k.alg))
-        .ok_or_else(foreign)?;
-    let signed = jsonwebtoken::crypto::verify(
-        parsed.signature,
-        parsed.signing_input.as_bytes(),
-        &key.decoding,
-        key.alg,
-    )
-    .unwrap_or(false);
-    if !signed || parsed.iss() != Some(service.issuer.as_str()) {
+    if parsed.header.crit.is_some()
+        || !super::verify::signed_here(&parsed, &service.keys, &service.issuer)
+    {
         return Err(foreign());
     }
     let claims = parsed.claims;

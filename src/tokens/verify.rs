@@ -308,23 +308,30 @@ pub fn verify_local(
     issuer: &str,
 ) -> Option<Map<String, Value>> {
     let parsed = unverified::parse(token).ok()?;
-    if super::txn::is_txn_typ(parsed.header.typ.as_deref()) {
+    if super::txn::is_txn_typ(parsed.header.typ.as_deref()) || !signed_here(&parsed, keys, issuer) {
         return None;
     }
-    let kid = parsed.header.kid.as_deref()?;
-    let key = keys.iter().find(|k| k.kid == kid)?;
-    if crate::oauth::algorithm::named(&parsed.header.alg)? != key.alg
-        || parsed.iss() != Some(issuer)
-    {
-        return None;
-    }
-    jsonwebtoken::crypto::verify(
-        parsed.signature,
-        parsed.signing_input.as_bytes(),
-        &key.decoding,
-        key.alg,
-    )
-    .ok()
-    .filter(|ok| *ok)?;
     Some(parsed.claims)
+}
+
+/// Whether this server signed the token: its `kid` names a signing key, its `alg` is that key's,
+/// the signature verifies with it, and its `iss` is `issuer`.
+pub fn signed_here(parsed: &Unverified<'_>, keys: &crate::keys::SigningKeys, issuer: &str) -> bool {
+    let Some(key) = parsed
+        .header
+        .kid
+        .as_deref()
+        .and_then(|kid| keys.iter().find(|k| k.kid == kid))
+    else {
+        return false;
+    };
+    crate::oauth::algorithm::named(&parsed.header.alg) == Some(key.alg)
+        && parsed.iss() == Some(issuer)
+        && jsonwebtoken::crypto::verify(
+            parsed.signature,
+            parsed.signing_input.as_bytes(),
+            &key.decoding,
+            key.alg,
+        )
+        .unwrap_or(false)
 }
