@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::Map;
-use tessera::config::{ActorMode, Mints, RuleConfig, ScopeMode};
+use tessera::config::{ActorMode, Mints, RuleConfig, ScopeMode, Wants};
 use tessera::oauth::Scopes;
 use tessera::rules::{Exchange, RuleSet, Targets, choose};
 use tessera::subjects::SubjectPattern;
@@ -34,6 +34,8 @@ fn rules(n: usize) -> RuleSet {
         mints: Mints::AccessToken,
         tctx: vec![],
         rctx: vec![],
+        subject_claim: None,
+        audience_client_id: None,
     };
     let mut list: Vec<RuleConfig> = (0..n - 1)
         .map(|i| {
@@ -89,7 +91,8 @@ fn exchange<'a>(
         requested_scopes: None,
         now: 0,
         proof_jkt: None,
-        wants: Mints::AccessToken,
+        wants: Wants::AccessToken,
+        presented_grant: false,
         txn: None,
     }
 }

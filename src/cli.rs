@@ -75,8 +75,12 @@ struct ExplainArgs {
     #[arg(long)]
     client: String,
     /// A file holding the subject token
-    #[arg(long, value_name = "FILE")]
-    subject_token: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "assertion")]
+    subject_token: Option<PathBuf>,
+    /// A file holding a grant from another trust domain: a jwt-bearer request (with --resource
+    /// and --scope) instead of a token exchange
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["subject_token", "actor_token", "audience", "requested_token_type"])]
+    assertion: Option<PathBuf>,
     /// Its type, as subject_token_type names it: the URI or its last part (jwt for workload tokens)
     #[arg(long, value_name = "TYPE", default_value = "access_token", value_parser = crate::oauth::TokenType::from_arg)]
     subject_token_type: crate::oauth::TokenType,
@@ -93,9 +97,10 @@ struct ExplainArgs {
     /// Space-separated, as the scope parameter
     #[arg(long)]
     scope: Option<String>,
-    /// What is asked for, as requested_token_type names it: access_token, jwt or txn_token
-    #[arg(long, value_name = "TYPE", default_value = "access_token", value_parser = crate::oauth::TokenType::from_arg)]
-    requested_token_type: crate::oauth::TokenType,
+    /// What is asked for, as requested_token_type names it: access_token (the default), jwt,
+    /// txn_token or id-jag
+    #[arg(long, value_name = "TYPE", value_parser = crate::oauth::TokenType::from_arg)]
+    requested_token_type: Option<crate::oauth::TokenType>,
     /// A file holding a Txn-Token request's request_context (a JSON object)
     #[arg(long, value_name = "FILE")]
     request_context: Option<PathBuf>,
@@ -139,12 +144,19 @@ struct AuditArgs {
     /// Every token minted from this subject token
     #[arg(long)]
     subject_jti: Option<String>,
-    /// The kind of token asked for: access_token, jwt, txn_token
+    /// The kind of token asked for: access_token, jwt, txn_token, id-jag
     #[arg(long)]
     token_type: Option<String>,
     /// A transaction: its Txn-Tokens, replacements included
     #[arg(long)]
     txn: Option<String>,
+    /// The grant type: token-exchange or jwt-bearer
+    #[arg(long)]
+    grant_type: Option<String>,
+    /// The kind of grant for another trust domain issued or presented: authorization_grant or
+    /// id_jag
+    #[arg(long)]
+    grant_kind: Option<String>,
     /// RFC 3339 time, or a duration back from now such as 1h
     #[arg(long)]
     since: Option<String>,
@@ -308,6 +320,25 @@ fn print_summary(out: &mut impl Write, config: &Config, keys: &SigningKeys) -> s
                 }
             )?;
         }
+        if r.mints.is_grant() {
+            writeln!(
+                out,
+                "    issues {} for another trust domain; sub from {}{}",
+                if r.mints == crate::config::Mints::IdJag {
+                    "ID-JAGs (requested_token_type id-jag)"
+                } else {
+                    "JWT authorization grants (requested_token_type jwt)"
+                },
+                r.subject_claim
+                    .as_deref()
+                    .map_or("the subject's sub".to_string(), |c| format!(
+                        "its {c} claim"
+                    )),
+                r.audience_client_id
+                    .as_deref()
+                    .map_or(String::new(), |c| format!("; client_id {c}"))
+            )?;
+        }
     }
     Ok(())
 }
@@ -321,7 +352,13 @@ fn explain(path: &Path, args: ExplainArgs) -> Result<(), String> {
     };
     let request = crate::explain::Request {
         client: args.client,
-        subject_token: read(&args.subject_token)?,
+        assertion: args.assertion.as_deref().map(read).transpose()?,
+        subject_token: args
+            .subject_token
+            .as_deref()
+            .map(read)
+            .transpose()?
+            .unwrap_or_default(),
         subject_token_type: args.subject_token_type,
         actor_token: args
             .actor_token
@@ -338,7 +375,9 @@ fn explain(path: &Path, args: ExplainArgs) -> Result<(), String> {
             .transpose()
             .map_err(|e| format!("--scope: \"{}\" is not a scope-token", e.0))?
             .filter(|s| !s.is_empty()),
-        requested_token_type: args.requested_token_type,
+        requested_token_type: args
+            .requested_token_type
+            .unwrap_or(crate::oauth::TokenType::AccessToken),
         request_context: args.request_context.as_deref().map(read).transpose()?,
         request_details: args.request_details.as_deref().map(read).transpose()?,
     };
@@ -512,6 +551,8 @@ fn any_filter(args: &AuditArgs) -> bool {
         &args.subject_jti,
         &args.token_type,
         &args.txn,
+        &args.grant_type,
+        &args.grant_kind,
         &args.since,
         &args.until,
     ]
@@ -541,6 +582,8 @@ fn filters_of(args: &AuditArgs) -> Result<Filters, String> {
         subject_jti: args.subject_jti.clone(),
         token_type: args.token_type.clone(),
         txn: args.txn.clone(),
+        grant_type: args.grant_type.clone(),
+        grant_kind: args.grant_kind.clone(),
     })
 }
 

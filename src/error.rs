@@ -9,6 +9,8 @@ use std::fmt;
 pub enum ErrorCode {
     InvalidRequest,
     InvalidClient,
+    /// The grant presented with `jwt-bearer` is invalid (RFC 6749 §5.2, RFC 7523 §3.1).
+    InvalidGrant,
     UnauthorizedClient,
     UnsupportedGrantType,
     InvalidScope,
@@ -25,6 +27,7 @@ impl ErrorCode {
         match self {
             Self::InvalidRequest => "invalid_request",
             Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
             Self::UnauthorizedClient => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
@@ -102,6 +105,10 @@ impl OAuthError {
 
     pub fn unauthorized_client(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::UnauthorizedClient, description)
+    }
+
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, description)
     }
 
     pub fn invalid_scope(description: impl Into<String>) -> Self {

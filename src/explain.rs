@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::clock;
 use crate::config::{Config, KeySource};
 use crate::error::OAuthError;
-use crate::grants::{Conditions, Context, Decision, Learned, token_exchange};
+use crate::grants::{Conditions, Context, Decision, Learned, jwt_bearer, token_exchange};
 use crate::issuers::Fetcher;
 use crate::keys::SigningKeys;
 use crate::oauth::TokenType;
@@ -17,10 +17,13 @@ use crate::rules::Granted;
 use crate::rules::{self, Exchange};
 use crate::state::Policy;
 use crate::tokens::VerifiedToken;
-use crate::tokens::{mint, txn};
+use crate::tokens::{grant, mint, txn};
 
 pub struct Request {
     pub client: String,
+    /// A `jwt-bearer` request's grant (SPEC §9): the exchange is then that grant type's, with
+    /// `resources` and `scopes` its parameters, and the subject and actor fields unused.
+    pub assertion: Option<String>,
     pub subject_token: String,
     /// As `subject_token_type` declares it: workload tokens are `jwt`.
     pub subject_token_type: TokenType,
@@ -54,14 +57,17 @@ pub async fn explain(
             ),
         );
     }
-    let exchange = match as_exchange(request) {
-        Ok(exchange) => exchange,
-        Err(e) => return w(out, denied(&e)),
-    };
     let ctx = Context {
         policy: &policy,
         now: clock::now().secs(),
         conditions: Conditions::Inline,
+    };
+    if let Some(assertion) = &request.assertion {
+        return explain_jwt_bearer(config, &keys, &ctx, request, assertion, out).await;
+    }
+    let exchange = match as_exchange(request) {
+        Ok(exchange) => exchange,
+        Err(e) => return w(out, denied(&e)),
     };
     let mut learned = Learned::default();
     let decided =
@@ -89,22 +95,139 @@ pub async fn explain(
         ctx.now,
         None,
     );
+    let verdict = Verdict {
+        decided,
+        rule: learned.rule,
+        unspent: "",
+    };
+    conclude(config, &keys, &request.client, &ex, verdict, out)
+}
+
+/// How a dry run came out, and what it left undone.
+struct Verdict {
+    decided: Result<Decision, OAuthError>,
+    rule: Option<String>,
+    /// What `/token` would have spent and the dry run did not, said with the result.
+    unspent: &'static str,
+}
+
+/// The end of every dry run: each rule's verdict on `ex`, then the result and the token that
+/// would be minted.
+fn conclude(
+    config: &Config,
+    keys: &SigningKeys,
+    client: &str,
+    ex: &Exchange<'_>,
+    verdict: Verdict,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    let w = |out: &mut dyn Write, line: String| writeln!(out, "{line}").map_err(|e| e.to_string());
     w(out, String::new())?;
-    for line in verdicts(config, &request.client, &ex) {
+    for line in verdicts(config, client, ex) {
         w(out, line)?;
     }
     w(out, String::new())?;
-    match decided {
-        Err(e) => w(out, denied(&e)),
+    match verdict.decided {
+        Err(e) => w(
+            out,
+            format!("result: denied: {}: {}", e.code, e.description),
+        ),
         Ok(decision) => {
-            let rule = learned.rule.unwrap_or_default();
+            let rule = verdict.rule.unwrap_or_default();
             w(
                 out,
-                format!("result: granted by rule \"{rule}\" (nothing was minted or recorded)"),
+                format!(
+                    "result: granted by rule \"{rule}\" (nothing was minted or recorded{})",
+                    verdict.unspent
+                ),
             )?;
-            w(out, would_mint(config, &keys, &decision)?)
+            w(out, would_mint(config, keys, &decision)?)
         }
     }
+}
+
+/// The dry run of a `jwt-bearer` request: the grant verified as `/token` would (its `jti` is
+/// not spent), then the rules' verdicts with the grant as the subject.
+async fn explain_jwt_bearer(
+    config: &Config,
+    keys: &SigningKeys,
+    ctx: &Context<'_>,
+    request: &Request,
+    assertion: &str,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    let w = |out: &mut dyn Write, line: String| writeln!(out, "{line}").map_err(|e| e.to_string());
+    let denied = |e: &OAuthError| format!("result: denied: {}: {}", e.code, e.description);
+    let mut form: Vec<(&str, String)> = vec![
+        ("grant_type", jwt_bearer::GRANT_TYPE.into()),
+        ("assertion", assertion.into()),
+    ];
+    form.extend(
+        request
+            .resources
+            .iter()
+            .map(|r| ("resource", r.to_string())),
+    );
+    form.extend(request.scopes.as_ref().map(|s| ("scope", s.to_string())));
+    let parsed = serde_urlencoded::to_string(&form)
+        .map_err(|e| OAuthError::invalid_request(format!("cannot form the request: {e}")))
+        .and_then(|body| {
+            jwt_bearer::Request::parse(&crate::oauth::Params::parse(body.as_bytes())?)
+        });
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => return w(out, denied(&e)),
+    };
+    let mut learned = Learned::default();
+    let decided = jwt_bearer::decide(ctx, &request.client, &parsed, None, &mut learned).await;
+    let Some(grant) = &learned.subject else {
+        return match &decided {
+            Err(e) => w(out, denied(e)),
+            Ok(_) => Err("a grant without a verified assertion".into()),
+        };
+    };
+    let kind = learned.grant_kind.map_or("grant", |k| k.as_str());
+    w(out, describe(&format!("grant ({kind})"), grant))?;
+    let resources = match jwt_bearer::targets(&parsed.resources, &grant.claims) {
+        Ok(resources) => resources,
+        Err(e) => return w(out, denied(&e)),
+    };
+    w(
+        out,
+        format!(
+            "request: jwt-bearer; resources [{}]; scopes {}",
+            resources
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            parsed.scopes.as_ref().map_or(
+                "(none requested: the grant's apply)".to_string(),
+                |s| format!("[{}]", s.names().join(", "))
+            )
+        ),
+    )?;
+    let ex = Exchange {
+        client_id: &request.client,
+        subject: grant,
+        actor: None,
+        targets: rules::Targets {
+            audiences: &[],
+            resources: &resources,
+        },
+        requested_scopes: parsed.scopes.as_ref(),
+        now: ctx.now,
+        proof_jkt: None,
+        wants: crate::config::Wants::AccessToken,
+        presented_grant: true,
+        txn: None,
+    };
+    let verdict = Verdict {
+        decided,
+        rule: learned.rule,
+        unspent: "; the grant's jti was not spent",
+    };
+    conclude(config, keys, &request.client, &ex, verdict, out)
 }
 
 /// The policy as the server would build it, with the remote issuers' keys fetched once.
@@ -181,9 +304,9 @@ fn verdicts(config: &Config, client: &str, ex: &Exchange<'_>) -> Vec<String> {
         .map(|(i, rule)| {
             let verdict = if !rule.clients.iter().any(|c| c == client) {
                 format!("does not name client \"{client}\"")
-            } else if rule.mints != ex.wants {
+            } else if !rule.mints.serves(ex.wants) {
                 format!(
-                    "mints {}, and the request asks for a {}",
+                    "mints {}, and the request asks for {}",
                     rule.mints.as_str(),
                     ex.wants.as_str()
                 )
@@ -227,6 +350,10 @@ fn would_mint(config: &Config, keys: &SigningKeys, decision: &Decision) -> Resul
         Granted::TxnToken(g) => {
             serde_json::json!({ "header": txn::header(key), "claims": txn::claims(issuer, g, jti) })
         }
+        Granted::Grant(g) => serde_json::json!({
+            "header": grant::header(key, g.typ()),
+            "claims": grant::claims(issuer, g, jti),
+        }),
     };
     serde_json::to_string_pretty(&token).map_err(|e| e.to_string())
 }

@@ -79,6 +79,8 @@ pub struct Policy {
     pub signing: SigningConfig,
     /// This server as its trust domain's Transaction Token Service, when configured.
     pub txn: Option<crate::tokens::txn::TxnService>,
+    /// `server.issuer`: the one `aud` a grant presented with `jwt-bearer` may name.
+    pub server_issuer: String,
 }
 
 impl Policy {
@@ -119,6 +121,7 @@ impl Policy {
             clients: Clients::new(&config.clients),
             rules: RuleSet::new(config.rules.clone()),
             signing: config.signing.clone(),
+            server_issuer: config.server.issuer.clone(),
             txn: config
                 .transaction_tokens
                 .clone()

@@ -61,6 +61,12 @@ pub fn record_hash(prev_hash: &str, r: &ExchangeRecord) -> String {
         if let Some(txn) = &r.txn {
             fields.push(json!({ "txn": txn }));
         }
+        if r.grant_type != ExchangeRecord::TOKEN_EXCHANGE {
+            fields.push(json!({ "grant_type": r.grant_type }));
+        }
+        if let Some(kind) = &r.grant_kind {
+            fields.push(json!({ "grant_kind": kind }));
+        }
     }
     let mut input = Vec::with_capacity(512);
     input.extend_from_slice(prev_hash.as_bytes());

@@ -43,6 +43,8 @@ const CSV_COLUMNS: &[&str] = &[
     "truncated",
     "token_type",
     "txn",
+    "grant_type",
+    "grant_kind",
 ];
 
 /// Table columns and their widths; longer values are cut with `…`.
@@ -134,6 +136,8 @@ fn csv_row(r: &ExchangeRecord) -> String {
         r.truncated.to_string(),
         r.token_type.clone(),
         opt(&r.txn).into(),
+        r.grant_type.clone(),
+        opt(&r.grant_kind).into(),
     ];
     fields
         .iter()

@@ -31,6 +31,10 @@ pub struct Filters {
     pub token_type: Option<String>,
     /// The transaction of a Txn-Token.
     pub txn: Option<String>,
+    /// `token-exchange` or `jwt-bearer`.
+    pub grant_type: Option<String>,
+    /// The kind of grant for another trust domain issued or presented.
+    pub grant_kind: Option<String>,
     /// Microseconds since the epoch.
     pub since: Option<i64>,
     pub until: Option<i64>,
@@ -144,6 +148,28 @@ pub fn page(
     }
     if let Some(v) = &filters.txn {
         q = q.filter(x::id.eq_any(k::exchange_kinds.filter(k::txn.eq(v.clone())).select(k::id)));
+    }
+    match filters.grant_type.as_deref() {
+        None => {}
+        // Records of token exchanges have no grant type of their own.
+        Some(ExchangeRecord::TOKEN_EXCHANGE) => {
+            let others = k::exchange_kinds
+                .filter(k::grant_type.is_not_null())
+                .select(k::id);
+            q = q.filter(x::id.ne_all(others));
+        }
+        Some(v) => {
+            let of_type = k::exchange_kinds
+                .filter(k::grant_type.eq(v.to_string()))
+                .select(k::id);
+            q = q.filter(x::id.eq_any(of_type));
+        }
+    }
+    if let Some(v) = &filters.grant_kind {
+        let of_kind = k::exchange_kinds
+            .filter(k::grant_kind.eq(v.clone()))
+            .select(k::id);
+        q = q.filter(x::id.eq_any(of_kind));
     }
     if let Some(v) = &filters.subject_jti {
         let spans = subject_tokens::spans(conn, std::slice::from_ref(v), None)?;

@@ -59,6 +59,11 @@ pub struct ExchangeRecord {
     pub token_type: String,
     /// The transaction of the Txn-Token minted, or of the one presented for replacement.
     pub txn: Option<String>,
+    /// The grant type's last part: `token-exchange`, or `jwt-bearer` (SPEC §9).
+    pub grant_type: String,
+    /// The kind of grant for another trust domain issued (token exchange) or presented
+    /// (`jwt-bearer`): `authorization_grant` or `id_jag`.
+    pub grant_kind: Option<String>,
     #[serde(skip)]
     pub seq: i64,
     #[serde(skip)]
@@ -126,6 +131,8 @@ impl ExchangeRecord {
             truncated: false,
             token_type: Self::ACCESS_TOKEN.into(),
             txn: None,
+            grant_type: Self::TOKEN_EXCHANGE.into(),
+            grant_kind: None,
             provenance: None,
             authenticated: false,
         }
@@ -136,6 +143,9 @@ impl ExchangeRecord {
     /// The `token_type` of a record of an access-token request, the one kind records before
     /// transaction tokens were of.
     pub const ACCESS_TOKEN: &str = "access_token";
+    /// The `grant_type` of a record of a token exchange, the one grant records before grants
+    /// across trust domains were of.
+    pub const TOKEN_EXCHANGE: &str = "token-exchange";
 }
 
 /// A value taken from the request keeps at most this many characters in a record.

@@ -265,7 +265,8 @@ pub fn settle(
         });
         if let Some(why) = &why {
             record.outcome = Outcome::Denied;
-            record.error = Some("invalid_request".into());
+            // A revoked grant taken with jwt-bearer is a fault of the grant (RFC 7523 §3.1).
+            record.error = Some(refusal_code(&record.grant_type).as_str().into());
             record.reason.clone_from(why);
             record.token_jti = None;
             record.expires_at = None;
@@ -457,4 +458,14 @@ pub fn minted_is_live(
     Ok(local_issuers
         .iter()
         .all(|id| known.refusal(&presented(id, false), "subject").is_none()))
+}
+
+/// The error a request refused for a revoked token it comes from gets: `invalid_grant` for a
+/// grant presented with `jwt-bearer`, `invalid_request` for a token exchange's subject or actor.
+pub fn refusal_code(grant_type: &str) -> crate::error::ErrorCode {
+    if grant_type == crate::grants::GrantType::JwtBearer.name() {
+        crate::error::ErrorCode::InvalidGrant
+    } else {
+        crate::error::ErrorCode::InvalidRequest
+    }
 }

@@ -50,15 +50,25 @@ pub struct KindRow {
     pub id: String,
     pub token_type: String,
     pub txn: Option<String>,
+    pub grant_type: Option<String>,
+    pub grant_kind: Option<String>,
 }
 
 impl KindRow {
     /// The row a record needs, if any.
     pub fn of(r: &ExchangeRecord) -> Option<Self> {
-        (r.token_type != ExchangeRecord::ACCESS_TOKEN || r.txn.is_some()).then(|| Self {
+        let grant_type =
+            (r.grant_type != ExchangeRecord::TOKEN_EXCHANGE).then(|| r.grant_type.clone());
+        (r.token_type != ExchangeRecord::ACCESS_TOKEN
+            || r.txn.is_some()
+            || grant_type.is_some()
+            || r.grant_kind.is_some())
+        .then(|| Self {
             id: r.id.clone(),
             token_type: r.token_type.clone(),
             txn: r.txn.clone(),
+            grant_type,
+            grant_kind: r.grant_kind.clone(),
         })
     }
 }
@@ -112,9 +122,9 @@ impl From<&ExchangeRecord> for ExchangeRow {
 
 impl From<(ExchangeRow, Option<KindRow>)> for ExchangeRecord {
     fn from((r, kind): (ExchangeRow, Option<KindRow>)) -> Self {
-        let (token_type, txn) = kind.map_or_else(
-            || (ExchangeRecord::ACCESS_TOKEN.to_string(), None),
-            |k| (k.token_type, k.txn),
+        let (token_type, txn, grant_type, grant_kind) = kind.map_or_else(
+            || (ExchangeRecord::ACCESS_TOKEN.to_string(), None, None, None),
+            |k| (k.token_type, k.txn, k.grant_type, k.grant_kind),
         );
         Self {
             id: r.id,
@@ -155,6 +165,8 @@ impl From<(ExchangeRow, Option<KindRow>)> for ExchangeRecord {
             truncated: r.truncated,
             token_type,
             txn,
+            grant_type: grant_type.unwrap_or_else(|| ExchangeRecord::TOKEN_EXCHANGE.into()),
+            grant_kind,
             provenance: None,
             authenticated: false,
         }

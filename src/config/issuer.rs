@@ -213,16 +213,18 @@ impl Ctx<'_> {
             .iter()
             .map(|a| self.verify_algorithm(&at("algorithms"), a))
             .collect::<Result<Vec<_>, _>>()?;
-        let audiences = raw.audiences.clone().unwrap_or_default();
-        if audiences.is_empty() || audiences.iter().any(|a| a.is_empty()) {
-            return Err(self.err(at("audiences"), "must list the audience(s) subject tokens are issued for, e.g. this server's issuer URL"));
-        }
         let accept = raw
             .accept
             .clone()
             .unwrap_or_else(|| vec![TokenKind::AccessToken]);
         if accept.is_empty() {
             return Err(self.err(at("accept"), "must list at least one token kind"));
+        }
+        // A grant's `aud` is always this server's issuer; subject tokens name the audiences.
+        let subject_tokens = accept.iter().any(|k| !k.is_grant());
+        let audiences = raw.audiences.clone().unwrap_or_default();
+        if (subject_tokens && audiences.is_empty()) || audiences.iter().any(|a| a.is_empty()) {
+            return Err(self.err(at("audiences"), "must list the audience(s) subject tokens are issued for, e.g. this server's issuer URL"));
         }
         Ok(Presented {
             algorithms,

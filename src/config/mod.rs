@@ -5,6 +5,7 @@
 mod check;
 mod client;
 pub mod duration;
+pub mod grant;
 mod issuer;
 pub mod raw;
 mod rule;
@@ -198,15 +199,36 @@ pub enum TokenKind {
     AccessToken,
     IdToken,
     Jwt,
+    /// A JWT authorization grant (draft-ietf-oauth-identity-chaining), taken by the
+    /// `jwt-bearer` grant only.
+    AuthorizationGrant,
+    /// An Identity Assertion JWT Authorization Grant (`typ: oauth-id-jag+jwt`), taken by the
+    /// `jwt-bearer` grant only.
+    IdJag,
 }
 
 impl TokenKind {
+    pub const ALL: &[TokenKind] = &[
+        Self::AccessToken,
+        Self::IdToken,
+        Self::Jwt,
+        Self::AuthorizationGrant,
+        Self::IdJag,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AccessToken => "access_token",
             Self::IdToken => "id_token",
             Self::Jwt => "jwt",
+            Self::AuthorizationGrant => "authorization_grant",
+            Self::IdJag => "id_jag",
         }
+    }
+
+    /// Kinds presented as an `assertion` of the `jwt-bearer` grant, never as a subject token.
+    pub fn is_grant(self) -> bool {
+        matches!(self, Self::AuthorizationGrant | Self::IdJag)
     }
 }
 
@@ -287,22 +309,83 @@ pub struct Limits<'a> {
     pub txn: Option<&'a TxnConfig>,
 }
 
-/// What a rule mints: an access token (SPEC §4) or a Txn-Token (SPEC §8). A rule applies only
-/// to requests for its kind.
+/// What a rule mints: an access token (SPEC §4), a Txn-Token (SPEC §8), a JWT authorization
+/// grant for a foreign authorization server or an ID-JAG (SPEC §9). A rule applies only to
+/// requests its kind serves (`serves`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Mints {
     #[default]
     AccessToken,
     TxnToken,
+    AuthorizationGrant,
+    IdJag,
+}
+
+/// What a request asks for, as rules serve it: the `requested_token_type` of a token exchange
+/// (a `jwt` is an access token or an authorization grant, as the applying rule mints), or an
+/// access token for the `jwt-bearer` grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wants {
+    AccessToken,
+    Jwt,
+    TxnToken,
+    IdJag,
+}
+
+impl Wants {
+    /// What a token exchange asking for `requested` wants.
+    pub fn of(requested: crate::oauth::TokenType) -> Self {
+        use crate::oauth::TokenType;
+        match requested {
+            TokenType::TxnToken => Self::TxnToken,
+            TokenType::IdJag => Self::IdJag,
+            TokenType::Jwt => Self::Jwt,
+            _ => Self::AccessToken,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AccessToken => "access_token",
+            Self::Jwt => "jwt",
+            Self::TxnToken => "txn_token",
+            Self::IdJag => "id-jag",
+        }
+    }
 }
 
 impl Mints {
+    pub const ALL: &[Mints] = &[
+        Self::AccessToken,
+        Self::TxnToken,
+        Self::AuthorizationGrant,
+        Self::IdJag,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AccessToken => "access_token",
             Self::TxnToken => "txn_token",
+            Self::AuthorizationGrant => "authorization_grant",
+            Self::IdJag => "id_jag",
         }
+    }
+
+    /// Whether a rule minting this kind decides a request asking for `wants`.
+    pub fn serves(self, wants: Wants) -> bool {
+        matches!(
+            (self, wants),
+            (Self::AccessToken, Wants::AccessToken | Wants::Jwt)
+                | (Self::AuthorizationGrant, Wants::Jwt)
+                | (Self::TxnToken, Wants::TxnToken)
+                | (Self::IdJag, Wants::IdJag)
+        )
+    }
+
+    /// A grant for another trust domain's authorization server (SPEC §9).
+    pub fn is_grant(self) -> bool {
+        matches!(self, Self::AuthorizationGrant | Self::IdJag)
     }
 }
 
@@ -310,11 +393,14 @@ impl TryFrom<String> for Mints {
     type Error = String;
 
     fn try_from(name: String) -> Result<Self, String> {
-        match name.as_str() {
-            "access_token" => Ok(Self::AccessToken),
-            "txn_token" => Ok(Self::TxnToken),
-            other => Err(format!("\"{other}\" is not access_token or txn_token")),
-        }
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!("\"{name}\" is not one of {}", names.join(", "))
+            })
     }
 }
 
@@ -362,14 +448,14 @@ impl TryFrom<String> for TokenKind {
     type Error = String;
 
     fn try_from(name: String) -> Result<Self, String> {
-        match name.as_str() {
-            "access_token" => Ok(Self::AccessToken),
-            "id_token" => Ok(Self::IdToken),
-            "jwt" => Ok(Self::Jwt),
-            other => Err(format!(
-                "\"{other}\" is not one of access_token, id_token, jwt"
-            )),
-        }
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|k| k.as_str()).collect();
+                format!("\"{name}\" is not one of {}", names.join(", "))
+            })
     }
 }
 
@@ -456,6 +542,12 @@ pub struct RuleConfig {
     /// them, in name order.
     pub tctx: Vec<(String, crate::condition::Condition)>,
     pub rctx: Vec<(String, crate::condition::Condition)>,
+    /// A grant rule's subject mapping: the subject claim whose value becomes the grant's `sub`
+    /// (SPEC §9); `None`: the subject's `sub`.
+    pub subject_claim: Option<String>,
+    /// An ID-JAG rule's `client_id` claim: the client's id at the resource authorization
+    /// server; `None`: the requesting client's own id.
+    pub audience_client_id: Option<String>,
 }
 
 /// Claims that carry identity, audience, lifetime, scope, binding or delegation meaning, or that

@@ -215,6 +215,10 @@ pub struct RawRule {
     pub tctx: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub rctx: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_claim: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audience_client_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

@@ -32,12 +32,13 @@ impl Ctx<'_> {
             .map_err(|e| self.err(at("condition"), e))?;
         self.references(&at, &raw, issuers, clients, mints)?;
         let (tctx, rctx) = match mints {
-            Mints::AccessToken => {
+            Mints::TxnToken => self.txn_rule(&at, &mut raw, limits.txn)?,
+            _ => {
                 self.access_token_rule(&at, &raw, limits.txn)?;
                 (Vec::new(), Vec::new())
             }
-            Mints::TxnToken => self.txn_rule(&at, &mut raw, limits.txn)?,
         };
+        self.grant_rule(&at, &raw, mints, issuers)?;
         let resources = self.targets(&at, &raw, mints)?;
         if raw.subjects.len() > MAX_SUBJECTS {
             return Err(self.err(
@@ -51,7 +52,13 @@ impl Ctx<'_> {
             .map(|s| SubjectPattern::parse(s).map_err(|e| self.err(at("subjects"), e)))
             .collect::<Result<_, _>>()?;
         let [scopes, default_scopes, require_scopes] = self.scopes(&at, &raw)?;
-        let scope_mode = raw.scope_mode.unwrap_or_default();
+        // An ID token carries no scopes of another domain's resources: an ID-JAG rule's
+        // scopes are its own to grant unless it says otherwise.
+        let scope_mode = raw.scope_mode.unwrap_or(if mints == Mints::IdJag {
+            ScopeMode::Grant
+        } else {
+            ScopeMode::default()
+        });
         let actor = raw.actor.unwrap_or_default();
         let actors = self.actors(&at, &mut raw, actor, issuers)?;
         let ttl = self.ttl(&at, &raw, limits, mints)?;
@@ -75,6 +82,8 @@ impl Ctx<'_> {
             mints,
             tctx,
             rctx,
+            subject_claim: raw.subject_claim,
+            audience_client_id: raw.audience_client_id,
         })
     }
 
@@ -125,7 +134,7 @@ impl Ctx<'_> {
         raw: &RawRule,
         mints: Mints,
     ) -> Result<Vec<Resource>, ConfigError> {
-        if mints == Mints::AccessToken && raw.audiences.is_empty() && raw.resources.is_empty() {
+        if mints != Mints::TxnToken && raw.audiences.is_empty() && raw.resources.is_empty() {
             return Err(self.err(
                 at("audiences"),
                 "a rule must grant at least one audience or resource",
@@ -203,6 +212,10 @@ impl Ctx<'_> {
     ) -> Result<Option<Duration>, ConfigError> {
         let (max, key) = match (mints, limits.txn) {
             (Mints::TxnToken, Some(txn)) => (txn.max_ttl, "transaction_tokens.max_ttl"),
+            (m, _) if m.is_grant() => (
+                super::grant::GRANT_MAX_TTL,
+                "5m, the longest a grant for another trust domain lives",
+            ),
             _ => (limits.signing.max_ttl, "signing.max_ttl"),
         };
         let ttl = match raw.ttl.as_deref() {

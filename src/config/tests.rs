@@ -648,3 +648,85 @@ fn txn_token_rules_and_the_trust_domain_are_checked() {
         error_of(&comma)
     );
 }
+
+const GRANT_RULE: &str = r#"
+[[rules]]
+name = "to-partner"
+mints = "authorization_grant"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["https://as.partner.example"]
+scopes = ["inventory:read"]
+subject_claim = "email"
+"#;
+
+#[test]
+fn grant_rules_are_checked() {
+    let config = parse(&format!("{BASE}{GRANT_RULE}")).expect("valid");
+    let rule = &config.rules[1];
+    assert_eq!(rule.mints, Mints::AuthorizationGrant);
+    assert_eq!(rule.subject_claim.as_deref(), Some("email"));
+    assert_eq!(rule.scope_mode, ScopeMode::Intersect);
+    for (change, says) in [
+        (
+            "ttl = \"6m\"",
+            "rules[1].ttl: must be more than zero and at most 5m",
+        ),
+        (
+            "actor = \"token\"",
+            "rules[1].actor: a grant for another trust domain",
+        ),
+        (
+            "audience_client_id = \"x\"",
+            "rules[1].audience_client_id: applies to mints = \"id_jag\"",
+        ),
+        (
+            "subject_claim = \"\"",
+            "rules[1].subject_claim: must name a claim",
+        ),
+    ] {
+        let rule = GRANT_RULE.replace("subject_claim = \"email\"", change);
+        let err = error_of(&format!("{BASE}{rule}"));
+        assert!(err.contains(says), "{change}: {err}");
+    }
+    let on_access = format!("{BASE}subject_claim = \"email\"\n");
+    assert!(
+        error_of(&on_access).contains("rules[0].subject_claim: applies to mints"),
+        "{}",
+        error_of(&on_access)
+    );
+    // An ID-JAG rule: its issuers accept ID tokens, it names audiences, its scope_mode is grant.
+    let id_jag = GRANT_RULE
+        .replace("authorization_grant", "id_jag")
+        .replace("subject_claim = \"email\"", "audience_client_id = \"f53f\"");
+    assert!(
+        error_of(&format!("{BASE}{id_jag}")).contains("issuer \"corp\" does not accept id_token")
+    );
+    let accepting = BASE.replace(
+        "audiences = [\"https://sts.example.internal\"]",
+        "audiences = [\"https://sts.example.internal\"]\naccept = [\"access_token\", \"id_token\"]",
+    );
+    let config = parse(&format!("{accepting}{id_jag}")).expect("valid");
+    assert_eq!(config.rules[1].scope_mode, ScopeMode::Grant);
+    assert_eq!(config.rules[1].audience_client_id.as_deref(), Some("f53f"));
+    let no_audience = id_jag.replace(
+        "audiences = [\"https://as.partner.example\"]",
+        "resources = [\"https://api.partner.example/\"]",
+    );
+    assert!(error_of(&format!("{accepting}{no_audience}")).contains("rules[1].audiences"));
+    // An issuer of grants only needs no audiences; one of subject tokens does.
+    let grants_only = BASE.replace(
+        "audiences = [\"https://sts.example.internal\"]",
+        "accept = [\"authorization_grant\", \"id_jag\"]",
+    );
+    parse(&grants_only).expect("a grant issuer without audiences");
+    let neither = BASE.replace("audiences = [\"https://sts.example.internal\"]", "");
+    assert!(error_of(&neither).contains("issuers[0].audiences"));
+    assert!(
+        error_of(&BASE.replace(
+            "audiences = [\"https://sts.example.internal\"]",
+            "audiences = [\"https://sts.example.internal\"]\naccept = [\"grant\"]",
+        ))
+        .contains("is not one of access_token, id_token, jwt, authorization_grant, id_jag")
+    );
+}

@@ -5,12 +5,13 @@
 //! (`rules::choose`, `rules::grant_for`), which `tessera test` runs on its cases through
 //! `rules::plan`.
 
+pub mod jwt_bearer;
 pub mod token_exchange;
 
 use std::sync::Arc;
 
 use crate::condition::CONDITION_BUDGET;
-use crate::config::Mints;
+use crate::config::Wants;
 use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::Params;
 use crate::oauth::{TokenType, TxnParams};
@@ -22,15 +23,24 @@ use crate::tokens::VerifiedToken;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GrantType {
     TokenExchange,
+    /// RFC 7523 §2.1: a grant for this server from another trust domain (SPEC §9).
+    JwtBearer,
 }
 
 impl GrantType {
-    pub const ALL: &[GrantType] = &[GrantType::TokenExchange];
+    pub const ALL: &[GrantType] = &[GrantType::TokenExchange, GrantType::JwtBearer];
 
     pub fn uri(self) -> &'static str {
         match self {
             GrantType::TokenExchange => token_exchange::GRANT_TYPE,
+            GrantType::JwtBearer => jwt_bearer::GRANT_TYPE,
         }
+    }
+
+    /// The URI's last part, as records and the command line name the grant type.
+    pub fn name(self) -> &'static str {
+        let uri = self.uri();
+        &uri[uri.rfind(':').map_or(0, |i| i + 1)..]
     }
 
     /// The request's `grant_type`: `unsupported_grant_type` when Tessera serves no such grant.
@@ -50,6 +60,42 @@ impl GrantType {
                     format!("only {} is supported", served.join(" or ")),
                 )
             })
+    }
+}
+
+/// A request of one of the grant types, parsed.
+pub enum Request {
+    TokenExchange(token_exchange::Request),
+    JwtBearer(jwt_bearer::Request),
+}
+
+impl Request {
+    /// The request of `grant`, read from its parameters: a malformed one is refused before
+    /// anything is verified.
+    pub fn parse(grant: GrantType, params: &Params) -> Result<Self, OAuthError> {
+        Ok(match grant {
+            GrantType::TokenExchange => {
+                Self::TokenExchange(token_exchange::Request::parse(params)?)
+            }
+            GrantType::JwtBearer => Self::JwtBearer(jwt_bearer::Request::parse(params)?),
+        })
+    }
+
+    /// The grant type's decision on the request from the authenticated `client_id`, whose DPoP
+    /// proof (when it sent one, checked) showed the key `proof_jkt`.
+    pub async fn decide(
+        &self,
+        ctx: &Context<'_>,
+        client_id: &str,
+        proof_jkt: Option<&str>,
+        learned: &mut Learned,
+    ) -> Result<Decision, OAuthError> {
+        match self {
+            Self::TokenExchange(r) => {
+                token_exchange::decide(ctx, client_id, r, proof_jkt, learned).await
+            }
+            Self::JwtBearer(r) => jwt_bearer::decide(ctx, client_id, r, proof_jkt, learned).await,
+        }
     }
 }
 
@@ -83,12 +129,25 @@ pub struct Learned {
     pub rule: Option<String>,
     /// The transaction of the Txn-Token minted, or of the one presented for replacement.
     pub txn: Option<String>,
+    /// The kind of grant for another trust domain presented (`jwt-bearer`), once read.
+    pub grant_kind: Option<crate::config::TokenKind>,
 }
 
 /// A granted exchange: what to mint.
 pub struct Decision {
     pub grant: Granted,
     pub issued_token_type: TokenType,
+    /// What the request spends once it is granted: a presented grant's `jti`.
+    pub single_use: Option<SingleUse>,
+}
+
+/// An identifier that may be used once, for as long as what carries it would be accepted.
+pub struct SingleUse {
+    /// Its kind in the replay memory.
+    pub kind: &'static str,
+    pub key: String,
+    /// Unix seconds: when it may be forgotten.
+    pub until: i64,
 }
 
 /// The applying rule (into `rule` once chosen, for the record) and its grant, for `ex`: the
@@ -162,7 +221,8 @@ struct OwnedExchange {
     requested_scopes: Option<crate::oauth::Scopes>,
     now: i64,
     proof_jkt: Option<String>,
-    wants: Mints,
+    wants: Wants,
+    presented_grant: bool,
     txn: Option<TxnParams>,
 }
 
@@ -178,6 +238,7 @@ impl OwnedExchange {
             now: ex.now,
             proof_jkt: ex.proof_jkt.map(str::to_string),
             wants: ex.wants,
+            presented_grant: ex.presented_grant,
             txn: ex.txn.cloned(),
         }
     }
@@ -195,6 +256,7 @@ impl OwnedExchange {
             now: self.now,
             proof_jkt: self.proof_jkt.as_deref(),
             wants: self.wants,
+            presented_grant: self.presented_grant,
             txn: self.txn.as_ref(),
         }
     }
@@ -205,21 +267,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_token_exchange_is_a_supported_grant() {
+    fn token_exchange_and_jwt_bearer_are_the_supported_grants() {
         let p = Params::parse(b"grant_type=client_credentials").expect("parse");
         let err = GrantType::of(&p).expect_err("unsupported");
         assert_eq!(err.code, ErrorCode::UnsupportedGrantType);
         assert_eq!(
             err.description,
-            "only grant_type=urn:ietf:params:oauth:grant-type:token-exchange is supported"
+            "only grant_type=urn:ietf:params:oauth:grant-type:token-exchange or \
+             grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer is supported"
         );
         let p = Params::parse(b"x=1").expect("parse");
         assert_eq!(
             GrantType::of(&p).expect_err("missing").code,
             ErrorCode::InvalidRequest
         );
-        let p = Params::parse(format!("grant_type={}", token_exchange::GRANT_TYPE).as_bytes())
-            .expect("parse");
-        assert_eq!(GrantType::of(&p).expect("served"), GrantType::TokenExchange);
+        for (grant, name) in [
+            (GrantType::TokenExchange, "token-exchange"),
+            (GrantType::JwtBearer, "jwt-bearer"),
+        ] {
+            let p = Params::parse(format!("grant_type={}", grant.uri()).as_bytes()).expect("parse");
+            assert_eq!(GrantType::of(&p).expect("served"), grant);
+            assert_eq!(grant.name(), name);
+        }
     }
 }

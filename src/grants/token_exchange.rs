@@ -4,7 +4,7 @@
 use std::str::FromStr;
 
 use super::{Context, Decision, Learned};
-use crate::config::Mints;
+use crate::config::Wants;
 use crate::error::OAuthError;
 use crate::oauth::form::printable;
 use crate::oauth::scope::{self, NotAScope, Scopes};
@@ -53,6 +53,10 @@ impl Request {
                 )?;
                 Some(TxnParams::parse(p)?)
             }
+            TokenType::IdJag => {
+                id_jag_request(&audiences, actor_token.is_some())?;
+                None
+            }
             _ if TxnParams::named_in(p) => {
                 return Err(OAuthError::invalid_request(
                     "request_context and request_details belong to Txn-Token requests \
@@ -75,12 +79,9 @@ impl Request {
         })
     }
 
-    /// The kind of token the request asks for, as rules mint them.
-    pub fn wants(&self) -> Mints {
-        match self.requested_token_type {
-            TokenType::TxnToken => Mints::TxnToken,
-            _ => Mints::AccessToken,
-        }
+    /// The kind of token the request asks for, as rules serve it.
+    pub fn wants(&self) -> Wants {
+        Wants::of(self.requested_token_type)
     }
 
     /// The exchange as the rules see it.
@@ -104,6 +105,7 @@ impl Request {
             now,
             proof_jkt,
             wants: self.wants(),
+            presented_grant: false,
             txn: self.txn.as_ref(),
         }
     }
@@ -135,6 +137,23 @@ fn txn_request(
     Ok(())
 }
 
+/// What an ID-JAG request must hold (SPEC §9): the resource authorization server as its one
+/// audience, no actor token.
+fn id_jag_request(audiences: &[String], actor: bool) -> Result<(), OAuthError> {
+    if audiences.len() != 1 {
+        return Err(OAuthError::invalid_request(
+            "an ID-JAG request names the resource authorization server (its issuer identifier) \
+             as its one audience",
+        ));
+    }
+    if actor {
+        return Err(OAuthError::invalid_request(
+            "an ID-JAG request takes no actor_token",
+        ));
+    }
+    Ok(())
+}
+
 /// `actor_token` with its type, both or neither.
 fn actor_token(p: &Params) -> Result<Option<(String, TokenType)>, OAuthError> {
     match (p.one("actor_token"), p.one("actor_token_type")) {
@@ -149,17 +168,19 @@ fn actor_token(p: &Params) -> Result<Option<(String, TokenType)>, OAuthError> {
     }
 }
 
-/// What may be asked for: an access token (the default), a JWT, which is the same token, or a
-/// Txn-Token.
+/// What may be asked for: an access token (the default), a JWT (an access token, or a grant for
+/// another trust domain when the applying rule mints one), a Txn-Token or an ID-JAG.
 fn requested_token_type(p: &Params) -> Result<TokenType, OAuthError> {
     let Some(uri) = p.one("requested_token_type") else {
         return Ok(TokenType::AccessToken);
     };
     match token_type(uri, "requested_token_type")? {
-        t @ (TokenType::AccessToken | TokenType::Jwt | TokenType::TxnToken) => Ok(t),
+        t @ (TokenType::AccessToken | TokenType::Jwt | TokenType::TxnToken | TokenType::IdJag) => {
+            Ok(t)
+        }
         other => Err(OAuthError::invalid_request(format!(
-            "requested_token_type {} is not supported; request an access_token, a jwt or a \
-             txn_token",
+            "requested_token_type {} is not supported; request an access_token, a jwt, a \
+             txn_token or an id-jag",
             other.uri()
         ))),
     }
@@ -181,7 +202,12 @@ fn targets(p: &Params) -> Result<(Vec<String>, Vec<Resource>), OAuthError> {
              each once); this one names {targets}"
         )));
     }
-    let resources = resources
+    Ok((audiences, parse_resources(&resources)?))
+}
+
+/// `resource` values as RFC 8707 indicators: absolute URIs without a fragment.
+pub(super) fn parse_resources(values: &[String]) -> Result<Vec<Resource>, OAuthError> {
+    values
         .iter()
         .map(|r| {
             Resource::parse(r).ok_or_else(|| {
@@ -191,12 +217,11 @@ fn targets(p: &Params) -> Result<(Vec<String>, Vec<Resource>), OAuthError> {
                 ))
             })
         })
-        .collect::<Result<_, _>>()?;
-    Ok((audiences, resources))
+        .collect()
 }
 
 /// The scope-tokens of `scope`, at most `MAX_SCOPES`; `None` when it holds none.
-fn scopes(text: &str) -> Result<Option<Scopes>, OAuthError> {
+pub(super) fn scopes(text: &str) -> Result<Option<Scopes>, OAuthError> {
     let asked = scope::as_asked(text);
     if asked.len() > MAX_SCOPES {
         return Err(OAuthError::invalid_request(format!(
@@ -227,9 +252,13 @@ pub async fn decide(
     // Opaque tokens go only to issuers this client's rules name.
     let may_introspect = |issuer: &str| policy.rules.names_client_and_issuer(client_id, issuer);
     let txn = match request.wants() {
-        Mints::TxnToken => Some(txn_service(ctx, request)?),
-        Mints::AccessToken => None,
+        Wants::TxnToken => Some(txn_service(ctx, request)?),
+        _ => None,
     };
+    // An ID token names the client it was issued to as its audience: an ID-JAG is issued only
+    // to that client (draft-ietf-oauth-identity-assertion-authz-grant §4.3).
+    let id_token_audience = [client_id.to_string()];
+    let audiences = (request.wants() == Wants::IdJag).then_some(&id_token_audience[..]);
     if let Some(source) = asserted_source(request.subject_token_type)
         && !policy.rules.names_client_and_issuer(client_id, source)
     {
@@ -260,13 +289,14 @@ pub async fn decide(
             service.config.max_ttl,
         ),
         (declared, _) => {
-            verify::verify(
+            verify::verify_for(
                 &request.subject_token,
                 declared,
                 &policy.issuers,
                 ctx.now,
                 "subject token",
                 &may_introspect,
+                audiences,
             )
             .await
         }
@@ -308,13 +338,18 @@ pub async fn decide(
     Ok(Decision {
         grant,
         issued_token_type: request.requested_token_type,
+        single_use: None,
     })
 }
 
 /// The issuer a refused token names, as its record keeps it: the `iss` it presents (the id of
 /// that issuer when trusted, the value itself, printable and bounded, when not); without `iss`,
 /// the trust domain its SPIFFE ID names, when trusted.
-fn presented_issuer(ctx: &Context<'_>, iss: Option<&str>, sub: Option<&str>) -> Option<String> {
+pub(super) fn presented_issuer(
+    ctx: &Context<'_>,
+    iss: Option<&str>,
+    sub: Option<&str>,
+) -> Option<String> {
     let issuers = &ctx.policy.issuers;
     match iss {
         Some(iss) => Some(
@@ -358,6 +393,12 @@ fn txn_service<'a>(
 /// never a refresh token, never a SAML assertion.
 fn subject_token_type_for(declared: TokenType, requested: TokenType) -> Result<(), OAuthError> {
     let txn = requested == TokenType::TxnToken;
+    if requested == TokenType::IdJag && declared != TokenType::IdToken {
+        return Err(OAuthError::invalid_request(
+            "an ID-JAG is issued from an ID token: send it with subject_token_type \
+             urn:ietf:params:oauth:token-type:id_token",
+        ));
+    }
     match declared {
         TokenType::RefreshToken if txn => Err(OAuthError::invalid_request(
             "a refresh token never obtains a Txn-Token; send the token that authorized the \

@@ -115,6 +115,8 @@ struct ExchangesQuery {
     subject_jti: Option<String>,
     token_type: Option<String>,
     txn: Option<String>,
+    grant_type: Option<String>,
+    grant_kind: Option<String>,
     since: Option<String>,
     until: Option<String>,
     limit: Option<String>,
@@ -161,6 +163,8 @@ impl ExchangesQuery {
             subject_jti: q.subject_jti,
             token_type: q.token_type,
             txn: q.txn,
+            grant_type: q.grant_type,
+            grant_kind: q.grant_kind,
         };
         filters.validate().map_err(OAuthError::invalid_request)?;
         Ok((filters, limit, cursor))

@@ -16,7 +16,7 @@ use crate::audit::provenance::{Presented, Provenance};
 use crate::audit::record::MAX_VALUE_CHARS;
 use crate::audit::writer::Committed;
 use crate::error::{ErrorCode, OAuthError, Status};
-use crate::grants::{Conditions, Context, Decision, GrantType, Learned, token_exchange};
+use crate::grants::{Conditions, Context, Decision, GrantType, Learned};
 use crate::oauth::TokenType;
 use crate::pre_auth::Verdict;
 use crate::rules::Granted;
@@ -27,7 +27,9 @@ use crate::tokens::dpop::Proof;
 #[derive(Serialize)]
 struct Issued {
     access_token: String,
-    issued_token_type: &'static str,
+    /// A token exchange's (RFC 8693 §2.2.1); a `jwt-bearer` answer is RFC 6749 §5.1's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    issued_token_type: Option<&'static str>,
     token_type: &'static str,
     expires_in: i64,
     scope: String,
@@ -41,6 +43,7 @@ struct Attempt {
     requested_scopes: Vec<String>,
     /// The kind of token asked for (an access token when the request names none it knows).
     token_type: Option<TokenType>,
+    grant_type: Option<GrantType>,
     /// The client id presented, cut to its bound, even when authentication failed.
     client: Option<String>,
     authenticated: bool,
@@ -93,10 +96,12 @@ pub async fn token(
             .map(|ua| ua.chars().take(MAX_VALUE_CHARS).collect()),
     );
     attempt.fill(&mut record, &policy, &result);
+    let record_grant_type = record.grant_type.clone();
     record.duration_us = started.elapsed().as_micros() as i64;
     record.bound();
     let committed = state.audit.commit(record).await;
-    let (response, error) = respond(result, committed);
+    let refused_as = crate::audit::revocation::refusal_code(&record_grant_type);
+    let (response, error) = respond(result, committed, refused_as);
     answer(
         response,
         Report::Exchange {
@@ -145,10 +150,11 @@ fn summarised(
 fn respond(
     result: Result<Issued, OAuthError>,
     committed: Result<Committed, crate::audit::writer::Error>,
+    refused_as: ErrorCode,
 ) -> (HttpResponse, Option<ErrorCode>) {
     let (result, committed) = match (result, committed) {
         (Ok(_), Ok(Committed::Refused(why))) => {
-            (Err(OAuthError::invalid_request(why)), Ok(Committed::AsSent))
+            (Err(OAuthError::new(refused_as, why)), Ok(Committed::AsSent))
         }
         other => other,
     };
@@ -220,6 +226,7 @@ async fn exchange(
         .one("requested_token_type")
         .and_then(|t| t.parse::<TokenType>().ok());
     let grant_type = GrantType::of(&params)?;
+    attempt.grant_type = Some(grant_type);
     let (presented, authenticated) =
         super::client_auth::authenticate(req, &params, policy, state).await;
     attempt.client = presented;
@@ -232,28 +239,27 @@ async fn exchange(
             "client \"{client_id}\" is not allowed to exchange tokens"
         )));
     }
-    let (decision, now) = match grant_type {
-        GrantType::TokenExchange => {
-            let request = token_exchange::Request::parse(&params)?;
-            // Lifetimes are judged once the request is read and its client known.
-            let now = state.clock.now().secs();
-            let ctx = Context {
-                policy,
-                now,
-                conditions: Conditions::Pooled(&state.condition_slots),
-            };
-            let proof = dpop_proof(req, state, now).await?;
-            let jkt = proof.as_ref().map(|p| p.jkt.as_str());
-            let decision =
-                token_exchange::decide(&ctx, &client_id, &request, jkt, &mut attempt.learned)
-                    .await?;
-            (decision, now)
-        }
+    let request = crate::grants::Request::parse(grant_type, &params)?;
+    // Lifetimes are judged once the request is read and its client known.
+    let now = state.clock.now().secs();
+    let ctx = Context {
+        policy,
+        now,
+        conditions: Conditions::Pooled(&state.condition_slots),
     };
+    let proof = dpop_proof(req, state, now).await?;
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    let decision = request
+        .decide(&ctx, &client_id, jkt, &mut attempt.learned)
+        .await?;
     let Decision {
         grant,
         issued_token_type,
+        single_use,
     } = decision;
+    if let Some(once) = single_use {
+        spend(state, once).await?;
+    }
     if let Granted::TxnToken(txn) = &grant
         && txn.replaces
     {
@@ -263,6 +269,7 @@ async fn exchange(
     let minted = match &grant {
         Granted::AccessToken(g) => crate::tokens::mint::mint(key, issuer, g),
         Granted::TxnToken(g) => crate::tokens::txn::mint(key, issuer, g),
+        Granted::Grant(g) => crate::tokens::grant::mint(key, issuer, g),
     }
     .map_err(|e| {
         tracing::error!(error = %e, "minting failed");
@@ -271,18 +278,37 @@ async fn exchange(
     attempt.minted_jti = Some(minted.jti);
     let issued = Issued {
         access_token: minted.token,
-        issued_token_type: issued_token_type.uri(),
+        issued_token_type: (grant_type == GrantType::TokenExchange)
+            .then(|| issued_token_type.uri()),
         token_type: match &grant {
             Granted::AccessToken(g) if g.cnf_jkt.is_some() => "DPoP",
             Granted::AccessToken(_) => "Bearer",
             // Not an access token (RFC 8693 §2.2.1).
-            Granted::TxnToken(_) => "N_A",
+            Granted::TxnToken(_) | Granted::Grant(_) => "N_A",
         },
         expires_in: grant.expires_at() - now,
         scope: grant.scopes().to_string(),
     };
     attempt.grant = Some(grant);
     Ok(issued)
+}
+
+/// Spends what a request may use once (a presented grant's `jti`), in the store, so that it is
+/// used once across instances and concurrent requests.
+async fn spend(state: &AppState, once: crate::grants::SingleUse) -> Result<(), OAuthError> {
+    let crate::grants::SingleUse { kind, key, until } = once;
+    let first = state
+        .store
+        .blocking_write(move |c| crate::store::replay::first_use(c, kind, &key, until))
+        .await
+        .map_err(super::store_unavailable)?;
+    if first {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_grant(
+            "the grant was used before: a grant is taken once; request a new one from its issuer",
+        ))
+    }
 }
 
 /// Counts a replacement against its transaction's bound (`transaction_tokens.max_replacements`),
@@ -344,7 +370,21 @@ impl Attempt {
             actor,
             rule,
             txn,
+            grant_kind,
         } = self.learned;
+        record.grant_type = self
+            .grant_type
+            .unwrap_or(GrantType::TokenExchange)
+            .name()
+            .into();
+        // An ID-JAG is asked for by name; a JWT authorization grant is what the applying
+        // rule made of a `jwt` request.
+        let issued_kind = match (&self.grant, self.token_type) {
+            (Some(Granted::Grant(g)), _) if result.is_ok() => Some(g.kind),
+            (_, Some(TokenType::IdJag)) => Some(crate::config::TokenKind::IdJag),
+            _ => None,
+        };
+        record.grant_kind = grant_kind.or(issued_kind).map(|k| k.as_str().into());
         record.subject_issuer = subject_issuer;
         record.rule = rule;
         record.token_type = self
@@ -374,7 +414,7 @@ impl Attempt {
         // only for replacement, where its record and lineage settle it.
         let minted_as: &[String] = match &grant {
             Granted::AccessToken(_) => &policy.local_issuers,
-            Granted::TxnToken(_) => &[],
+            Granted::TxnToken(_) | Granted::Grant(_) => &[],
         };
         // Whether a token it comes from is revoked is settled inside the record's commit.
         record.provenance = Some(Box::new(Provenance {

@@ -299,7 +299,12 @@ impl SigningKey {
 }
 
 /// The `typ`s of the tokens this server mints, whose headers each key keeps encoded.
-const TYPS: &[&str] = &["at+jwt", crate::tokens::txn::TYP];
+const TYPS: &[&str] = &[
+    "at+jwt",
+    crate::tokens::txn::TYP,
+    crate::tokens::grant::ID_JAG_TYP,
+    crate::tokens::grant::GRANT_TYP,
+];
 
 fn header_b64(alg: Algorithm, kid: &str, typ: &str) -> Result<String, KeyError> {
     let mut header = jsonwebtoken::Header::new(alg);

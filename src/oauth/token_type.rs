@@ -1,6 +1,7 @@
 //! Token type identifiers: RFC 8693 §3's, and those of transaction tokens
 //! (draft-ietf-oauth-transaction-tokens: the Txn-Token itself, and the subjects a requesting
-//! workload asserts, `self_signed` and `unsigned_json`).
+//! workload asserts, `self_signed` and `unsigned_json`) and of the Identity Assertion JWT
+//! Authorization Grant (`id-jag`).
 
 use std::str::FromStr;
 
@@ -15,6 +16,7 @@ pub enum TokenType {
     TxnToken,
     SelfSigned,
     UnsignedJson,
+    IdJag,
 }
 
 const PREFIX: &str = "urn:ietf:params:oauth:token-type:";
@@ -31,6 +33,7 @@ impl TokenType {
             Self::TxnToken => "urn:ietf:params:oauth:token-type:txn_token",
             Self::SelfSigned => "urn:ietf:params:oauth:token-type:self_signed",
             Self::UnsignedJson => "urn:ietf:params:oauth:token-type:unsigned_json",
+            Self::IdJag => "urn:ietf:params:oauth:token-type:id-jag",
         }
     }
 
@@ -54,6 +57,7 @@ impl FromStr for TokenType {
             "txn_token" => Ok(Self::TxnToken),
             "self_signed" => Ok(Self::SelfSigned),
             "unsigned_json" => Ok(Self::UnsignedJson),
+            "id-jag" => Ok(Self::IdJag),
             _ => Err(()),
         }
     }
@@ -67,7 +71,7 @@ impl TokenType {
             .map_err(|()| {
                 format!(
                     "\"{arg}\" is not a token type of RFC 8693 §3 (access_token, jwt, id_token, …) or of \
-                     transaction tokens (txn_token, self_signed, unsigned_json)"
+                     transaction tokens (txn_token, self_signed, unsigned_json) or id-jag"
                 )
             })
     }
@@ -89,6 +93,7 @@ mod tests {
             TokenType::TxnToken,
             TokenType::SelfSigned,
             TokenType::UnsignedJson,
+            TokenType::IdJag,
         ] {
             assert_eq!(t.uri().parse::<TokenType>(), Ok(t));
             assert_eq!(TokenType::from_arg(t.name()), Ok(t));

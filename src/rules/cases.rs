@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Exchange, Granted, RuleSet, Targets, plan};
-use crate::config::{Config, Limits, Mints};
+use crate::config::{Config, Limits, Wants};
 use crate::error::OAuthError;
 use crate::oauth::{Resource, Scopes, TokenType, TxnParams};
 use crate::tokens::VerifiedToken;
@@ -51,8 +51,11 @@ pub struct CaseRequest {
     /// Space-separated, as the `scope` parameter; absent = none requested.
     pub scope: Option<String>,
     /// What is asked for, as `requested_token_type`'s last part: `access_token` (the default),
-    /// `jwt` or `txn_token`.
+    /// `jwt`, `txn_token` or `id-jag`.
     pub token_type: Option<String>,
+    /// `token_exchange` (the default), or `jwt_bearer`: the subject is then the grant
+    /// presented as `assertion`, and `resources` the request's `resource`s.
+    pub grant_type: Option<String>,
     /// A Txn-Token request's `request_context` and `request_details`.
     pub context: Option<Map<String, Value>>,
     pub details: Option<Map<String, Value>>,
@@ -111,22 +114,41 @@ pub fn run(config: &Config, rules: &RuleSet, case: &Case, now: i64) -> Result<()
         context: case.request.context.clone().map(Value::Object),
         details: case.request.details.clone().map(Value::Object),
     });
+    let jwt_bearer = match case.request.grant_type.as_deref() {
+        None | Some("token_exchange") => false,
+        Some("jwt_bearer") => true,
+        Some(other) => {
+            return Err(format!(
+                "request: grant_type \"{other}\" is not token_exchange or jwt_bearer"
+            ));
+        }
+    };
+    let resources = if jwt_bearer {
+        // A resource beyond the grant's is denied before any rule is weighed, as at /token.
+        match crate::grants::jwt_bearer::targets(&case.request.resources, &subject.claims) {
+            Ok(resources) => resources,
+            Err(e) => return compare(&case.expect, &Err((None, e))),
+        }
+    } else {
+        case.request.resources.clone()
+    };
     let ex = Exchange {
         client_id: &case.client,
         subject: &subject,
         actor: actor.as_ref(),
         targets: Targets {
             audiences: &case.request.audiences,
-            resources: &case.request.resources,
+            resources: &resources,
         },
         requested_scopes: requested.as_ref(),
         now,
         proof_jkt: None,
-        wants: if txn.is_some() {
-            Mints::TxnToken
+        wants: if jwt_bearer {
+            Wants::AccessToken
         } else {
-            Mints::AccessToken
+            Wants::of(requested_type)
         },
+        presented_grant: jwt_bearer,
         txn: txn.as_ref(),
     };
     let limits = Limits {
@@ -197,7 +219,7 @@ fn compare_context(expect: &Expect, grant: &Granted) -> Result<(), String> {
     let empty = Map::new();
     let (tctx, rctx) = match grant {
         Granted::TxnToken(g) => (&g.tctx, &g.rctx),
-        Granted::AccessToken(_) => (&empty, &empty),
+        Granted::AccessToken(_) | Granted::Grant(_) => (&empty, &empty),
     };
     for (name, want, got) in [("tctx", &expect.tctx, tctx), ("rctx", &expect.rctx, rctx)] {
         if let Some(want) = want

@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::{Mints, RuleConfig};
+use crate::config::{Mints, RuleConfig, Wants};
 use crate::subjects::SubjectIndex;
 
 #[derive(Debug, Default)]
@@ -67,9 +67,11 @@ impl RuleSet {
         self.by_client.contains_key(client)
     }
 
-    /// Whether a rule minting `kind` names the client.
-    pub fn names_client_for(&self, client: &str, kind: Mints) -> bool {
-        self.kinds.get(client).is_some_and(|k| k.contains(&kind))
+    /// Whether a rule serving `wants` names the client.
+    pub fn names_client_for(&self, client: &str, wants: Wants) -> bool {
+        self.kinds
+            .get(client)
+            .is_some_and(|kinds| kinds.iter().any(|k| k.serves(wants)))
     }
 
     /// Every rule naming the client, in file order.

@@ -4,16 +4,19 @@
 
 use serde_json::{Map, Value};
 
+use crate::config::grant::GRANT_MAX_TTL;
 use crate::config::{RuleConfig, ScopeMode, TxnConfig};
 use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::Scopes;
 use crate::rules::actor::kept_chain;
 use crate::tokens::VerifiedToken;
+use crate::tokens::grant::AuthzGrant;
 use crate::tokens::mint::Grant;
 use crate::tokens::txn::TxnGrant;
 
 pub fn enforce(
     rule: &RuleConfig,
+    mode: ScopeMode,
     grant: &Grant,
     subject: &VerifiedToken,
     actor: Option<&VerifiedToken>,
@@ -24,7 +27,7 @@ pub fn enforce(
         tracing::error!(rule = %rule.name, "never-widen invariant violated: the token would be bound to another key; nothing minted");
         return Err(OAuthError::server_error());
     }
-    violation(rule, grant, subject, actor).map_or(Ok(()), |what| {
+    violation(rule, mode, grant, subject, actor).map_or(Ok(()), |what| {
         tracing::error!(rule = %rule.name, violation = what, "never-widen invariant violated; nothing minted");
         Err(OAuthError::server_error())
     })
@@ -46,6 +49,59 @@ pub fn enforce_txn(
         tracing::error!(rule = %rule.name, violation = what, "never-widen invariant violated; nothing minted");
         Err(OAuthError::server_error())
     })
+}
+
+/// A grant for another trust domain's: its subject's key binding proved; exactly one
+/// authorization server of the rule's as `aud`, and resources of the rule's; its scope within
+/// the rule's (and the subject's in `intersect` mode); a lifetime of at most five minutes,
+/// within the subject's; the subject's actor chain kept.
+pub fn enforce_grant(
+    rule: &RuleConfig,
+    grant: &AuthzGrant,
+    subject: &VerifiedToken,
+    proof_jkt: Option<&str>,
+) -> Result<(), OAuthError> {
+    proof_of_possession(subject, None, proof_jkt)?;
+    grant_violation(rule, grant, subject, proof_jkt).map_or(Ok(()), |what| {
+        tracing::error!(rule = %rule.name, violation = what, "never-widen invariant violated; nothing minted");
+        Err(OAuthError::server_error())
+    })
+}
+
+fn grant_violation(
+    rule: &RuleConfig,
+    grant: &AuthzGrant,
+    subject: &VerifiedToken,
+    proof_jkt: Option<&str>,
+) -> Option<&'static str> {
+    if grant.cnf_jkt.as_deref() != proof_jkt {
+        return Some("the grant would be bound to another key");
+    }
+    if rule.subject_claim.is_none() && grant.subject != subject.sub {
+        return Some("the subject changed");
+    }
+    let granted = |t: &str| {
+        rule.audiences.iter().any(|a| a == t) || rule.resources.iter().any(|r| r.as_str() == t)
+    };
+    if !granted(&grant.audience) || grant.resources.iter().any(|r| !granted(r)) {
+        return Some("an authorization server or resource outside the rule's");
+    }
+    if !within(&grant.scopes, &rule.scopes) {
+        return Some("scopes outside the rule's");
+    }
+    if rule.scope_mode == ScopeMode::Intersect && !within(&grant.scopes, &subject.scopes) {
+        return Some("scopes outside the subject token's");
+    }
+    if grant.expires_at <= grant.issued_at
+        || grant.expires_at > subject.exp
+        || grant.expires_at - grant.issued_at > GRANT_MAX_TTL.as_secs() as i64
+    {
+        return Some("a lifetime beyond five minutes or the subject token's");
+    }
+    if kept_chain(rule.actor, grant.act.as_ref()) != subject.claims.get("act") {
+        return Some("the subject's actor chain was not kept");
+    }
+    None
 }
 
 /// The first invariant the Txn-Token grant breaks, if any.
@@ -169,6 +225,7 @@ fn proof_of_possession(
 /// The first invariant the grant breaks, if any.
 fn violation(
     rule: &RuleConfig,
+    mode: ScopeMode,
     grant: &Grant,
     subject: &VerifiedToken,
     actor: Option<&VerifiedToken>,
@@ -179,7 +236,7 @@ fn violation(
     if grant.scopes.is_empty() || !within(&grant.scopes, &rule.scopes) {
         return Some("scopes outside the rule's");
     }
-    if rule.scope_mode == ScopeMode::Intersect && !within(&grant.scopes, &subject.scopes) {
+    if mode == ScopeMode::Intersect && !within(&grant.scopes, &subject.scopes) {
         return Some("scopes outside the subject token's");
     }
     if grant.audiences.is_empty()
@@ -229,7 +286,9 @@ mod tests {
     }
 
     fn code(r: &RuleConfig, g: &Grant, s: &VerifiedToken) -> Option<ErrorCode> {
-        enforce(r, g, s, None, None).err().map(|e| e.code)
+        enforce(r, r.scope_mode, g, s, None, None)
+            .err()
+            .map(|e| e.code)
     }
 
     #[test]
@@ -285,7 +344,7 @@ mod tests {
         let mut actor = s.clone();
         actor.exp = g.expires_at - 1;
         assert_eq!(
-            enforce(&r, &g, &s, Some(&actor), None)
+            enforce(&r, r.scope_mode, &g, &s, Some(&actor), None)
                 .err()
                 .map(|e| e.code),
             Some(ErrorCode::ServerError)
@@ -324,7 +383,7 @@ mod tests {
             "no proof"
         );
         g.cnf_jkt = Some("other".into());
-        let err = enforce(&r, &g, &s, None, Some("other"))
+        let err = enforce(&r, r.scope_mode, &g, &s, None, Some("other"))
             .err()
             .map(|e| e.code);
         assert_eq!(
@@ -333,10 +392,15 @@ mod tests {
             "a proof of another key"
         );
         g.cnf_jkt = Some("abc".into());
-        assert_eq!(enforce(&r, &g, &s, None, Some("abc")).err(), None);
+        assert_eq!(
+            enforce(&r, r.scope_mode, &g, &s, None, Some("abc")).err(),
+            None
+        );
         s.claims.insert("cnf".into(), json!({"x5t#S256": "abc"}));
         assert_eq!(
-            enforce(&r, &g, &s, None, Some("abc")).err().map(|e| e.code),
+            enforce(&r, r.scope_mode, &g, &s, None, Some("abc"))
+                .err()
+                .map(|e| e.code),
             Some(ErrorCode::InvalidRequest),
             "another confirmation method"
         );
@@ -348,7 +412,9 @@ mod tests {
         let mut a = subject("corp", &[]);
         a.claims.insert("cnf".into(), json!({"jkt": "actor-key"}));
         let with = |g: &Grant, s: &VerifiedToken, a: &VerifiedToken, proof: Option<&str>| {
-            enforce(&r, g, s, Some(a), proof).err().map(|e| e.code)
+            enforce(&r, r.scope_mode, g, s, Some(a), proof)
+                .err()
+                .map(|e| e.code)
         };
         assert_eq!(with(&g, &s, &a, None), Some(ErrorCode::InvalidDpopProof));
         g.cnf_jkt = Some("actor-key".into());
@@ -388,9 +454,14 @@ mod tests {
             "bound without a proof"
         );
         assert_eq!(
-            enforce(&r, &g, &s, None, Some("j")).err().map(|e| e.code),
+            enforce(&r, r.scope_mode, &g, &s, None, Some("j"))
+                .err()
+                .map(|e| e.code),
             Some(ErrorCode::ServerError)
         );
-        assert_eq!(enforce(&r, &g, &s, None, Some("k")).err(), None);
+        assert_eq!(
+            enforce(&r, r.scope_mode, &g, &s, None, Some("k")).err(),
+            None
+        );
     }
 }

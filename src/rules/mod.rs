@@ -3,6 +3,7 @@
 
 pub mod actor;
 pub mod cases;
+pub mod grant;
 pub mod index;
 pub mod invariants;
 pub mod lifetime;
@@ -13,10 +14,11 @@ pub mod txn;
 
 use serde_json::Map;
 
-use crate::config::{ActorMode, Limits, Mints, RuleConfig};
+use crate::config::{ActorMode, Limits, Mints, RuleConfig, ScopeMode, Wants};
 use crate::error::OAuthError;
 use crate::oauth::{Resource, Scope, Scopes, TxnParams};
 use crate::tokens::VerifiedToken;
+use crate::tokens::grant::AuthzGrant;
 use crate::tokens::mint::Grant;
 use crate::tokens::txn::TxnGrant;
 pub use index::RuleSet;
@@ -40,8 +42,12 @@ pub struct Exchange<'a> {
     pub now: i64,
     /// The thumbprint of the key a valid DPoP proof showed, if any.
     pub proof_jkt: Option<&'a str>,
-    /// The kind of token asked for: only rules that mint it apply.
-    pub wants: Mints,
+    /// The kind of token asked for: only rules that serve it apply.
+    pub wants: Wants,
+    /// The subject is a grant presented with the `jwt-bearer` grant (SPEC §9): the scope it
+    /// carries bounds what is minted whatever the rule's `scope_mode`, and is what is asked for
+    /// when the request names no scope.
+    pub presented_grant: bool,
     /// A Txn-Token request's context and details.
     pub txn: Option<&'a TxnParams>,
 }
@@ -51,6 +57,8 @@ pub struct Exchange<'a> {
 pub enum Granted {
     AccessToken(Grant),
     TxnToken(TxnGrant),
+    /// A JWT authorization grant or an ID-JAG, for another trust domain.
+    Grant(AuthzGrant),
 }
 
 impl Granted {
@@ -58,6 +66,7 @@ impl Granted {
         match self {
             Self::AccessToken(g) => &g.subject,
             Self::TxnToken(g) => &g.subject,
+            Self::Grant(g) => &g.subject,
         }
     }
 
@@ -65,6 +74,9 @@ impl Granted {
         match self {
             Self::AccessToken(g) => g.audiences.clone(),
             Self::TxnToken(g) => vec![g.audience.clone()],
+            Self::Grant(g) => std::iter::once(g.audience.clone())
+                .chain(g.resources.iter().cloned())
+                .collect(),
         }
     }
 
@@ -72,6 +84,7 @@ impl Granted {
         match self {
             Self::AccessToken(g) => &g.scopes,
             Self::TxnToken(g) => &g.scopes,
+            Self::Grant(g) => &g.scopes,
         }
     }
 
@@ -79,6 +92,7 @@ impl Granted {
         match self {
             Self::AccessToken(g) => g.issued_at,
             Self::TxnToken(g) => g.issued_at,
+            Self::Grant(g) => g.issued_at,
         }
     }
 
@@ -86,13 +100,14 @@ impl Granted {
         match self {
             Self::AccessToken(g) => g.expires_at,
             Self::TxnToken(g) => g.expires_at,
+            Self::Grant(g) => g.expires_at,
         }
     }
 
     /// The transaction a Txn-Token belongs to.
     pub fn txn(&self) -> Option<&str> {
         match self {
-            Self::AccessToken(_) => None,
+            Self::AccessToken(_) | Self::Grant(_) => None,
             Self::TxnToken(g) => Some(&g.txn),
         }
     }
@@ -127,6 +142,11 @@ pub fn grant_for(
             tracing::error!(rule = %rule.name, "a Txn-Token rule without [transaction_tokens]");
             Err(OAuthError::server_error())
         }
+        (Mints::AuthorizationGrant | Mints::IdJag, _) => {
+            let granted = grant::grant(rule, limits, ex)?;
+            invariants::enforce_grant(rule, &granted, ex.subject, ex.proof_jkt)?;
+            Ok(Granted::Grant(granted))
+        }
     }
 }
 
@@ -136,7 +156,16 @@ fn access_token(
     ex: &Exchange<'_>,
 ) -> Result<Grant, OAuthError> {
     let signing = limits.signing;
-    let scopes = scopes::grant(rule, ex.requested_scopes, &ex.subject.scopes)?;
+    let mode = scope_mode(rule, ex);
+    let scopes = match (
+        ex.requested_scopes,
+        ex.presented_grant && !ex.subject.scopes.is_empty(),
+    ) {
+        // A presented grant's scope is what is asked for when the request names none: the
+        // part of it the rule allows.
+        (None, true) => scopes::within_rule(rule, &ex.subject.scopes)?,
+        (requested, _) => scopes::grant(rule, mode, requested, &ex.subject.scopes)?,
+    };
     let limits = lifetime::Limits {
         rule_ttl: rule.ttl,
         default_ttl: signing.default_ttl,
@@ -158,13 +187,7 @@ fn access_token(
         .collect();
     let grant = Grant {
         subject: ex.subject.sub.clone(),
-        audiences: ex
-            .targets
-            .audiences
-            .iter()
-            .cloned()
-            .chain(ex.targets.resources.iter().map(Resource::to_string))
-            .collect(),
+        audiences: minted_audiences(rule, ex),
         client_id: ex.client_id.to_string(),
         scopes,
         issued_at: ex.now,
@@ -173,8 +196,37 @@ fn access_token(
         copied,
         cnf_jkt: ex.proof_jkt.map(str::to_string),
     };
-    invariants::enforce(rule, &grant, ex.subject, ex.actor, ex.proof_jkt)?;
+    invariants::enforce(rule, mode, &grant, ex.subject, ex.actor, ex.proof_jkt)?;
     Ok(grant)
+}
+
+/// An access token's audiences: the requested targets, audiences first; for a presented grant
+/// that names none (neither does its request), the targets of the rule that applies.
+fn minted_audiences(rule: &RuleConfig, ex: &Exchange<'_>) -> Vec<String> {
+    let (audiences, resources) = match (ex.targets.audiences, ex.targets.resources) {
+        ([], []) if ex.presented_grant => (&rule.audiences[..], &rule.resources[..]),
+        asked => asked,
+    };
+    audiences
+        .iter()
+        .cloned()
+        .chain(resources.iter().map(Resource::to_string))
+        .collect()
+}
+
+/// How an access token's scope is bounded: as the rule says, except that a presented grant's
+/// scope always bounds it (SPEC §9: the grant's scope is the most that can be granted).
+fn scope_mode(rule: &RuleConfig, ex: &Exchange<'_>) -> ScopeMode {
+    if ex.presented_grant && grant_carries_scope(ex.subject) {
+        ScopeMode::Intersect
+    } else {
+        rule.scope_mode
+    }
+}
+
+/// Whether a token states its scope at all (`scope` or `scp`).
+fn grant_carries_scope(token: &VerifiedToken) -> bool {
+    token.claims.contains_key("scope") || token.claims.contains_key("scp")
 }
 
 /// Who acts, per the rule's `actor` mode; an actor token is required by `token` and refused
@@ -206,19 +258,24 @@ fn new_actor<'a>(rule: &RuleConfig, ex: &Exchange<'a>) -> Result<actor::NewActor
 pub fn choose<'r>(rules: &'r RuleSet, ex: &Exchange<'_>) -> Result<&'r RuleConfig, OAuthError> {
     if !rules.names_client_for(ex.client_id, ex.wants) {
         return Err(OAuthError::unauthorized_client(match ex.wants {
-            Mints::AccessToken => format!(
+            Wants::AccessToken | Wants::Jwt => format!(
                 "client \"{}\" is not allowed to exchange tokens",
                 ex.client_id
             ),
-            Mints::TxnToken => format!(
+            Wants::TxnToken => format!(
                 "client \"{}\" is not allowed to obtain Txn-Tokens: no rule with mints = \
                  \"txn_token\" names it",
+                ex.client_id
+            ),
+            Wants::IdJag => format!(
+                "client \"{}\" is not allowed to obtain ID-JAGs: no rule with mints = \
+                 \"id_jag\" names it",
                 ex.client_id
             ),
         }));
     }
     for rule in rules.candidates(ex.client_id, &ex.subject.issuer_id, &ex.subject.sub) {
-        if rule.mints == ex.wants && misses(rule, ex)?.is_empty() {
+        if rule.mints.serves(ex.wants) && misses(rule, ex)?.is_empty() {
             return Ok(rule);
         }
     }
@@ -236,7 +293,7 @@ fn closest_miss(rules: &RuleSet, ex: &Exchange<'_>) -> Result<OAuthError, OAuthE
     let mut closest: Option<(&RuleConfig, Vec<Miss<'_>>)> = None;
     let of_kind = rules
         .naming_client(ex.client_id)
-        .filter(|r| r.mints == ex.wants);
+        .filter(|r| r.mints.serves(ex.wants));
     for rule in of_kind.take(CLOSEST_WEIGHED) {
         let misses = misses(rule, ex)?;
         if closest.as_ref().is_none_or(|(_, m)| misses.len() < m.len()) {
@@ -276,8 +333,8 @@ pub fn misses<'a>(rule: &'a RuleConfig, ex: &Exchange<'a>) -> Result<Vec<Miss<'a
     // A Txn-Token's one target, the trust domain, is checked with the request.
     let no_targets: &[String] = &[];
     let asked = match rule.mints {
-        Mints::AccessToken => (targets.audiences, targets.resources),
         Mints::TxnToken => (no_targets, &[][..]),
+        _ => (targets.audiences, targets.resources),
     };
     let audiences: Vec<&str> = asked
         .0

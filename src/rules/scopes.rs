@@ -9,12 +9,13 @@ use crate::oauth::{Scope, Scopes};
 /// the order asked; with none requested, the rule's `default_scopes` that pass.
 pub fn grant(
     rule: &RuleConfig,
+    mode: ScopeMode,
     requested: Option<&Scopes>,
     subject_scopes: &Scopes,
 ) -> Result<Scopes, OAuthError> {
     let allowed = |s: &Scope| {
         rule.scopes.contains(s.as_str())
-            && (rule.scope_mode == ScopeMode::Grant || subject_scopes.contains(s.as_str()))
+            && (mode == ScopeMode::Grant || subject_scopes.contains(s.as_str()))
     };
     let Some(requested) = requested else {
         let granted: Scopes = rule
@@ -44,9 +45,26 @@ pub fn grant(
     each_allowed(
         rule,
         requested,
-        (rule.scope_mode == ScopeMode::Intersect).then_some(subject_scopes),
+        (mode == ScopeMode::Intersect).then_some(subject_scopes),
     )?;
     Ok(requested.clone())
+}
+
+/// The scope-tokens of `carried` (a presented grant's scope) that the rule allows, in the
+/// grant's order; none is `invalid_scope`.
+pub fn within_rule(rule: &RuleConfig, carried: &Scopes) -> Result<Scopes, OAuthError> {
+    let granted: Scopes = carried
+        .iter()
+        .filter(|s| rule.scopes.contains(s.as_str()))
+        .cloned()
+        .collect();
+    if granted.is_empty() {
+        return Err(OAuthError::invalid_scope(format!(
+            "rule \"{}\" allows none of the scopes the grant carries",
+            rule.name
+        )));
+    }
+    Ok(granted)
 }
 
 /// Each requested scope-token is in the rule's scopes and, when `subject` is given, carried by
@@ -102,13 +120,21 @@ mod tests {
     fn intersect_grants_what_rule_and_subject_both_allow() {
         let r = rule("r", &["read", "write"], &["read"]);
         assert_eq!(
-            grant(&r, Some(&s(&["read"])), &s(&["read", "write"])).expect("ok"),
+            grant(
+                &r,
+                r.scope_mode,
+                Some(&s(&["read"])),
+                &s(&["read", "write"])
+            )
+            .expect("ok"),
             s(&["read"])
         );
-        let err = grant(&r, Some(&s(&["write"])), &s(&["read"])).expect_err("subject lacks write");
+        let err = grant(&r, r.scope_mode, Some(&s(&["write"])), &s(&["read"]))
+            .expect_err("subject lacks write");
         assert_eq!(err.code, ErrorCode::InvalidScope);
         assert!(err.description.contains("\"write\""));
-        let err = grant(&r, Some(&s(&["admin"])), &s(&["admin"])).expect_err("rule lacks admin");
+        let err = grant(&r, r.scope_mode, Some(&s(&["admin"])), &s(&["admin"]))
+            .expect_err("rule lacks admin");
         assert!(err.description.contains("\"admin\""));
     }
 
@@ -117,24 +143,30 @@ mod tests {
         let mut r = rule("r", &["read", "write"], &["read"]);
         r.scope_mode = ScopeMode::Grant;
         assert_eq!(
-            grant(&r, Some(&s(&["write"])), Scopes::none()).expect("ok"),
+            grant(&r, r.scope_mode, Some(&s(&["write"])), Scopes::none()).expect("ok"),
             s(&["write"])
         );
-        assert_eq!(grant(&r, None, Scopes::none()).expect("ok"), s(&["read"]));
-        assert!(grant(&r, Some(&s(&["admin"])), Scopes::none()).is_err());
+        assert_eq!(
+            grant(&r, r.scope_mode, None, Scopes::none()).expect("ok"),
+            s(&["read"])
+        );
+        assert!(grant(&r, r.scope_mode, Some(&s(&["admin"])), Scopes::none()).is_err());
     }
 
     #[test]
     fn defaults_apply_when_nothing_is_requested() {
         let r = rule("r", &["read", "write"], &["read", "write"]);
-        assert_eq!(grant(&r, None, &s(&["write"])).expect("ok"), s(&["write"]));
+        assert_eq!(
+            grant(&r, r.scope_mode, None, &s(&["write"])).expect("ok"),
+            s(&["write"])
+        );
         assert!(
-            grant(&r, None, &s(&["other"])).is_err(),
+            grant(&r, r.scope_mode, None, &s(&["other"])).is_err(),
             "subject carries no default scope"
         );
         let no_defaults = rule("r", &["read"], &[]);
         assert!(
-            grant(&no_defaults, None, &s(&["read"])).is_err(),
+            grant(&no_defaults, no_defaults.scope_mode, None, &s(&["read"])).is_err(),
             "a scope must be requested"
         );
     }
@@ -143,7 +175,13 @@ mod tests {
     fn repeated_scopes_are_granted_once_in_request_order() {
         let r = rule("r", &["a", "b"], &[]);
         assert_eq!(
-            grant(&r, Some(&s(&["b", "a", "b"])), &s(&["a", "b"])).expect("ok"),
+            grant(
+                &r,
+                r.scope_mode,
+                Some(&s(&["b", "a", "b"])),
+                &s(&["a", "b"])
+            )
+            .expect("ok"),
             s(&["b", "a"])
         );
     }
@@ -152,14 +190,16 @@ mod tests {
     fn a_token_without_scopes_meets_intersect_with_a_hint() {
         let r = rule("r", &["read"], &["read"]);
         for requested in [Some(s(&["read"])), None] {
-            let err = grant(&r, requested.as_ref(), Scopes::none()).expect_err("no scopes");
+            let err =
+                grant(&r, r.scope_mode, requested.as_ref(), Scopes::none()).expect_err("no scopes");
             assert!(
                 err.description.contains("scope_mode = \"grant\""),
                 "{}",
                 err.description
             );
         }
-        let err = grant(&r, Some(&s(&["read"])), &s(&["write"])).expect_err("other scopes");
+        let err =
+            grant(&r, r.scope_mode, Some(&s(&["read"])), &s(&["write"])).expect_err("other scopes");
         assert!(
             !err.description.contains("scope_mode"),
             "{}",

@@ -27,6 +27,8 @@ pub fn rule(name: &str, scopes: &[&str], default_scopes: &[&str]) -> RuleConfig 
         mints: Mints::AccessToken,
         tctx: vec![],
         rctx: vec![],
+        subject_claim: None,
+        audience_client_id: None,
     }
 }
 
@@ -59,7 +61,8 @@ fn pick(
         requested_scopes: None,
         now: 1_000,
         proof_jkt: None,
-        wants: Mints::AccessToken,
+        wants: Wants::AccessToken,
+        presented_grant: false,
         txn: None,
     };
     choose(&RuleSet::new(rules.to_vec()), &ex).map(|r| r.name.clone())
@@ -234,7 +237,8 @@ fn requested_scopes_do_not_choose_the_rule() {
         requested_scopes: Some(&write),
         now: 1_000,
         proof_jkt: None,
-        wants: Mints::AccessToken,
+        wants: Wants::AccessToken,
+        presented_grant: false,
         txn: None,
     };
     let err = plan(&RuleSet::new(rules), limits(&signing()), &ex)
@@ -262,7 +266,8 @@ fn a_plan_carries_targets_scopes_lifetime_actor_and_copied_claims() {
         requested_scopes: None,
         now: 1_000,
         proof_jkt: None,
-        wants: Mints::AccessToken,
+        wants: Wants::AccessToken,
+        presented_grant: false,
         txn: None,
     };
     let rules = RuleSet::new(vec![r]);

@@ -89,6 +89,8 @@ diesel::table! {
         id -> Text,
         token_type -> Text,
         txn -> Nullable<Text>,
+        grant_type -> Nullable<Text>,
+        grant_kind -> Nullable<Text>,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod asserted;
 pub mod dpop;
+pub mod grant;
 pub mod mint;
 pub mod opaque;
 pub mod txn;

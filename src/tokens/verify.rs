@@ -22,6 +22,20 @@ pub async fn verify(
     role: &str,
     may_introspect: super::opaque::MayIntrospect<'_>,
 ) -> Result<VerifiedToken, OAuthError> {
+    verify_for(token, declared, issuers, now, role, may_introspect, None).await
+}
+
+/// As `verify`, with the `aud` the token must name: `audiences` when given (an ID token's is
+/// the client it was issued to), else the issuer's `audiences`.
+pub async fn verify_for(
+    token: &str,
+    declared: TokenType,
+    issuers: &Issuers,
+    now: i64,
+    role: &str,
+    may_introspect: super::opaque::MayIntrospect<'_>,
+    audiences: Option<&[String]>,
+) -> Result<VerifiedToken, OAuthError> {
     let invalid = |why: &str| OAuthError::invalid_request(format!("the {role} {why}"));
     let parsed = match unverified::parse(token) {
         Ok(parsed) => parsed,
@@ -38,6 +52,27 @@ pub async fn verify(
             .await;
         }
     };
+    let issuer = signed_by_issuer(&parsed, issuers, role).await?;
+    let audiences = audiences.unwrap_or(&issuer.config.audiences);
+    check_claims(
+        &issuer.config,
+        declared,
+        parsed.header.typ.as_deref(),
+        parsed.claims,
+        now,
+        audiences,
+    )
+    .map_err(|why| invalid(&why))
+}
+
+/// The trusted issuer a JWT is attributed to, once its signature verifies with that issuer's
+/// keys and allowed algorithms; the claims are the caller's to check.
+pub async fn signed_by_issuer(
+    parsed: &Unverified<'_>,
+    issuers: &Issuers,
+    role: &str,
+) -> Result<std::sync::Arc<Issuer>, OAuthError> {
+    let invalid = |why: &str| OAuthError::invalid_request(format!("the {role} {why}"));
     if parsed.header.crit.is_some() {
         // RFC 7515 §4.1.11: critical extensions must be understood, and none are here.
         return Err(invalid(
@@ -46,7 +81,7 @@ pub async fn verify(
     }
     let issuer = issuers
         .attributed(parsed.iss(), parsed.sub())
-        .ok_or_else(|| invalid(&unattributed(&parsed, issuers)))?;
+        .ok_or_else(|| invalid(&unattributed(parsed, issuers)))?;
     // A trust domain's keys vouch for its own SPIFFE IDs only, however it was reached.
     if issuer.is_trust_domain()
         && parsed.sub().and_then(crate::spiffe::trust_domain_id) != Some(&issuer.config.issuer)
@@ -64,15 +99,8 @@ pub async fn verify(
         )));
     }
     let alg = allowed_algorithm(&parsed.header.alg, &issuer.config).map_err(|why| invalid(&why))?;
-    check_signature(&parsed, alg, issuer, issuers, role).await?;
-    check_claims(
-        &issuer.config,
-        declared,
-        parsed.header.typ.as_deref(),
-        parsed.claims,
-        now,
-    )
-    .map_err(|why| invalid(&why))
+    check_signature(parsed, alg, issuer, issuers, role).await?;
+    Ok(issuer.clone())
 }
 
 /// A value from a token, as a description or a record may show it: printable, 128 characters
@@ -182,25 +210,9 @@ pub fn check_claims(
     typ: Option<&str>,
     claims: Map<String, Value>,
     now: i64,
+    audiences: &[String],
 ) -> Result<VerifiedToken, String> {
-    let leeway = issuer.leeway.as_secs() as i64;
-    let exp = numeric(&claims, "exp")?.ok_or("has no exp claim")?;
-    if now >= exp.saturating_add(leeway) {
-        return Err("has expired".into());
-    }
-    if numeric(&claims, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
-        return Err("is not valid yet (nbf is in the future)".into());
-    }
-    let iat = numeric(&claims, "iat")?;
-    if iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
-        return Err("was issued in the future (iat)".into());
-    }
-    if let Some(max_age) = issuer.max_age {
-        let iat = iat.ok_or("has no iat claim, so its age cannot be checked")?;
-        if now.saturating_sub(iat) > max_age.as_secs() as i64 + leeway {
-            return Err("is too old (iat is beyond the issuer's max_age)".into());
-        }
-    }
+    let exp = check_times(issuer, &claims, now)?;
     if super::txn::is_txn_typ(typ) {
         return Err(
             "is a Txn-Token, which is not an access token: a Txn-Token is presented only to be \
@@ -208,7 +220,14 @@ pub fn check_claims(
                 .into(),
         );
     }
-    if !audience_matches(claims.get("aud"), &issuer.audiences) {
+    if super::grant::is_id_jag_typ(typ) {
+        return Err(
+            "is an ID-JAG, which is not an access token: an ID-JAG is presented as the assertion \
+             of grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer"
+                .into(),
+        );
+    }
+    if !audience_matches(claims.get("aud"), audiences) {
         return Err(format!(
             "is not intended for this server (its aud names none of issuer \"{}\"'s audiences)",
             issuer.id
@@ -233,6 +252,15 @@ pub fn check_claims(
             ),
         });
     }
+    verified(issuer, claims, exp)
+}
+
+/// A token whose checks passed, as the rules see it; it must name its subject.
+pub fn verified(
+    issuer: &IssuerConfig,
+    claims: Map<String, Value>,
+    exp: i64,
+) -> Result<VerifiedToken, String> {
     let sub = match claims.get("sub") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
         _ => return Err("has no sub claim".into()),
@@ -247,10 +275,38 @@ pub fn check_claims(
         sub,
         jti,
         exp,
-        accepted_until: exp.saturating_add(leeway),
+        accepted_until: exp.saturating_add(issuer.leeway.as_secs() as i64),
         scopes: scopes_of(&claims),
         claims,
     })
+}
+
+/// The time checks of every JWT an issuer signs, with its `leeway`: `exp` (required) not
+/// passed, `nbf` and `iat` not in the future, `iat` within `max_age`. Returns `exp`.
+pub fn check_times(
+    issuer: &IssuerConfig,
+    claims: &Map<String, Value>,
+    now: i64,
+) -> Result<i64, String> {
+    let leeway = issuer.leeway.as_secs() as i64;
+    let exp = numeric(claims, "exp")?.ok_or("has no exp claim")?;
+    if now >= exp.saturating_add(leeway) {
+        return Err("has expired".into());
+    }
+    if numeric(claims, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+        return Err("is not valid yet (nbf is in the future)".into());
+    }
+    let iat = numeric(claims, "iat")?;
+    if iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+        return Err("was issued in the future (iat)".into());
+    }
+    if let Some(max_age) = issuer.max_age {
+        let iat = iat.ok_or("has no iat claim, so its age cannot be checked")?;
+        if now.saturating_sub(iat) > max_age.as_secs() as i64 + leeway {
+            return Err("is too old (iat is beyond the issuer's max_age)".into());
+        }
+    }
+    Ok(exp)
 }
 
 /// An ID token is one declared as such, one carrying ID-token-only claims, or one whose `typ`

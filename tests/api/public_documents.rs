@@ -13,7 +13,10 @@ async fn metadata_describes_the_token_endpoint() {
     assert_eq!(m["jwks_uri"], format!("{STS}/jwks.json"));
     assert_eq!(
         m["grant_types_supported"],
-        serde_json::json!([TOKEN_EXCHANGE])
+        serde_json::json!([
+            TOKEN_EXCHANGE,
+            "urn:ietf:params:oauth:grant-type:jwt-bearer"
+        ])
     );
     assert_eq!(
         m["token_endpoint_auth_methods_supported"],

@@ -277,7 +277,9 @@ async fn explain_covers_txn_token_requests() {
     let shown = text(&out);
     assert!(out.status.success(), "{shown}");
     assert!(
-        shown.contains("rule 1 \"orders-to-inventory\": mints access_token, and the request asks for a txn_token"),
+        shown.contains(
+            "rule 1 \"orders-to-inventory\": mints access_token, and the request asks for txn_token"
+        ),
         "{shown}"
     );
     assert!(shown.contains("rule 2 \"gateway-txn\": applies"), "{shown}");

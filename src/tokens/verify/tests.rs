@@ -41,7 +41,7 @@ fn check(
     typ: Option<&str>,
     extra: Value,
 ) -> Result<VerifiedToken, String> {
-    check_claims(issuer, declared, typ, claims(extra), NOW)
+    check_claims(issuer, declared, typ, claims(extra), NOW, &issuer.audiences)
 }
 
 #[test]
@@ -70,7 +70,7 @@ fn lifetime_claims_are_checked_with_leeway() {
     assert!(check(&i, TokenType::AccessToken, None, json!({"exp": "tomorrow"})).is_err());
     let mut no_exp = claims(json!({}));
     no_exp.remove("exp");
-    assert!(check_claims(&i, TokenType::AccessToken, None, no_exp, NOW).is_err());
+    assert!(check_claims(&i, TokenType::AccessToken, None, no_exp, NOW, &i.audiences).is_err());
 }
 
 #[test]

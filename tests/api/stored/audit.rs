@@ -194,7 +194,7 @@ async fn audit_prints_csv_and_an_aligned_table() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 2);
     assert!(lines[0].starts_with("id,time,outcome,error,reason,client_id"));
-    assert_eq!(lines[0].split(',').count(), 29);
+    assert_eq!(lines[0].split(',').count(), 31);
     assert!(lines[1].contains(",granted,"));
     let table = app.cli(&["audit"]);
     let table = String::from_utf8(table.stdout).unwrap();

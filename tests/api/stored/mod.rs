@@ -11,6 +11,7 @@ mod audit_chain;
 mod crash;
 mod delegation;
 mod dpop;
+mod grants;
 mod hygiene;
 mod instances;
 mod opaque;

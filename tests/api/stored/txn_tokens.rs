@@ -183,14 +183,14 @@ async fn a_gateway_gets_a_txn_token_that_a_downstream_workload_validates() {
         lines
             .next()
             .unwrap()
-            .ends_with(",count,truncated,token_type,txn"),
+            .ends_with(",count,truncated,token_type,txn,grant_type,grant_kind"),
         "{csv}"
     );
     assert!(
         lines
             .next()
             .unwrap()
-            .ends_with(&format!(",1,false,txn_token,{txn}")),
+            .ends_with(&format!(",1,false,txn_token,{txn},token-exchange,")),
         "{csv}"
     );
     assert!(app.records(&["--token-type", "access_token"]).is_empty());

@@ -47,13 +47,15 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = tessera::tokens::verify::verify_local(token, keys(), ISSUER);
     if let Ok(parsed) = tessera::tokens::unverified::parse(token) {
+        let issuer = issuer();
         for declared in [TokenType::AccessToken, TokenType::Jwt, TokenType::IdToken] {
             let _ = tessera::tokens::verify::check_claims(
-                &issuer(),
+                &issuer,
                 declared,
                 parsed.header.typ.as_deref(),
                 parsed.claims.clone(),
                 1_800_000_000,
+                &issuer.audiences,
             );
         }
     }

@@ -34,4 +34,5 @@ fuzz_target!(|data: &[u8]| {
         form_client_assertion_type: params.one("client_assertion_type"),
     });
     let _ = Request::parse(&params);
+    let _ = tessera::grants::jwt_bearer::Request::parse(&params);
 });

@@ -1,0 +1,353 @@
+//! The JWT bearer grant (RFC 7523 §2.1), taking a grant issued for this server by another trust
+//! domain (SPEC §9): a JWT authorization grant (draft-ietf-oauth-identity-chaining) or an ID-JAG
+//! (draft-ietf-oauth-identity-assertion-authz-grant). The grant is verified like a subject token
+//! against its trusted issuer, then the rules decide as for a token exchange, with the grant as
+//! the subject: its `resource` and `scope` are the most that can be granted.
+
+use serde_json::Value;
+
+use super::{Context, Decision, Learned, SingleUse};
+use crate::config::{TokenKind, Wants};
+use crate::error::{ErrorCode, OAuthError};
+use crate::oauth::scope::Scopes;
+use crate::oauth::{Params, Resource, TokenType};
+use crate::rules::{Exchange, Targets};
+use crate::tokens::grant::is_id_jag_typ;
+use crate::tokens::{VerifiedToken, unverified, verify};
+
+pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// The longest `jti` a grant may carry: each is kept until the grant expires.
+const MAX_JTI_BYTES: usize = 128;
+
+/// What the replay memory calls a presented grant's `jti`.
+const REPLAY_KIND: &str = "jwt_bearer";
+
+/// Parameters of the token exchange that a `jwt-bearer` request never takes: sent here they
+/// are a client's mistake, refused rather than ignored.
+const NOT_TAKEN: &[&str] = &[
+    "subject_token",
+    "subject_token_type",
+    "actor_token",
+    "actor_token_type",
+    "requested_token_type",
+    "audience",
+];
+
+/// A `jwt-bearer` request, parsed.
+#[derive(Debug)]
+pub struct Request {
+    pub assertion: String,
+    pub resources: Vec<Resource>,
+    /// `None` when no scope was requested.
+    pub scopes: Option<Scopes>,
+}
+
+impl Request {
+    pub fn parse(p: &Params) -> Result<Self, OAuthError> {
+        let assertion = p.required("assertion")?.to_string();
+        if let Some(name) = NOT_TAKEN.iter().find(|n| p.one(n).is_some()) {
+            return Err(OAuthError::invalid_request(format!(
+                "{name} belongs to token exchange; a jwt-bearer request takes assertion, and \
+                 optionally scope and resource"
+            )));
+        }
+        let resources = p.all("resource");
+        if resources.len() > super::token_exchange::MAX_TARGETS {
+            return Err(OAuthError::invalid_request(format!(
+                "a request names at most {} resources",
+                super::token_exchange::MAX_TARGETS
+            )));
+        }
+        let resources = super::token_exchange::parse_resources(&resources)?;
+        let scopes = p
+            .one("scope")
+            .map(super::token_exchange::scopes)
+            .transpose()?
+            .flatten();
+        Ok(Self {
+            assertion,
+            resources,
+            scopes,
+        })
+    }
+}
+
+/// The decision on `request` from the authenticated `client_id`, whose DPoP proof (when it
+/// sent one, checked) showed the key `proof_jkt`. The grant verified goes to `learned` as the
+/// subject; its `jti` is spent by the caller once the token is about to be minted.
+pub async fn decide(
+    ctx: &Context<'_>,
+    client_id: &str,
+    request: &Request,
+    proof_jkt: Option<&str>,
+    learned: &mut Learned,
+) -> Result<Decision, OAuthError> {
+    let grant = verify_grant(ctx, &request.assertion, client_id, proof_jkt, learned)
+        .await
+        .inspect_err(|_| {
+            learned.subject_issuer = unverified::parse(&request.assertion)
+                .ok()
+                .and_then(|t| super::token_exchange::presented_issuer(ctx, t.iss(), t.sub()));
+        })?;
+    learned.subject_issuer = Some(grant.issuer_id.clone());
+    let single_use = SingleUse {
+        kind: REPLAY_KIND,
+        key: format!(
+            "{}\n{}",
+            grant.iss,
+            grant.jti.as_deref().unwrap_or_default()
+        ),
+        until: grant.accepted_until,
+    };
+    let subject = &*learned.subject.insert(grant);
+    let resources = targets(&request.resources, &subject.claims)?;
+    let ex = Exchange {
+        client_id,
+        subject,
+        actor: None,
+        targets: Targets {
+            audiences: &[],
+            resources: &resources,
+        },
+        requested_scopes: request.scopes.as_ref(),
+        now: ctx.now,
+        proof_jkt,
+        wants: Wants::AccessToken,
+        presented_grant: true,
+        txn: None,
+    };
+    let grant = super::plan(ctx.policy, &ctx.conditions, &ex, &mut learned.rule).await?;
+    Ok(Decision {
+        grant,
+        issued_token_type: TokenType::AccessToken,
+        single_use: Some(single_use),
+    })
+}
+
+/// The grant, verified (SPEC §9): a trusted issuer's, other than this server, that accepts its
+/// kind; its signature, `exp`, `nbf`, `iat` checked as for subject tokens; `aud` exactly this
+/// server's issuer; a `sub` and a `jti`; for an ID-JAG, `client_id` the authenticated client;
+/// bound to a key (`cnf.jkt`) only with a proof of that key. Every fault is `invalid_grant`.
+async fn verify_grant(
+    ctx: &Context<'_>,
+    assertion: &str,
+    client_id: &str,
+    proof_jkt: Option<&str>,
+    learned: &mut Learned,
+) -> Result<VerifiedToken, OAuthError> {
+    let policy = ctx.policy;
+    let invalid = |why: &str| OAuthError::invalid_grant(format!("the grant {why}"));
+    let parsed = unverified::parse(assertion).map_err(invalid)?;
+    let kind = if is_id_jag_typ(parsed.header.typ.as_deref()) {
+        TokenKind::IdJag
+    } else {
+        TokenKind::AuthorizationGrant
+    };
+    learned.grant_kind = Some(kind);
+    if let Some(typ) = parsed.header.typ.as_deref()
+        && matches!(
+            verify::normalize_typ(typ).as_str(),
+            "at+jwt" | crate::tokens::txn::TYP
+        )
+    {
+        return Err(invalid(
+            "is an access token or a Txn-Token (by its typ), not an authorization grant",
+        ));
+    }
+    let issuer = verify::signed_by_issuer(&parsed, &policy.issuers, "grant")
+        .await
+        .map_err(|e| match e.code {
+            ErrorCode::InvalidRequest => OAuthError::invalid_grant(e.description),
+            _ => e,
+        })?;
+    let config = &issuer.config;
+    if policy.local_issuers.contains(&config.id) {
+        // An authorization server never issues access tokens for a grant it issued itself
+        // (draft-ietf-oauth-identity-assertion-authz-grant, "Cross-Domain Use").
+        return Err(invalid(
+            "was issued by this server; grants are taken from other trust domains only",
+        ));
+    }
+    if !config.accept.contains(&kind) {
+        return Err(invalid(&format!(
+            "is of kind {}, which issuer \"{}\" does not accept (its accept lists {})",
+            kind.as_str(),
+            config.id,
+            config
+                .accept
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    let claims = parsed.claims;
+    let exp = verify::check_times(config, &claims, ctx.now).map_err(|why| invalid(&why))?;
+    if !names_only(claims.get("aud"), &policy.server_issuer) {
+        return Err(invalid(&format!(
+            "is not for this server: its aud must be \"{}\", as a string or as the one element \
+             of an array",
+            policy.server_issuer
+        )));
+    }
+    let grant = verify::verified(config, claims, exp).map_err(|why| invalid(&why))?;
+    match grant.jti.as_deref() {
+        None | Some("") => return Err(invalid("has no jti, so its single use cannot be kept")),
+        Some(jti) if jti.len() > MAX_JTI_BYTES => {
+            return Err(invalid(&format!(
+                "has a jti longer than {MAX_JTI_BYTES} bytes"
+            )));
+        }
+        Some(_) => {}
+    }
+    if kind == TokenKind::IdJag
+        && grant.claims.get("client_id").and_then(Value::as_str) != Some(client_id)
+    {
+        return Err(invalid(&format!(
+            "is an ID-JAG for another client: its client_id must be \"{client_id}\", the client \
+             that authenticated"
+        )));
+    }
+    if let Some(cnf) = grant.claims.get("cnf") {
+        let jkt = cnf
+            .as_object()
+            .filter(|m| m.len() == 1)
+            .and_then(|m| m.get("jkt"))
+            .and_then(Value::as_str);
+        match (jkt, proof_jkt) {
+            (None, _) => {
+                return Err(invalid(
+                    "is bound by a confirmation method other than DPoP (cnf.jkt), which this \
+                     server cannot check",
+                ));
+            }
+            (Some(_), None) => {
+                return Err(invalid(
+                    "is bound to a key (cnf.jkt): proof of possession is required, send a DPoP \
+                     proof of that key",
+                ));
+            }
+            (Some(bound), Some(proved)) if bound != proved => {
+                return Err(invalid(
+                    "is bound to another key than the one the DPoP proof shows",
+                ));
+            }
+            _ => {}
+        }
+    }
+    Ok(grant)
+}
+
+/// Whether `aud` is exactly `issuer`: the string, or an array of that one element (the
+/// audience-injection defence: a grant for several servers is refused by each).
+fn names_only(aud: Option<&Value>, issuer: &str) -> bool {
+    match aud {
+        Some(Value::String(a)) => a == issuer,
+        Some(Value::Array(list)) => matches!(list.as_slice(), [Value::String(a)] if a == issuer),
+        _ => false,
+    }
+}
+
+/// The resources asked for: the request's, each within the grant's `resource` when it has
+/// one; or, when the request names none, the grant's. Empty: the applying rule's own targets.
+pub fn targets(
+    requested: &[Resource],
+    claims: &serde_json::Map<String, Value>,
+) -> Result<Vec<Resource>, OAuthError> {
+    let granted: Option<Vec<&str>> = match claims.get("resource") {
+        None => None,
+        Some(Value::String(r)) => Some(vec![r.as_str()]),
+        Some(Value::Array(list)) => Some(list.iter().filter_map(Value::as_str).collect()),
+        Some(_) => {
+            return Err(OAuthError::invalid_grant(
+                "the grant's resource claim is neither a string nor an array of strings",
+            ));
+        }
+    };
+    match granted {
+        None => Ok(requested.to_vec()),
+        Some(granted) if requested.is_empty() => granted
+            .iter()
+            .map(|r| {
+                Resource::parse(r).ok_or_else(|| {
+                    OAuthError::invalid_grant(
+                        "the grant's resource claim holds a value that is not an absolute URI \
+                         without a fragment",
+                    )
+                })
+            })
+            .collect(),
+        Some(granted) => {
+            if let Some(outside) = requested.iter().find(|r| !granted.contains(&r.as_str())) {
+                return Err(OAuthError::invalid_target(format!(
+                    "resource {} is not among the resources the grant was issued for",
+                    crate::rules::quoted(&[outside.as_str()])
+                )));
+            }
+            Ok(requested.to_vec())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn the_audience_is_this_server_alone() {
+        let me = "https://b.example";
+        assert!(names_only(Some(&json!(me)), me));
+        assert!(names_only(Some(&json!([me])), me));
+        assert!(!names_only(Some(&json!([me, "https://c.example"])), me));
+        assert!(!names_only(Some(&json!(["https://c.example", me])), me));
+        assert!(!names_only(Some(&json!("https://b.example/")), me));
+        assert!(!names_only(Some(&json!([])), me));
+        assert!(!names_only(None, me));
+        assert!(!names_only(Some(&json!(1)), me));
+    }
+
+    fn r(s: &str) -> Resource {
+        Resource::parse(s).expect("resource")
+    }
+
+    #[test]
+    fn resources_stay_within_the_grants() {
+        let claims = |v: Value| json!({ "resource": v }).as_object().cloned().expect("map");
+        let one = claims(json!("https://api.b/"));
+        assert_eq!(
+            targets(&[], &one).expect("grant's"),
+            vec![r("https://api.b/")]
+        );
+        assert_eq!(
+            targets(&[r("https://api.b/")], &one).expect("within"),
+            vec![r("https://api.b/")]
+        );
+        assert_eq!(
+            targets(&[r("https://other.b/")], &one)
+                .expect_err("outside")
+                .code,
+            ErrorCode::InvalidTarget
+        );
+        let two = claims(json!(["https://api.b/", "https://files.b/"]));
+        assert_eq!(targets(&[], &two).expect("both").len(), 2);
+        let none = serde_json::Map::new();
+        assert_eq!(
+            targets(&[r("https://x.b/")], &none).expect("the rules decide"),
+            vec![r("https://x.b/")]
+        );
+        assert!(targets(&[], &none).expect("none").is_empty());
+        assert_eq!(
+            targets(&[], &claims(json!(5))).expect_err("bad").code,
+            ErrorCode::InvalidGrant
+        );
+        assert_eq!(
+            targets(&[], &claims(json!("relative")))
+                .expect_err("bad")
+                .code,
+            ErrorCode::InvalidGrant
+        );
+    }
+}
