@@ -356,15 +356,21 @@ mod tests;
 
 /// The claims of an access token this server minted, when its signature verifies with one of
 /// the signing keys and its `iss` is ours; expiry is the caller's to judge. For introspection
-/// and revocation, where any failure simply means "not a token of ours". A Txn-Token is not an
-/// access token (draft-ietf-oauth-transaction-tokens): never active at `/introspect`.
+/// and revocation, where any failure simply means "not a token of ours". Only access tokens
+/// (`typ: at+jwt`) are: a Txn-Token (draft-ietf-oauth-transaction-tokens), a JWT authorization
+/// grant or an ID-JAG is never active at `/introspect`.
 pub fn verify_local(
     token: &str,
     keys: &crate::keys::SigningKeys,
     issuer: &str,
 ) -> Option<Map<String, Value>> {
     let parsed = unverified::parse(token).ok()?;
-    if super::txn::is_txn_typ(parsed.header.typ.as_deref()) || !signed_here(&parsed, keys, issuer) {
+    let access_token = parsed
+        .header
+        .typ
+        .as_deref()
+        .is_some_and(|t| normalize_typ(t) == "at+jwt");
+    if !access_token || !signed_here(&parsed, keys, issuer) {
         return None;
     }
     Some(parsed.claims)

@@ -383,3 +383,74 @@ fn the_readme_snippets_are_taken_from_the_scripts() {
     }
     assert!(checked >= 6, "{checked} snippets found");
 }
+
+/// Enterprise-managed authorization of an AI agent (ID-JAG): Authlib as the agent, PyJWT as the
+/// resource authorization server's check of the grant, between two Tessera instances.
+#[tokio::test]
+async fn authlib_obtains_an_id_jag_and_presents_it_with_jwt_bearer() {
+    let Some(libraries) = libraries() else { return };
+    const RAS: &str = "https://as.chat.example";
+    const MCP: &str = "https://mcp.chat.example/";
+    let idp = TestApp::spawn_with(|c| {
+        c.issuer_mut("corp").accept = Some(vec![
+            tessera::config::TokenKind::AccessToken,
+            tessera::config::TokenKind::IdToken,
+        ]);
+        c.append(&format!(
+            r#"
+[[rules]]
+name = "agent-to-chat"
+mints = "id_jag"
+clients = ["orders-svc"]
+issuers = ["corp"]
+audiences = ["{RAS}"]
+resources = ["{MCP}"]
+scopes = ["chat.read"]
+"#
+        ));
+    })
+    .await;
+    let ras = TestApp::spawn_with(|c| {
+        c.server.issuer = RAS.into();
+        c.rules.clear();
+        c.append(&format!(
+            r#"
+[[issuers]]
+id = "enterprise-idp"
+issuer = "{STS}"
+jwks_uri = "{}/jwks.json"
+accept = ["id_jag"]
+
+[[rules]]
+name = "agents"
+clients = ["orders-svc"]
+issuers = ["enterprise-idp"]
+resources = ["{MCP}"]
+scopes = ["chat.read"]
+"#,
+            idp.url
+        ));
+    })
+    .await;
+    let id_token = idp.key.sign(&idp.claims(json!({
+        "aud": "orders-svc", "nonce": "n", "auth_time": now(), "scope": null,
+    })));
+    let env = vec![
+        ("IDP_URL", idp.url.clone()),
+        ("RAS_URL", ras.url.clone()),
+        ("RAS_ISSUER", RAS.to_string()),
+        ("RESOURCE", MCP.to_string()),
+        ("CLIENT_ID", "orders-svc".to_string()),
+        ("CLIENT_SECRET", ORDERS_SECRET.to_string()),
+        ("ID_TOKEN", id_token),
+        ("AUTHLIB_INSECURE_TRANSPORT", "1".to_string()),
+    ];
+    let reported = run(&libraries, "authlib_id_jag.py", env).await;
+    let issued = idp.records(&["--grant-kind", "id_jag"]);
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0]["token_jti"], reported["id_jag_jti"]);
+    let taken = ras.records(&["--grant-type", "jwt-bearer"]);
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0]["subject_jti"], reported["id_jag_jti"]);
+    assert_eq!(taken[0]["token_jti"], reported["token_jti"]);
+}

@@ -530,6 +530,18 @@ async fn the_id_jag_must_include_the_granted_resource_and_scope_and_buys_a_token
     for absent in ["nonce", "email", "act", "at_hash"] {
         assert!(claims.get(absent).is_none(), "{absent} is not carried over");
     }
+    // A grant is no access token: not active at A's introspection, even for its client.
+    let resp = a
+        .post_form(
+            "/introspect",
+            &[("token", jag)],
+            ("orders-svc", ORDERS_SECRET),
+        )
+        .await;
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"active": false})
+    );
     let taken = granted(take(&b, jag, &[("scope", "chat.read")]).await).await;
     assert_eq!(taken["token_type"], "Bearer");
     assert_eq!(taken["scope"], "chat.read");
