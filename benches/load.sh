@@ -23,6 +23,9 @@
 #                                                   # gateway's request, with request_context and
 #                                                   # request_details its rule builds tctx and
 #                                                   # rctx from
+#   GRANT=1 bash benches/load.sh                     # JWT authorization grants for the partner's
+#                                                   # authorization server (the example's
+#                                                   # orders-to-partner rule) instead
 #
 # Prints exchanges/s, latency percentiles, non-200 answers and the server's RSS and CPU.
 set -euo pipefail
@@ -93,6 +96,12 @@ if [ -n "${TXN:-}" ]; then
 export AUDIENCE=bench.example
 export REQUESTED_TOKEN_TYPE=urn:ietf:params:oauth:token-type:txn_token
 export EXTRA_FORM='request_details=%7B%22action%22%3A%22BUY%22%2C%22quantity%22%3A100%7D&request_context=%7B%22req_ip%22%3A%22192.0.2.7%22%7D'
+ENV
+fi
+if [ -n "${GRANT:-}" ]; then
+  cat >> "$work/env" <<'ENV'
+export AUDIENCE=https://as.partner.example
+export REQUESTED_TOKEN_TYPE=urn:ietf:params:oauth:token-type:jwt
 ENV
 fi
 if [ -n "${REVOKE:-}" ]; then

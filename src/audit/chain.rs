@@ -143,11 +143,8 @@ pub fn write_linked(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> Que
     };
     let rows: Vec<ExchangeRow> = records.iter().map(|r| ExchangeRow::from(*r)).collect();
     insert_rows(conn, &rows)?;
-    for kind in records.iter().filter_map(|r| KindRow::of(r)) {
-        diesel::insert_into(exchange_kinds::table)
-            .values(&kind)
-            .execute(conn)?;
-    }
+    let kinds: Vec<KindRow> = records.iter().filter_map(|r| KindRow::of(r)).collect();
+    insert_kinds(conn, &kinds)?;
     diesel::update(audit_chains::table.find(&last.chain))
         .set((
             audit_chains::head_seq.eq(last.seq),
@@ -199,6 +196,21 @@ fn insert_rows(conn: &mut DbConnection, rows: &[ExchangeRow]) -> QueryResult<usi
         }),
         DbConnection::Postgres(c) => diesel::insert_into(exchanges::table)
             .values(rows)
+            .execute(c),
+    }
+}
+
+/// As `insert_rows`, for the rows of `exchange_kinds`.
+fn insert_kinds(conn: &mut DbConnection, kinds: &[KindRow]) -> QueryResult<usize> {
+    match conn {
+        DbConnection::Sqlite(c) => kinds.iter().try_fold(0, |n, kind| {
+            Ok(n + diesel::insert_into(exchange_kinds::table)
+                .values(kind)
+                .execute(c)?)
+        }),
+        DbConnection::Postgres(_) if kinds.is_empty() => Ok(0),
+        DbConnection::Postgres(c) => diesel::insert_into(exchange_kinds::table)
+            .values(kinds)
             .execute(c),
     }
 }

@@ -32,6 +32,8 @@ struct Issued {
     issued_token_type: Option<&'static str>,
     token_type: &'static str,
     expires_in: i64,
+    /// Left out for a grant issued without a scope (both drafts make its scope optional).
+    #[serde(skip_serializing_if = "String::is_empty")]
     scope: String,
 }
 

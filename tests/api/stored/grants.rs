@@ -617,6 +617,7 @@ async fn the_idp_must_validate_that_the_id_token_audience_is_the_authenticated_c
     .await;
     // Neither scope nor resource asked: an ID-JAG without them (both are optional).
     let body = granted(id_jag_request(&a, &ok, &[]).await).await;
+    assert!(body.get("scope").is_none(), "{body}");
     let claims = claims_of(body["access_token"].as_str().unwrap());
     assert!(claims.get("scope").is_none() && claims.get("resource").is_none());
 }
