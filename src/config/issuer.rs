@@ -222,6 +222,25 @@ impl Ctx<'_> {
         }
         // A grant's `aud` is always this server's issuer; subject tokens name the audiences.
         let subject_tokens = accept.iter().any(|k| !k.is_grant());
+        // An ID-JAG is told apart by its typ; a JWT authorization grant only from what the
+        // issuer's access tokens are typed, and from no ID token at all.
+        if subject_tokens && accept.contains(&TokenKind::AuthorizationGrant) {
+            if accept.contains(&TokenKind::IdToken) {
+                return Err(self.err(
+                    at("accept"),
+                    "authorization_grant and id_token cannot both be taken from one issuer: \
+                     both are plain JWTs naming this server, and nothing tells them apart",
+                ));
+            }
+            if raw.access_token_typ.is_none() {
+                return Err(self.err(
+                    at("accept"),
+                    "taking authorization_grant beside subject tokens needs access_token_typ \
+                     (e.g. \"at+jwt\"): by it this issuer's access tokens and its grants are \
+                     told apart",
+                ));
+            }
+        }
         let audiences = raw.audiences.clone().unwrap_or_default();
         if (subject_tokens && audiences.is_empty()) || audiences.iter().any(|a| a.is_empty()) {
             return Err(self.err(at("audiences"), "must list the audience(s) subject tokens are issued for, e.g. this server's issuer URL"));

@@ -573,6 +573,9 @@ pub const RESERVED_CLAIMS: &[&str] = &[
     "c_hash",
     "typ",
     "s_hash",
+    // What a grant for another trust domain grants (SPEC §9), set by Tessera alone.
+    "resource",
+    "authorization_details",
 ];
 
 pub const SIGNING_ALGORITHMS: &[Algorithm] = &[

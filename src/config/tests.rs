@@ -720,6 +720,25 @@ fn grant_rules_are_checked() {
         "accept = [\"authorization_grant\", \"id_jag\"]",
     );
     parse(&grants_only).expect("a grant issuer without audiences");
+    // Grants and subject tokens of one issuer are told apart by the access tokens' typ, and
+    // never beside ID tokens.
+    let mixed = BASE.replace(
+        "audiences = [\"https://sts.example.internal\"]",
+        "audiences = [\"https://sts.example.internal\"]\naccept = [\"access_token\", \"authorization_grant\"]",
+    );
+    assert!(error_of(&mixed).contains("issuers[0].accept: taking authorization_grant beside"));
+    let typed = mixed.replace("accept = [", "access_token_typ = \"at+jwt\"\naccept = [");
+    parse(&typed).expect("typed access tokens tell grants apart");
+    let with_id = typed.replace("\"access_token\", ", "\"access_token\", \"id_token\", ");
+    assert!(error_of(&with_id).contains("authorization_grant and id_token cannot both"));
+    // What a grant grants is Tessera's to set.
+    for claim in ["resource", "authorization_details"] {
+        let copying = format!("{BASE}copy_claims = [\"{claim}\"]\n");
+        assert!(
+            error_of(&copying).contains("rules[0].copy_claims"),
+            "{claim}"
+        );
+    }
     let neither = BASE.replace("audiences = [\"https://sts.example.internal\"]", "");
     assert!(error_of(&neither).contains("issuers[0].audiences"));
     assert!(

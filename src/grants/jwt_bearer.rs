@@ -4,10 +4,10 @@
 //! against its trusted issuer, then the rules decide as for a token exchange, with the grant as
 //! the subject: its `resource` and `scope` are the most that can be granted.
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::{Context, Decision, Learned, SingleUse};
-use crate::config::{TokenKind, Wants};
+use crate::config::{IssuerConfig, TokenKind, Wants};
 use crate::error::{ErrorCode, OAuthError};
 use crate::oauth::scope::Scopes;
 use crate::oauth::{Params, Resource, TokenType};
@@ -19,6 +19,13 @@ pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// The longest `jti` a grant may carry: each is kept until the grant expires.
 const MAX_JTI_BYTES: usize = 128;
+
+/// How far ahead a grant's `exp` may lie: a grant is presented minutes after it is issued, and
+/// its `jti` is remembered until then.
+const MAX_GRANT_LIFETIME_SECS: i64 = 3600;
+
+/// Claims that only an ID token carries: such a token is no grant.
+const ID_TOKEN_CLAIMS: &[&str] = &["nonce", "at_hash", "c_hash"];
 
 /// What the replay memory calls a presented grant's `jti`.
 const REPLAY_KIND: &str = "jwt_bearer";
@@ -145,12 +152,8 @@ async fn verify_grant(
         TokenKind::AuthorizationGrant
     };
     learned.grant_kind = Some(kind);
-    if let Some(typ) = parsed.header.typ.as_deref()
-        && matches!(
-            verify::normalize_typ(typ).as_str(),
-            "at+jwt" | crate::tokens::txn::TYP
-        )
-    {
+    let typ = parsed.header.typ.as_deref().map(verify::normalize_typ);
+    if matches!(typ.as_deref(), Some("at+jwt" | crate::tokens::txn::TYP)) {
         return Err(invalid(
             "is an access token or a Txn-Token (by its typ), not an authorization grant",
         ));
@@ -162,28 +165,24 @@ async fn verify_grant(
             _ => e,
         })?;
     let config = &issuer.config;
-    if policy.local_issuers.contains(&config.id) {
-        // An authorization server never issues access tokens for a grant it issued itself
-        // (draft-ietf-oauth-identity-assertion-authz-grant, "Cross-Domain Use").
-        return Err(invalid(
-            "was issued by this server; grants are taken from other trust domains only",
-        ));
-    }
-    if !config.accept.contains(&kind) {
+    // An issuer whose access tokens are typed says which of its tokens are not grants.
+    if let (Some(typ), Some(access)) = (&typ, &config.access_token_typ)
+        && *typ == verify::normalize_typ(access)
+    {
         return Err(invalid(&format!(
-            "is of kind {}, which issuer \"{}\" does not accept (its accept lists {})",
-            kind.as_str(),
-            config.id,
-            config
-                .accept
-                .iter()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "is typed {access}, as issuer \"{}\"'s access tokens are: it is no grant",
+            config.id
         )));
     }
+    let local = policy.local_issuers.contains(&config.id);
+    admissible(kind, config, local, &parsed.claims, client_id)?;
     let claims = parsed.claims;
     let exp = verify::check_times(config, &claims, ctx.now).map_err(|why| invalid(&why))?;
+    if exp - ctx.now > MAX_GRANT_LIFETIME_SECS {
+        return Err(invalid(
+            "expires more than an hour from now; a grant is presented right after it is issued",
+        ));
+    }
     if !names_only(claims.get("aud"), &policy.server_issuer) {
         return Err(invalid(&format!(
             "is not for this server: its aud must be \"{}\", as a string or as the one element \
@@ -200,14 +199,6 @@ async fn verify_grant(
             )));
         }
         Some(_) => {}
-    }
-    if kind == TokenKind::IdJag
-        && grant.claims.get("client_id").and_then(Value::as_str) != Some(client_id)
-    {
-        return Err(invalid(&format!(
-            "is an ID-JAG for another client: its client_id must be \"{client_id}\", the client \
-             that authenticated"
-        )));
     }
     if let Some(cnf) = grant.claims.get("cnf") {
         let jkt = cnf
@@ -239,6 +230,61 @@ async fn verify_grant(
     Ok(grant)
 }
 
+/// What makes a grant admissible besides its signature, lifetime and audience, whoever checks
+/// it (`/token`, `explain`, `tessera test`): an issuer other than this server, that accepts its
+/// kind; no claim of an ID token; no `authorization_details`, which this server does not
+/// process; for an ID-JAG, `client_id` the authenticated client.
+pub fn admissible(
+    kind: TokenKind,
+    issuer: &IssuerConfig,
+    local: bool,
+    claims: &Map<String, Value>,
+    client_id: &str,
+) -> Result<(), OAuthError> {
+    let invalid = |why: String| OAuthError::invalid_grant(format!("the grant {why}"));
+    if local {
+        // An authorization server never issues access tokens for a grant it issued itself
+        // (draft-ietf-oauth-identity-assertion-authz-grant, "Cross-Domain Use").
+        return Err(invalid(
+            "was issued by this server; grants are taken from other trust domains only".into(),
+        ));
+    }
+    if !issuer.accept.contains(&kind) {
+        return Err(invalid(format!(
+            "is of kind {}, which issuer \"{}\" does not accept (its accept lists {})",
+            kind.as_str(),
+            issuer.id,
+            issuer
+                .accept
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    if let Some(claim) = ID_TOKEN_CLAIMS.iter().find(|c| claims.contains_key(**c)) {
+        return Err(invalid(format!(
+            "carries {claim}, a claim of ID tokens: an ID token is no grant"
+        )));
+    }
+    if claims.contains_key("authorization_details") {
+        return Err(invalid(
+            "carries authorization_details (RFC 9396), which this server does not process: \
+             ask its issuer for scopes instead"
+                .into(),
+        ));
+    }
+    if kind == TokenKind::IdJag
+        && claims.get("client_id").and_then(Value::as_str) != Some(client_id)
+    {
+        return Err(invalid(format!(
+            "is an ID-JAG for another client: its client_id must be \"{client_id}\", the client \
+             that authenticated"
+        )));
+    }
+    Ok(())
+}
+
 /// Whether `aud` is exactly `issuer`: the string, or an array of that one element (the
 /// audience-injection defence: a grant for several servers is refused by each).
 fn names_only(aud: Option<&Value>, issuer: &str) -> bool {
@@ -250,44 +296,57 @@ fn names_only(aud: Option<&Value>, issuer: &str) -> bool {
 }
 
 /// The resources asked for: the request's, each within the grant's `resource` when it has
-/// one; or, when the request names none, the grant's. Empty: the applying rule's own targets.
+/// one; or, when the request names none, the grant's. Empty (neither names any): the applying
+/// rule's own targets.
 pub fn targets(
     requested: &[Resource],
-    claims: &serde_json::Map<String, Value>,
+    claims: &Map<String, Value>,
 ) -> Result<Vec<Resource>, OAuthError> {
-    let granted: Option<Vec<&str>> = match claims.get("resource") {
-        None => None,
-        Some(Value::String(r)) => Some(vec![r.as_str()]),
-        Some(Value::Array(list)) => Some(list.iter().filter_map(Value::as_str).collect()),
-        Some(_) => {
-            return Err(OAuthError::invalid_grant(
-                "the grant's resource claim is neither a string nor an array of strings",
-            ));
-        }
+    let Some(granted) = granted_resources(claims)? else {
+        return Ok(requested.to_vec());
     };
-    match granted {
-        None => Ok(requested.to_vec()),
-        Some(granted) if requested.is_empty() => granted
-            .iter()
-            .map(|r| {
-                Resource::parse(r).ok_or_else(|| {
-                    OAuthError::invalid_grant(
-                        "the grant's resource claim holds a value that is not an absolute URI \
-                         without a fragment",
-                    )
-                })
-            })
-            .collect(),
-        Some(granted) => {
-            if let Some(outside) = requested.iter().find(|r| !granted.contains(&r.as_str())) {
-                return Err(OAuthError::invalid_target(format!(
-                    "resource {} is not among the resources the grant was issued for",
-                    crate::rules::quoted(&[outside.as_str()])
-                )));
-            }
-            Ok(requested.to_vec())
+    if requested.is_empty() {
+        return Ok(granted);
+    }
+    if let Some(outside) = requested.iter().find(|r| !granted.contains(r)) {
+        return Err(OAuthError::invalid_target(format!(
+            "resource {} is not among the resources the grant was issued for",
+            crate::rules::quoted(&[outside.as_str()])
+        )));
+    }
+    Ok(requested.to_vec())
+}
+
+/// The grant's `resource` claim, when it has one: a resource indicator or a list of them, at
+/// least one and at most `MAX_TARGETS` distinct ones. A claim that names nothing, or anything
+/// else, is the grant's fault: it never stands for "no bound".
+fn granted_resources(claims: &Map<String, Value>) -> Result<Option<Vec<Resource>>, OAuthError> {
+    let invalid =
+        |why: &str| OAuthError::invalid_grant(format!("the grant's resource claim {why}"));
+    let values: Vec<&Value> = match claims.get("resource") {
+        None => return Ok(None),
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(one) => vec![one],
+    };
+    let mut granted: Vec<Resource> = Vec::new();
+    for value in values {
+        let resource = value.as_str().and_then(Resource::parse).ok_or_else(|| {
+            invalid("holds a value that is not an absolute URI without a fragment")
+        })?;
+        if !granted.contains(&resource) {
+            granted.push(resource);
         }
     }
+    if granted.is_empty() {
+        return Err(invalid("names no resource"));
+    }
+    if granted.len() > super::token_exchange::MAX_TARGETS {
+        return Err(invalid(&format!(
+            "names more than {} resources",
+            super::token_exchange::MAX_TARGETS
+        )));
+    }
+    Ok(Some(granted))
 }
 
 #[cfg(test)]
@@ -343,9 +402,24 @@ mod tests {
             targets(&[], &claims(json!(5))).expect_err("bad").code,
             ErrorCode::InvalidGrant
         );
+        for bad in [
+            json!("relative"),
+            json!([]),
+            json!([7]),
+            json!(["https://api.b/", 7]),
+        ] {
+            assert_eq!(
+                targets(&[], &claims(bad.clone())).expect_err("bad").code,
+                ErrorCode::InvalidGrant,
+                "{bad}"
+            );
+        }
+        let repeated = claims(json!(vec!["https://api.b/"; 200]));
+        assert_eq!(targets(&[], &repeated).expect("deduplicated").len(), 1);
+        let many: Vec<String> = (0..17).map(|i| format!("https://api{i}.b/")).collect();
         assert_eq!(
-            targets(&[], &claims(json!("relative")))
-                .expect_err("bad")
+            targets(&[], &claims(json!(many)))
+                .expect_err("too many")
                 .code,
             ErrorCode::InvalidGrant
         );

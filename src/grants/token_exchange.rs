@@ -308,6 +308,9 @@ pub async fn decide(
             .and_then(|t| presented_issuer(ctx, t.iss(), t.sub()));
     })?;
     learned.subject_issuer = Some(subject.issuer_id.clone());
+    if request.wants() == Wants::IdJag {
+        issued_to(&subject, client_id)?;
+    }
     if crate::rules::txn::replaces(&subject) {
         learned.txn = subject
             .claims
@@ -359,6 +362,25 @@ pub(super) fn presented_issuer(
         ),
         None => issuers.attributed(None, sub).map(|i| i.config.id.clone()),
     }
+}
+
+/// An ID token is the client's when its `aud` names the client alone, or names it among others
+/// with `azp` the client (OpenID Connect Core §3.1.3.7): an ID token issued to another party is
+/// never turned into an ID-JAG for this one.
+fn issued_to(id_token: &VerifiedToken, client_id: &str) -> Result<(), OAuthError> {
+    let claims = &id_token.claims;
+    let azp = claims.get("azp").and_then(serde_json::Value::as_str);
+    let several = claims
+        .get("aud")
+        .and_then(serde_json::Value::as_array)
+        .is_some_and(|list| list.len() > 1);
+    if azp.is_some_and(|azp| azp != client_id) || (several && azp != Some(client_id)) {
+        return Err(OAuthError::invalid_request(format!(
+            "the subject token is an ID token issued to another party: its azp must be \
+             \"{client_id}\" when present, and is required when its aud names several"
+        )));
+    }
+    Ok(())
 }
 
 /// The subject source a client asserts itself, for the types that are one.

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{Exchange, Granted, RuleSet, Targets, plan};
-use crate::config::{Config, Limits, Wants};
+use crate::config::{Config, Limits, TokenKind, Wants};
 use crate::error::OAuthError;
 use crate::oauth::{Resource, Scopes, TokenType, TxnParams};
 use crate::tokens::VerifiedToken;
@@ -56,6 +56,8 @@ pub struct CaseRequest {
     /// `token_exchange` (the default), or `jwt_bearer`: the subject is then the grant
     /// presented as `assertion`, and `resources` the request's `resource`s.
     pub grant_type: Option<String>,
+    /// A `jwt_bearer` case's grant: `authorization_grant` (the default) or `id_jag`.
+    pub grant_kind: Option<String>,
     /// A Txn-Token request's `request_context` and `request_details`.
     pub context: Option<Map<String, Value>>,
     pub details: Option<Map<String, Value>>,
@@ -124,8 +126,8 @@ pub fn run(config: &Config, rules: &RuleSet, case: &Case, now: i64) -> Result<()
         }
     };
     let resources = if jwt_bearer {
-        // A resource beyond the grant's is denied before any rule is weighed, as at /token.
-        match crate::grants::jwt_bearer::targets(&case.request.resources, &subject.claims) {
+        // What /token refuses before any rule is weighed, the case is refused alike.
+        match presented_grant(config, case, &subject) {
             Ok(resources) => resources,
             Err(e) => return compare(&case.expect, &Err((None, e))),
         }
@@ -160,6 +162,38 @@ pub fn run(config: &Config, rules: &RuleSet, case: &Case, now: i64) -> Result<()
         Err(e) => Err((super::choose(rules, &ex).ok().map(|r| r.name.clone()), e)),
     };
     compare(&case.expect, &outcome)
+}
+
+/// A `jwt_bearer` case's resources, once its grant and request pass what `/token` checks before
+/// the rules: no audience or actor (the grant type takes none), a grant admissible from its
+/// issuer, resources within the grant's.
+fn presented_grant(
+    config: &Config,
+    case: &Case,
+    grant: &VerifiedToken,
+) -> Result<Vec<Resource>, OAuthError> {
+    if !case.request.audiences.is_empty() || case.actor.is_some() {
+        return Err(OAuthError::invalid_request(
+            "a jwt-bearer request takes no audience and no actor_token",
+        ));
+    }
+    let kind = match case.request.grant_kind.as_deref() {
+        None | Some("authorization_grant") => TokenKind::AuthorizationGrant,
+        Some("id_jag") => TokenKind::IdJag,
+        Some(other) => {
+            return Err(OAuthError::invalid_request(format!(
+                "grant_kind \"{other}\" is not authorization_grant or id_jag"
+            )));
+        }
+    };
+    let issuer = config
+        .issuers
+        .iter()
+        .find(|i| i.id == grant.issuer_id)
+        .ok_or_else(|| OAuthError::invalid_grant("the grant's issuer is not configured"))?;
+    let local = issuer.keys == crate::config::KeySource::Local;
+    crate::grants::jwt_bearer::admissible(kind, issuer, local, &grant.claims, &case.client)?;
+    crate::grants::jwt_bearer::targets(&case.request.resources, &grant.claims)
 }
 
 fn compare(expect: &Expect, outcome: &Outcome) -> Result<(), String> {

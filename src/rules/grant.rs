@@ -19,6 +19,14 @@ pub fn grant(
     ex: &Exchange<'_>,
 ) -> Result<AuthzGrant, OAuthError> {
     let id_jag = rule.mints == Mints::IdJag;
+    if ex.actor.is_some() {
+        // Refused rather than ignored: a grant names no actor token's party, and must not
+        // outlive or drop the proof of a token it was asked with.
+        return Err(OAuthError::invalid_request(format!(
+            "rule \"{}\" issues grants for another trust domain: it takes no actor_token",
+            rule.name
+        )));
+    }
     let (audience, resources) = targets(id_jag, ex)?;
     let scopes = scope(rule, ex)?;
     let expires_at = lifetime::expires_at(

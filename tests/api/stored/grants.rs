@@ -56,11 +56,14 @@ fn domain_b(a_url: &str) -> impl FnOnce(&mut RawConfig) {
     move |c: &mut RawConfig| {
         c.server.issuer = AS_B.into();
         c.rules.clear();
-        c.issuer_mut("corp").accept = Some(vec![
+        // Its access tokens are typed, so that they and its grants are told apart.
+        let corp = c.issuer_mut("corp");
+        corp.accept = Some(vec![
             TokenKind::AccessToken,
             TokenKind::AuthorizationGrant,
             TokenKind::IdJag,
         ]);
+        corp.access_token_typ = Some("at+jwt".into());
         c.append(&format!(
             r#"
 [[issuers]]
@@ -459,6 +462,96 @@ async fn the_grant_must_be_validated_as_rfc7523_says_or_refused_as_invalid_grant
 }
 
 #[tokio::test]
+async fn a_grant_and_an_access_token_never_stand_in_for_each_other() {
+    let (_a, b) = domains().await;
+    // A grant of an issuer B also takes access tokens from, presented as a subject token.
+    let grant = forged(&b, "JWT", json!({"resource": API_B}));
+    let form = [
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", grant.as_str()),
+        ("subject_token_type", ACCESS_TOKEN),
+        ("resource", CHAT_B),
+    ];
+    assert_error(b.exchange(&form).await, 400, "invalid_request").await;
+    // That issuer's access token (typed as its access tokens are), presented as a grant.
+    let access = forged(&b, "at+jwt", json!({}));
+    assert_error(take(&b, &access, &[]).await, 400, "invalid_grant").await;
+    // An ID token is no grant, whatever its typ.
+    let id = forged(&b, "JWT", json!({"nonce": "n"}));
+    let desc = assert_error(take(&b, &id, &[]).await, 400, "invalid_grant").await;
+    assert!(desc.contains("nonce"), "{desc}");
+    // The grant itself is still good: it was never spent.
+    granted(take(&b, &grant, &[]).await).await;
+}
+
+#[tokio::test]
+async fn a_grant_must_bound_what_it_grants_or_be_refused() {
+    let (_a, b) = domains().await;
+    for resource in [json!([]), json!([7]), json!([API_B, 7]), json!("not a uri")] {
+        let grant = forged(&b, "JWT", json!({ "resource": resource }));
+        let desc = assert_error(take(&b, &grant, &[]).await, 400, "invalid_grant").await;
+        assert!(desc.contains("resource"), "{resource}: {desc}");
+    }
+    let many: Vec<String> = (0..17)
+        .map(|i| format!("https://api{i}.b.example/"))
+        .collect();
+    let grant = forged(&b, "JWT", json!({ "resource": many }));
+    assert_error(take(&b, &grant, &[]).await, 400, "invalid_grant").await;
+    // The same resource many times is one.
+    let grant = forged(&b, "JWT", json!({ "resource": vec![API_B; 200] }));
+    let body = granted(take(&b, &grant, &[]).await).await;
+    assert_eq!(
+        claims_of(body["access_token"].as_str().unwrap())["aud"],
+        API_B
+    );
+    // authorization_details is not processed, so not silently dropped either.
+    let rar = forged(
+        &b,
+        "oauth-id-jag+jwt",
+        json!({"authorization_details": [{"type": "x"}]}),
+    );
+    let desc = assert_error(take(&b, &rar, &[]).await, 400, "invalid_grant").await;
+    assert!(desc.contains("authorization_details"), "{desc}");
+    // A grant valid for days is refused: its jti would have to be remembered that long.
+    let long = forged(&b, "JWT", json!({"exp": now() + 3 * 86400}));
+    let desc = assert_error(take(&b, &long, &[]).await, 400, "invalid_grant").await;
+    assert!(desc.contains("an hour"), "{desc}");
+}
+
+#[tokio::test]
+async fn a_grant_rule_refuses_an_actor_token_rather_than_ignoring_it() {
+    let a = TestApp::spawn_with(domain_a).await;
+    let subject = a.subject_token(json!({}));
+    let actor = a.subject_token(json!({"sub": "svc-x", "cnf": {"jkt": "abc"}}));
+    let resp = grant_request(
+        &a,
+        &subject,
+        &[
+            ("actor_token", actor.as_str()),
+            ("actor_token_type", ACCESS_TOKEN),
+        ],
+    )
+    .await;
+    let desc = assert_error(resp, 400, "invalid_request").await;
+    assert!(
+        desc.contains("actor_token") || desc.contains("DPoP"),
+        "{desc}"
+    );
+    let plain_actor = a.subject_token(json!({"sub": "svc-x"}));
+    let resp = grant_request(
+        &a,
+        &subject,
+        &[
+            ("actor_token", plain_actor.as_str()),
+            ("actor_token_type", ACCESS_TOKEN),
+        ],
+    )
+    .await;
+    let desc = assert_error(resp, 400, "invalid_request").await;
+    assert!(desc.contains("takes no actor_token"), "{desc}");
+}
+
+#[tokio::test]
 async fn scope_and_resource_stay_within_the_grant() {
     let (_a, b) = domains().await;
     let grant = || forged(&b, "JWT", json!({"scope": "chat.read", "resource": CHAT_B}));
@@ -570,6 +663,27 @@ async fn the_idp_must_validate_that_the_id_token_audience_is_the_authenticated_c
     )
     .await;
     assert!(desc.contains("not intended"), "{desc}");
+    // One naming this client among others is its only when azp says so.
+    for (aud, azp) in [
+        (json!(["billing-svc", "orders-svc"]), json!("billing-svc")),
+        (json!(["billing-svc", "orders-svc"]), Value::Null),
+        (json!("orders-svc"), json!("billing-svc")),
+    ] {
+        let shared = id_token(&a, "orders-svc", json!({ "aud": aud, "azp": azp }));
+        let desc = assert_error(
+            id_jag_request(&a, &shared, &[]).await,
+            400,
+            "invalid_request",
+        )
+        .await;
+        assert!(desc.contains("azp"), "{aud} {azp}: {desc}");
+    }
+    let ours = id_token(
+        &a,
+        "orders-svc",
+        json!({"aud": ["orders-svc", "billing-svc"], "azp": "orders-svc"}),
+    );
+    granted(id_jag_request(&a, &ours, &[]).await).await;
     let ok = id_token(&a, "orders-svc", json!({}));
     // An access token is not an identity assertion.
     let access = a.subject_token(json!({}));
@@ -922,6 +1036,20 @@ request = {{ grant_type = "jwt_bearer", scope = "chat.history" }}
 expect = {{ outcome = "denied", error = "invalid_scope" }}
 
 [[cases]]
+name = "a jwt-bearer request names no audience"
+client = "orders-svc"
+subject = {{ issuer = "domain-a", claims = {{ sub = "alice@a.example", scope = "chat.read" }} }}
+request = {{ grant_type = "jwt_bearer", audiences = ["{CHAT_B}"] }}
+expect = {{ outcome = "denied", error = "invalid_request" }}
+
+[[cases]]
+name = "an ID-JAG for another client is refused"
+client = "orders-svc"
+subject = {{ issuer = "domain-a", claims = {{ sub = "alice", scope = "chat.read", client_id = "billing-svc" }} }}
+request = {{ grant_type = "jwt_bearer", grant_kind = "id_jag" }}
+expect = {{ outcome = "denied", error = "invalid_grant" }}
+
+[[cases]]
 name = "nor beyond its resources"
 client = "orders-svc"
 subject = {{ issuer = "domain-a", claims = {{ sub = "alice@a.example", scope = "chat.read", resource = "{CHAT_B}" }} }}
@@ -933,7 +1061,7 @@ expect = {{ outcome = "denied", error = "invalid_target" }}
     std::fs::write(&file, cases_b).unwrap();
     let out = b.cli(&["test", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("3 passed, 0 failed"), "{}", text(&out));
+    assert!(text(&out).contains("5 passed, 0 failed"), "{}", text(&out));
     let cases_a = format!(
         r#"
 [[cases]]
