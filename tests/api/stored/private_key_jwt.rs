@@ -104,6 +104,18 @@ async fn bad_assertions_do_not_authenticate() {
     let client_idp = TestIdp::start(&[&key]).await;
     let url = format!("{}/jwks", client_idp.url);
     let app = TestApp::spawn_with(|c| with_keyed_client(c, &url)).await;
+    // The client's keys arrive in the background, outside readiness: until then an assertion
+    // gets 503, whatever is wrong with it.
+    for _ in 0..200 {
+        if exchange(&app, &assertion(&key, json!({})), &[])
+            .await
+            .status()
+            != 503
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let cases: Vec<(&str, String)> = vec![
         ("wrong aud", assertion(&key, json!({"aud": "https://elsewhere/token"}))),
         ("expired", assertion(&key, json!({"exp": now() - 120}))),
