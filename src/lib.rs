@@ -6,6 +6,7 @@ pub mod clients;
 pub mod clock;
 pub mod condition;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod explain;
 pub mod grants;

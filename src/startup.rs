@@ -49,6 +49,8 @@ pub enum Error {
     NoAddress,
     #[error("cannot listen for SIGHUP")]
     Signals(#[source] std::io::Error),
+    #[error("no random bytes for the console's session key")]
+    Random(#[source] crate::ids::RandomFailed),
 }
 
 impl From<Error> for String {
@@ -301,10 +303,13 @@ fn listen_public(config: &Config, state: &web::Data<AppState>) -> Result<(u16, S
 /// The admin listener (`admin.listen`), one worker: its port and its server.
 fn listen_admin(listen: &str, state: &web::Data<AppState>) -> Result<(u16, Server), Error> {
     let admin_state = state.clone();
+    let session_key = web::Data::new(crate::console::SessionKey::random().map_err(Error::Random)?);
     let listening = HttpServer::new(move || {
         App::new()
             .app_data(admin_state.clone())
+            .app_data(session_key.clone())
             .configure(crate::http::admin::routes)
+            .configure(crate::console::routes)
     })
     .workers(1)
     .disable_signals()

@@ -203,6 +203,15 @@ pub fn page(
         .and_then(|rows| with_kinds(conn, rows))
 }
 
+/// The record `id`, if there is one.
+pub fn one(conn: &mut DbConnection, id: &str) -> QueryResult<Option<ExchangeRecord>> {
+    let rows = x::exchanges
+        .filter(x::id.eq(id))
+        .select(ExchangeRow::as_select())
+        .load::<ExchangeRow>(conn)?;
+    Ok(with_kinds(conn, rows)?.pop())
+}
+
 /// The records of `rows`, each with what its row in `exchange_kinds` says, if it has one.
 fn with_kinds(conn: &mut DbConnection, rows: Vec<ExchangeRow>) -> QueryResult<Vec<ExchangeRecord>> {
     let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();

@@ -17,10 +17,13 @@ use crate::state::AppState;
 const DEFAULT_LIMIT: i64 = 100;
 const MAX_LIMIT: i64 = 1000;
 /// A page stops early, with a cursor for the rest, once its records take this much JSON.
-const MAX_PAGE_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_PAGE_BYTES: usize = 1024 * 1024;
 
 /// An audit query that failed: over its time budget (the auditor's to narrow), or the store's.
-fn audit_query_failed(e: crate::store::Error, budget: std::time::Duration) -> OAuthError {
+pub(crate) fn audit_query_failed(
+    e: crate::store::Error,
+    budget: std::time::Duration,
+) -> OAuthError {
     if let crate::store::Error::Query(query) = &e
         && crate::store::budget::exceeded(&query.to_string())
     {
@@ -121,6 +124,13 @@ struct ExchangesQuery {
     until: Option<String>,
     limit: Option<String>,
     cursor: Option<String>,
+}
+
+/// The audit query of a query string (filters, `limit`, `cursor`), as the admin API takes it.
+pub(crate) fn parse_exchanges_query(
+    query: &str,
+) -> Result<(Filters, i64, Option<Cursor>), OAuthError> {
+    ExchangesQuery::parse(query)
 }
 
 impl ExchangesQuery {

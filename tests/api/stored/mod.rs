@@ -8,6 +8,7 @@ mod abuse;
 mod admin;
 mod audit;
 mod audit_chain;
+mod console;
 mod crash;
 mod delegation;
 mod dpop;

@@ -1,0 +1,269 @@
+//! The audit screens: a search over every filter of SPEC §6, in the URL so a search can be
+//! shared, newest first, a page at a time; and a record's detail.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::Value;
+
+use super::html::{Viewer, esc, page_response, url_value};
+use super::{SessionKey, signed_in};
+use crate::audit::ExchangeRecord;
+use crate::audit::query::{self, Cursor};
+use crate::state::AppState;
+
+/// The filters the search form offers, in its order, with their labels.
+const FILTERS: &[(&str, &str)] = &[
+    ("subject", "Subject"),
+    ("client", "Client"),
+    ("issuer", "Issuer id"),
+    ("audience", "Audience or resource"),
+    ("rule", "Rule"),
+    ("outcome", "Outcome (granted, denied)"),
+    ("error", "Error"),
+    ("jti", "Minted token jti"),
+    ("subject_jti", "Subject token jti (lineage)"),
+    ("token_type", "Token type"),
+    ("txn", "Transaction (txn)"),
+    ("grant_type", "Grant type"),
+    ("grant_kind", "Grant kind"),
+    ("since", "Since (RFC 3339 or 1h)"),
+    ("until", "Until"),
+];
+
+/// Records a page shows unless the URL says otherwise.
+const PAGE: i64 = 50;
+
+pub async fn search(
+    req: HttpRequest,
+    key: web::Data<SessionKey>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let session = match signed_in(&req, &key, state.clock.now().secs()) {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    let viewer = Viewer {
+        session: &session,
+        key: &key,
+    };
+    // Fields left empty in the form are no filter.
+    let Ok(asked) = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string()) else {
+        return page_response(
+            HttpResponse::BadRequest(),
+            "Exchanges",
+            r#"<p class="error">The search is not a form's encoding.</p>"#,
+            Some(&viewer),
+        );
+    };
+    let asked: Vec<(String, String)> = asked.into_iter().filter(|(_, v)| !v.is_empty()).collect();
+    let mut query_pairs = asked.clone();
+    if !asked.iter().any(|(k, _)| k == "limit") {
+        query_pairs.push(("limit".into(), PAGE.to_string()));
+    }
+    let form = filter_form(&asked);
+    let parsed = serde_urlencoded::to_string(&query_pairs)
+        .map_err(|e| crate::error::OAuthError::invalid_request(e.to_string()))
+        .and_then(|q| crate::http::admin::parse_exchanges_query(&q));
+    let (filters, limit, cursor) = match parsed {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let body = format!(r#"{form}<p class="error">{}</p>"#, esc(&e.description));
+            return page_response(
+                HttpResponse::BadRequest(),
+                "Exchanges",
+                &body,
+                Some(&viewer),
+            );
+        }
+    };
+    let read = state
+        .store
+        .audit_read(move |c| {
+            query::bounded_page(
+                c,
+                &filters,
+                limit,
+                cursor,
+                crate::http::admin::MAX_PAGE_BYTES,
+            )
+        })
+        .await;
+    let (mut items, more) = match read {
+        Ok(page) => page,
+        Err(e) => {
+            let e = crate::http::admin::audit_query_failed(e, state.store.audit_budget());
+            let body = format!(r#"{form}<p class="error">{}</p>"#, esc(&e.description));
+            return page_response(
+                HttpResponse::ServiceUnavailable(),
+                "Exchanges",
+                &body,
+                Some(&viewer),
+            );
+        }
+    };
+    let next = if more {
+        items.truncate(limit as usize);
+        items.last().map(|last| {
+            let mut pairs: Vec<(String, String)> =
+                asked.into_iter().filter(|(k, _)| k != "cursor").collect();
+            pairs.push(("cursor".into(), Cursor::after(last).encode()));
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        })
+    } else {
+        None
+    };
+    let pager = next.map_or_else(
+        || r#"<p class="pager">No more records.</p>"#.to_string(),
+        |q| {
+            format!(
+                r#"<p class="pager"><a href="/console/exchanges?{}">Older records</a></p>"#,
+                esc(&q)
+            )
+        },
+    );
+    let body = format!("{form}{}{pager}", table(&items));
+    page_response(HttpResponse::Ok(), "Exchanges", &body, Some(&viewer))
+}
+
+fn filter_form(asked: &[(String, String)]) -> String {
+    let value = |name: &str| {
+        asked
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or("", |(_, v)| v.as_str())
+    };
+    let fields: String = FILTERS
+        .iter()
+        .map(|(name, label)| {
+            format!(
+                r#"<label>{label}<input name="{name}" value="{}"></label>"#,
+                esc(value(name))
+            )
+        })
+        .collect();
+    format!(
+        r#"<form method="get" action="/console/exchanges" class="filters">{fields}<button>Search</button></form>"#
+    )
+}
+
+fn table(items: &[ExchangeRecord]) -> String {
+    if items.is_empty() {
+        return "<p>No record matches.</p>".into();
+    }
+    let rows: String = items
+        .iter()
+        .map(|r| {
+            let outcome = r.outcome.as_str();
+            format!(
+                r#"<tr><td><a href="/console/exchanges/{id}">{time}</a></td><td class="{outcome}">{outcome}</td><td>{error}</td><td>{client}</td><td>{issuer}</td><td>{subject}</td><td>{audiences}</td><td>{scopes}</td><td>{rule}</td><td><code>{jti}</code></td></tr>"#,
+                id = url_value(&r.id),
+                time = esc(&crate::clock::format_micros(r.time_us)),
+                error = esc(r.error.as_deref().unwrap_or("")),
+                client = esc(r.client_id.as_deref().unwrap_or("")),
+                issuer = esc(r.subject_issuer.as_deref().unwrap_or("")),
+                subject = esc(r.subject.as_deref().unwrap_or("")),
+                audiences = esc(&shown_list(if r.granted_audiences.is_empty() {
+                    &r.requested_audiences
+                } else {
+                    &r.granted_audiences
+                })),
+                scopes = esc(&r.granted_scopes.join(" ")),
+                rule = esc(r.rule.as_deref().unwrap_or("")),
+                jti = esc(r.token_jti.as_deref().unwrap_or("")),
+            )
+        })
+        .collect();
+    format!(
+        "<table><thead><tr><th>Time</th><th>Outcome</th><th>Error</th><th>Client</th><th>Issuer</th>\
+         <th>Subject</th><th>Audiences</th><th>Scopes</th><th>Rule</th><th>Token jti</th></tr></thead>\
+         <tbody>{rows}</tbody></table>"
+    )
+}
+
+fn shown_list(items: &[String]) -> String {
+    items.join(" ")
+}
+
+pub async fn detail(
+    req: HttpRequest,
+    id: web::Path<String>,
+    key: web::Data<SessionKey>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let session = match signed_in(&req, &key, state.clock.now().secs()) {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    let viewer = Viewer {
+        session: &session,
+        key: &key,
+    };
+    let id = id.into_inner();
+    let found = state.store.audit_read(move |c| query::one(c, &id)).await;
+    let record = match found {
+        Ok(Some(record)) => record,
+        Ok(None) => {
+            return page_response(
+                HttpResponse::NotFound(),
+                "Record not found",
+                "<p>No record has this id.</p>",
+                Some(&viewer),
+            );
+        }
+        Err(e) => {
+            let e = crate::http::admin::audit_query_failed(e, state.store.audit_budget());
+            return page_response(
+                HttpResponse::ServiceUnavailable(),
+                "Record",
+                &format!(r#"<p class="error">{}</p>"#, esc(&e.description)),
+                Some(&viewer),
+            );
+        }
+    };
+    page_response(
+        HttpResponse::Ok(),
+        "Record",
+        &fields(&record),
+        Some(&viewer),
+    )
+}
+
+/// Every field of the record, in the order of SPEC §6, with links to the searches a field
+/// leads to: the lineage of its subject token, the record of a token by its jti, the rule.
+fn fields(record: &ExchangeRecord) -> String {
+    let Ok(Value::Object(map)) = serde_json::to_value(record) else {
+        return String::new();
+    };
+    let rows: String = map
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                Value::Array(list) => list
+                    .iter()
+                    .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                other => other.to_string(),
+            };
+            let link = match name.as_str() {
+                "subject_jti" => Some("subject_jti"),
+                "token_jti" => Some("subject_jti"),
+                "rule" => Some("rule"),
+                "client_id" => Some("client"),
+                "txn" => Some("txn"),
+                _ => None,
+            };
+            let shown = match link {
+                Some(filter) if !text.is_empty() => format!(
+                    r#"<a href="/console/exchanges?{filter}={}">{}</a>"#,
+                    esc(&url_value(&text)),
+                    esc(&text)
+                ),
+                _ => esc(&text),
+            };
+            format!("<tr><th>{}</th><td>{shown}</td></tr>", esc(name))
+        })
+        .collect();
+    format!("<table class=\"record\"><tbody>{rows}</tbody></table>")
+}

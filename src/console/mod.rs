@@ -1,0 +1,152 @@
+//! The console (SPEC §11): the audit trail in a browser, on the admin listener at `/console/`.
+//! Server-rendered HTML with no script at all, its one stylesheet embedded in the binary, every
+//! answer under a strict Content-Security-Policy. Records hold text an attacker chose (client
+//! ids, user agents, reasons): everything shown goes through `html::esc`.
+//!
+//! Signing in: with the admin bearer token, as an operator. Sessions are signed cookies
+//! (`session`); every form that changes something carries the session's CSRF token.
+
+mod audit;
+mod html;
+mod session;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+pub use session::SessionKey;
+use session::{Role, Session};
+
+use crate::state::AppState;
+
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/console", web::get().to(home))
+        .route("/console/", web::get().to(home))
+        .route("/console/console.css", web::get().to(stylesheet))
+        .route("/console/sign-in", web::get().to(sign_in_form))
+        .route("/console/sign-in", web::post().to(sign_in))
+        .route("/console/sign-out", web::post().to(sign_out))
+        .route("/console/exchanges", web::get().to(audit::search))
+        .route("/console/exchanges/{id}", web::get().to(audit::detail));
+}
+
+/// What every console answer carries: no script may run, nothing is framed, nothing cached,
+/// no referrer leaks a filter.
+pub(crate) fn secured(
+    mut builder: actix_web::HttpResponseBuilder,
+) -> actix_web::HttpResponseBuilder {
+    builder
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::CACHE_CONTROL, "no-store"));
+    builder
+}
+
+/// Adds a `Set-Cookie` header (the values are made here, never from a request).
+fn set_cookie(answer: &mut HttpResponse, cookie: &str) {
+    if let Ok(value) = header::HeaderValue::from_str(cookie) {
+        answer.headers_mut().append(header::SET_COOKIE, value);
+    }
+}
+
+fn see_other(to: &str) -> HttpResponse {
+    secured(HttpResponse::SeeOther())
+        .insert_header((header::LOCATION, to))
+        .finish()
+}
+
+async fn home() -> HttpResponse {
+    see_other("/console/exchanges")
+}
+
+async fn stylesheet() -> HttpResponse {
+    secured(HttpResponse::Ok())
+        .content_type("text/css; charset=utf-8")
+        .body(include_str!("console.css"))
+}
+
+/// The signed-in session of a request, or the answer to give instead: to the sign-in page.
+fn signed_in(req: &HttpRequest, key: &SessionKey, now: i64) -> Result<Session, HttpResponse> {
+    Session::of(req, key, now).ok_or_else(|| see_other("/console/sign-in"))
+}
+
+async fn sign_in_form(req: HttpRequest, key: web::Data<SessionKey>) -> HttpResponse {
+    let form_token = session::form_token(&req, &key);
+    let body = html::sign_in(&form_token.value, None);
+    let mut answer = html::page_response(HttpResponse::Ok(), "Sign in", &body, None);
+    if let Some(cookie) = form_token.cookie {
+        set_cookie(&mut answer, &cookie);
+    }
+    answer
+}
+
+#[derive(serde::Deserialize)]
+struct SignIn {
+    admin_token: String,
+    form_token: String,
+}
+
+async fn sign_in(
+    req: HttpRequest,
+    form: web::Form<SignIn>,
+    key: web::Data<SessionKey>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let refused = |why: &str| {
+        let token = session::form_token(&req, &key);
+        html::page_response(
+            HttpResponse::Unauthorized(),
+            "Sign in",
+            &html::sign_in(&token.value, Some(why)),
+            None,
+        )
+    };
+    if !session::form_token_matches(&req, &form.form_token) {
+        return refused("the form expired; sign in again");
+    }
+    let Some(expected) = state.admin_token_sha256 else {
+        return refused("sign-in with the admin token is not configured");
+    };
+    let presented =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, form.admin_token.as_bytes());
+    if aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_ref(), &expected).is_err() {
+        tracing::warn!("console sign-in with a wrong admin token");
+        return refused("that is not the admin token");
+    }
+    let now = state.clock.now().secs();
+    let session = Session::new("admin token", Role::Operator, now);
+    tracing::info!(who = %session.who, role = session.role.as_str(), "console sign-in");
+    let mut answer = see_other("/console/exchanges");
+    set_cookie(&mut answer, &session.cookie(&key));
+    set_cookie(&mut answer, &session::expired_form_token());
+    answer
+}
+
+#[derive(serde::Deserialize)]
+struct SignOut {
+    csrf: String,
+}
+
+async fn sign_out(
+    req: HttpRequest,
+    form: web::Form<SignOut>,
+    key: web::Data<SessionKey>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    let session = match signed_in(&req, &key, state.clock.now().secs()) {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    if !session.csrf_matches(&key, &form.csrf) {
+        return html::forbidden("the form is not this session's; reload the page and try again");
+    }
+    tracing::info!(who = %session.who, "console sign-out");
+    let mut answer = see_other("/console/sign-in");
+    set_cookie(&mut answer, &session::expired());
+    answer
+}

@@ -1,0 +1,341 @@
+//! The console (SPEC §11) over HTTP: sign-in with the admin token, sessions, the audit search
+//! and a record's detail, escaping and the security headers. (Browser tests join later.)
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// A client that shows redirects instead of following them, and keeps no cookies of its own.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The `name=value` part of each `Set-Cookie` of a response, by name.
+fn cookies(resp: &reqwest::Response) -> Vec<(String, String, String)> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|full| {
+            let pair = full.split(';').next()?;
+            let (name, value) = pair.split_once('=')?;
+            Some((name.to_string(), value.to_string(), full.to_string()))
+        })
+        .collect()
+}
+
+/// The value of the first `name="…" value="…"` input of a page.
+fn input_value(page: &str, name: &str) -> String {
+    let at = page
+        .find(&format!("name=\"{name}\" value=\""))
+        .unwrap_or_else(|| panic!("no input {name} in {page}"));
+    let rest = &page[at + name.len() + 15..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// Signs in with the admin token; the session cookie (`name=value`) and the CSRF token.
+async fn sign_in(app: &TestApp) -> (String, String) {
+    let http = browser();
+    let form = http
+        .get(format!("{}/console/sign-in", app.admin_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(form.status(), 200);
+    let form_cookie = cookies(&form)
+        .into_iter()
+        .find(|(n, _, _)| n == "tessera_console_form")
+        .unwrap();
+    let page = form.text().await.unwrap();
+    let token = input_value(&page, "form_token");
+    let resp = http
+        .post(format!("{}/console/sign-in", app.admin_url))
+        .header("cookie", format!("tessera_console_form={}", form_cookie.1))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            serde_urlencoded::to_string([
+                ("admin_token", ADMIN_TOKEN),
+                ("form_token", token.as_str()),
+            ])
+            .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    assert_eq!(resp.headers()["location"], "/console/exchanges");
+    let (_, value, full) = cookies(&resp)
+        .into_iter()
+        .find(|(n, _, _)| n == "tessera_console")
+        .unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(full.contains(attribute), "{full}");
+    }
+    let session = format!("tessera_console={value}");
+    let page = get(app, "/console/exchanges", &session).await;
+    assert_eq!(page.status(), 200);
+    let csrf = input_value(&page.text().await.unwrap(), "csrf");
+    (session, csrf)
+}
+
+async fn get(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
+    browser()
+        .get(format!("{}{path}", app.admin_url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_console_needs_a_session_and_answers_under_a_strict_policy() {
+    let app = TestApp::spawn().await;
+    for path in [
+        "/console/",
+        "/console/exchanges",
+        "/console/exchanges/some-id",
+    ] {
+        let resp = get(&app, path, "").await;
+        assert_eq!(resp.status(), 303, "{path}");
+        let to = resp.headers()["location"].to_str().unwrap();
+        assert!(
+            to == "/console/sign-in" || to == "/console/exchanges",
+            "{path}: {to}"
+        );
+        let csp = resp.headers()["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.contains("default-src 'none'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+    }
+    let page = get(&app, "/console/sign-in", "").await;
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(page.headers()["cache-control"], "no-store");
+    assert!(
+        !page.text().await.unwrap().contains("<script"),
+        "no script at all"
+    );
+    // A wrong token, or a sign-in form from elsewhere, signs nobody in.
+    let http = browser();
+    let form = http
+        .get(format!("{}/console/sign-in", app.admin_url))
+        .send()
+        .await
+        .unwrap();
+    let form_cookie = cookies(&form).into_iter().next().unwrap().1;
+    let token = input_value(&form.text().await.unwrap(), "form_token");
+    let attempt = |admin_token: &'static str, form_token: String, cookie: String| {
+        let http = http.clone();
+        let url = format!("{}/console/sign-in", app.admin_url);
+        async move {
+            http.post(url)
+                .header("cookie", cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(
+                    serde_urlencoded::to_string([
+                        ("admin_token", admin_token),
+                        ("form_token", form_token.as_str()),
+                    ])
+                    .unwrap(),
+                )
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let wrong = attempt(
+        "not-the-token",
+        token.clone(),
+        format!("tessera_console_form={form_cookie}"),
+    )
+    .await;
+    assert_eq!(wrong.status(), 401);
+    assert!(
+        cookies(&wrong)
+            .iter()
+            .all(|(n, _, _)| n != "tessera_console")
+    );
+    let forged_form = attempt(ADMIN_TOKEN, token.clone(), String::new()).await;
+    assert_eq!(forged_form.status(), 401, "login CSRF: no form cookie");
+    // A session whose cookie was changed by hand is none.
+    let (session, _) = sign_in(&app).await;
+    assert!(
+        session.starts_with("tessera_console=eyJ"),
+        "a JSON payload: {session}"
+    );
+    let tampered = session.replacen("tessera_console=e", "tessera_console=f", 1);
+    assert_eq!(
+        get(&app, "/console/exchanges", &tampered).await.status(),
+        303
+    );
+    assert_eq!(
+        get(&app, "/console/exchanges", &session).await.status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_search_combines_filters_in_the_url_and_pages_newest_first() {
+    let app = TestApp::spawn().await;
+    for sub in ["alice", "alice", "alice", "bob", "bob"] {
+        let resp = app
+            .exchange_subject(&app.subject_token(json!({"sub": sub})))
+            .await;
+        assert_eq!(resp.status(), 200);
+    }
+    let (session, _) = sign_in(&app).await;
+    let page = get(
+        &app,
+        "/console/exchanges?subject=alice&outcome=granted&client=&limit=2",
+        &session,
+    )
+    .await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert_eq!(html.matches("<td>alice</td>").count(), 2, "{html}");
+    assert!(!html.contains("<td>bob</td>"));
+    assert!(
+        html.contains(r#"name="subject" value="alice""#),
+        "the form keeps the search"
+    );
+    let older = html
+        .split("href=\"/console/exchanges?")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|q| q.replace("&amp;", "&"))
+        .expect("a link to older records");
+    assert!(older.contains("cursor="), "{older}");
+    let html = get(&app, &format!("/console/exchanges?{older}"), &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(html.matches("<td>alice</td>").count(), 1, "{html}");
+    assert!(html.contains("No more records."));
+    // A bad filter is said, not ignored.
+    let bad = get(&app, "/console/exchanges?outcome=maybe", &session).await;
+    assert_eq!(bad.status(), 400);
+    assert!(
+        bad.text()
+            .await
+            .unwrap()
+            .contains("neither granted nor denied")
+    );
+}
+
+#[tokio::test]
+async fn what_a_record_holds_is_shown_as_text_never_as_markup() {
+    let app = TestApp::spawn().await;
+    let payload = "<script>alert(1)</script>";
+    let agent = "<img src=x onerror=alert(2)>";
+    // A client id and a user agent an attacker chose, on a refused request.
+    let resp = app
+        .http
+        .post(format!("{}/token", app.url))
+        .header("user-agent", agent)
+        .basic_auth(payload, Some("x"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string([("grant_type", TOKEN_EXCHANGE)]).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let (session, _) = sign_in(&app).await;
+    let html = get(&app, "/console/exchanges", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains(payload) && !html.contains("<img"), "{html}");
+    let record: Value = app.records(&[]).pop().unwrap();
+    let id = record["id"].as_str().unwrap();
+    let detail = get(&app, &format!("/console/exchanges/{id}"), &session).await;
+    assert_eq!(detail.status(), 200);
+    let html = detail.text().await.unwrap();
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(2)&gt;"),
+        "{html}"
+    );
+    assert!(!html.contains("<img") && !html.contains(payload));
+    for field in ["request_id", "remote_addr", "reason", "chain", "grant_type"] {
+        assert!(html.contains(&format!("<th>{field}</th>")), "{field}");
+    }
+    let missing = get(&app, "/console/exchanges/no-such-record", &session).await;
+    assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn a_record_links_to_its_lineage() {
+    let app = TestApp::spawn().await;
+    let subject = app.subject_token(json!({}));
+    let jti = claims_of(&subject)["jti"].as_str().unwrap().to_string();
+    assert_eq!(app.exchange_subject(&subject).await.status(), 200);
+    let (session, _) = sign_in(&app).await;
+    let id = app.records(&[]).pop().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let html = get(&app, &format!("/console/exchanges/{id}"), &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains(&format!("/console/exchanges?subject_jti={jti}")),
+        "{html}"
+    );
+    let lineage = get(
+        &app,
+        &format!("/console/exchanges?subject_jti={jti}"),
+        &session,
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        lineage.contains(&format!("/console/exchanges/{id}")),
+        "{lineage}"
+    );
+}
+
+#[tokio::test]
+async fn signing_out_needs_the_sessions_csrf_token() {
+    let app = TestApp::spawn().await;
+    let (session, csrf) = sign_in(&app).await;
+    let sign_out = |token: String| {
+        let url = format!("{}/console/sign-out", app.admin_url);
+        let session = session.clone();
+        async move {
+            browser()
+                .post(url)
+                .header("cookie", session)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(serde_urlencoded::to_string([("csrf", token)]).unwrap())
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(sign_out("forged".into()).await.status(), 403);
+    let (_, other_csrf) = sign_in(&app).await;
+    assert_eq!(
+        sign_out(other_csrf).await.status(),
+        403,
+        "another session's token"
+    );
+    let resp = sign_out(csrf).await;
+    assert_eq!(resp.status(), 303);
+    let cleared = cookies(&resp)
+        .into_iter()
+        .find(|(n, _, _)| n == "tessera_console")
+        .unwrap();
+    assert!(cleared.1.is_empty() && cleared.2.contains("Max-Age=0"));
+}
