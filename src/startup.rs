@@ -304,10 +304,12 @@ fn listen_public(config: &Config, state: &web::Data<AppState>) -> Result<(u16, S
 fn listen_admin(listen: &str, state: &web::Data<AppState>) -> Result<(u16, Server), Error> {
     let admin_state = state.clone();
     let session_key = web::Data::new(crate::console::SessionKey::random().map_err(Error::Random)?);
+    let verification = web::Data::new(crate::console::Verification::default());
     let listening = HttpServer::new(move || {
         App::new()
             .app_data(admin_state.clone())
             .app_data(session_key.clone())
+            .app_data(verification.clone())
             .configure(crate::http::admin::routes)
             .configure(crate::console::routes)
     })

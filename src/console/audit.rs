@@ -45,28 +45,12 @@ pub async fn search(
         session: &session,
         key: &key,
     };
-    // Fields left empty in the form are no filter.
-    let Ok(asked) = serde_urlencoded::from_str::<Vec<(String, String)>>(req.query_string()) else {
-        return page_response(
-            HttpResponse::BadRequest(),
-            "Exchanges",
-            r#"<p class="error">The search is not a form's encoding.</p>"#,
-            Some(&viewer),
-        );
-    };
-    let asked: Vec<(String, String)> = asked.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-    let mut query_pairs = asked.clone();
-    if !asked.iter().any(|(k, _)| k == "limit") {
-        query_pairs.push(("limit".into(), PAGE.to_string()));
-    }
-    let form = filter_form(&asked);
-    let parsed = serde_urlencoded::to_string(&query_pairs)
-        .map_err(|e| crate::error::OAuthError::invalid_request(e.to_string()))
-        .and_then(|q| crate::http::admin::parse_exchanges_query(&q));
-    let (filters, limit, cursor) = match parsed {
+    let asked = asked_filters(req.query_string());
+    let form = filter_form(asked.as_deref().unwrap_or_default());
+    let (filters, limit, cursor) = match filters_of(req.query_string()) {
         Ok(parsed) => parsed,
-        Err(e) => {
-            let body = format!(r#"{form}<p class="error">{}</p>"#, esc(&e.description));
+        Err(why) => {
+            let body = format!(r#"{form}<p class="error">{}</p>"#, esc(&why));
             return page_response(
                 HttpResponse::BadRequest(),
                 "Exchanges",
@@ -75,6 +59,7 @@ pub async fn search(
             );
         }
     };
+    let asked = asked.unwrap_or_default();
     let read = state
         .store
         .audit_read(move |c| {
@@ -103,8 +88,11 @@ pub async fn search(
     let next = if more {
         items.truncate(limit as usize);
         items.last().map(|last| {
-            let mut pairs: Vec<(String, String)> =
-                asked.into_iter().filter(|(k, _)| k != "cursor").collect();
+            let mut pairs: Vec<(String, String)> = asked
+                .iter()
+                .filter(|(k, _)| k != "cursor")
+                .cloned()
+                .collect();
             pairs.push(("cursor".into(), Cursor::after(last).encode()));
             serde_urlencoded::to_string(&pairs).unwrap_or_default()
         })
@@ -120,8 +108,35 @@ pub async fn search(
             )
         },
     );
-    let body = format!("{form}{}{pager}", table(&items));
+    let exported: Vec<&(String, String)> = asked
+        .iter()
+        .filter(|(k, _)| k != "cursor" && k != "limit")
+        .collect();
+    let exported = serde_urlencoded::to_string(&exported).unwrap_or_default();
+    let exports = format!(
+        r#"<p class="exports">Export this search: <a href="/console/exchanges.csv?{q}">CSV</a> · <a href="/console/exchanges.jsonl?{q}">JSON lines</a></p>"#,
+        q = esc(&exported)
+    );
+    let body = format!("{form}{exports}{}{pager}", table(&items));
     page_response(HttpResponse::Ok(), "Exchanges", &body, Some(&viewer))
+}
+
+/// The search's parameters, those left empty in the form (no filter) left out.
+fn asked_filters(query: &str) -> Result<Vec<(String, String)>, String> {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query)
+        .map(|pairs| pairs.into_iter().filter(|(_, v)| !v.is_empty()).collect())
+        .map_err(|_| "the search is not a form's encoding".to_string())
+}
+
+/// The audit query a search's URL asks for, as the admin API reads it, 50 records a page
+/// unless it says otherwise.
+pub fn filters_of(query: &str) -> Result<(query::Filters, i64, Option<Cursor>), String> {
+    let mut pairs = asked_filters(query)?;
+    if !pairs.iter().any(|(k, _)| k == "limit") {
+        pairs.push(("limit".into(), PAGE.to_string()));
+    }
+    let query = serde_urlencoded::to_string(&pairs).map_err(|e| e.to_string())?;
+    crate::http::admin::parse_exchanges_query(&query).map_err(|e| e.description)
 }
 
 fn filter_form(asked: &[(String, String)]) -> String {

@@ -7,14 +7,17 @@
 //! (`session`); every form that changes something carries the session's CSRF token.
 
 mod audit;
+mod export;
 mod html;
 mod session;
+mod verify;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 pub use session::SessionKey;
 use session::{Role, Session};
+pub use verify::Verification;
 
 use crate::state::AppState;
 
@@ -26,7 +29,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/console/sign-in", web::post().to(sign_in))
         .route("/console/sign-out", web::post().to(sign_out))
         .route("/console/exchanges", web::get().to(audit::search))
-        .route("/console/exchanges/{id}", web::get().to(audit::detail));
+        .route("/console/exchanges.csv", web::get().to(export::csv))
+        .route("/console/exchanges.jsonl", web::get().to(export::jsonl))
+        .route("/console/exchanges/{id}", web::get().to(audit::detail))
+        .route("/console/verify", web::get().to(verify::page))
+        .route("/console/verify", web::post().to(verify::start));
 }
 
 /// What every console answer carries: no script may run, nothing is framed, nothing cached,

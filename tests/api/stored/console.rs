@@ -339,3 +339,121 @@ async fn signing_out_needs_the_sessions_csrf_token() {
         .unwrap();
     assert!(cleared.1.is_empty() && cleared.2.contains("Max-Age=0"));
 }
+
+#[tokio::test]
+async fn a_search_exports_as_csv_and_json_lines_streamed() {
+    let app = TestApp::spawn().await;
+    for sub in ["alice", "bob", "alice"] {
+        let resp = app
+            .exchange_subject(&app.subject_token(json!({"sub": sub})))
+            .await;
+        assert_eq!(resp.status(), 200);
+    }
+    // A client id made to run as a spreadsheet formula.
+    let resp = app
+        .post_token(
+            &[("grant_type", TOKEN_EXCHANGE)],
+            Some(("=HYPERLINK(1)", "x")),
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+    assert_eq!(
+        get(&app, "/console/exchanges.csv", "").await.status(),
+        303,
+        "no session, no export"
+    );
+    let (session, _) = sign_in(&app).await;
+    let page = get(&app, "/console/exchanges?subject=alice", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(r#"href="/console/exchanges.csv?subject=alice""#),
+        "{page}"
+    );
+    let csv = get(&app, "/console/exchanges.csv?subject=alice", &session).await;
+    assert_eq!(csv.status(), 200);
+    assert!(
+        csv.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("exchanges.csv")
+    );
+    let csv = csv.text().await.unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(lines[0].starts_with("id,time,outcome"));
+    let all = get(&app, "/console/exchanges.csv", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(all.contains(",'=HYPERLINK(1),"), "the formula guard: {all}");
+    let jsonl = get(&app, "/console/exchanges.jsonl?outcome=granted", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let records: Vec<Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 3);
+    assert!(records.iter().all(|r| r["outcome"] == "granted"));
+    assert_eq!(
+        get(&app, "/console/exchanges.csv?outcome=maybe", &session)
+            .await
+            .status(),
+        400
+    );
+}
+
+#[tokio::test]
+async fn the_chain_is_verified_from_the_console() {
+    let app = TestApp::spawn().await;
+    for _ in 0..3 {
+        let resp = app.exchange_subject(&app.subject_token(json!({}))).await;
+        assert_eq!(resp.status(), 200);
+    }
+    let (session, csrf) = sign_in(&app).await;
+    let page = get(&app, "/console/verify", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("No verification has run"), "{page}");
+    let start = |token: String| {
+        let url = format!("{}/console/verify", app.admin_url);
+        let session = session.clone();
+        async move {
+            browser()
+                .post(url)
+                .header("cookie", session)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(serde_urlencoded::to_string([("csrf", token)]).unwrap())
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(start("forged".into()).await.status(), 403);
+    assert_eq!(start(csrf).await.status(), 303);
+    let mut shown = String::new();
+    for _ in 0..100 {
+        shown = get(&app, "/console/verify", &session)
+            .await
+            .text()
+            .await
+            .unwrap();
+        if !shown.contains("Running since") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        shown.contains("Audit chain intact: 3 records verified"),
+        "{shown}"
+    );
+    assert!(shown.contains("by admin token"), "who started it: {shown}");
+}

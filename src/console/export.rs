@@ -1,0 +1,174 @@
+//! Export of a search, as CSV (RFC 4180, with the formula guard of `tessera audit`) or JSON
+//! lines: streamed a page at a time, each page its own bounded audit query, so an export of
+//! millions of records holds one page in memory.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use actix_web::http::header;
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::html::{Viewer, esc, page_response};
+use super::{SessionKey, signed_in};
+use crate::audit::format::{Format, Writer};
+use crate::audit::query::{self, Cursor, Filters};
+use crate::state::AppState;
+
+/// Records a page of an export reads.
+const PAGE: i64 = 500;
+
+pub async fn csv(
+    req: HttpRequest,
+    key: web::Data<SessionKey>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    export(req, key, state, Format::Csv).await
+}
+
+pub async fn jsonl(
+    req: HttpRequest,
+    key: web::Data<SessionKey>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    export(req, key, state, Format::Json).await
+}
+
+async fn export(
+    req: HttpRequest,
+    key: web::Data<SessionKey>,
+    state: web::Data<AppState>,
+    format: Format,
+) -> HttpResponse {
+    let session = match signed_in(&req, &key, state.clock.now().secs()) {
+        Ok(session) => session,
+        Err(answer) => return answer,
+    };
+    let filters = match super::audit::filters_of(req.query_string()) {
+        Ok((filters, _, _)) => filters,
+        Err(why) => {
+            let viewer = Viewer {
+                session: &session,
+                key: &key,
+            };
+            return page_response(
+                HttpResponse::BadRequest(),
+                "Export",
+                &format!(r#"<p class="error">{}</p>"#, esc(&why)),
+                Some(&viewer),
+            );
+        }
+    };
+    tracing::info!(who = %session.who, "console export");
+    let (content_type, file) = match format {
+        Format::Csv => ("text/csv; charset=utf-8", "exchanges.csv"),
+        _ => ("application/x-ndjson", "exchanges.jsonl"),
+    };
+    let stream = futures_util::stream::unfold(
+        Some(Export::new(state.into_inner(), filters, format)),
+        |export| async move {
+            let mut export = export?;
+            match export.next_chunk().await {
+                Ok(Some(chunk)) => Some((Ok(chunk), Some(export))),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), None)),
+            }
+        },
+    );
+    super::secured(HttpResponse::Ok())
+        .content_type(content_type)
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{file}\""),
+        ))
+        .streaming(stream)
+}
+
+/// Where the writer writes: the chunk sent next.
+#[derive(Clone, Default)]
+struct Chunk(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Chunk {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Export {
+    state: Arc<AppState>,
+    filters: Filters,
+    cursor: Option<Cursor>,
+    done: bool,
+    chunk: Chunk,
+    writer: Option<Writer<Chunk>>,
+    format: Format,
+}
+
+impl Export {
+    fn new(state: Arc<AppState>, filters: Filters, format: Format) -> Self {
+        Self {
+            state,
+            filters,
+            cursor: None,
+            done: false,
+            chunk: Chunk::default(),
+            writer: None,
+            format,
+        }
+    }
+
+    fn take(&self) -> Bytes {
+        self.chunk
+            .0
+            .lock()
+            .map(|mut b| Bytes::from(std::mem::take(&mut *b)))
+            .unwrap_or_default()
+    }
+
+    /// The next page, written: the header first; `None` once every record is out.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, std::io::Error> {
+        if self.writer.is_none() {
+            self.writer = Some(Writer::new(self.chunk.clone(), self.format)?);
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let (filters, cursor) = (self.filters.clone(), self.cursor.clone());
+        let (mut page, more) = self
+            .state
+            .store
+            .audit_read(move |c| {
+                query::bounded_page(
+                    c,
+                    &filters,
+                    PAGE,
+                    cursor,
+                    crate::http::admin::MAX_PAGE_BYTES,
+                )
+            })
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %crate::error::chain(&e), "console export stopped");
+                std::io::Error::other("the export stopped: the audit query failed")
+            })?;
+        if more {
+            page.truncate(PAGE as usize);
+        }
+        self.done = !more;
+        self.cursor = page.last().map(Cursor::after);
+        if let Some(writer) = self.writer.as_mut() {
+            for record in &page {
+                writer.write(record)?;
+            }
+        }
+        Ok(Some(self.take()))
+    }
+}
