@@ -234,12 +234,16 @@ pub async fn detail(
             );
         }
     };
-    page_response(
-        HttpResponse::Ok(),
-        "Record",
-        &fields(&record),
-        Some(&viewer),
-    )
+    let revoke = match (&record.token_jti, record.revoked_at, session.role) {
+        (Some(_), None, super::session::Role::Operator) => format!(
+            r#"<form method="post" action="/console/exchanges/{}/revoke" class="revoke"><input type="hidden" name="csrf" value="{}"><button>Revoke this token and every token minted from it</button></form>"#,
+            esc(&url_value(&record.id)),
+            esc(&session.csrf(&key))
+        ),
+        _ => String::new(),
+    };
+    let body = format!("{}{revoke}", fields(&record));
+    page_response(HttpResponse::Ok(), "Record", &body, Some(&viewer))
 }
 
 /// Every field of the record, in the order of SPEC §6, with links to the searches a field

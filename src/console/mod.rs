@@ -6,9 +6,11 @@
 //! Signing in: with the admin bearer token, as an operator. Sessions are signed cookies
 //! (`session`); every form that changes something carries the session's CSRF token.
 
+mod actions;
 mod audit;
 mod export;
 mod html;
+mod revoke;
 mod session;
 mod verify;
 
@@ -32,6 +34,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/console/exchanges.csv", web::get().to(export::csv))
         .route("/console/exchanges.jsonl", web::get().to(export::jsonl))
         .route("/console/exchanges/{id}", web::get().to(audit::detail))
+        .route(
+            "/console/exchanges/{id}/revoke",
+            web::post().to(revoke::revoke),
+        )
+        .route("/console/activity", web::get().to(revoke::activity))
         .route("/console/verify", web::get().to(verify::page))
         .route("/console/verify", web::post().to(verify::start));
 }

@@ -46,7 +46,7 @@ async fn method_not_allowed() -> HttpResponse {
 }
 
 /// A store that did not answer: 503 for the client, the cause in the log.
-fn store_unavailable(e: crate::store::Error) -> OAuthError {
+pub(crate) fn store_unavailable(e: crate::store::Error) -> OAuthError {
     crate::telemetry::repeated::error("the store did not answer", &crate::error::chain(&e));
     OAuthError::temporarily_unavailable("the store is not available; retry later")
 }

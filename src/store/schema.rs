@@ -102,5 +102,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    console_actions (id) {
+        id -> Text,
+        time_us -> BigInt,
+        who -> Text,
+        role -> Text,
+        action -> Text,
+        target -> Text,
+        result -> Text,
+    }
+}
+
 diesel::joinable!(exchange_kinds -> exchanges (id));
 diesel::allow_tables_to_appear_in_same_query!(exchanges, exchange_kinds);

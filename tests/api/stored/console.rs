@@ -457,3 +457,92 @@ async fn the_chain_is_verified_from_the_console() {
     );
     assert!(shown.contains("by admin token"), "who started it: {shown}");
 }
+
+#[tokio::test]
+async fn an_operator_revokes_from_a_record_after_confirming_and_is_recorded() {
+    let app = TestApp::spawn().await;
+    let minted = app.minted(json!({})).await;
+    let jti = claims_of(&minted)["jti"].as_str().unwrap().to_string();
+    let id = app.records(&["--jti", &jti]).pop().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (session, csrf) = sign_in(&app).await;
+    let detail = get(&app, &format!("/console/exchanges/{id}"), &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let action = format!("/console/exchanges/{id}/revoke");
+    assert!(
+        detail.contains(&format!(r#"action="{action}""#)),
+        "{detail}"
+    );
+    let post = |pairs: Vec<(&'static str, String)>| {
+        let url = format!("{}{action}", app.admin_url);
+        let session = session.clone();
+        async move {
+            browser()
+                .post(url)
+                .header("cookie", session)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(serde_urlencoded::to_string(pairs).unwrap())
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        post(vec![("csrf", "forged".into()), ("confirm", "yes".into())])
+            .await
+            .status(),
+        403
+    );
+    // The first post asks; nothing is revoked yet.
+    let asked = post(vec![("csrf", csrf.clone())]).await;
+    assert_eq!(asked.status(), 200);
+    assert!(asked.text().await.unwrap().contains("Yes, revoke"));
+    let active = |token: String| {
+        let app = &app;
+        async move {
+            app.post_form(
+                "/introspect",
+                &[("token", &token)],
+                ("orders-svc", ORDERS_SECRET),
+            )
+            .await
+            .json::<Value>()
+            .await
+            .unwrap()["active"]
+                .clone()
+        }
+    };
+    assert_eq!(active(minted.clone()).await, json!(true));
+    let done = post(vec![("csrf", csrf), ("confirm", "yes".into())]).await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(active(minted).await, json!(false));
+    let detail = get(&app, &format!("/console/exchanges/{id}"), &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !detail.contains(&format!(r#"action="{action}""#)),
+        "revoked already"
+    );
+    assert!(app.records(&["--jti", &jti])[0]["revoked_at"].is_string());
+    let activity = get(&app, "/console/activity", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    for shown in [
+        "admin token",
+        "operator",
+        "revoke",
+        &format!("jti {jti}"),
+        "1 token(s) revoked",
+    ] {
+        assert!(activity.contains(shown), "{shown}: {activity}");
+    }
+}
