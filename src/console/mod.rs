@@ -159,6 +159,7 @@ async fn sign_out(
     if !session.csrf_matches(&key, &form.csrf) {
         return html::forbidden("the form is not this session's; reload the page and try again");
     }
+    session.end(&key, state.clock.now().secs());
     tracing::info!(who = %session.who, "console sign-out");
     let mut answer = see_other("/console/sign-in");
     set_cookie(&mut answer, &session::expired());

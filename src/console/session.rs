@@ -18,24 +18,38 @@ pub const IDLE_SECS: i64 = 30 * 60;
 /// And this long after sign-in, whatever.
 pub const ABSOLUTE_SECS: i64 = 12 * 3600;
 
-/// The key sessions are signed with, made once per process.
-pub struct SessionKey(hmac::Key);
+/// The key sessions are signed with, made once per process, and the sessions signed out
+/// since: a copy of a signed-out session's cookie is no session, though its signature holds.
+pub struct SessionKey {
+    key: hmac::Key,
+    /// Session ids signed out, each with when it would have ended anyway (seconds).
+    ended: std::sync::Mutex<std::collections::HashMap<String, i64>>,
+}
 
 impl SessionKey {
     pub fn random() -> Result<Self, crate::ids::RandomFailed> {
         let mut bytes = [0u8; 32];
         aws_lc_rs::rand::fill(&mut bytes).map_err(|_| crate::ids::RandomFailed)?;
-        Ok(Self(hmac::Key::new(hmac::HMAC_SHA256, &bytes)))
+        Ok(Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, &bytes),
+            ended: Default::default(),
+        })
     }
 
     fn sign(&self, data: &[u8]) -> String {
-        URL_SAFE_NO_PAD.encode(hmac::sign(&self.0, data).as_ref())
+        URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, data).as_ref())
     }
 
     fn verifies(&self, data: &[u8], signature: &str) -> bool {
         URL_SAFE_NO_PAD
             .decode(signature)
-            .is_ok_and(|tag| hmac::verify(&self.0, data, &tag).is_ok())
+            .is_ok_and(|tag| hmac::verify(&self.key, data, &tag).is_ok())
+    }
+
+    fn has_ended(&self, sid: &str) -> bool {
+        self.ended
+            .lock()
+            .map_or(true, |ended| ended.contains_key(sid))
     }
 }
 
@@ -92,7 +106,10 @@ impl Session {
         }
         let mut session: Session =
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-        if now - session.seen > IDLE_SECS || now - session.iat > ABSOLUTE_SECS || now < session.iat
+        if now - session.seen > IDLE_SECS
+            || now - session.iat > ABSOLUTE_SECS
+            || now < session.iat
+            || key.has_ended(&session.sid)
         {
             return None;
         }
@@ -109,6 +126,14 @@ impl Session {
             "{COOKIE}={payload}.{signature}; Path=/console; Max-Age={max_age}; HttpOnly; \
              SameSite=Strict"
         )
+    }
+
+    /// Ends the session for good: its cookie, wherever a copy of it is, is no session any more.
+    pub fn end(&self, key: &SessionKey, now: i64) {
+        if let Ok(mut ended) = key.ended.lock() {
+            ended.retain(|_, until| *until > now);
+            ended.insert(self.sid.clone(), self.iat + ABSOLUTE_SECS);
+        }
     }
 
     /// The token every form that changes something carries.
@@ -232,5 +257,11 @@ mod tests {
         assert!(now - 1_000 >= ABSOLUTE_SECS - IDLE_SECS, "ended at {now}");
         assert!(s.csrf_matches(&key, &s.csrf(&key)));
         assert!(!s.csrf_matches(&key, "forged"));
+        // Signed out, a copy of its cookie is no session.
+        let fresh = Session::new("admin token", Role::Operator, 5_000);
+        let copy = request_with(value_of(&fresh.cookie(&key)));
+        assert!(Session::of(&copy, &key, 5_001).is_some());
+        fresh.end(&key, 5_002);
+        assert!(Session::of(&copy, &key, 5_003).is_none());
     }
 }

@@ -338,6 +338,11 @@ async fn signing_out_needs_the_sessions_csrf_token() {
         .find(|(n, _, _)| n == "tessera_console")
         .unwrap();
     assert!(cleared.1.is_empty() && cleared.2.contains("Max-Age=0"));
+    // A copy of the signed-out cookie is no session any more.
+    assert_eq!(
+        get(&app, "/console/exchanges", &session).await.status(),
+        303
+    );
 }
 
 #[tokio::test]
