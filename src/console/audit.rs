@@ -5,7 +5,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
 use super::html::{Viewer, esc, page_response, url_value};
-use super::{SessionKey, signed_in};
+use super::{SessionKey, SignedIn};
 use crate::audit::ExchangeRecord;
 use crate::audit::query::{self, Cursor};
 use crate::state::AppState;
@@ -33,14 +33,11 @@ const FILTERS: &[(&str, &str)] = &[
 const PAGE: i64 = 50;
 
 pub async fn search(
+    SignedIn(session): SignedIn,
     req: HttpRequest,
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let session = match signed_in(&req, &key, state.clock.now().secs()) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
     let viewer = Viewer {
         session: &session,
         key: &key,
@@ -199,15 +196,11 @@ fn shown_list(items: &[String]) -> String {
 }
 
 pub async fn detail(
-    req: HttpRequest,
+    SignedIn(session): SignedIn,
     id: web::Path<String>,
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let session = match signed_in(&req, &key, state.clock.now().secs()) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
     let viewer = Viewer {
         session: &session,
         key: &key,

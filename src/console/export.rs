@@ -10,7 +10,7 @@ use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::html::{Viewer, esc, page_response};
-use super::{SessionKey, signed_in};
+use super::{SessionKey, SignedIn};
 use crate::audit::format::{Format, Writer};
 use crate::audit::query::{self, Cursor, Filters};
 use crate::state::AppState;
@@ -19,31 +19,30 @@ use crate::state::AppState;
 const PAGE: i64 = 500;
 
 pub async fn csv(
+    signed_in: SignedIn,
     req: HttpRequest,
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    export(req, key, state, Format::Csv).await
+    export(signed_in, req, key, state, Format::Csv).await
 }
 
 pub async fn jsonl(
+    signed_in: SignedIn,
     req: HttpRequest,
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    export(req, key, state, Format::Json).await
+    export(signed_in, req, key, state, Format::Json).await
 }
 
 async fn export(
+    SignedIn(session): SignedIn,
     req: HttpRequest,
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
     format: Format,
 ) -> HttpResponse {
-    let session = match signed_in(&req, &key, state.clock.now().secs()) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
     let filters = match super::audit::filters_of(req.query_string()) {
         Ok((filters, _, _)) => filters,
         Err(why) => {

@@ -84,9 +84,42 @@ async fn stylesheet() -> HttpResponse {
         .body(include_str!("console.css"))
 }
 
-/// The signed-in session of a request, or the answer to give instead: to the sign-in page.
-fn signed_in(req: &HttpRequest, key: &SessionKey, now: i64) -> Result<Session, HttpResponse> {
-    Session::of(req, key, now).ok_or_else(|| see_other("/console/sign-in"))
+/// A request's signed-in session. A handler that takes it answers signed-in people only;
+/// anyone else is sent to the sign-in page.
+pub(crate) struct SignedIn(pub Session);
+
+/// No session: the answer is the way to the sign-in page.
+#[derive(Debug)]
+pub(crate) struct NotSignedIn;
+
+impl std::fmt::Display for NotSignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not signed in")
+    }
+}
+
+impl actix_web::ResponseError for NotSignedIn {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::SEE_OTHER
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        see_other("/console/sign-in")
+    }
+}
+
+impl actix_web::FromRequest for SignedIn {
+    type Error = NotSignedIn;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let key = req.app_data::<web::Data<SessionKey>>();
+        let state = req.app_data::<web::Data<AppState>>();
+        let found = key
+            .zip(state)
+            .and_then(|(key, state)| Session::of(req, key, state.clock.now().secs()));
+        std::future::ready(found.map(SignedIn).ok_or(NotSignedIn))
+    }
 }
 
 async fn sign_in_form(req: HttpRequest, key: web::Data<SessionKey>) -> HttpResponse {
@@ -147,15 +180,11 @@ struct SignOut {
 }
 
 async fn sign_out(
-    req: HttpRequest,
+    SignedIn(session): SignedIn,
     form: web::Form<SignOut>,
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let session = match signed_in(&req, &key, state.clock.now().secs()) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
     if !session.csrf_matches(&key, &form.csrf) {
         return html::forbidden("the form is not this session's; reload the page and try again");
     }

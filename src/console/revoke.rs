@@ -2,12 +2,12 @@
 //! token minted from it (lineage), as `/admin/revoke {"jti"}` does, after a confirmation, and
 //! recorded with who did it (`actions`).
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 
 use super::actions::{self, Action};
 use super::html::{Viewer, esc, forbidden, page_response, url_value};
 use super::session::Role;
-use super::{SessionKey, see_other, signed_in};
+use super::{SessionKey, SignedIn, see_other};
 use crate::audit::query;
 use crate::audit::revocation::{self, Target};
 use crate::state::AppState;
@@ -20,17 +20,13 @@ pub struct Revoke {
 }
 
 pub async fn revoke(
-    req: HttpRequest,
+    SignedIn(session): SignedIn,
     id: web::Path<String>,
     form: web::Form<Revoke>,
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let now = state.clock.now();
-    let session = match signed_in(&req, &key, now.secs()) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
     if !session.csrf_matches(&key, &form.csrf) {
         return forbidden("the form is not this session's; reload the page and try again");
     }
@@ -123,14 +119,10 @@ pub async fn revoke(
 
 /// The latest console actions, newest first.
 pub async fn activity(
-    req: HttpRequest,
+    SignedIn(session): SignedIn,
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let session = match signed_in(&req, &key, state.clock.now().secs()) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
     let viewer = Viewer {
         session: &session,
         key: &key,

@@ -5,10 +5,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 
 use super::html::{Viewer, esc, page_response};
-use super::{SessionKey, see_other, signed_in};
+use super::{SessionKey, SignedIn, see_other};
 use crate::state::AppState;
 
 /// The one verification this process runs or ran last.
@@ -24,15 +24,10 @@ struct Run {
 }
 
 pub async fn page(
-    req: HttpRequest,
+    SignedIn(session): SignedIn,
     key: web::Data<SessionKey>,
-    state: web::Data<AppState>,
     verification: web::Data<Verification>,
 ) -> HttpResponse {
-    let session = match signed_in(&req, &key, state.clock.now().secs()) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
     let viewer = Viewer {
         session: &session,
         key: &key,
@@ -80,17 +75,13 @@ pub struct Start {
 }
 
 pub async fn start(
-    req: HttpRequest,
+    SignedIn(session): SignedIn,
     form: web::Form<Start>,
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
     verification: web::Data<Verification>,
 ) -> HttpResponse {
     let now = state.clock.now().secs();
-    let session = match signed_in(&req, &key, now) {
-        Ok(session) => session,
-        Err(answer) => return answer,
-    };
     if !session.csrf_matches(&key, &form.csrf) {
         return super::html::forbidden(
             "the form is not this session's; reload the page and try again",
