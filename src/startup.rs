@@ -305,11 +305,13 @@ fn listen_admin(listen: &str, state: &web::Data<AppState>) -> Result<(u16, Serve
     let admin_state = state.clone();
     let session_key = web::Data::new(crate::console::SessionKey::random().map_err(Error::Random)?);
     let verification = web::Data::new(crate::console::Verification::default());
+    let sign_in_failures = web::Data::new(crate::console::SignInFailures::default());
     let listening = HttpServer::new(move || {
         App::new()
             .app_data(admin_state.clone())
             .app_data(session_key.clone())
             .app_data(verification.clone())
+            .app_data(sign_in_failures.clone())
             .configure(crate::http::admin::routes)
             .configure(crate::console::routes)
     })

@@ -147,6 +147,13 @@ pub mod repeated {
         }
     }
 
+    /// As `error`, at `warn` level, for what a stranger can make happen at will.
+    pub fn warn(what: &'static str, detail: &str) {
+        if let Some(skipped) = admit(what, Instant::now()) {
+            tracing::warn!(detail = %one_line(detail), repeated_since_last = skipped, "{what}");
+        }
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;

@@ -17,6 +17,10 @@ use crate::state::AppState;
 
 /// Records a page of an export reads.
 const PAGE: i64 = 500;
+/// How long a page of an export waits for its turn among the audit queries, and how often it
+/// asks again meanwhile.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(250);
 
 pub async fn csv(
     signed_in: SignedIn,
@@ -132,6 +136,42 @@ impl Export {
             .unwrap_or_default()
     }
 
+    /// The next page of records. An export is one long read: it takes its turn among the audit
+    /// queries page by page, waiting while others run (up to a minute a page) rather than
+    /// stopping midway.
+    async fn page(&self) -> Result<(Vec<crate::audit::ExchangeRecord>, bool), std::io::Error> {
+        let mut waited = std::time::Duration::ZERO;
+        loop {
+            let (filters, cursor) = (self.filters.clone(), self.cursor.clone());
+            let read = self
+                .state
+                .store
+                .audit_read(move |c| {
+                    query::bounded_page(
+                        c,
+                        &filters,
+                        PAGE,
+                        cursor,
+                        crate::http::admin::MAX_PAGE_BYTES,
+                    )
+                })
+                .await;
+            match read {
+                Err(crate::store::Error::AuditBusy) if waited < BUSY_WAIT => {
+                    tokio::time::sleep(BUSY_PAUSE).await;
+                    waited += BUSY_PAUSE;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %crate::error::chain(&e), "console export stopped");
+                    return Err(std::io::Error::other(
+                        "the export stopped: the audit query failed",
+                    ));
+                }
+                Ok(page) => return Ok(page),
+            }
+        }
+    }
+
     /// The next page, written: the header first; `None` once every record is out.
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, std::io::Error> {
         if self.writer.is_none() {
@@ -140,24 +180,7 @@ impl Export {
         if self.done {
             return Ok(None);
         }
-        let (filters, cursor) = (self.filters.clone(), self.cursor.clone());
-        let (mut page, more) = self
-            .state
-            .store
-            .audit_read(move |c| {
-                query::bounded_page(
-                    c,
-                    &filters,
-                    PAGE,
-                    cursor,
-                    crate::http::admin::MAX_PAGE_BYTES,
-                )
-            })
-            .await
-            .map_err(|e| {
-                tracing::warn!(error = %crate::error::chain(&e), "console export stopped");
-                std::io::Error::other("the export stopped: the audit query failed")
-            })?;
+        let (mut page, more) = self.page().await?;
         if more {
             page.truncate(PAGE as usize);
         }

@@ -14,7 +14,8 @@ pub fn esc(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&#39;"),
-            c if c.is_control() => out.push('\u{FFFD}'),
+            // Control characters, and those that reorder or hide what a reader sees.
+            c if crate::text::is_hiding(c) => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -100,6 +101,7 @@ mod tests {
             "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"
         );
         assert_eq!(esc("a\u{7}b\nc"), "a\u{FFFD}b\u{FFFD}c");
+        assert_eq!(esc("evil\u{202E}gpj.exe"), "evil\u{FFFD}gpj.exe");
         assert_eq!(url_value("a b&c=d/é"), "a+b%26c%3Dd%2F%C3%A9");
     }
 }

@@ -117,8 +117,45 @@ impl actix_web::FromRequest for SignedIn {
         let state = req.app_data::<web::Data<AppState>>();
         let found = key
             .zip(state)
+            .filter(|_| from_the_console(req))
             .and_then(|(key, state)| Session::of(req, key, state.clock.now().secs()));
         std::future::ready(found.map(SignedIn).ok_or(NotSignedIn))
+    }
+}
+
+/// Whether the browser says the request comes from the console's own pages or from the person
+/// (a bookmark, the address bar): a page of another site, or of another port of this host
+/// (`SameSite` does not tell ports apart), never acts with the session. Browsers that send no
+/// `Sec-Fetch-Site` are judged by `SameSite=Strict` alone.
+fn from_the_console(req: &HttpRequest) -> bool {
+    req.headers()
+        .get("sec-fetch-site")
+        .is_none_or(|site| matches!(site.as_bytes(), b"same-origin" | b"none"))
+}
+
+/// Failed sign-ins this process takes in a minute; past them, sign-in is refused until the
+/// minute is over, so the admin token cannot be guessed at speed.
+const FAILED_SIGN_INS_PER_MINUTE: u32 = 10;
+
+/// The failed sign-ins of the current minute: (the minute, how many).
+#[derive(Default)]
+pub struct SignInFailures(std::sync::Mutex<(i64, u32)>);
+
+impl SignInFailures {
+    /// Whether another attempt may be judged now.
+    fn open(&self, now: i64) -> bool {
+        self.0
+            .lock()
+            .is_ok_and(|w| w.0 != now / 60 || w.1 < FAILED_SIGN_INS_PER_MINUTE)
+    }
+
+    fn failed(&self, now: i64) {
+        if let Ok(mut w) = self.0.lock() {
+            if w.0 != now / 60 {
+                *w = (now / 60, 0);
+            }
+            w.1 += 1;
+        }
     }
 }
 
@@ -143,29 +180,45 @@ async fn sign_in(
     form: web::Form<SignIn>,
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
+    failures: web::Data<SignInFailures>,
 ) -> HttpResponse {
-    let refused = |why: &str| {
+    let now = state.clock.now().secs();
+    let refused = |status: actix_web::http::StatusCode, why: &str| {
         let token = session::form_token(&req, &key);
-        html::page_response(
-            HttpResponse::Unauthorized(),
+        let mut answer = html::page_response(
+            HttpResponse::build(status),
             "Sign in",
             &html::sign_in(&token.value, Some(why)),
             None,
-        )
+        );
+        if let Some(cookie) = token.cookie {
+            set_cookie(&mut answer, &cookie);
+        }
+        answer
     };
-    if !session::form_token_matches(&req, &form.form_token) {
-        return refused("the form expired; sign in again");
+    let unauthorized = actix_web::http::StatusCode::UNAUTHORIZED;
+    if !failures.open(now) {
+        return refused(
+            actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+            "too many failed sign-ins; wait a minute",
+        );
+    }
+    if !from_the_console(&req) || !session::form_token_matches(&req, &form.form_token) {
+        return refused(unauthorized, "the form expired; sign in again");
     }
     let Some(expected) = state.admin_token_sha256 else {
-        return refused("sign-in with the admin token is not configured");
+        return refused(
+            unauthorized,
+            "sign-in with the admin token is not configured",
+        );
     };
     let presented =
         aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, form.admin_token.as_bytes());
     if aws_lc_rs::constant_time::verify_slices_are_equal(presented.as_ref(), &expected).is_err() {
-        tracing::warn!("console sign-in with a wrong admin token");
-        return refused("that is not the admin token");
+        failures.failed(now);
+        crate::telemetry::repeated::warn("console sign-in with a wrong admin token", "");
+        return refused(unauthorized, "that is not the admin token");
     }
-    let now = state.clock.now().secs();
     let session = Session::new("admin token", Role::Operator, now);
     tracing::info!(who = %session.who, role = session.role.as_str(), "console sign-in");
     let mut answer = see_other("/console/exchanges");

@@ -3,6 +3,7 @@
 //! recorded with who did it (`actions`).
 
 use actix_web::{HttpResponse, web};
+use diesel::Connection;
 
 use super::actions::{self, Action};
 use super::html::{Viewer, esc, forbidden, page_response, url_value};
@@ -39,15 +40,17 @@ pub async fn revoke(
     };
     let id = id.into_inner();
     let lookup = id.clone();
-    let record = match state
+    // By its key, on the store's own connections: a revocation never waits behind an auditor's
+    // long query.
+    let found = state
         .store
-        .audit_read(move |c| query::one(c, &lookup))
-        .await
-    {
+        .blocking_write(move |c| query::one(c, &lookup))
+        .await;
+    let record = match found {
         Ok(Some(record)) => record,
         Ok(None) => return see_other("/console/exchanges"),
         Err(e) => {
-            let e = crate::http::admin::audit_query_failed(e, state.store.audit_budget());
+            let e = crate::http::store_unavailable(e);
             return page_response(
                 HttpResponse::ServiceUnavailable(),
                 "Revoke",
@@ -88,16 +91,19 @@ pub async fn revoke(
     let revoked = state
         .store
         .blocking_write(move |c| {
-            let target = Target::Jti(jti);
-            let revoked = revocation::revoke(c, &target, &local, when)?;
-            actions::record(
-                c,
-                &Action {
-                    result: format!("{revoked} token(s) revoked"),
-                    ..action
-                },
-            )?;
-            Ok::<_, diesel::result::Error>(revoked)
+            // Both or neither: no revocation from the console goes unrecorded.
+            c.transaction(|c| {
+                let target = Target::Jti(jti);
+                let revoked = revocation::revoke(c, &target, &local, when)?;
+                actions::record(
+                    c,
+                    &Action {
+                        result: format!("{revoked} token(s) revoked"),
+                        ..action
+                    },
+                )?;
+                Ok::<_, diesel::result::Error>(revoked)
+            })
         })
         .await;
     match revoked {

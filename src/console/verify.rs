@@ -23,6 +23,25 @@ struct Run {
     result: Option<(i64, Result<u64, String>)>,
 }
 
+/// Records how a verification ended, however it ended: a walk that panics is not shown as
+/// running for ever.
+struct Finish {
+    verification: Arc<Verification>,
+    clock: crate::clock::Clock,
+    result: Result<u64, String>,
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if let Ok(mut current) = self.verification.0.lock()
+            && let Some(run) = current.as_mut()
+        {
+            let result = std::mem::replace(&mut self.result, Ok(0));
+            run.result = Some((self.clock.now().secs(), result));
+        }
+    }
+}
+
 pub async fn page(
     SignedIn(session): SignedIn,
     key: web::Data<SessionKey>,
@@ -106,19 +125,25 @@ pub async fn start(
     let (store, clock) = (state.store.clone(), state.clock.clone());
     let verification = verification.into_inner();
     tokio::task::spawn_blocking(move || {
-        let result = store
+        let mut finish = Finish {
+            verification,
+            clock,
+            result: Err("the verification stopped unexpectedly".into()),
+        };
+        finish.result = store
             .connect_for_audit()
-            .map_err(|e| crate::error::chain(&e))
+            .map_err(|e| {
+                tracing::warn!(error = %crate::error::chain(&e), "console verification");
+                "the store could not be reached".to_string()
+            })
             .and_then(|mut conn| {
                 crate::audit::chain::verify(&mut conn, |n| checked.store(n, Ordering::Relaxed))
-                    .map_err(|e| format!("the audit query failed: {e}"))
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "console verification");
+                        "the audit query failed".to_string()
+                    })
             })
             .and_then(|walked| walked.map_err(|broken| broken.to_string()));
-        if let Ok(mut current) = verification.0.lock()
-            && let Some(run) = current.as_mut()
-        {
-            run.result = Some((clock.now().secs(), result));
-        }
     });
     see_other("/console/verify")
 }

@@ -551,3 +551,74 @@ async fn an_operator_revokes_from_a_record_after_confirming_and_is_recorded() {
         assert!(activity.contains(shown), "{shown}: {activity}");
     }
 }
+
+#[tokio::test]
+async fn another_site_or_port_never_acts_with_the_session_and_guessing_is_slowed() {
+    let app = TestApp::spawn().await;
+    let (session, _) = sign_in(&app).await;
+    for site in ["cross-site", "same-site"] {
+        let resp = browser()
+            .get(format!("{}/console/exchanges.jsonl", app.admin_url))
+            .header("cookie", &session)
+            .header("sec-fetch-site", site)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "{site}");
+    }
+    let resp = browser()
+        .get(format!("{}/console/exchanges", app.admin_url))
+        .header("cookie", &session)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // A sign-in form without its cookie is refused, and the refusal gives a fresh one.
+    let resp = browser()
+        .post(format!("{}/console/sign-in", app.admin_url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("admin_token=x&form_token=y")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    assert!(
+        cookies(&resp)
+            .iter()
+            .any(|(n, v, _)| n == "tessera_console_form" && !v.is_empty())
+    );
+    // Ten wrong tokens in a minute, then even the right one waits.
+    let http = browser();
+    let form = http
+        .get(format!("{}/console/sign-in", app.admin_url))
+        .send()
+        .await
+        .unwrap();
+    let cookie = format!(
+        "tessera_console_form={}",
+        cookies(&form).into_iter().next().unwrap().1
+    );
+    let token = input_value(&form.text().await.unwrap(), "form_token");
+    let mut statuses = Vec::new();
+    for admin_token in std::iter::repeat_n("wrong", 10).chain([ADMIN_TOKEN]) {
+        let resp = http
+            .post(format!("{}/console/sign-in", app.admin_url))
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(
+                serde_urlencoded::to_string([
+                    ("admin_token", admin_token),
+                    ("form_token", token.as_str()),
+                ])
+                .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    assert!(statuses[..10].iter().all(|s| *s == 401), "{statuses:?}");
+    // At a minute's turn the window starts anew: then the right token signs in.
+    assert!(statuses[10] == 429 || statuses[10] == 303, "{statuses:?}");
+}
