@@ -240,7 +240,8 @@ pub async fn detail(
 }
 
 /// Every field of the record, in the order of SPEC §6, with links to the searches a field
-/// leads to: the lineage of its subject token, the record of a token by its jti, the rule.
+/// leads to: the tokens minted from its subject token (siblings) and from its own token
+/// (children), the record that minted its subject token (parent), the rule, client and txn.
 fn fields(record: &ExchangeRecord) -> String {
     let Ok(Value::Object(map)) = serde_json::to_value(record) else {
         return String::new();
@@ -266,7 +267,7 @@ fn fields(record: &ExchangeRecord) -> String {
                 "txn" => Some("txn"),
                 _ => None,
             };
-            let shown = match link {
+            let mut shown = match link {
                 Some(filter) if !text.is_empty() => format!(
                     r#"<a href="/console/exchanges?{filter}={}">{}</a>"#,
                     esc(&url_value(&text)),
@@ -274,6 +275,14 @@ fn fields(record: &ExchangeRecord) -> String {
                 ),
                 _ => esc(&text),
             };
+            // Upward in the lineage: the record that minted the subject token, when this
+            // server minted it.
+            if name == "subject_jti" && !text.is_empty() {
+                shown.push_str(&format!(
+                    r#" · <a href="/console/exchanges?jti={}">where it came from</a>"#,
+                    esc(&url_value(&text))
+                ));
+            }
             format!("<tr><th>{}</th><td>{shown}</td></tr>", esc(name))
         })
         .collect();

@@ -291,6 +291,10 @@ async fn a_record_links_to_its_lineage() {
         html.contains(&format!("/console/exchanges?subject_jti={jti}")),
         "{html}"
     );
+    assert!(
+        html.contains(&format!("/console/exchanges?jti={jti}")),
+        "where it came from: {html}"
+    );
     let lineage = get(
         &app,
         &format!("/console/exchanges?subject_jti={jti}"),
