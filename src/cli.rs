@@ -144,6 +144,9 @@ struct AuditArgs {
     /// Every token minted from this subject token
     #[arg(long)]
     subject_jti: Option<String>,
+    /// The acting party of a delegation (the actor token's sub)
+    #[arg(long)]
+    actor: Option<String>,
     /// The kind of token asked for: access_token, jwt, txn_token, id-jag
     #[arg(long)]
     token_type: Option<String>,
@@ -549,6 +552,7 @@ fn any_filter(args: &AuditArgs) -> bool {
         &args.error,
         &args.jti,
         &args.subject_jti,
+        &args.actor,
         &args.token_type,
         &args.txn,
         &args.grant_type,
@@ -580,6 +584,7 @@ fn filters_of(args: &AuditArgs) -> Result<Filters, String> {
         error: args.error.clone(),
         jti: args.jti.clone(),
         subject_jti: args.subject_jti.clone(),
+        actor: args.actor.clone(),
         token_type: args.token_type.clone(),
         txn: args.txn.clone(),
         grant_type: args.grant_type.clone(),

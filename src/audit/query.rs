@@ -19,6 +19,8 @@ use crate::store::schema::exchanges::dsl as x;
 #[derive(Debug, Clone, Default)]
 pub struct Filters {
     pub subject: Option<String>,
+    /// The acting party of a delegation (the actor token's `sub`).
+    pub actor: Option<String>,
     pub client: Option<String>,
     pub issuer: Option<String>,
     pub audience: Option<String>,
@@ -101,6 +103,9 @@ pub fn page(
     let mut q = x::exchanges.into_boxed();
     if let Some(v) = &filters.subject {
         q = q.filter(x::subject.eq(v));
+    }
+    if let Some(v) = &filters.actor {
+        q = q.filter(x::actor.eq(v));
     }
     if let Some(v) = &filters.client {
         q = q.filter(x::client_id.eq(v));

@@ -13,6 +13,7 @@ use crate::state::AppState;
 /// The filters the search form offers, in its order, with their labels.
 const FILTERS: &[(&str, &str)] = &[
     ("subject", "Subject"),
+    ("actor", "Actor (delegation)"),
     ("client", "Client"),
     ("issuer", "Issuer id"),
     ("audience", "Audience or resource"),

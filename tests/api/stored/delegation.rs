@@ -56,6 +56,24 @@ async fn delegation_is_allowed_by_may_act_and_recorded() {
     assert_eq!(record["actor"], "svc-gateway");
     assert_eq!(record["actor_issuer"], "corp");
     assert_eq!(record["rule"], "delegated");
+    // Who acted is a filter too, on the CLI and the admin API.
+    assert_eq!(
+        app.exchange_subject(&app.subject_token(json!({})))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(app.records(&[]).len(), 2);
+    let acted = app.records(&["--actor", "svc-gateway"]);
+    assert_eq!(acted.len(), 1);
+    assert_eq!(acted[0]["id"], record["id"]);
+    let page: Value = app
+        .admin_get("/admin/exchanges?actor=svc-gateway")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test]
