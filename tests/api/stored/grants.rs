@@ -970,7 +970,8 @@ async fn explain_covers_both_halves_and_spends_nothing() {
         "{said}"
     );
     granted(take(&b, &grant, &[]).await).await;
-    // The grant is spent now: explain says so as /token would.
+    // Spent at /token, the grant still explains (explain reads no replay memory): here the
+    // request asks for more than the grant carries.
     let out = b.cli(&[
         "explain",
         "--client",
