@@ -1,6 +1,5 @@
 //! Public documents: the signing keys (`/jwks.json`) and RFC 8414 server metadata.
 
-use crate::config::{Mints, TokenKind};
 use crate::oauth::TokenType;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
@@ -43,51 +42,25 @@ fn advertised(algorithms: &[Algorithm]) -> Vec<String> {
 }
 
 /// The `requested_token_type`s `/token` serves: Txn-Tokens only from a Transaction Token
-/// Service, ID-JAGs only where a rule issues them.
+/// Service (configured), the others always.
 fn requested_token_types(state: &AppState) -> Vec<&'static str> {
-    let policy = state.policy.load();
     let mut types = vec![TokenType::AccessToken.uri(), TokenType::Jwt.uri()];
-    if policy.txn.is_some() {
+    if state.policy.load().txn.is_some() {
         types.push(TokenType::TxnToken.uri());
     }
-    if mints(&policy, Mints::IdJag) {
-        types.push(TokenType::IdJag.uri());
-    }
+    types.push(TokenType::IdJag.uri());
     types
 }
 
 /// The token types a client can request for another trust domain
-/// (draft-ietf-oauth-identity-chaining §4): those some rule issues.
-fn identity_chaining_types(state: &AppState) -> Vec<&'static str> {
-    let policy = state.policy.load();
-    [
-        (Mints::AuthorizationGrant, TokenType::Jwt),
-        (Mints::IdJag, TokenType::IdJag),
-    ]
-    .into_iter()
-    .filter(|(kind, _)| mints(&policy, *kind))
-    .map(|(_, t)| t.uri())
-    .collect()
-}
+/// (draft-ietf-oauth-identity-chaining §4): what Tessera implements, whichever servers its
+/// rules name (those, the trust relationships, are never published).
+const IDENTITY_CHAINING_TYPES: &[TokenType] = &[TokenType::Jwt, TokenType::IdJag];
 
-/// The grant profiles `jwt-bearer` takes: the ID-JAG's when an issuer's ID-JAGs are accepted
-/// (never which issuers: draft-ietf-oauth-identity-assertion-authz-grant, "Metadata
-/// Disclosure").
-fn grant_profiles(state: &AppState) -> Vec<&'static str> {
-    let policy = state.policy.load();
-    let takes_id_jags = policy
-        .issuers
-        .iter()
-        .any(|i| i.config.accept.contains(&TokenKind::IdJag));
-    takes_id_jags
-        .then_some("urn:ietf:params:oauth:grant-profile:id-jag")
-        .into_iter()
-        .collect()
-}
-
-fn mints(policy: &crate::state::Policy, kind: Mints) -> bool {
-    policy.rules.all().iter().any(|r| r.mints == kind)
-}
+/// The grant profiles `jwt-bearer` implements (draft-ietf-oauth-identity-assertion-authz-grant
+/// §"Resource Authorization Server Metadata"): it says the processing rules are implemented,
+/// never which issuers are trusted.
+const GRANT_PROFILES: &[&str] = &["urn:ietf:params:oauth:grant-profile:id-jag"];
 
 /// RFC 8414 metadata. `response_types_supported` is REQUIRED there and validators (Authlib's)
 /// refuse it empty; Tessera has no authorization endpoint, so the one truthful value is `none`
@@ -113,7 +86,8 @@ pub async fn metadata(state: web::Data<AppState>) -> HttpResponse {
             "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
             "dpop_signing_alg_values_supported": advertised(crate::tokens::dpop::ALGORITHMS),
             "requested_token_types_supported": requested_token_types(&state),
-            "identity_chaining_requested_token_types_supported": identity_chaining_types(&state),
-            "authorization_grant_profiles_supported": grant_profiles(&state),
+            "identity_chaining_requested_token_types_supported":
+                IDENTITY_CHAINING_TYPES.iter().map(|t| t.uri()).collect::<Vec<_>>(),
+            "authorization_grant_profiles_supported": GRANT_PROFILES,
         }))
 }

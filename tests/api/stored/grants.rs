@@ -930,9 +930,14 @@ async fn metadata_says_what_each_domain_issues_and_takes() {
         b_meta["authorization_grant_profiles_supported"],
         json!(["urn:ietf:params:oauth:grant-profile:id-jag"])
     );
+    // What is implemented, not whom it is trusted with: the same at both.
     assert_eq!(
         b_meta["identity_chaining_requested_token_types_supported"],
-        json!([])
+        json!([JWT, ID_JAG])
+    );
+    assert_eq!(
+        a_meta["authorization_grant_profiles_supported"],
+        json!(["urn:ietf:params:oauth:grant-profile:id-jag"])
     );
 }
 
