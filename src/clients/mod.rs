@@ -161,6 +161,13 @@ impl Clients {
         self.by_id.contains_key(client_id)
     }
 
+    /// Every configured client, by id.
+    pub fn configs(&self) -> Vec<&ClientConfig> {
+        let mut all: Vec<&ClientConfig> = self.by_id.values().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
     /// Spends one request of the client's rate limit: 429 `temporarily_unavailable` with
     /// `Retry-After` when none is left.
     pub fn take_rate(&self, client_id: &str) -> Result<(), OAuthError> {

@@ -11,6 +11,7 @@ mod audit;
 mod export;
 mod html;
 mod revoke;
+mod rules;
 mod session;
 mod verify;
 
@@ -39,6 +40,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(revoke::revoke),
         )
         .route("/console/activity", web::get().to(revoke::activity))
+        .route("/console/rules", web::get().to(rules::page))
         .route("/console/verify", web::get().to(verify::page))
         .route("/console/verify", web::post().to(verify::start));
 }

@@ -626,3 +626,30 @@ async fn another_site_or_port_never_acts_with_the_session_and_guessing_is_slowed
     // At a minute's turn the window starts anew: then the right token signs in.
     assert!(statuses[10] == 429 || statuses[10] == 303, "{statuses:?}");
 }
+
+#[tokio::test]
+async fn the_trust_configuration_is_shown_without_a_secret() {
+    let app = TestApp::spawn_with(|c| {
+        c.rule_mut("orders-to-inventory").condition =
+            Some(r#"subject.email.endsWith("@example.com")"#.into());
+    })
+    .await;
+    let (session, _) = sign_in(&app).await;
+    let page = get(&app, "/console/rules", &session).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for shown in [
+        "<td>corp</td>",
+        "ready",
+        "<td>orders-svc</td>",
+        "client secret",
+        "<td>orders-to-inventory</td>",
+        "inventory-api https://inventory.internal/",
+        "subject.email.endsWith(&quot;@example.com&quot;)",
+    ] {
+        assert!(html.contains(shown), "{shown}: {html}");
+    }
+    let hash = tessera::clients::sha256_hex(ORDERS_SECRET);
+    assert!(!html.contains(&hash) && !html.contains(ORDERS_SECRET));
+    assert_eq!(get(&app, "/console/rules", "").await.status(), 303);
+}
