@@ -152,8 +152,8 @@ async fn verify_grant(
         TokenKind::AuthorizationGrant
     };
     learned.grant_kind = Some(kind);
-    let typ = parsed.header.typ.as_deref().map(verify::normalize_typ);
-    if matches!(typ.as_deref(), Some("at+jwt" | crate::tokens::txn::TYP)) {
+    let typ = parsed.header.typ.as_deref();
+    if typ.is_some_and(|t| verify::same_typ(t, "at+jwt")) || crate::tokens::txn::is_txn_typ(typ) {
         return Err(invalid(
             "is an access token or a Txn-Token (by its typ), not an authorization grant",
         ));
@@ -166,8 +166,8 @@ async fn verify_grant(
         })?;
     let config = &issuer.config;
     // An issuer whose access tokens are typed says which of its tokens are not grants.
-    if let (Some(typ), Some(access)) = (&typ, &config.access_token_typ)
-        && *typ == verify::normalize_typ(access)
+    if let (Some(typ), Some(access)) = (typ, &config.access_token_typ)
+        && verify::same_typ(typ, access)
     {
         return Err(invalid(&format!(
             "is typed {access}, as issuer \"{}\"'s access tokens are: it is no grant",

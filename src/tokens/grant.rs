@@ -102,5 +102,5 @@ pub fn claims(issuer: &str, grant: &AuthzGrant, jti: &str) -> Map<String, Value>
 
 /// Whether a JOSE `typ` is an ID-JAG's (compared as media types are).
 pub fn is_id_jag_typ(typ: Option<&str>) -> bool {
-    typ.is_some_and(|t| super::verify::normalize_typ(t) == ID_JAG_TYP)
+    typ.is_some_and(|t| super::verify::same_typ(t, ID_JAG_TYP))
 }

@@ -159,7 +159,7 @@ pub fn verify(token: &str, service: &TxnService, now: i64) -> Result<VerifiedTok
 /// access token, an ID token or a plain JWT (draft §"Transaction Tokens Are Not OAuth 2.0
 /// Access Tokens").
 pub fn is_txn_typ(typ: Option<&str>) -> bool {
-    typ.is_some_and(|t| super::verify::normalize_typ(t) == TYP)
+    typ.is_some_and(|t| super::verify::same_typ(t, TYP))
 }
 
 #[cfg(test)]

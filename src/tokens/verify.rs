@@ -323,7 +323,7 @@ fn token_kind(
     let wrong_typ = issuer
         .access_token_typ
         .as_deref()
-        .is_some_and(|expected| typ.is_none_or(|t| normalize_typ(t) != normalize_typ(expected)));
+        .is_some_and(|expected| typ.is_none_or(|t| !same_typ(t, expected)));
     match declared {
         TokenType::IdToken => TokenKind::IdToken,
         _ if id_claims || wrong_typ => TokenKind::IdToken,
@@ -332,12 +332,18 @@ fn token_kind(
     }
 }
 
-pub fn normalize_typ(typ: &str) -> String {
-    let lower = typ.to_ascii_lowercase();
-    lower
-        .strip_prefix("application/")
-        .map(str::to_string)
-        .unwrap_or(lower)
+/// Whether two JOSE `typ` values name one media type: compared case-insensitively, an
+/// `application/` prefix optional (RFC 7515 §4.1.9). Allocates nothing: every subject token's
+/// `typ` is compared on the way.
+pub fn same_typ(a: &str, b: &str) -> bool {
+    bare_typ(a).eq_ignore_ascii_case(bare_typ(b))
+}
+
+fn bare_typ(typ: &str) -> &str {
+    match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    }
 }
 
 fn numeric(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
@@ -369,7 +375,7 @@ pub fn verify_local(
         .header
         .typ
         .as_deref()
-        .is_some_and(|t| normalize_typ(t) == "at+jwt");
+        .is_some_and(|t| same_typ(t, "at+jwt"));
     if !access_token || !signed_here(&parsed, keys, issuer) {
         return None;
     }

@@ -163,3 +163,16 @@ fn scopes_split_on_the_space_character_only() {
     c.remove("scope");
     assert_eq!(scopes_of(&c).names(), vec!["x"], "scp as an array");
 }
+
+#[test]
+fn typ_values_compare_as_media_types() {
+    assert!(same_typ("at+jwt", "AT+JWT"));
+    assert!(same_typ("application/at+jwt", "at+jwt"));
+    assert!(same_typ("Application/TxnToken+JWT", "txntoken+jwt"));
+    assert!(!same_typ("at+jwt", "jwt"));
+    assert!(!same_typ("application/", "at+jwt"));
+    assert!(
+        !same_typ("applicatioé/at+jwt", "at+jwt"),
+        "no panic on a char boundary"
+    );
+}
