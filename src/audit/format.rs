@@ -96,6 +96,14 @@ impl<W: Write> Writer<W> {
         }
     }
 
+    /// What was written so far, taken out (an export sends it as one chunk).
+    pub fn take_written(&mut self) -> W
+    where
+        W: Default,
+    {
+        std::mem::take(&mut self.out)
+    }
+
     pub fn finish(mut self) -> io::Result<()> {
         self.out.flush()
     }

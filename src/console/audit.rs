@@ -174,11 +174,12 @@ fn table(items: &[ExchangeRecord]) -> String {
                 client = esc(r.client_id.as_deref().unwrap_or("")),
                 issuer = esc(r.subject_issuer.as_deref().unwrap_or("")),
                 subject = esc(r.subject.as_deref().unwrap_or("")),
-                audiences = esc(&shown_list(if r.granted_audiences.is_empty() {
+                audiences = esc(&if r.granted_audiences.is_empty() {
                     &r.requested_audiences
                 } else {
                     &r.granted_audiences
-                })),
+                }
+                .join(" ")),
                 scopes = esc(&r.granted_scopes.join(" ")),
                 rule = esc(r.rule.as_deref().unwrap_or("")),
                 jti = esc(r.token_jti.as_deref().unwrap_or("")),
@@ -190,10 +191,6 @@ fn table(items: &[ExchangeRecord]) -> String {
          <th>Subject</th><th>Audiences</th><th>Scopes</th><th>Rule</th><th>Token jti</th></tr></thead>\
          <tbody>{rows}</tbody></table>"
     )
-}
-
-fn shown_list(items: &[String]) -> String {
-    items.join(" ")
 }
 
 pub async fn detail(

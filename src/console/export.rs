@@ -2,8 +2,7 @@
 //! lines: streamed a page at a time, each page its own bounded audit query, so an export of
 //! millions of records holds one page in memory.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::web::Bytes;
@@ -87,31 +86,13 @@ async fn export(
         .streaming(stream)
 }
 
-/// Where the writer writes: the chunk sent next.
-#[derive(Clone, Default)]
-struct Chunk(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Chunk {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| std::io::Error::other("poisoned"))?
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 struct Export {
     state: Arc<AppState>,
     filters: Filters,
     cursor: Option<Cursor>,
     done: bool,
-    chunk: Chunk,
-    writer: Option<Writer<Chunk>>,
+    /// Made with the first chunk, which starts with its header.
+    writer: Option<Writer<Vec<u8>>>,
     format: Format,
 }
 
@@ -122,29 +103,23 @@ impl Export {
             filters,
             cursor: None,
             done: false,
-            chunk: Chunk::default(),
             writer: None,
             format,
         }
     }
 
-    fn take(&self) -> Bytes {
-        self.chunk
-            .0
-            .lock()
-            .map(|mut b| Bytes::from(std::mem::take(&mut *b)))
-            .unwrap_or_default()
-    }
-
     /// The next page of records. An export is one long read: it takes its turn among the audit
     /// queries page by page, waiting while others run (up to a minute a page) rather than
     /// stopping midway.
-    async fn page(&self) -> Result<(Vec<crate::audit::ExchangeRecord>, bool), std::io::Error> {
+    async fn page(
+        state: &AppState,
+        filters: &Filters,
+        cursor: &Option<Cursor>,
+    ) -> Result<(Vec<crate::audit::ExchangeRecord>, bool), std::io::Error> {
         let mut waited = std::time::Duration::ZERO;
         loop {
-            let (filters, cursor) = (self.filters.clone(), self.cursor.clone());
-            let read = self
-                .state
+            let (filters, cursor) = (filters.clone(), cursor.clone());
+            let read = state
                 .store
                 .audit_read(move |c| {
                     query::bounded_page(
@@ -174,23 +149,23 @@ impl Export {
 
     /// The next page, written: the header first; `None` once every record is out.
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, std::io::Error> {
-        if self.writer.is_none() {
-            self.writer = Some(Writer::new(self.chunk.clone(), self.format)?);
-        }
         if self.done {
             return Ok(None);
         }
-        let (mut page, more) = self.page().await?;
+        let writer = match &mut self.writer {
+            Some(writer) => writer,
+            None => self.writer.insert(Writer::new(Vec::new(), self.format)?),
+        };
+        let (mut page, more) = Self::page(&self.state, &self.filters, &self.cursor).await?;
         if more {
             page.truncate(PAGE as usize);
         }
+        for record in &page {
+            writer.write(record)?;
+        }
+        let chunk = Bytes::from(writer.take_written());
         self.done = !more;
         self.cursor = page.last().map(Cursor::after);
-        if let Some(writer) = self.writer.as_mut() {
-            for record in &page {
-                writer.write(record)?;
-            }
-        }
-        Ok(Some(self.take()))
+        Ok(Some(chunk))
     }
 }

@@ -161,8 +161,8 @@ impl SignInFailures {
     }
 }
 
-async fn sign_in_form(req: HttpRequest, key: web::Data<SessionKey>) -> HttpResponse {
-    let form_token = session::form_token(&req, &key);
+async fn sign_in_form(req: HttpRequest) -> HttpResponse {
+    let form_token = session::form_token(&req);
     let body = html::sign_in(&form_token.value, None);
     let mut answer = html::page_response(HttpResponse::Ok(), "Sign in", &body, None);
     if let Some(cookie) = form_token.cookie {
@@ -186,7 +186,7 @@ async fn sign_in(
 ) -> HttpResponse {
     let now = state.clock.now().secs();
     let refused = |status: actix_web::http::StatusCode, why: &str| {
-        let token = session::form_token(&req, &key);
+        let token = session::form_token(&req);
         let mut answer = html::page_response(
             HttpResponse::build(status),
             "Sign in",

@@ -161,7 +161,7 @@ pub struct FormToken {
     pub cookie: Option<String>,
 }
 
-pub fn form_token(req: &HttpRequest, _key: &SessionKey) -> FormToken {
+pub fn form_token(req: &HttpRequest) -> FormToken {
     if let Some(value) = cookie(req, FORM_COOKIE).filter(|v| v.len() == 43) {
         return FormToken {
             value: value.to_string(),

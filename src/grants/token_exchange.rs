@@ -257,8 +257,13 @@ pub async fn decide(
     };
     // An ID token names the client it was issued to as its audience: an ID-JAG is issued only
     // to that client (draft-ietf-oauth-identity-assertion-authz-grant §4.3).
-    let id_token_audience = [client_id.to_string()];
-    let audiences = (request.wants() == Wants::IdJag).then_some(&id_token_audience[..]);
+    let id_token_audience;
+    let audiences = if request.wants() == Wants::IdJag {
+        id_token_audience = [client_id.to_string()];
+        Some(&id_token_audience[..])
+    } else {
+        None
+    };
     if let Some(source) = asserted_source(request.subject_token_type)
         && !policy.rules.names_client_and_issuer(client_id, source)
     {

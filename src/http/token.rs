@@ -97,12 +97,17 @@ pub async fn token(
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(MAX_VALUE_CHARS).collect()),
     );
+    // A grant refused inside its commit is refused as its grant type's fault.
+    let refused_as = crate::audit::revocation::refusal_code(
+        attempt
+            .grant_type
+            .unwrap_or(GrantType::TokenExchange)
+            .name(),
+    );
     attempt.fill(&mut record, &policy, &result);
-    let record_grant_type = record.grant_type.clone();
     record.duration_us = started.elapsed().as_micros() as i64;
     record.bound();
     let committed = state.audit.commit(record).await;
-    let refused_as = crate::audit::revocation::refusal_code(&record_grant_type);
     let (response, error) = respond(result, committed, refused_as);
     answer(
         response,
