@@ -137,7 +137,7 @@ impl Application {
         let (port, server) = listen_public(&config, &state)?;
         let admin = match &config.admin {
             None => None,
-            Some(admin) => Some(listen_admin(&admin.listen, &state)?),
+            Some(admin) => Some(listen_admin(&admin.listen, &config.console, &state)?),
         };
         let app = Self {
             port,
@@ -301,9 +301,16 @@ fn listen_public(config: &Config, state: &web::Data<AppState>) -> Result<(u16, S
 }
 
 /// The admin listener (`admin.listen`), one worker: its port and its server.
-fn listen_admin(listen: &str, state: &web::Data<AppState>) -> Result<(u16, Server), Error> {
+fn listen_admin(
+    listen: &str,
+    console: &crate::config::ConsoleConfig,
+    state: &web::Data<AppState>,
+) -> Result<(u16, Server), Error> {
     let admin_state = state.clone();
-    let session_key = web::Data::new(crate::console::SessionKey::random().map_err(Error::Random)?);
+    let session_key = web::Data::new(
+        crate::console::SessionKey::random(console.secure()).map_err(Error::Random)?,
+    );
+    let sign_in = web::Data::new(crate::console::SignInConfig::new(console));
     let verification = web::Data::new(crate::console::Verification::default());
     let sign_in_failures = web::Data::new(crate::console::SignInFailures::default());
     let listening = HttpServer::new(move || {
@@ -312,6 +319,7 @@ fn listen_admin(listen: &str, state: &web::Data<AppState>) -> Result<(u16, Serve
             .app_data(session_key.clone())
             .app_data(verification.clone())
             .app_data(sign_in_failures.clone())
+            .app_data(sign_in.clone())
             .configure(crate::http::admin::routes)
             .configure(crate::console::routes)
     })

@@ -81,7 +81,12 @@ pub(super) fn build(file: &Path, raw: RawConfig) -> Result<Config, ConfigError> 
         }
         rules.push(rule);
     }
+    let console = match raw.console {
+        Some(c) => ctx.console(c, admin.as_ref(), &issuers, &server)?,
+        None => ConsoleConfig::default(),
+    };
     Ok(Config {
+        console,
         file: file.to_path_buf(),
         server,
         admin,

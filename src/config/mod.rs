@@ -4,6 +4,7 @@
 
 mod check;
 mod client;
+mod console;
 pub mod duration;
 pub mod grant;
 mod issuer;
@@ -29,6 +30,7 @@ use reqwest::Url;
 use crate::oauth::{Resource, Scopes};
 use crate::subjects::SubjectPattern;
 
+pub use console::{ConsoleConfig, ConsoleOidc};
 pub use duration::parse as parse_duration;
 use raw::RawConfig;
 pub use txn::REQUESTERS_SEPARATOR;
@@ -67,6 +69,8 @@ pub struct Config {
     /// `[transaction_tokens]`: present when this server is its trust domain's Transaction
     /// Token Service (SPEC §8).
     pub transaction_tokens: Option<TxnConfig>,
+    /// `[console]`: how people sign in to the console (the default when absent).
+    pub console: ConsoleConfig,
 }
 
 /// `[telemetry]`: where spans go besides the log.

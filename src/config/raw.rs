@@ -25,6 +25,35 @@ pub struct RawConfig {
     pub telemetry: RawTelemetry,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transaction_tokens: Option<RawTransactionTokens>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console: Option<RawConsole>,
+}
+
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConsole {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token_sign_in: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roles_claim: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auditors: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operators: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_claim: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]

@@ -68,17 +68,28 @@ pub fn page_response(
     builder.content_type("text/html; charset=utf-8").body(html)
 }
 
-pub fn sign_in(form_token: &str, refused: Option<&str>) -> String {
-    let refused = refused
+/// The ways to sign in: with the identity provider (named by its issuer id), with the admin
+/// token (the form token given), or both.
+pub fn sign_in(provider: Option<&str>, form_token: Option<&str>, refused: Option<&str>) -> String {
+    let mut out = refused
         .map(|why| format!(r#"<p class="error">{}</p>"#, esc(why)))
         .unwrap_or_default();
-    format!(
-        r#"{refused}<form method="post" action="/console/sign-in" class="sign-in">
+    if let Some(provider) = provider {
+        out.push_str(&format!(
+            r#"<p><a class="button" id="sign-in-oidc" href="/console/sign-in/oidc">Sign in with {}</a></p>"#,
+            esc(provider)
+        ));
+    }
+    if let Some(token) = form_token {
+        out.push_str(&format!(
+            r#"<form method="post" action="/console/sign-in" class="sign-in">
 <input type="hidden" name="form_token" value="{token}">
 <label>Admin token <input type="password" name="admin_token" autocomplete="off" required></label>
 <button>Sign in</button></form>"#,
-        token = esc(form_token),
-    )
+            token = esc(token),
+        ));
+    }
+    out
 }
 
 pub fn forbidden(why: &str) -> HttpResponse {

@@ -10,6 +10,7 @@ mod actions;
 mod audit;
 mod export;
 mod html;
+mod oidc;
 mod revoke;
 mod rules;
 mod session;
@@ -30,6 +31,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/console/console.css", web::get().to(stylesheet))
         .route("/console/sign-in", web::get().to(sign_in_form))
         .route("/console/sign-in", web::post().to(sign_in))
+        .route("/console/sign-in/oidc", web::get().to(oidc::start))
+        .route("/console/callback", web::get().to(oidc::callback))
         .route("/console/sign-out", web::post().to(sign_out))
         .route("/console/exchanges", web::get().to(audit::search))
         .route("/console/exchanges.csv", web::get().to(export::csv))
@@ -61,6 +64,25 @@ pub(crate) fn secured(
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::CACHE_CONTROL, "no-store"));
     builder
+}
+
+/// How people sign in, as configured at start (`[console]`).
+pub struct SignInConfig {
+    pub admin_token: bool,
+    oidc: Option<oidc::Oidc>,
+}
+
+impl SignInConfig {
+    pub fn new(config: &crate::config::ConsoleConfig) -> Self {
+        Self {
+            admin_token: config.admin_token_sign_in,
+            oidc: config
+                .oidc
+                .clone()
+                .zip(config.redirect_uri())
+                .map(|(c, redirect)| oidc::Oidc::new(c, redirect)),
+        }
+    }
 }
 
 /// Adds a `Set-Cookie` header (the values are made here, never from a request).
@@ -161,11 +183,34 @@ impl SignInFailures {
     }
 }
 
-async fn sign_in_form(req: HttpRequest) -> HttpResponse {
-    let form_token = session::form_token(&req);
-    let body = html::sign_in(&form_token.value, None);
-    let mut answer = html::page_response(HttpResponse::Ok(), "Sign in", &body, None);
-    if let Some(cookie) = form_token.cookie {
+async fn sign_in_form(
+    req: HttpRequest,
+    config: web::Data<SignInConfig>,
+    key: web::Data<SessionKey>,
+) -> HttpResponse {
+    sign_in_page(&config, &key, Some(&req), HttpResponse::Ok(), None)
+}
+
+/// The sign-in page, with the ways the configuration allows, and why the last try failed.
+/// The admin-token form needs the request, for its form token.
+fn sign_in_page(
+    config: &SignInConfig,
+    key: &SessionKey,
+    req: Option<&HttpRequest>,
+    builder: actix_web::HttpResponseBuilder,
+    refused: Option<&str>,
+) -> HttpResponse {
+    let form_token = req
+        .filter(|_| config.admin_token)
+        .map(|req| session::form_token(req, key));
+    let provider = config.oidc.as_ref().map(|o| o.config.issuer.as_str());
+    let body = html::sign_in(
+        provider,
+        form_token.as_ref().map(|t| t.value.as_str()),
+        refused,
+    );
+    let mut answer = html::page_response(builder, "Sign in", &body, None);
+    if let Some(cookie) = form_token.and_then(|t| t.cookie) {
         set_cookie(&mut answer, &cookie);
     }
     answer
@@ -183,20 +228,17 @@ async fn sign_in(
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
     failures: web::Data<SignInFailures>,
+    config: web::Data<SignInConfig>,
 ) -> HttpResponse {
     let now = state.clock.now().secs();
     let refused = |status: actix_web::http::StatusCode, why: &str| {
-        let token = session::form_token(&req);
-        let mut answer = html::page_response(
+        sign_in_page(
+            &config,
+            &key,
+            Some(&req),
             HttpResponse::build(status),
-            "Sign in",
-            &html::sign_in(&token.value, Some(why)),
-            None,
-        );
-        if let Some(cookie) = token.cookie {
-            set_cookie(&mut answer, &cookie);
-        }
-        answer
+            Some(why),
+        )
     };
     let unauthorized = actix_web::http::StatusCode::UNAUTHORIZED;
     if !failures.open(now) {
@@ -208,7 +250,7 @@ async fn sign_in(
     if !from_the_console(&req) || !session::form_token_matches(&req, &form.form_token) {
         return refused(unauthorized, "the form expired; sign in again");
     }
-    let Some(expected) = state.admin_token_sha256 else {
+    let Some(expected) = state.admin_token_sha256.filter(|_| config.admin_token) else {
         return refused(
             unauthorized,
             "sign-in with the admin token is not configured",
@@ -225,7 +267,7 @@ async fn sign_in(
     tracing::info!(who = %session.who, role = session.role.as_str(), "console sign-in");
     let mut answer = see_other("/console/exchanges");
     set_cookie(&mut answer, &session.cookie(&key));
-    set_cookie(&mut answer, &session::expired_form_token());
+    set_cookie(&mut answer, &session::expired_form_token(&key));
     answer
 }
 
@@ -246,6 +288,6 @@ async fn sign_out(
     session.end(&key, state.clock.now().secs());
     tracing::info!(who = %session.who, "console sign-out");
     let mut answer = see_other("/console/sign-in");
-    set_cookie(&mut answer, &session::expired());
+    set_cookie(&mut answer, &session::expired(&key));
     answer
 }

@@ -22,22 +22,56 @@ pub const ABSOLUTE_SECS: i64 = 12 * 3600;
 /// since: a copy of a signed-out session's cookie is no session, though its signature holds.
 pub struct SessionKey {
     key: hmac::Key,
+    /// Cookies are sent over https only (the console's `url` is https).
+    secure: bool,
     /// Session ids signed out, each with when it would have ended anyway (seconds).
     ended: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
 impl SessionKey {
-    pub fn random() -> Result<Self, crate::ids::RandomFailed> {
+    pub fn random(secure: bool) -> Result<Self, crate::ids::RandomFailed> {
         let mut bytes = [0u8; 32];
         aws_lc_rs::rand::fill(&mut bytes).map_err(|_| crate::ids::RandomFailed)?;
         Ok(Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, &bytes),
+            secure,
             ended: Default::default(),
         })
     }
 
-    fn sign(&self, data: &[u8]) -> String {
+    /// A `Set-Cookie` value: `HttpOnly` always, `Secure` behind https.
+    pub fn cookie(
+        &self,
+        name: &str,
+        value: &str,
+        path: &str,
+        max_age: i64,
+        same_site: &str,
+    ) -> String {
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!(
+            "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite={same_site}{secure}"
+        )
+    }
+
+    pub fn sign(&self, data: &[u8]) -> String {
         URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, data).as_ref())
+    }
+
+    /// `data` signed: `<base64url data>.<signature>`.
+    pub fn sealed(&self, data: &[u8]) -> String {
+        let payload = URL_SAFE_NO_PAD.encode(data);
+        let signature = self.sign(payload.as_bytes());
+        format!("{payload}.{signature}")
+    }
+
+    /// What `sealed` signed, when the signature holds.
+    pub fn unsealed(&self, value: &str) -> Option<Vec<u8>> {
+        let (payload, signature) = value.split_once('.')?;
+        if !self.verifies(payload.as_bytes(), signature) {
+            return None;
+        }
+        URL_SAFE_NO_PAD.decode(payload).ok()
     }
 
     fn verifies(&self, data: &[u8], signature: &str) -> bool {
@@ -100,12 +134,7 @@ impl Session {
     /// expired; its last request is now.
     pub fn of(req: &HttpRequest, key: &SessionKey, now: i64) -> Option<Self> {
         let value = cookie(req, COOKIE)?;
-        let (payload, signature) = value.split_once('.')?;
-        if !key.verifies(payload.as_bytes(), signature) {
-            return None;
-        }
-        let mut session: Session =
-            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
+        let mut session: Session = serde_json::from_slice(&key.unsealed(value)?).ok()?;
         if now - session.seen > IDLE_SECS
             || now - session.iat > ABSOLUTE_SECS
             || now < session.iat
@@ -119,13 +148,9 @@ impl Session {
 
     /// The `Set-Cookie` value that keeps the session going.
     pub fn cookie(&self, key: &SessionKey) -> String {
-        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(self).unwrap_or_default());
-        let signature = key.sign(payload.as_bytes());
+        let value = key.sealed(&serde_json::to_vec(self).unwrap_or_default());
         let max_age = (self.iat + ABSOLUTE_SECS - self.seen).clamp(0, IDLE_SECS);
-        format!(
-            "{COOKIE}={payload}.{signature}; Path=/console; Max-Age={max_age}; HttpOnly; \
-             SameSite=Strict"
-        )
+        key.cookie(COOKIE, &value, "/console", max_age, "Strict")
     }
 
     /// Ends the session for good: its cookie, wherever a copy of it is, is no session any more.
@@ -151,8 +176,8 @@ impl Session {
 }
 
 /// The `Set-Cookie` value that ends a session.
-pub fn expired() -> String {
-    format!("{COOKIE}=; Path=/console; Max-Age=0; HttpOnly; SameSite=Strict")
+pub fn expired(key: &SessionKey) -> String {
+    key.cookie(COOKIE, "", "/console", 0, "Strict")
 }
 
 /// The sign-in form's token: the one its cookie already holds, or a new one with its cookie.
@@ -161,7 +186,7 @@ pub struct FormToken {
     pub cookie: Option<String>,
 }
 
-pub fn form_token(req: &HttpRequest) -> FormToken {
+pub fn form_token(req: &HttpRequest, key: &SessionKey) -> FormToken {
     if let Some(value) = cookie(req, FORM_COOKIE).filter(|v| v.len() == 43) {
         return FormToken {
             value: value.to_string(),
@@ -172,9 +197,7 @@ pub fn form_token(req: &HttpRequest) -> FormToken {
     let _ = aws_lc_rs::rand::fill(&mut bytes);
     let value = URL_SAFE_NO_PAD.encode(bytes);
     FormToken {
-        cookie: Some(format!(
-            "{FORM_COOKIE}={value}; Path=/console; Max-Age=3600; HttpOnly; SameSite=Strict"
-        )),
+        cookie: Some(key.cookie(FORM_COOKIE, &value, "/console", 3600, "Strict")),
         value,
     }
 }
@@ -191,12 +214,12 @@ pub fn form_token_matches(req: &HttpRequest, presented: &str) -> bool {
     })
 }
 
-pub fn expired_form_token() -> String {
-    format!("{FORM_COOKIE}=; Path=/console; Max-Age=0; HttpOnly; SameSite=Strict")
+pub fn expired_form_token(key: &SessionKey) -> String {
+    key.cookie(FORM_COOKIE, "", "/console", 0, "Strict")
 }
 
 /// The value of the request's cookie `name` (the first, when several are sent).
-fn cookie<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+pub fn cookie<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
     req.headers()
         .get_all(header::COOKIE)
         .filter_map(|v| v.to_str().ok())
@@ -222,7 +245,7 @@ mod tests {
 
     #[test]
     fn a_session_holds_until_idle_or_old_and_only_as_signed() {
-        let key = SessionKey::random().expect("key");
+        let key = SessionKey::random(false).expect("key");
         let session = Session::new("admin token", Role::Operator, 1_000);
         let set = session.cookie(&key);
         assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"));
@@ -233,7 +256,7 @@ mod tests {
             ("admin token", Role::Operator)
         );
         assert!(Session::of(&req, &key, 1_001 + IDLE_SECS).is_none(), "idle");
-        let other = SessionKey::random().expect("key");
+        let other = SessionKey::random(false).expect("key");
         assert!(Session::of(&req, &other, 1_000).is_none(), "another key");
         // A role changed by hand breaks the signature.
         let (payload, signature) = value_of(&set)["tessera_console=".len()..]

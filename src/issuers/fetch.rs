@@ -100,23 +100,14 @@ impl Fetcher {
                 let jwks_uri = self.discover(issuer_url, issuer).await?;
                 // On the issuer's own host, or the issuer itself inside (by its configured URL,
                 // not by what its DNS says today): fetched as the issuer was.
-                let same_host = jwks_uri.host_str() == issuer_url.host_str();
-                if same_host || super::outbound::names_internal_host(issuer_url) {
-                    self.get(jwks_uri).await?
-                } else if super::outbound::names_internal_host(&jwks_uri) {
-                    return Err(Error::Discovery(format!(
-                        "the discovered jwks_uri \"{jwks_uri}\" points at an internal address, \
-                         and the issuer is not on one"
-                    )));
-                } else {
-                    read_limited(
-                        self.outward
-                            .get(jwks_uri.clone())
-                            .header("accept", "application/json"),
-                        &format!("GET {jwks_uri}"),
-                    )
-                    .await?
-                }
+                let client = self.client_for(issuer_url, &jwks_uri)?;
+                read_limited(
+                    client
+                        .get(jwks_uri.clone())
+                        .header("accept", "application/json"),
+                    &format!("GET {jwks_uri}"),
+                )
+                .await?
             }
             KeySource::Local | KeySource::None => {
                 return Err(Error::NoKeys);
@@ -126,12 +117,15 @@ impl Fetcher {
     }
 
     async fn discover(&self, issuer_url: &Url, issuer: &str) -> Result<Url, Error> {
-        let wrong = |why: String| Error::Discovery(why);
-        #[derive(Deserialize)]
-        struct Metadata {
-            issuer: String,
-            jwks_uri: Option<String>,
-        }
+        let metadata = self.provider(issuer_url, issuer).await?;
+        let jwks_uri = metadata
+            .jwks_uri
+            .ok_or_else(|| Error::Discovery("the discovery document has no jwks_uri".into()))?;
+        endpoint(&jwks_uri, "jwks_uri")
+    }
+
+    /// The issuer's discovery document (OIDC, else RFC 8414), once it names that issuer.
+    pub async fn provider(&self, issuer_url: &Url, issuer: &str) -> Result<Provider, Error> {
         let mut last_error = Error::Discovery(String::new());
         for url in discovery_urls(issuer_url) {
             let bytes = match self.get(url).await {
@@ -141,27 +135,73 @@ impl Fetcher {
                     continue;
                 }
             };
-            let metadata: Metadata = serde_json::from_slice(&bytes)
-                .map_err(|e| wrong(format!("the discovery document is not valid metadata: {e}")))?;
+            let metadata: Provider = serde_json::from_slice(&bytes).map_err(|e| {
+                Error::Discovery(format!("the discovery document is not valid metadata: {e}"))
+            })?;
             if metadata.issuer != issuer {
-                return Err(wrong(format!(
+                return Err(Error::Discovery(format!(
                     "the discovery document names issuer \"{}\", not \"{issuer}\"",
                     metadata.issuer
                 )));
             }
-            let jwks_uri = metadata
-                .jwks_uri
-                .ok_or_else(|| wrong("the discovery document has no jwks_uri".to_string()))?;
-            let url = Url::parse(&jwks_uri)
-                .map_err(|e| wrong(format!("the discovered jwks_uri is not a URL: {e}")))?;
-            if !crate::config::is_allowed_web_url(&url) {
-                return Err(wrong(format!(
-                    "the discovered jwks_uri \"{jwks_uri}\" does not use https"
-                )));
-            }
-            return Ok(url);
+            return Ok(metadata);
         }
         Err(last_error)
+    }
+
+    /// The client for a URL an issuer's discovery document chose: on the issuer's own host,
+    /// or for an issuer configured inside, as the issuer was reached; elsewhere, never inward.
+    fn client_for(&self, issuer_url: &Url, url: &Url) -> Result<&reqwest::Client, Error> {
+        let same_host = url.host_str() == issuer_url.host_str();
+        if same_host || super::outbound::names_internal_host(issuer_url) {
+            Ok(&self.client)
+        } else if super::outbound::names_internal_host(url) {
+            Err(Error::Discovery(format!(
+                "the discovered \"{url}\" points at an internal address, and the issuer is not \
+                 on one"
+            )))
+        } else {
+            Ok(&self.outward)
+        }
+    }
+
+    /// RFC 6749 §4.1.3 with PKCE: redeems an authorization code at the discovered token
+    /// endpoint, authenticating with HTTP Basic when the client has a secret. The answer's
+    /// JSON, success or OAuth error alike.
+    pub async fn redeem_code(
+        &self,
+        issuer_url: &Url,
+        token_endpoint: &Url,
+        client: (&str, Option<&str>),
+        form: &[(&str, &str)],
+    ) -> Result<(reqwest::StatusCode, serde_json::Value), Error> {
+        let shown = format!("POST {token_endpoint}");
+        let (client_id, secret) = client;
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        let mut request = self
+            .client_for(issuer_url, token_endpoint)?
+            .post(token_endpoint.clone())
+            .header("accept", "application/json")
+            .header("content-type", "application/x-www-form-urlencoded");
+        match secret {
+            Some(secret) => {
+                let encode = |s: &str| form_urlencoded_component(s);
+                request = request.basic_auth(encode(client_id), Some(encode(secret)));
+            }
+            None => fields.push(("client_id", client_id)),
+        }
+        let body = serde_urlencoded::to_string(&fields).map_err(|e| Error::Send {
+            request: shown.clone(),
+            why: e.to_string(),
+        })?;
+        let response = request.body(body).send().await.map_err(|e| Error::Send {
+            request: shown.clone(),
+            why: describe(&e),
+        })?;
+        let status = response.status();
+        let bytes = read_body(response, &shown).await?;
+        let json = serde_json::from_slice(&bytes).map_err(|_| Error::NotJson { request: shown })?;
+        Ok((status, json))
     }
 
     async fn get(&self, url: Url) -> Result<Vec<u8>, Error> {
@@ -198,17 +238,22 @@ impl Fetcher {
 
 /// Sends the request and reads a successful answer of at most `MAX_DOCUMENT_BYTES`.
 async fn read_limited(request: reqwest::RequestBuilder, shown: &str) -> Result<Vec<u8>, Error> {
-    let request_named = || shown.to_string();
-    let mut response = request.send().await.map_err(|e| Error::Send {
-        request: request_named(),
+    let response = request.send().await.map_err(|e| Error::Send {
+        request: shown.to_string(),
         why: describe(&e),
     })?;
     if !response.status().is_success() {
         return Err(Error::Status {
-            request: request_named(),
+            request: shown.to_string(),
             status: response.status(),
         });
     }
+    read_body(response, shown).await
+}
+
+/// An answer's body, at most `MAX_DOCUMENT_BYTES`.
+async fn read_body(mut response: reqwest::Response, shown: &str) -> Result<Vec<u8>, Error> {
+    let request_named = || shown.to_string();
     if response
         .content_length()
         .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
@@ -230,6 +275,29 @@ async fn read_limited(request: reqwest::RequestBuilder, shown: &str) -> Result<V
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// A URL a discovery document names, which must be https (http on loopback).
+pub fn endpoint(value: &str, name: &str) -> Result<Url, Error> {
+    let url = Url::parse(value)
+        .map_err(|e| Error::Discovery(format!("the discovered {name} is not a URL: {e}")))?;
+    if !crate::config::is_allowed_web_url(&url) {
+        return Err(Error::Discovery(format!(
+            "the discovered {name} \"{value}\" does not use https"
+        )));
+    }
+    Ok(url)
+}
+
+/// What an issuer's discovery document says, as far as this server reads it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Provider {
+    pub issuer: String,
+    pub jwks_uri: Option<String>,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    #[serde(default)]
+    pub code_challenge_methods_supported: Option<Vec<String>>,
 }
 
 /// One form-urlencoded value (RFC 6749 §2.3.1 asks it of Basic credentials too).

@@ -27,6 +27,22 @@ struct IdpState {
     bundle_hint: Option<u64>,
     /// The bundle's `spiffe_sequence`, when fixed (else the number of fetches so far).
     bundle_sequence: Option<u64>,
+    /// Who the next authorization request signs in as: the key their ID token is signed
+    /// with and claims over the defaults; `None`: the person refuses (`access_denied`).
+    person: Option<(TestKey, Value)>,
+    /// Codes handed out and not yet redeemed.
+    codes: std::collections::HashMap<String, Grant>,
+}
+
+/// What an authorization code stands for.
+#[derive(Clone)]
+struct Grant {
+    key: TestKey,
+    claims: Value,
+    client_id: String,
+    redirect_uri: String,
+    nonce: Option<String>,
+    challenge: String,
 }
 
 /// An identity provider on loopback: `/jwks`, `/.well-known/openid-configuration`.
@@ -50,6 +66,8 @@ impl TestIdp {
                 .app_data(shared.clone())
                 .route("/jwks", web::get().to(jwks))
                 .route("/introspect", web::post().to(introspect))
+                .route("/authorize", web::get().to(authorize))
+                .route("/token", web::post().to(token))
                 .route(
                     "/.well-known/openid-configuration",
                     web::get().to(discovery),
@@ -98,6 +116,13 @@ impl TestIdp {
     /// Fixes the bundle's `spiffe_sequence`.
     pub fn set_bundle_sequence(&self, sequence: u64) {
         self.state.lock().unwrap().bundle_sequence = Some(sequence);
+    }
+
+    /// The next person to sign in through `/authorize` (OpenID Connect, code flow with PKCE):
+    /// their ID token, signed with `key`, holds `iss`, `aud` (the client), `sub`, `iat`, `exp`
+    /// and the request's `nonce`, each overridden by `claims`. `None`: the person refuses.
+    pub fn sign_in_as(&self, person: Option<(&TestKey, Value)>) {
+        self.state.lock().unwrap().person = person.map(|(k, c)| (k.clone(), c));
     }
 
     pub fn introspections(&self) -> usize {
@@ -194,5 +219,118 @@ async fn introspect(
 
 async fn discovery(state: web::Data<Arc<Mutex<IdpState>>>) -> HttpResponse {
     let s = state.lock().unwrap();
-    HttpResponse::Ok().json(json!({ "issuer": s.issuer, "jwks_uri": format!("{}/jwks", s.issuer) }))
+    HttpResponse::Ok().json(json!({
+        "issuer": s.issuer,
+        "jwks_uri": format!("{}/jwks", s.issuer),
+        "authorization_endpoint": format!("{}/authorize", s.issuer),
+        "token_endpoint": format!("{}/token", s.issuer),
+        "code_challenge_methods_supported": ["S256"],
+    }))
+}
+
+/// The authorization endpoint: signs in `person` at once, no page, and sends the browser back
+/// with a code, or with `access_denied` when no one is set.
+async fn authorize(
+    query: web::Query<std::collections::HashMap<String, String>>,
+    state: web::Data<Arc<Mutex<IdpState>>>,
+) -> HttpResponse {
+    let q = query.into_inner();
+    let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+    let mut redirect = reqwest::Url::parse(&get("redirect_uri")).unwrap();
+    if get("response_type") != "code" || get("code_challenge_method") != "S256" {
+        redirect
+            .query_pairs_mut()
+            .append_pair("error", "invalid_request")
+            .append_pair("state", &get("state"));
+    } else {
+        let mut s = state.lock().unwrap();
+        match s.person.clone() {
+            None => {
+                redirect
+                    .query_pairs_mut()
+                    .append_pair("error", "access_denied")
+                    .append_pair("error_description", "<b>the person said no</b>")
+                    .append_pair("state", &get("state"));
+            }
+            Some((key, claims)) => {
+                let code = format!("code-{}", s.codes.len() + 1);
+                s.codes.insert(
+                    code.clone(),
+                    Grant {
+                        key,
+                        claims,
+                        client_id: get("client_id"),
+                        redirect_uri: get("redirect_uri"),
+                        nonce: q.get("nonce").cloned(),
+                        challenge: get("code_challenge"),
+                    },
+                );
+                redirect
+                    .query_pairs_mut()
+                    .append_pair("code", &code)
+                    .append_pair("state", &get("state"));
+            }
+        }
+    }
+    HttpResponse::Found()
+        .insert_header(("location", redirect.to_string()))
+        .finish()
+}
+
+/// The token endpoint: a code once, for the client `tessera-console` with secret
+/// `console-secret`, the redirect URI it was given for and the PKCE verifier of its challenge.
+async fn token(
+    req: actix_web::HttpRequest,
+    body: String,
+    state: web::Data<Arc<Mutex<IdpState>>>,
+) -> HttpResponse {
+    let form: std::collections::HashMap<String, String> =
+        serde_urlencoded::from_str(&body).unwrap_or_default();
+    let get = |k: &str| form.get(k).cloned().unwrap_or_default();
+    let refuse = |error: &str| HttpResponse::BadRequest().json(json!({ "error": error }));
+    let expected = format!(
+        "Basic {}",
+        STANDARD.encode("tessera-console:console-secret")
+    );
+    if req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        != Some(&expected)
+    {
+        return HttpResponse::Unauthorized().json(json!({ "error": "invalid_client" }));
+    }
+    let (grant, issuer) = {
+        let mut s = state.lock().unwrap();
+        (s.codes.remove(&get("code")), s.issuer.clone())
+    };
+    let Some(grant) = grant else {
+        return refuse("invalid_grant");
+    };
+    let challenge = URL_SAFE_NO_PAD.encode(
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, get("code_verifier").as_bytes())
+            .as_ref(),
+    );
+    if get("grant_type") != "authorization_code"
+        || get("redirect_uri") != grant.redirect_uri
+        || grant.client_id != "tessera-console"
+        || challenge != grant.challenge
+    {
+        return refuse("invalid_grant");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut claims = json!({
+        "iss": issuer, "aud": grant.client_id, "sub": "person-1",
+        "iat": now, "exp": now + 300, "nonce": grant.nonce,
+    });
+    for (k, v) in grant.claims.as_object().unwrap() {
+        claims[k] = v.clone();
+    }
+    HttpResponse::Ok().json(json!({
+        "access_token": "at-for-userinfo", "token_type": "Bearer", "expires_in": 300,
+        "id_token": grant.key.sign(&claims),
+    }))
 }

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// A client that shows redirects instead of following them, and keeps no cookies of its own.
-fn browser() -> reqwest::Client {
+pub(super) fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -14,7 +14,7 @@ fn browser() -> reqwest::Client {
 }
 
 /// The `name=value` part of each `Set-Cookie` of a response, by name.
-fn cookies(resp: &reqwest::Response) -> Vec<(String, String, String)> {
+pub(super) fn cookies(resp: &reqwest::Response) -> Vec<(String, String, String)> {
     resp.headers()
         .get_all("set-cookie")
         .iter()
@@ -28,7 +28,7 @@ fn cookies(resp: &reqwest::Response) -> Vec<(String, String, String)> {
 }
 
 /// The value of the first `name="…" value="…"` input of a page.
-fn input_value(page: &str, name: &str) -> String {
+pub(super) fn input_value(page: &str, name: &str) -> String {
     let at = page
         .find(&format!("name=\"{name}\" value=\""))
         .unwrap_or_else(|| panic!("no input {name} in {page}"));
@@ -37,7 +37,7 @@ fn input_value(page: &str, name: &str) -> String {
 }
 
 /// Signs in with the admin token; the session cookie (`name=value`) and the CSRF token.
-async fn sign_in(app: &TestApp) -> (String, String) {
+pub(super) async fn sign_in(app: &TestApp) -> (String, String) {
     let http = browser();
     let form = http
         .get(format!("{}/console/sign-in", app.admin_url))
@@ -81,7 +81,7 @@ async fn sign_in(app: &TestApp) -> (String, String) {
     (session, csrf)
 }
 
-async fn get(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
+pub(super) async fn get(app: &TestApp, path: &str, cookie: &str) -> reqwest::Response {
     browser()
         .get(format!("{}{path}", app.admin_url))
         .header("cookie", cookie)

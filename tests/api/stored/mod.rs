@@ -9,6 +9,7 @@ mod admin;
 mod audit;
 mod audit_chain;
 mod console;
+mod console_sign_in;
 mod crash;
 mod delegation;
 mod dpop;
