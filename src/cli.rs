@@ -584,6 +584,7 @@ fn filters_of(args: &AuditArgs) -> Result<Filters, String> {
         error: args.error.clone(),
         jti: args.jti.clone(),
         subject_jti: args.subject_jti.clone(),
+        actor_jti: None,
         actor: args.actor.clone(),
         token_type: args.token_type.clone(),
         txn: args.txn.clone(),

@@ -3,6 +3,7 @@
 
 pub mod chain;
 pub mod format;
+pub mod lineage;
 pub mod provenance;
 pub mod query;
 pub mod record;

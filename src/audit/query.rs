@@ -29,6 +29,8 @@ pub struct Filters {
     pub error: Option<String>,
     pub jti: Option<String>,
     pub subject_jti: Option<String>,
+    /// The records of tokens minted with this actor token (lineage; no CLI or API filter).
+    pub actor_jti: Option<String>,
     /// The kind of token asked for (`access_token`, `txn_token`, …).
     pub token_type: Option<String>,
     /// The transaction of a Txn-Token.
@@ -134,6 +136,9 @@ pub fn page(
     }
     if let Some(v) = &filters.jti {
         q = q.filter(x::token_jti.eq(v));
+    }
+    if let Some(v) = &filters.actor_jti {
+        q = q.filter(x::actor_jti.eq(v));
     }
     match filters.token_type.as_deref() {
         None => {}

@@ -204,9 +204,18 @@ pub async fn detail(
         key: &key,
     };
     let id = id.into_inner();
-    let found = state.store.audit_read(move |c| query::one(c, &id)).await;
-    let record = match found {
-        Ok(Some(record)) => record,
+    let found = state
+        .store
+        .audit_read(move |c| {
+            let Some(record) = query::one(c, &id)? else {
+                return Ok(None);
+            };
+            let lineage = crate::audit::lineage::of(c, &record)?;
+            Ok::<_, diesel::result::Error>(Some((record, lineage)))
+        })
+        .await;
+    let (record, lineage) = match found {
+        Ok(Some(found)) => found,
         Ok(None) => {
             return page_response(
                 HttpResponse::NotFound(),
@@ -233,7 +242,11 @@ pub async fn detail(
         ),
         _ => String::new(),
     };
-    let body = format!("{}{revoke}", fields(&record));
+    let body = format!(
+        "{}{revoke}{}",
+        fields(&record),
+        lineage_tree(&record, &lineage)
+    );
     page_response(HttpResponse::Ok(), "Record", &body, Some(&viewer))
 }
 
@@ -285,4 +298,80 @@ fn fields(record: &ExchangeRecord) -> String {
         })
         .collect();
     format!("<table class=\"record\"><tbody>{rows}</tbody></table>")
+}
+
+/// The lineage as nested lists: the ancestors from the oldest down to this record, and under
+/// it every token minted from its token. Each node links to its record; revoked ones are marked.
+fn lineage_tree(record: &ExchangeRecord, lineage: &crate::audit::lineage::Lineage) -> String {
+    if lineage.ancestors.is_empty() && lineage.descendants.is_empty() {
+        return "<h2>Lineage</h2><p>Nothing this server recorded was minted from this record's \
+                token, nor minted the token it was exchanged from.</p>"
+            .into();
+    }
+    let mut inner = format!(
+        r#"<li class="this">{}{}</li>"#,
+        node_label(record, false, true),
+        branches(&lineage.descendants)
+    );
+    for ancestor in &lineage.ancestors {
+        inner = format!(
+            "<li>{}<ul>{inner}</ul></li>",
+            node_label(ancestor, false, false)
+        );
+    }
+    let cut = if lineage.cut {
+        format!(
+            r#"<p class="note">Only the nearest {} records are shown.</p>"#,
+            crate::audit::lineage::MAX_NODES
+        )
+    } else {
+        String::new()
+    };
+    format!(r#"<h2>Lineage</h2><ul class="tree" id="lineage">{inner}</ul>{cut}"#)
+}
+
+fn branches(nodes: &[crate::audit::lineage::Node]) -> String {
+    if nodes.is_empty() {
+        return String::new();
+    }
+    let items: String = nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "<li>{}{}</li>",
+                node_label(&n.record, n.as_actor, false),
+                branches(&n.children)
+            )
+        })
+        .collect();
+    format!("<ul>{items}</ul>")
+}
+
+fn node_label(record: &ExchangeRecord, as_actor: bool, this: bool) -> String {
+    let audiences = if record.granted_audiences.is_empty() {
+        &record.requested_audiences
+    } else {
+        &record.granted_audiences
+    };
+    let time = esc(&crate::clock::format_micros(record.time_us));
+    let time = if this {
+        format!("<strong>{time} (this record)</strong>")
+    } else {
+        format!(
+            r#"<a href="/console/exchanges/{}">{time}</a>"#,
+            esc(&url_value(&record.id))
+        )
+    };
+    format!(
+        "{time} {kind} for {client} → {audiences}{actor}{revoked}",
+        kind = esc(&record.token_type),
+        client = esc(record.client_id.as_deref().unwrap_or("?")),
+        audiences = esc(&audiences.join(" ")),
+        actor = if as_actor { " (as actor token)" } else { "" },
+        revoked = if record.revoked_at.is_some() {
+            r#" <span class="revoked">revoked</span>"#
+        } else {
+            ""
+        },
+    )
 }

@@ -172,6 +172,7 @@ impl ExchangesQuery {
             error: q.error,
             jti: q.jti,
             subject_jti: q.subject_jti,
+            actor_jti: None,
             actor: q.actor,
             token_type: q.token_type,
             txn: q.txn,

@@ -311,6 +311,99 @@ async fn a_record_links_to_its_lineage() {
 }
 
 #[tokio::test]
+async fn a_record_shows_its_lineage_as_a_tree_with_revoked_ones_marked() {
+    // Tessera trusts itself, so a minted token is exchanged again: a chain of three hops, and a
+    // second branch from the first token.
+    let app = TestApp::spawn_with(|c| {
+        c.append(&format!(
+            r#"
+[[issuers]]
+id = "tessera"
+issuer = "{STS}"
+algorithms = ["ES256"]
+audiences = ["inventory-api", "stock-api", "shelf-api"]
+
+[[rules]]
+name = "hops"
+clients = ["orders-svc"]
+issuers = ["tessera"]
+audiences = ["stock-api", "shelf-api"]
+scopes = ["inventory:read"]
+default_scopes = ["inventory:read"]
+"#
+        ))
+    })
+    .await;
+    let hop = |token: String, audience: &'static str| {
+        let app = &app;
+        async move {
+            let resp = app
+                .exchange(&[
+                    ("grant_type", TOKEN_EXCHANGE),
+                    ("subject_token", &token),
+                    ("subject_token_type", ACCESS_TOKEN),
+                    ("audience", audience),
+                ])
+                .await;
+            assert_eq!(resp.status(), 200);
+            resp.json::<Value>().await.unwrap()["access_token"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let first = app.minted(json!({})).await;
+    let second = hop(first.clone(), "stock-api").await;
+    let third = hop(second.clone(), "shelf-api").await;
+    let branch = hop(first.clone(), "shelf-api").await;
+    let id_of = |token: &str| {
+        let jti = claims_of(token)["jti"].as_str().unwrap().to_string();
+        app.records(&["--jti", &jti]).pop().unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (first_id, second_id, third_id, branch_id) =
+        (id_of(&first), id_of(&second), id_of(&third), id_of(&branch));
+    let revoked = app
+        .admin_revoke(json!({"jti": claims_of(&third)["jti"]}))
+        .await;
+    assert_eq!(revoked.status(), 200);
+    let (session, _) = sign_in(&app).await;
+    let html = get(&app, &format!("/console/exchanges/{second_id}"), &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let tree = &html[html.find(r#"id="lineage""#).expect("a tree")..];
+    // Upward: the first token's record, linked; this record; downward: the third, revoked.
+    let at = |needle: &str| {
+        tree.find(needle)
+            .unwrap_or_else(|| panic!("{needle} not in {tree}"))
+    };
+    let (up, this, down) = (
+        at(&format!("/console/exchanges/{first_id}")),
+        at("(this record)"),
+        at(&format!("/console/exchanges/{third_id}")),
+    );
+    assert!(up < this && this < down, "{tree}");
+    assert!(tree[down..].contains("revoked"), "{tree}");
+    // The first token's record shows both branches under it.
+    let html = get(&app, &format!("/console/exchanges/{first_id}"), &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let tree = &html[html.find(r#"id="lineage""#).unwrap()..];
+    for id in [&second_id, &third_id, &branch_id] {
+        assert!(
+            tree.contains(&format!("/console/exchanges/{id}")),
+            "{id}: {tree}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn signing_out_needs_the_sessions_csrf_token() {
     let app = TestApp::spawn().await;
     let (session, csrf) = sign_in(&app).await;
