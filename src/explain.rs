@@ -44,6 +44,18 @@ pub async fn explain(
     out: &mut impl Write,
 ) -> Result<(), String> {
     let (keys, policy) = load(config).await?;
+    explain_with(config, &keys, &policy, request, out).await
+}
+
+/// As `explain`, with a policy already built and its keys fetched: the running server's, for
+/// the console's "try it" form.
+pub async fn explain_with(
+    config: &Config,
+    keys: &SigningKeys,
+    policy: &Arc<Policy>,
+    request: &Request,
+    out: &mut impl Write,
+) -> Result<(), String> {
     let w = |out: &mut dyn Write, line: String| writeln!(out, "{line}").map_err(|e| e.to_string());
     let denied = |e: &OAuthError| format!("result: denied: {}: {}", e.code, e.description);
 
@@ -58,12 +70,12 @@ pub async fn explain(
         );
     }
     let ctx = Context {
-        policy: &policy,
+        policy,
         now: clock::now().secs(),
         conditions: Conditions::Inline,
     };
     if let Some(assertion) = &request.assertion {
-        return explain_jwt_bearer(config, &keys, &ctx, request, assertion, out).await;
+        return explain_jwt_bearer(config, keys, &ctx, request, assertion, out).await;
     }
     let exchange = match as_exchange(request) {
         Ok(exchange) => exchange,
@@ -100,7 +112,86 @@ pub async fn explain(
         rule: learned.rule,
         unspent: "",
     };
-    conclude(config, &keys, &request.client, &ex, verdict, out)
+    conclude(config, keys, &request.client, &ex, verdict, out)
+}
+
+/// The dry run of a request whose subject is given as claims, taken as verified (as `tessera
+/// test` cases are): what the rules make of such a token, whoever signs it.
+pub fn explain_claims(
+    config: &Config,
+    keys: &SigningKeys,
+    policy: &Policy,
+    request: &Request,
+    subject: &rules::cases::TokenClaims,
+    out: &mut impl Write,
+) -> Result<(), String> {
+    let w = |out: &mut dyn Write, line: String| writeln!(out, "{line}").map_err(|e| e.to_string());
+    let denied = |e: &OAuthError| format!("result: denied: {}: {}", e.code, e.description);
+    w(out, format!("client: {}", request.client))?;
+    if !policy.clients.contains(&request.client) {
+        return w(
+            out,
+            format!(
+                "result: denied: invalid_client: client \"{}\" is not configured",
+                request.client
+            ),
+        );
+    }
+    let now = clock::now().secs();
+    let subject = rules::cases::token(config, subject, now)
+        .map_err(|e| format!("the subject's claims: {e}"))?;
+    w(
+        out,
+        describe("subject (claims as given, unverified)", &subject),
+    )?;
+    let object = |name: &str, text: &Option<String>| {
+        text.as_deref()
+            .map(|t| crate::oauth::txn_params::object(name, t))
+            .transpose()
+    };
+    let txn = match object("request_context", &request.request_context).and_then(|context| {
+        Ok(crate::oauth::TxnParams {
+            context,
+            details: object("request_details", &request.request_details)?,
+        })
+    }) {
+        Ok(txn) => txn,
+        Err(e) => return w(out, denied(&e)),
+    };
+    let txn = (request.requested_token_type == TokenType::TxnToken).then_some(txn);
+    w(out, request_line(request))?;
+    let ex = Exchange {
+        client_id: &request.client,
+        subject: &subject,
+        actor: None,
+        targets: rules::Targets {
+            audiences: &request.audiences,
+            resources: &request.resources,
+        },
+        requested_scopes: request.scopes.as_ref(),
+        now,
+        proof_jkt: None,
+        wants: crate::config::Wants::of(request.requested_token_type),
+        presented_grant: false,
+        txn: txn.as_ref(),
+    };
+    let planned = rules::plan(&policy.rules, policy.limits(), &ex);
+    let rule = match &planned {
+        Ok((rule, _)) => Some(rule.name.clone()),
+        Err(_) => rules::choose(&policy.rules, &ex)
+            .ok()
+            .map(|r| r.name.clone()),
+    };
+    let verdict = Verdict {
+        decided: planned.map(|(_, grant)| Decision {
+            grant,
+            issued_token_type: request.requested_token_type,
+            single_use: None,
+        }),
+        rule,
+        unspent: "; the claims were taken as given",
+    };
+    conclude(config, keys, &request.client, &ex, verdict, out)
 }
 
 /// How a dry run came out, and what it left undone.

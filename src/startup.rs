@@ -320,6 +320,8 @@ fn listen_admin(
             .app_data(verification.clone())
             .app_data(sign_in_failures.clone())
             .app_data(sign_in.clone())
+            // The console's forms: a pasted token or claims for "try it" at most.
+            .app_data(web::FormConfig::default().limit(64 * 1024))
             .configure(crate::http::admin::routes)
             .configure(crate::console::routes)
     })

@@ -81,6 +81,8 @@ pub struct Policy {
     pub txn: Option<crate::tokens::txn::TxnService>,
     /// `server.issuer`: the one `aud` a grant presented with `jwt-bearer` may name.
     pub server_issuer: String,
+    /// The configuration this policy was built from (for dry runs of the console).
+    pub config: Arc<Config>,
 }
 
 impl Policy {
@@ -122,6 +124,7 @@ impl Policy {
             rules: RuleSet::new(config.rules.clone()),
             signing: config.signing.clone(),
             server_issuer: config.server.issuer.clone(),
+            config: Arc::new(config.clone()),
             txn: config
                 .transaction_tokens
                 .clone()

@@ -14,6 +14,7 @@ mod oidc;
 mod revoke;
 mod rules;
 mod session;
+mod try_it;
 mod verify;
 
 use actix_web::http::header;
@@ -44,6 +45,9 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/console/activity", web::get().to(revoke::activity))
         .route("/console/rules", web::get().to(rules::page))
+        .route("/console/reload", web::post().to(rules::reload))
+        .route("/console/try", web::get().to(try_it::page))
+        .route("/console/try", web::post().to(try_it::run))
         .route("/console/verify", web::get().to(verify::page))
         .route("/console/verify", web::post().to(verify::start));
 }

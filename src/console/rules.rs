@@ -3,7 +3,9 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::html::{Viewer, esc, page_response};
+use super::actions::{self, Action};
+use super::html::{Viewer, esc, forbidden, page_response};
+use super::session::Role;
 use super::{SessionKey, SignedIn};
 use crate::config::{ClientAuth, KeySource, RuleConfig};
 use crate::state::AppState;
@@ -16,6 +18,88 @@ pub async fn page(
     let viewer = Viewer {
         session: &session,
         key: &key,
+    };
+    trust_page(&state, &viewer, HttpResponse::Ok(), "")
+}
+
+#[derive(serde::Deserialize)]
+pub struct Reload {
+    csrf: String,
+}
+
+/// Operators reload the configuration file, as SIGHUP does; the result is shown and recorded
+/// with who asked.
+pub async fn reload(
+    SignedIn(session): SignedIn,
+    form: web::Form<Reload>,
+    key: web::Data<SessionKey>,
+    state: web::Data<AppState>,
+) -> HttpResponse {
+    if !session.csrf_matches(&key, &form.csrf) {
+        return forbidden("the form is not this session's; reload the page and try again");
+    }
+    if session.role != Role::Operator {
+        return forbidden("reloading needs the operator role");
+    }
+    let viewer = Viewer {
+        session: &session,
+        key: &key,
+    };
+    let reloaded = crate::reload::reload(&state).await;
+    state.metrics.reload(reloaded.is_ok());
+    let (result, class) = match &reloaded {
+        Ok(()) => ("reloaded".to_string(), "granted"),
+        Err(e) => (
+            format!(
+                "refused; the previous configuration keeps serving: {}",
+                crate::error::chain(e)
+            ),
+            "denied",
+        ),
+    };
+    tracing::info!(who = %session.who, result = %result, "console reload");
+    let now = state.clock.now();
+    let action = Action {
+        id: crate::ids::record_id(now),
+        time_us: now.micros(),
+        who: session.who.clone(),
+        role: session.role.as_str().into(),
+        action: "reload".into(),
+        target: state.config_file.display().to_string(),
+        result: crate::text::shown(&result, 1000),
+    };
+    let recorded = state
+        .store
+        .blocking_write(move |c| actions::record(c, &action))
+        .await;
+    let mut note = format!(
+        r#"<p class="{class}" id="reload-result">Reload: {}</p>"#,
+        esc(&result)
+    );
+    let status = match recorded {
+        Ok(()) => HttpResponse::Ok(),
+        Err(e) => {
+            tracing::error!(error = %crate::error::chain(&e), "the console's reload could not be recorded");
+            note.push_str(r#"<p class="error">The record of this reload could not be written (see the log).</p>"#);
+            HttpResponse::ServiceUnavailable()
+        }
+    };
+    trust_page(&state, &viewer, status, &note)
+}
+
+fn trust_page(
+    state: &AppState,
+    viewer: &Viewer<'_>,
+    builder: actix_web::HttpResponseBuilder,
+    note: &str,
+) -> HttpResponse {
+    let reload = if viewer.session.role == Role::Operator {
+        format!(
+            r#"<form method="post" action="/console/reload" class="reload"><input type="hidden" name="csrf" value="{}"><button>Reload the configuration file</button></form>"#,
+            esc(&viewer.session.csrf(viewer.key))
+        )
+    } else {
+        String::new()
     };
     let policy = state.policy.load();
     let issuers: String = policy
@@ -31,15 +115,29 @@ pub async fn page(
                 KeySource::None => "none (opaque tokens, introspected)".into(),
             };
             let ready = c.keys == KeySource::None || i.is_ready();
+            let fetched = i.keys().map(|k| k.fetched_at);
+            let when = |t: std::time::SystemTime| {
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| crate::clock::format_micros(d.as_micros() as i64))
+                    .unwrap_or_default()
+            };
+            let remote = matches!(c.keys, KeySource::Uri(_) | KeySource::Discovery(_));
+            let (last, next) = match fetched {
+                Some(at) if remote => (when(at), when(at + i.refresh_interval())),
+                Some(at) => (when(at), "-".to_string()),
+                None => ("never".to_string(), "-".to_string()),
+            };
             let accept: Vec<&str> = c.accept.iter().map(|k| k.as_str()).collect();
             format!(
-                r#"<tr><td>{}</td><td>{}</td><td>{}</td><td class="{}">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
+                r#"<tr><td>{}</td><td>{}</td><td>{}</td><td class="{}">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>"#,
                 esc(&c.id),
                 esc(&c.issuer),
                 esc(&source),
                 if ready { "granted" } else { "denied" },
                 if ready { "ready" } else { "not ready" },
                 i.keys().map_or(0, |k| k.keys.len()),
+                esc(&last),
+                esc(&next),
                 esc(&accept.join(" ")),
                 esc(&i.last_error().unwrap_or_default()),
             )
@@ -66,16 +164,11 @@ pub async fn page(
         .collect();
     let rules: String = policy.rules.all().iter().map(rule_row).collect();
     let body = format!(
-        "<h2>Issuers</h2><table><thead><tr><th>Id</th><th>Issuer</th><th>Keys from</th><th>Status</th><th>Keys</th><th>Accepts</th><th>Last fetch error</th></tr></thead><tbody>{issuers}</tbody></table>\
+        "{note}{reload}<h2>Issuers</h2><table><thead><tr><th>Id</th><th>Issuer</th><th>Keys from</th><th>Status</th><th>Keys</th><th>Last fetch</th><th>Next refresh</th><th>Accepts</th><th>Last fetch error</th></tr></thead><tbody>{issuers}</tbody></table>\
          <h2>Clients</h2><table><thead><tr><th>Id</th><th>Authentication</th><th>Rate limit</th></tr></thead><tbody>{clients}</tbody></table>\
          <h2>Rules, in the order they are tried</h2><table><thead><tr><th>Name</th><th>Mints</th><th>Clients</th><th>Issuers</th><th>Subjects</th><th>Audiences, resources</th><th>Scopes</th><th>Condition</th></tr></thead><tbody>{rules}</tbody></table>"
     );
-    page_response(
-        HttpResponse::Ok(),
-        "Trust configuration",
-        &body,
-        Some(&viewer),
-    )
+    page_response(builder, "Trust configuration", &body, Some(viewer))
 }
 
 fn rule_row(r: &RuleConfig) -> String {

@@ -746,3 +746,137 @@ async fn the_trust_configuration_is_shown_without_a_secret() {
     assert!(!html.contains(&hash) && !html.contains(ORDERS_SECRET));
     assert_eq!(get(&app, "/console/rules", "").await.status(), 303);
 }
+
+/// Posts a console form with the session's cookie.
+pub(super) async fn post(
+    app: &TestApp,
+    path: &str,
+    session: &str,
+    pairs: &[(&str, &str)],
+) -> reqwest::Response {
+    browser()
+        .post(format!("{}{path}", app.admin_url))
+        .header("cookie", session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(serde_urlencoded::to_string(pairs).unwrap())
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn try_it_shows_the_decision_as_explain_does_and_keeps_no_token() {
+    let app = TestApp::spawn().await;
+    let (session, csrf) = sign_in(&app).await;
+    let form = get(&app, "/console/try", &session).await;
+    assert_eq!(form.status(), 200);
+    let form = form.text().await.unwrap();
+    assert!(form.contains(r#"<option value="orders-svc">"#), "{form}");
+    let recorded = app.records(&[]).len();
+    let decision = |html: String| {
+        let at = html
+            .find(r#"id="decision""#)
+            .unwrap_or_else(|| panic!("{html}"));
+        html[at..].to_string()
+    };
+    let claims = r#"{"sub": "alice", "email": "alice@example.com", "scope": "inventory:read"}"#;
+    let base = |audience: &'static str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("client", "orders-svc".into()),
+            ("subject_from", "claims".into()),
+            ("issuer", "corp".into()),
+            ("claims", claims.into()),
+            ("audience", audience.into()),
+        ]
+    };
+    let ask = |pairs: Vec<(&'static str, String)>| {
+        let (app, session) = (&app, session.clone());
+        async move {
+            let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            post(app, "/console/try", &session, &pairs).await
+        }
+    };
+    let granted = decision(ask(base("inventory-api")).await.text().await.unwrap());
+    for shown in [
+        "rule 1 &quot;orders-to-inventory&quot;: applies",
+        "result: granted by rule &quot;orders-to-inventory&quot;",
+        "&quot;aud&quot;: &quot;inventory-api&quot;",
+    ] {
+        assert!(granted.contains(shown), "{shown}: {granted}");
+    }
+    let denied = decision(ask(base("payroll-api")).await.text().await.unwrap());
+    for shown in ["does not apply", "result: denied: invalid_target"] {
+        assert!(denied.contains(shown), "{shown}: {denied}");
+    }
+    // A real token is verified as /token would, and never sent back.
+    let token = app.subject_token(json!({}));
+    let mut pairs = base("inventory-api");
+    pairs[2].1 = "token".into();
+    pairs.push(("token", token.clone()));
+    let page = ask(pairs).await.text().await.unwrap();
+    assert!(!page.contains(&token), "the token is not echoed");
+    assert!(decision(page).contains("result: granted"));
+    // A forged or missing CSRF token tries nothing; nothing is ever recorded.
+    let mut forged = base("inventory-api");
+    forged[0].1 = "forged".into();
+    assert_eq!(ask(forged).await.status(), 403);
+    assert_eq!(app.records(&[]).len(), recorded);
+}
+
+#[tokio::test]
+async fn an_operator_reloads_the_configuration_and_it_is_recorded() {
+    let app = TestApp::spawn().await;
+    let (session, csrf) = sign_in(&app).await;
+    let rules = get(&app, "/console/rules", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(rules.contains(r#"action="/console/reload""#), "{rules}");
+    let mut config = app.config();
+    config.append(
+        r#"
+[[rules]]
+name = "added-by-reload"
+clients = ["billing-svc"]
+issuers = ["corp"]
+audiences = ["billing-api"]
+scopes = ["billing:read"]
+default_scopes = ["billing:read"]
+"#,
+    );
+    write_config(&app.config_path, &config);
+    let done = post(&app, "/console/reload", &session, &[("csrf", &csrf)]).await;
+    assert_eq!(done.status(), 200);
+    let page = done.text().await.unwrap();
+    assert!(
+        page.contains("Reload: reloaded") && page.contains("<td>added-by-reload</td>"),
+        "{page}"
+    );
+    // A bad file changes nothing, and says why.
+    std::fs::write(&app.config_path, "[server]\nissuer = 3").unwrap();
+    let refused = post(&app, "/console/reload", &session, &[("csrf", &csrf)]).await;
+    let page = refused.text().await.unwrap();
+    assert!(
+        page.contains("refused; the previous configuration keeps serving"),
+        "{page}"
+    );
+    assert!(page.contains("<td>added-by-reload</td>"));
+    assert_eq!(
+        post(&app, "/console/reload", &session, &[("csrf", "forged")])
+            .await
+            .status(),
+        403
+    );
+    let activity = get(&app, "/console/activity", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(activity.matches("<td>reload</td>").count(), 2, "{activity}");
+    assert!(
+        activity.contains("reloaded") && activity.contains("refused"),
+        "{activity}"
+    );
+}

@@ -131,6 +131,14 @@ async fn an_auditor_signs_in_with_the_identity_provider_and_reads_but_never_revo
         .unwrap();
     assert_eq!(refused.status(), 403);
     assert!(app.records(&["--jti", &jti])[0]["revoked_at"].is_null());
+    let rules = get(&app, "/console/rules", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(!rules.contains("/console/reload"), "{rules}");
+    let reload = super::console::post(&app, "/console/reload", &session, &[("csrf", &csrf)]).await;
+    assert_eq!(reload.status(), 403);
 }
 
 #[tokio::test]
