@@ -145,6 +145,7 @@ pub fn write_linked(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> Que
     insert_rows(conn, &rows)?;
     let kinds: Vec<KindRow> = records.iter().filter_map(|r| KindRow::of(r)).collect();
     insert_kinds(conn, &kinds)?;
+    super::tallies::count(conn, records)?;
     diesel::update(audit_chains::table.find(&last.chain))
         .set((
             audit_chains::head_seq.eq(last.seq),

@@ -11,6 +11,7 @@ pub mod retention;
 pub mod revocation;
 mod row;
 pub mod subject_tokens;
+pub mod tallies;
 pub mod writer;
 
 pub use query::{Cursor, Filters};

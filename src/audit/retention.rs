@@ -102,6 +102,7 @@ pub fn spawn(
                 crate::store::replay::prune(c, now)
                     .and_then(|_| super::revocation::prune(c, now))
                     .and_then(|_| crate::store::replacements::prune(c, now))
+                    .and_then(|_| super::tallies::prune(c, now.saturating_mul(1_000_000)))
             });
             if let Err(e) = pruned.await {
                 crate::telemetry::repeated::error(

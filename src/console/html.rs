@@ -45,7 +45,7 @@ pub fn page_response(
     let nav = match viewer {
         None => String::new(),
         Some(v) => format!(
-            r#"<nav><a href="/console/exchanges">Exchanges</a> <a href="/console/rules">Trust configuration</a> <a href="/console/try">Try a request</a> <a href="/console/verify">Audit chain</a> <a href="/console/activity">Console activity</a>
+            r#"<nav><a href="/console/overview">Overview</a> <a href="/console/exchanges">Exchanges</a> <a href="/console/rules">Trust configuration</a> <a href="/console/try">Try a request</a> <a href="/console/verify">Audit chain</a> <a href="/console/activity">Console activity</a>
 <span class="who">{who} ({role})</span>
 <form method="post" action="/console/sign-out"><input type="hidden" name="csrf" value="{csrf}"><button>Sign out</button></form></nav>"#,
             who = esc(&v.session.who),

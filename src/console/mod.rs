@@ -11,6 +11,7 @@ mod audit;
 mod export;
 mod html;
 mod oidc;
+mod overview;
 mod revoke;
 mod rules;
 mod session;
@@ -35,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/console/sign-in/oidc", web::get().to(oidc::start))
         .route("/console/callback", web::get().to(oidc::callback))
         .route("/console/sign-out", web::post().to(sign_out))
+        .route("/console/overview", web::get().to(overview::page))
         .route("/console/exchanges", web::get().to(audit::search))
         .route("/console/exchanges.csv", web::get().to(export::csv))
         .route("/console/exchanges.jsonl", web::get().to(export::jsonl))
@@ -103,7 +105,7 @@ fn see_other(to: &str) -> HttpResponse {
 }
 
 async fn home() -> HttpResponse {
-    see_other("/console/exchanges")
+    see_other("/console/overview")
 }
 
 async fn stylesheet() -> HttpResponse {

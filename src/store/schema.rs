@@ -114,5 +114,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    exchange_minutes (minute, outcome, error, client_id, audience) {
+        minute -> BigInt,
+        outcome -> Text,
+        error -> Text,
+        client_id -> Text,
+        audience -> Text,
+        count -> BigInt,
+    }
+}
+
 diesel::joinable!(exchange_kinds -> exchanges (id));
 diesel::allow_tables_to_appear_in_same_query!(exchanges, exchange_kinds);

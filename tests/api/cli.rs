@@ -487,5 +487,5 @@ async fn long_commands_show_progress_on_a_terminal_and_stay_quiet_otherwise() {
         .unwrap();
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{shown}");
-    assert!(shown.contains("applying 9 migration(s)"), "{shown}");
+    assert!(shown.contains("applying 10 migration(s)"), "{shown}");
 }

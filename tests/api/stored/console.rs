@@ -102,7 +102,7 @@ async fn the_console_needs_a_session_and_answers_under_a_strict_policy() {
         assert_eq!(resp.status(), 303, "{path}");
         let to = resp.headers()["location"].to_str().unwrap();
         assert!(
-            to == "/console/sign-in" || to == "/console/exchanges",
+            to == "/console/sign-in" || to == "/console/overview",
             "{path}: {to}"
         );
         let csp = resp.headers()["content-security-policy"].to_str().unwrap();
@@ -879,4 +879,59 @@ default_scopes = ["billing:read"]
         activity.contains("reloaded") && activity.contains("refused"),
         "{activity}"
     );
+}
+
+#[tokio::test]
+async fn the_overview_counts_each_minute_and_names_the_largest() {
+    let app = TestApp::spawn().await;
+    for _ in 0..3 {
+        app.minted(json!({})).await;
+    }
+    let subject = app.subject_token(json!({}));
+    for audience in ["payroll-api", "payroll-api"] {
+        let resp = app
+            .exchange(&[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", &subject),
+                ("subject_token_type", ACCESS_TOKEN),
+                ("audience", audience),
+            ])
+            .await;
+        assert_eq!(resp.status(), 400);
+    }
+    // A caller that never authenticates is counted, but under no client name it chose.
+    let resp = app
+        .post_token(
+            &[
+                ("grant_type", TOKEN_EXCHANGE),
+                ("subject_token", &subject),
+                ("subject_token_type", ACCESS_TOKEN),
+            ],
+            Some(("<b>made-up</b>", "wrong")),
+        )
+        .await;
+    assert_eq!(resp.status(), 401);
+    let (session, _) = sign_in(&app).await;
+    let home = get(&app, "/console/", &session).await;
+    assert_eq!(home.headers()["location"], "/console/overview");
+    let page = get(&app, "/console/overview", &session).await;
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for shown in [
+        "3 granted</span> · <span class=\"denied\">3 denied",
+        "<svg class=\"chart\"",
+        r#"<a href="/console/exchanges?outcome=denied&error=invalid_target">invalid_target</a></td><td>2</td>"#,
+        r#"<a href="/console/exchanges?client=orders-svc">orders-svc</a></td><td>5</td>"#,
+        "<em>(not attributed)</em></td><td>1</td>",
+        r#"<a href="/console/exchanges?outcome=granted&audience=inventory-api">inventory-api</a></td><td>3</td>"#,
+    ] {
+        assert!(html.contains(shown), "{shown}: {html}");
+    }
+    assert!(!html.contains("made-up"), "{html}");
+    let day = get(&app, "/console/overview?window=day", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(day.contains("Over the last day"), "{day}");
 }

@@ -30,7 +30,7 @@ async fn serve_refuses_a_schema_behind_its_own_until_migrate_runs() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("9 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("10 migration(s) applied"));
     let again = run_cli(&["migrate"], Some(&path));
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"));
 

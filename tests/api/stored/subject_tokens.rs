@@ -195,7 +195,7 @@ async fn records_written_before_the_spans_existed_are_found_after_the_upgrade() 
     let out = run_cli(&["migrate"], Some(&config));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("6 migration(s) applied"),
+        out.status.success() && stdout.contains("7 migration(s) applied"),
         "{stdout}"
     );
     if !crate::on_postgres() {
