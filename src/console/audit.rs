@@ -28,6 +28,7 @@ const FILTERS: &[(&str, &str)] = &[
     ("grant_kind", "Grant kind"),
     ("since", "Since (RFC 3339 or 1h)"),
     ("until", "Until"),
+    ("limit", "Per page (50; up to 1000)"),
 ];
 
 /// Records a page shows unless the URL says otherwise.
@@ -243,8 +244,9 @@ pub async fn detail(
         _ => String::new(),
     };
     let body = format!(
-        "{}{revoke}{}",
+        "{}{revoke}{}{}",
         fields(&record),
+        try_link(&record),
         lineage_tree(&record, &lineage)
     );
     page_response(HttpResponse::Ok(), "Record", &body, Some(&viewer))
@@ -373,5 +375,31 @@ fn node_label(record: &ExchangeRecord, as_actor: bool, this: bool) -> String {
         } else {
             ""
         },
+    )
+}
+
+/// A denied request, to try again against the rules with what its record holds (the subject's
+/// other claims are not recorded: the form shows them to fill in).
+fn try_link(record: &ExchangeRecord) -> String {
+    if record.outcome != crate::audit::record::Outcome::Denied || record.client_id.is_none() {
+        return String::new();
+    }
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    let mut put = |k: &'static str, v: Option<String>| {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            pairs.push((k, v));
+        }
+    };
+    put("client", record.client_id.clone());
+    put("issuer", record.subject_issuer.clone());
+    put("sub", record.subject.clone());
+    put("requested_token_type", Some(record.token_type.clone()));
+    put("audience", Some(record.requested_audiences.join(" ")));
+    put("resource", Some(record.requested_resources.join(" ")));
+    put("scope", Some(record.requested_scopes.join(" ")));
+    let query = serde_urlencoded::to_string(&pairs).unwrap_or_default();
+    format!(
+        r#"<p><a class="button" id="try-this" href="/console/try?{}">Try this request against the rules</a></p>"#,
+        esc(&query)
     )
 }

@@ -46,8 +46,21 @@ pub struct Form {
     request_context: String,
 }
 
+/// What a link may fill in beforehand (a denied record's "try this request"): never a token.
+#[derive(Deserialize, Default)]
+pub struct Prefill {
+    client: Option<String>,
+    issuer: Option<String>,
+    sub: Option<String>,
+    requested_token_type: Option<String>,
+    audience: Option<String>,
+    resource: Option<String>,
+    scope: Option<String>,
+}
+
 pub async fn page(
     SignedIn(session): SignedIn,
+    prefill: web::Query<Prefill>,
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
@@ -55,9 +68,20 @@ pub async fn page(
         session: &session,
         key: &key,
     };
+    let p = prefill.into_inner();
+    let claims = serde_json::json!({
+        "sub": p.sub.as_deref().unwrap_or("alice"),
+        "scope": p.scope.as_deref().unwrap_or("inventory:read"),
+    });
     let form = Form {
         subject_from: "claims".into(),
-        claims: "{\"sub\": \"alice\", \"scope\": \"inventory:read\"}".into(),
+        claims: claims.to_string(),
+        client: p.client.unwrap_or_default(),
+        issuer: p.issuer.unwrap_or_default(),
+        requested_token_type: p.requested_token_type.unwrap_or_default(),
+        audience: p.audience.unwrap_or_default(),
+        resource: p.resource.unwrap_or_default(),
+        scope: p.scope.unwrap_or_default(),
         ..Form::default()
     };
     let body = form_html(&state, &form, &session.csrf(&key), None);
@@ -171,17 +195,23 @@ fn form_html(state: &AppState, form: &Form, csrf: &str, explained: Option<&str>)
             })
             .collect()
     };
+    let sorted = |mut names: Vec<String>| {
+        names.sort();
+        names
+    };
     let clients = options(
-        policy
-            .clients
-            .configs()
-            .iter()
-            .map(|c| c.id.clone())
-            .collect(),
+        sorted(
+            policy
+                .clients
+                .configs()
+                .iter()
+                .map(|c| c.id.clone())
+                .collect(),
+        ),
         &form.client,
     );
     let issuers = options(
-        policy.issuers.iter().map(|i| i.config.id.clone()).collect(),
+        sorted(policy.issuers.iter().map(|i| i.config.id.clone()).collect()),
         &form.issuer,
     );
     let types =

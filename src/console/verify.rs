@@ -51,6 +51,7 @@ pub async fn page(
         session: &session,
         key: &key,
     };
+    let mut running = false;
     let status = match verification
         .0
         .lock()
@@ -62,11 +63,14 @@ pub async fn page(
         Some(run) => {
             let started = crate::clock::format_secs(run.started);
             match &run.result {
-                None => format!(
-                    r#"<p class="running">Running since {started} (started by {}): {} records checked so far. Reload to follow it.</p>"#,
-                    esc(&run.by),
-                    run.checked.load(Ordering::Relaxed)
-                ),
+                None => {
+                    running = true;
+                    format!(
+                        r#"<p class="running">Running since {started} (started by {}): {} records checked so far. This page reloads itself until it is done.</p>"#,
+                        esc(&run.by),
+                        run.checked.load(Ordering::Relaxed)
+                    )
+                }
                 Some((finished, Ok(n))) => format!(
                     r#"<p class="granted">Audit chain intact: {n} records verified (started {started} by {}, finished {}).</p>"#,
                     esc(&run.by),
@@ -85,7 +89,15 @@ pub async fn page(
         r#"{status}<form method="post" action="/console/verify"><input type="hidden" name="csrf" value="{}"><button>Verify the chain now</button></form>"#,
         esc(&session.csrf(&key))
     );
-    page_response(HttpResponse::Ok(), "Audit chain", &body, Some(&viewer))
+    let mut answer = page_response(HttpResponse::Ok(), "Audit chain", &body, Some(&viewer));
+    if running {
+        // Followed without script: the browser asks again every two seconds while it runs.
+        answer.headers_mut().insert(
+            actix_web::http::header::HeaderName::from_static("refresh"),
+            actix_web::http::header::HeaderValue::from_static("2"),
+        );
+    }
+    answer
 }
 
 #[derive(serde::Deserialize)]

@@ -25,6 +25,7 @@ mod attacks;
 mod checkpoints;
 mod cli;
 mod conditions;
+mod console_browser;
 mod deploy;
 mod hostile_clients;
 mod hostile_idp;

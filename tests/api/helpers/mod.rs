@@ -1,7 +1,9 @@
 //! What the integration tests share: `TestApp` (the real server on port 0 with its own
 //! database, `app.rs`), its configuration as a value tests edit (`config.rs`), `TestIdp` (an
 //! identity provider over loopback HTTP, `idp.rs`), their keys (`keys.rs`), `Served` (the real
-//! `tessera serve` in a child process, `served.rs`), and the small helpers below.
+//! `tessera serve` in a child process, `served.rs`), `Browser` and `OidcProvider` (headless
+//! Chromium and a real OpenID provider, for the console, `browser.rs`), and the small helpers
+//! below.
 
 #![allow(dead_code, reason = "each test uses a part of the helpers")]
 
@@ -23,12 +25,15 @@ use tessera::keys::{generate_pkcs8_pem, public_jwk_of};
 pub use crate::storage::Database;
 
 mod app;
+mod browser;
 mod config;
 mod idp;
 mod keys;
 mod served;
 
 pub use app::*;
+#[allow(unused_imports, reason = "the interop suite drives no browser")]
+pub use browser::*;
 pub use config::*;
 pub use idp::*;
 pub use keys::*;
