@@ -75,8 +75,12 @@ impl Ctx<'_> {
             None => None,
             Some(u) => {
                 let url = self.web_url("console.url", u)?;
-                if url.query().is_some() || url.fragment().is_some() {
-                    return Err(self.err("console.url", "must have no query or fragment"));
+                if url.query().is_some() || url.fragment().is_some() || url.path() != "/" {
+                    return Err(self.err(
+                        "console.url",
+                        "must be an origin (scheme, host, port) with no path: the console is \
+                         served at /console/ of it, and its cookies are scoped to that path",
+                    ));
                 }
                 Some(url)
             }

@@ -363,6 +363,10 @@ async fn the_console_section_is_checked() {
             "must include \"openid\"",
         ),
         ("url = \"http://console.example\"", "must use https"),
+        (
+            "url = \"https://proxy.example/tessera\"",
+            "must be an origin",
+        ),
         ("admin_token_sign_in = false", "nobody could sign in"),
         ("client_id = \"c\"", "set console.issuer too"),
     ] {
