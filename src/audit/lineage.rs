@@ -29,13 +29,24 @@ pub struct Node {
     pub children: Vec<Node>,
 }
 
-pub fn of(conn: &mut DbConnection, record: &ExchangeRecord) -> QueryResult<Lineage> {
+/// `local` names the issuer entries that stand for this server: a token is followed up or down
+/// only as this server's, never by a `jti` another issuer (or a client's assertion) happens to
+/// share with it.
+pub fn of(
+    conn: &mut DbConnection,
+    record: &ExchangeRecord,
+    local: &[String],
+) -> QueryResult<Lineage> {
+    let is_local = |issuer: &Option<String>| issuer.as_ref().is_some_and(|i| local.contains(i));
     let mut budget = MAX_NODES;
     let mut cut = false;
     let mut ancestors = Vec::new();
     let mut seen = std::collections::HashSet::new();
     seen.insert(record.id.clone());
-    let mut up = record.subject_jti.clone();
+    let mut up = record
+        .subject_jti
+        .clone()
+        .filter(|_| is_local(&record.subject_issuer));
     while let Some(jti) = up.take() {
         if ancestors.len() >= MAX_DEPTH || budget == 0 {
             cut = true;
@@ -53,11 +64,14 @@ pub fn of(conn: &mut DbConnection, record: &ExchangeRecord) -> QueryResult<Linea
             break;
         }
         budget -= 1;
-        up = parent.subject_jti.clone();
+        up = parent
+            .subject_jti
+            .clone()
+            .filter(|_| is_local(&parent.subject_issuer));
         ancestors.push(parent);
     }
     let descendants = match &record.token_jti {
-        Some(jti) => children(conn, jti, 1, &mut budget, &mut seen, &mut cut)?,
+        Some(jti) => children(conn, jti, local, 1, &mut budget, &mut seen, &mut cut)?,
         None => Vec::new(),
     };
     Ok(Lineage {
@@ -71,6 +85,7 @@ pub fn of(conn: &mut DbConnection, record: &ExchangeRecord) -> QueryResult<Linea
 fn children(
     conn: &mut DbConnection,
     jti: &str,
+    local: &[String],
     depth: usize,
     budget: &mut usize,
     seen: &mut std::collections::HashSet<String>,
@@ -95,7 +110,15 @@ fn children(
             *cut = true;
             records.truncate(*budget);
         }
-        records.retain(|r| seen.insert(r.id.clone()));
+        // Minted from this server's token: the subject (or actor) came from this server.
+        records.retain(|r| {
+            let issuer = if as_actor {
+                &r.actor_issuer
+            } else {
+                &r.subject_issuer
+            };
+            issuer.as_ref().is_some_and(|i| local.contains(i)) && seen.insert(r.id.clone())
+        });
         *budget -= records.len();
         found.extend(records.into_iter().map(|r| (r, as_actor)));
     }
@@ -103,7 +126,7 @@ fn children(
     let mut nodes = Vec::with_capacity(found.len());
     for (record, as_actor) in found {
         let children = match &record.token_jti {
-            Some(jti) => children(conn, jti, depth + 1, budget, seen, cut)?,
+            Some(jti) => children(conn, jti, local, depth + 1, budget, seen, cut)?,
             None => Vec::new(),
         };
         nodes.push(Node {

@@ -29,7 +29,7 @@ const AFTER_AUTHENTICATION: &[&str] = &[
     "access_denied",
 ];
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     minute: i64,
     outcome: &'static str,
@@ -64,9 +64,11 @@ fn key(r: &ExchangeRecord) -> Key {
     }
 }
 
-/// Adds the records to their minutes' counts, one statement per distinct key of the batch.
+/// Adds the records to their minutes' counts, one statement per distinct key of the batch, in
+/// key order: writers of several instances raise shared rows, and in one order they never wait
+/// on each other in a cycle (a deadlock would fail a whole batch of exchanges).
 pub fn count(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResult<()> {
-    let mut counts: HashMap<Key, i64> = HashMap::new();
+    let mut counts: std::collections::BTreeMap<Key, i64> = Default::default();
     for r in records {
         *counts.entry(key(r)).or_default() += r.count.max(1);
     }
@@ -104,6 +106,8 @@ pub fn prune(conn: &mut DbConnection, now_us: i64) -> QueryResult<usize> {
 pub struct Overview {
     /// (minute, granted, denied), oldest first, minutes without exchanges left out.
     pub per_minute: Vec<(i64, i64, i64)>,
+    /// Whether `MAX_ROWS` cut the oldest minutes off.
+    pub cut: bool,
     pub top_errors: Vec<(String, i64)>,
     pub top_clients: Vec<(String, i64)>,
     pub top_audiences: Vec<(String, i64)>,
@@ -116,6 +120,7 @@ pub fn overview(conn: &mut DbConnection, from_minute: i64, top: usize) -> QueryR
     type Row = (i64, String, String, String, String, i64);
     let rows: Vec<Row> = m::table
         .filter(m::minute.ge(from_minute))
+        .order(m::minute.desc())
         .select((
             m::minute,
             m::outcome,
@@ -126,6 +131,7 @@ pub fn overview(conn: &mut DbConnection, from_minute: i64, top: usize) -> QueryR
         ))
         .limit(MAX_ROWS)
         .load(conn)?;
+    let cut = rows.len() as i64 == MAX_ROWS;
     let mut minutes: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
     let mut errors: HashMap<String, i64> = HashMap::new();
     let mut clients: HashMap<String, i64> = HashMap::new();
@@ -148,6 +154,7 @@ pub fn overview(conn: &mut DbConnection, from_minute: i64, top: usize) -> QueryR
         list
     };
     Ok(Overview {
+        cut,
         per_minute: minutes.into_iter().map(|(m, (g, d))| (m, g, d)).collect(),
         top_errors: largest(errors),
         top_clients: largest(clients),

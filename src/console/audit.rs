@@ -205,17 +205,8 @@ pub async fn detail(
         key: &key,
     };
     let id = id.into_inner();
-    let found = state
-        .store
-        .audit_read(move |c| {
-            let Some(record) = query::one(c, &id)? else {
-                return Ok(None);
-            };
-            let lineage = crate::audit::lineage::of(c, &record)?;
-            Ok::<_, diesel::result::Error>(Some((record, lineage)))
-        })
-        .await;
-    let (record, lineage) = match found {
+    let found = state.store.audit_read(move |c| query::one(c, &id)).await;
+    let record = match found {
         Ok(Some(found)) => found,
         Ok(None) => {
             return page_response(
@@ -243,12 +234,25 @@ pub async fn detail(
         ),
         _ => String::new(),
     };
-    let body = format!(
-        "{}{revoke}{}{}",
-        fields(&record),
-        try_link(&record),
-        lineage_tree(&record, &lineage)
-    );
+    // Read on its own: a lineage too costly for the query budget leaves the record, and its
+    // revoke button, on the page.
+    let local = state.policy.load().local_issuers.clone();
+    let of = record.clone();
+    let lineage = state
+        .store
+        .audit_read(move |c| crate::audit::lineage::of(c, &of, &local))
+        .await;
+    let tree = match lineage {
+        Ok(lineage) => lineage_tree(&record, &lineage),
+        Err(e) => {
+            let e = crate::http::admin::audit_query_failed(e, state.store.audit_budget());
+            format!(
+                r#"<h2>Lineage</h2><p class="error">The lineage could not be read: {}</p>"#,
+                esc(&e.description)
+            )
+        }
+    };
+    let body = format!("{}{revoke}{}{tree}", fields(&record), try_link(&record),);
     page_response(HttpResponse::Ok(), "Record", &body, Some(&viewer))
 }
 

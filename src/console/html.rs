@@ -22,6 +22,11 @@ pub fn esc(text: &str) -> String {
     out
 }
 
+/// Lines of text made safe for a `<pre>`: as `esc`, keeping the line breaks.
+pub fn esc_lines(text: &str) -> String {
+    text.lines().map(esc).collect::<Vec<_>>().join("\n")
+}
+
 /// A query-string value, percent-encoded.
 pub fn url_value(text: &str) -> String {
     serde_urlencoded::to_string([("v", text)])

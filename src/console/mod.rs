@@ -157,7 +157,7 @@ impl actix_web::FromRequest for SignedIn {
 /// (a bookmark, the address bar): a page of another site, or of another port of this host
 /// (`SameSite` does not tell ports apart), never acts with the session. Browsers that send no
 /// `Sec-Fetch-Site` are judged by `SameSite=Strict` alone.
-fn from_the_console(req: &HttpRequest) -> bool {
+pub(crate) fn from_the_console(req: &HttpRequest) -> bool {
     req.headers()
         .get("sec-fetch-site")
         .is_none_or(|site| matches!(site.as_bytes(), b"same-origin" | b"none"))

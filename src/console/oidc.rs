@@ -27,12 +27,14 @@ const FLOW_PATH: &str = "/console/callback";
 const FLOW_SECS: i64 = 600;
 /// The provider's endpoints are discovered again after this.
 const ENDPOINTS_FOR: Duration = Duration::from_secs(600);
+/// A failed discovery is answered from memory this long.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
 
 /// The provider's endpoints, discovered on the first sign-in and kept `ENDPOINTS_FOR`.
 pub struct Oidc {
     pub config: ConsoleOidc,
     redirect_uri: String,
-    endpoints: tokio::sync::Mutex<Option<(Endpoints, Instant)>>,
+    endpoints: tokio::sync::Mutex<Option<(Result<Endpoints, String>, Instant)>>,
 }
 
 #[derive(Clone)]
@@ -62,11 +64,21 @@ impl Oidc {
 
     async fn endpoints(&self, state: &AppState) -> Result<Endpoints, String> {
         let mut cached = self.endpoints.lock().await;
-        if let Some((endpoints, at)) = cached.as_ref()
-            && at.elapsed() < ENDPOINTS_FOR
-        {
-            return Ok(endpoints.clone());
+        match cached.as_ref() {
+            Some((Ok(endpoints), at)) if at.elapsed() < ENDPOINTS_FOR => {
+                return Ok(endpoints.clone());
+            }
+            // A failure is not asked again for a while: sign-in attempts do not become a
+            // stream of requests to a provider that is down.
+            Some((Err(why), at)) if at.elapsed() < RETRY_AFTER => return Err(why.clone()),
+            _ => {}
         }
+        let found = self.discover(state).await;
+        *cached = Some((found.clone(), Instant::now()));
+        found
+    }
+
+    async fn discover(&self, state: &AppState) -> Result<Endpoints, String> {
         let (issuer, name) = self.issuer(state)?;
         let provider = state
             .fetcher
@@ -84,13 +96,11 @@ impl Oidc {
         {
             return Err("the identity provider does not support PKCE with S256".into());
         }
-        let endpoints = Endpoints {
+        Ok(Endpoints {
             issuer_url: issuer,
             authorization: named(provider.authorization_endpoint, "authorization_endpoint")?,
             token: named(provider.token_endpoint, "token_endpoint")?,
-        };
-        *cached = Some((endpoints.clone(), Instant::now()));
-        Ok(endpoints)
+        })
     }
 
     /// The configured issuer's URL and name (its `iss`), from the running configuration.
@@ -109,11 +119,17 @@ impl Oidc {
 /// The way out: to the provider's authorization endpoint, with a new `state`, `nonce` and
 /// PKCE verifier remembered in the flow cookie.
 pub async fn start(
+    req: HttpRequest,
     sign_in: web::Data<SignInConfig>,
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    let Some(oidc) = &sign_in.oidc else {
+    // Started from the sign-in page only: another site starts no flow (nor replaces one).
+    let Some(oidc) = sign_in
+        .oidc
+        .as_ref()
+        .filter(|_| super::from_the_console(&req))
+    else {
         return super::see_other("/console/sign-in");
     };
     let endpoints = match oidc.endpoints(&state).await {
@@ -364,14 +380,27 @@ fn issued_to(claims: &Map<String, Value>, client_id: &str) -> Result<(), String>
 }
 
 /// Who signed in and their role: `operator` when a value of the roles claim is among
-/// `operators`, else `auditor` when among `auditors`; no role, no sign-in.
+/// `operators`, else `auditor` when among `auditors`; no role, no sign-in. Who they are is
+/// their `sub` at the console's issuer, which nobody chooses for themselves, after the name
+/// shown (an email the provider says is unverified is no name): "alice@example.com ·
+/// corp-sso:248289761001". No admin-token sign-in, nor another person, can look the same.
 fn person(config: &ConsoleOidc, claims: &Map<String, Value>) -> Result<(String, Role), String> {
+    let sub = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let unverified_email =
+        config.name_claim == "email" && claims.get("email_verified") == Some(&Value::Bool(false));
     let name = claim_at(claims, &config.name_claim)
         .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .or_else(|| claims.get("sub").and_then(Value::as_str))
-        .map(|n| crate::text::shown(n, 128))
+        .filter(|n| !n.is_empty() && !unverified_email && *n != sub)
+        .map(|n| format!("{} · ", crate::text::shown(n, 128)))
         .unwrap_or_default();
+    let name = format!(
+        "{name}{}:{}",
+        crate::text::shown(&config.issuer, 64),
+        crate::text::shown(sub, 128)
+    );
     let values: Vec<&str> = match claim_at(claims, &config.roles_claim) {
         Some(Value::String(v)) => vec![v.as_str()],
         Some(Value::Array(list)) => list.iter().filter_map(Value::as_str).collect(),
@@ -448,19 +477,22 @@ mod tests {
                 &claims(json!({"sub": "u1", "email": "a@x", "realm_access": {"roles": roles}})),
             )
         };
-        assert_eq!(
-            with(json!(["audit", "ops"])),
-            Ok(("a@x".into(), Role::Operator))
-        );
-        assert_eq!(with(json!(["audit"])), Ok(("a@x".into(), Role::Auditor)));
-        assert_eq!(with(json!("audit")), Ok(("a@x".into(), Role::Auditor)));
+        let named = || "a@x · corp:u1".to_string();
+        assert_eq!(with(json!(["audit", "ops"])), Ok((named(), Role::Operator)));
+        assert_eq!(with(json!(["audit"])), Ok((named(), Role::Auditor)));
+        assert_eq!(with(json!("audit")), Ok((named(), Role::Auditor)));
         assert!(with(json!(["Audit", "opsx"])).is_err(), "exact values only");
         assert!(with(json!({"audit": true})).is_err());
-        let no_email = person(
+        let ops = json!({"roles": ["ops"]});
+        let no_email = person(&c, &claims(json!({"sub": "u1", "realm_access": ops})));
+        assert_eq!(no_email, Ok(("corp:u1".into(), Role::Operator)));
+        let unverified = person(
             &c,
-            &claims(json!({"sub": "u1", "realm_access": {"roles": ["ops"]}})),
+            &claims(
+                json!({"sub": "u1", "email": "admin token", "email_verified": false, "realm_access": ops}),
+            ),
         );
-        assert_eq!(no_email, Ok(("u1".into(), Role::Operator)));
+        assert_eq!(unverified, Ok(("corp:u1".into(), Role::Operator)));
     }
 
     #[test]

@@ -83,12 +83,17 @@ pub async fn page(
 }
 
 fn totals(o: &Overview) -> String {
+    let cut = if o.cut {
+        " (too many distinct clients, audiences and errors to count them all: the oldest minutes are left out)"
+    } else {
+        ""
+    };
     let (granted, denied) = o
         .per_minute
         .iter()
         .fold((0, 0), |(g, d), (_, mg, md)| (g + mg, d + md));
     format!(
-        r#"<span class="granted">{granted} granted</span> · <span class="denied">{denied} denied</span>"#
+        r#"<span class="granted">{granted} granted</span> · <span class="denied">{denied} denied</span>{cut}"#
     )
 }
 

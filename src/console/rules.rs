@@ -47,15 +47,25 @@ pub async fn reload(
     };
     let reloaded = crate::reload::reload(&state).await;
     state.metrics.reload(reloaded.is_ok());
+    // What the page and the record say names where the file is wrong, never what it holds
+    // there: a parser's excerpt or a quoted value can be a secret, and auditors read both.
     let (result, class) = match &reloaded {
         Ok(()) => ("reloaded".to_string(), "granted"),
-        Err(e) => (
-            format!(
-                "refused; the previous configuration keeps serving: {}",
-                crate::error::chain(e)
-            ),
-            "denied",
-        ),
+        Err(e) => {
+            tracing::error!(who = %session.who, error = %crate::error::chain(e), "console reload refused; the previous configuration keeps serving");
+            let at = match e {
+                crate::reload::Error::Config(c) if !c.key.is_empty() => format!("at {}", c.key),
+                crate::reload::Error::Config(_) => "(the file cannot be read or parsed)".into(),
+                crate::reload::Error::Files(_) => "(a file it names cannot be used)".into(),
+            };
+            (
+                format!(
+                    "refused {}; the previous configuration keeps serving (the whole message is in the server log)",
+                    crate::text::shown(&at, 200)
+                ),
+                "denied",
+            )
+        }
     };
     tracing::info!(who = %session.who, result = %result, "console reload");
     let now = state.clock.now();

@@ -7,7 +7,8 @@
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
-use super::html::{Viewer, esc, forbidden, page_response};
+use super::actions::{self, Action};
+use super::html::{Viewer, esc, esc_lines, forbidden, page_response};
 use super::{SessionKey, SignedIn};
 use crate::explain::{self, Request};
 use crate::oauth::{Resource, Scopes, TokenType};
@@ -101,10 +102,49 @@ pub async fn run(
         session: &session,
         key: &key,
     };
-    let explained = match dry_run(&state, &form).await {
+    let mut explained = match dry_run(&state, &form).await {
         Ok(text) => text,
         Err(why) => format!("the request cannot be tried: {why}"),
     };
+    // A pasted token is checked against the issuers (an opaque one with this server's
+    // introspection credentials): who did so is recorded, with the token's hash, never the
+    // token. Without the record, no answer.
+    if form.subject_from == "token" && !form.token.trim().is_empty() {
+        let hash =
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, form.token.trim().as_bytes());
+        let now = state.clock.now();
+        let action = Action {
+            id: crate::ids::record_id(now),
+            time_us: now.micros(),
+            who: session.who.clone(),
+            role: session.role.as_str().into(),
+            action: "try".into(),
+            target: crate::text::shown(
+                &format!(
+                    "client {}, a token with SHA-256 {}",
+                    form.client.trim(),
+                    crate::hex(hash.as_ref())
+                ),
+                300,
+            ),
+            result: crate::text::shown(
+                explained
+                    .lines()
+                    .find(|l| l.starts_with("result: "))
+                    .unwrap_or("not tried"),
+                300,
+            ),
+        };
+        let recorded = state
+            .store
+            .blocking_write(move |c| actions::record(c, &action))
+            .await;
+        if let Err(e) = recorded {
+            tracing::error!(error = %crate::error::chain(&e), "a console try could not be recorded");
+            explained =
+                "the store cannot record this try now, so it is not shown; try again later".into();
+        }
+    }
     // A token is never sent back: the form shows it empty again.
     let shown = Form {
         token: String::new(),
@@ -227,7 +267,7 @@ fn form_html(state: &AppState, form: &Form, csrf: &str, explained: Option<&str>)
         .map(|text| {
             format!(
                 r#"<h2>Decision</h2><pre class="explained" id="decision">{}</pre>"#,
-                esc(text)
+                esc_lines(text)
             )
         })
         .unwrap_or_default();

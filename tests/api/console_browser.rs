@@ -126,7 +126,7 @@ async fn an_auditor_finds_a_users_tokens_follows_the_lineage_exports_and_verifie
         browser
             .text("header .who")
             .await
-            .contains("alice@example.com (auditor)")
+            .contains("alice@example.com · sso:alice (auditor)")
     );
     // The attacker's text is shown as text, and nothing of it ran.
     assert!(browser.source().await.contains("&lt;img src=x onerror="));
@@ -243,7 +243,7 @@ async fn an_operator_revokes_reloads_and_learns_why_a_request_is_denied() {
         browser
             .text("header .who")
             .await
-            .contains("olga@example.com (operator)")
+            .contains("olga@example.com · sso:olga (operator)")
     );
 
     // Revoke from the record, after confirming: the token and what was minted from it.

@@ -388,6 +388,13 @@ default_scopes = ["inventory:read"]
     );
     assert!(up < this && this < down, "{tree}");
     assert!(tree[down..].contains("revoked"), "{tree}");
+    // A token of another issuer carrying the same jti is no child of it.
+    let foreign = app.subject_token(json!({ "sub": "mallory", "jti": claims_of(&first)["jti"] }));
+    assert_eq!(app.exchange_subject(&foreign).await.status(), 200);
+    let foreign_id = app.records(&["--subject", "mallory"]).pop().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The first token's record shows both branches under it.
     let html = get(&app, &format!("/console/exchanges/{first_id}"), &session)
         .await
@@ -401,6 +408,16 @@ default_scopes = ["inventory:read"]
             "{id}: {tree}"
         );
     }
+    assert!(!tree.contains(&foreign_id), "{tree}");
+    let html = get(&app, &format!("/console/exchanges/{foreign_id}"), &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !html.contains(&format!("/console/exchanges/{first_id}")),
+        "no parent: {html}"
+    );
 }
 
 #[tokio::test]
@@ -817,6 +834,18 @@ async fn try_it_shows_the_decision_as_explain_does_and_keeps_no_token() {
     let page = ask(pairs).await.text().await.unwrap();
     assert!(!page.contains(&token), "the token is not echoed");
     assert!(decision(page).contains("result: granted"));
+    // Who checked a token is recorded, with its hash, never the token.
+    let activity = get(&app, "/console/activity", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let hash = tessera::clients::sha256_hex(&token);
+    assert!(
+        activity.contains("<td>try</td>") && activity.contains(&hash),
+        "{activity}"
+    );
+    assert!(!activity.contains(&token));
     // A forged or missing CSRF token tries nothing; nothing is ever recorded.
     let mut forged = base("inventory-api");
     forged[0].1 = "forged".into();
@@ -854,14 +883,25 @@ default_scopes = ["billing:read"]
         page.contains("Reload: reloaded") && page.contains("<td>added-by-reload</td>"),
         "{page}"
     );
-    // A bad file changes nothing, and says why.
-    std::fs::write(&app.config_path, "[server]\nissuer = 3").unwrap();
+    // A bad file changes nothing and says where, never what the file holds there (a value
+    // or a parser's excerpt can be a secret, and auditors read the page and the record).
+    let mut broken = config.to_toml();
+    broken = broken.replacen("default_ttl = \"5m\"", "default_ttl = \"S3CRET\"", 1);
+    std::fs::write(&app.config_path, broken).unwrap();
     let refused = post(&app, "/console/reload", &session, &[("csrf", &csrf)]).await;
     let page = refused.text().await.unwrap();
     assert!(
-        page.contains("refused; the previous configuration keeps serving"),
+        page.contains("refused at signing.default_ttl; the previous configuration keeps serving"),
         "{page}"
     );
+    std::fs::write(&app.config_path, "[server]\nissuer = \"S3CRET").unwrap();
+    let refused = post(&app, "/console/reload", &session, &[("csrf", &csrf)]).await;
+    let page = refused.text().await.unwrap();
+    assert!(
+        page.contains("the previous configuration keeps serving"),
+        "{page}"
+    );
+    assert!(!page.contains("S3CRET"), "{page}");
     assert!(page.contains("<td>added-by-reload</td>"));
     assert_eq!(
         post(&app, "/console/reload", &session, &[("csrf", "forged")])
@@ -874,7 +914,8 @@ default_scopes = ["billing:read"]
         .text()
         .await
         .unwrap();
-    assert_eq!(activity.matches("<td>reload</td>").count(), 2, "{activity}");
+    assert_eq!(activity.matches("<td>reload</td>").count(), 3, "{activity}");
+    assert!(!activity.contains("S3CRET"), "{activity}");
     assert!(
         activity.contains("reloaded") && activity.contains("refused"),
         "{activity}"

@@ -107,7 +107,10 @@ async fn an_auditor_signs_in_with_the_identity_provider_and_reads_but_never_revo
     let page = get(&app, "/console/exchanges", &session).await;
     assert_eq!(page.status(), 200);
     let page = page.text().await.unwrap();
-    assert!(page.contains("alice@example.com (auditor)"), "{page}");
+    assert!(
+        page.contains("alice@example.com · corp:person-1 (auditor)"),
+        "{page}"
+    );
     let csrf = input_value(&page, "csrf");
     // Reading, exporting and verifying are an auditor's; revoking is not.
     let detail = get(&app, &format!("/console/exchanges/{id}"), &session)
@@ -166,7 +169,7 @@ async fn an_operator_is_named_by_the_configured_claim_and_revokes_as_themselves(
         .text()
         .await
         .unwrap();
-    assert!(page.contains("olga (operator)"), "{page}");
+    assert!(page.contains("olga · corp:person-1 (operator)"), "{page}");
     let csrf = input_value(&page, "csrf");
     let done = browser()
         .post(format!("{}/console/exchanges/{id}/revoke", app.admin_url))
@@ -183,7 +186,7 @@ async fn an_operator_is_named_by_the_configured_claim_and_revokes_as_themselves(
         .await
         .unwrap();
     assert!(
-        activity.contains("olga") && activity.contains("operator"),
+        activity.contains("olga · corp:person-1") && activity.contains("operator"),
         "{activity}"
     );
 }
