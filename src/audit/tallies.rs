@@ -32,6 +32,8 @@ const AFTER_AUTHENTICATION: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
     minute: i64,
+    /// The writer's chain: each writer raises rows of its own.
+    chain: String,
     outcome: &'static str,
     error: String,
     client_id: String,
@@ -53,6 +55,7 @@ fn key(r: &ExchangeRecord) -> Key {
     };
     Key {
         minute: r.time_us.div_euclid(60_000_000),
+        chain: r.chain.clone(),
         outcome: r.outcome.as_str(),
         error,
         client_id: r
@@ -64,9 +67,9 @@ fn key(r: &ExchangeRecord) -> Key {
     }
 }
 
-/// Adds the records to their minutes' counts, one statement per distinct key of the batch, in
-/// key order: writers of several instances raise shared rows, and in one order they never wait
-/// on each other in a cycle (a deadlock would fail a whole batch of exchanges).
+/// Adds the records to their minutes' counts, one statement per distinct key of the batch. The
+/// rows are the writer's own (its chain is in the key), so instances never wait on each other
+/// here; and they are raised in key order all the same.
 pub fn count(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResult<()> {
     let mut counts: std::collections::BTreeMap<Key, i64> = Default::default();
     for r in records {
@@ -76,13 +79,21 @@ pub fn count(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResul
         let upsert = diesel::insert_into(m::table)
             .values((
                 m::minute.eq(k.minute),
+                m::chain.eq(&k.chain),
                 m::outcome.eq(k.outcome),
                 m::error.eq(&k.error),
                 m::client_id.eq(&k.client_id),
                 m::audience.eq(&k.audience),
                 m::count.eq(n),
             ))
-            .on_conflict((m::minute, m::outcome, m::error, m::client_id, m::audience))
+            .on_conflict((
+                m::minute,
+                m::chain,
+                m::outcome,
+                m::error,
+                m::client_id,
+                m::audience,
+            ))
             .do_update()
             .set(m::count.eq(m::count + excluded(m::count)));
         // Each backend builds its own ON CONFLICT; the enum of both builds none.

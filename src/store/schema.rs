@@ -115,8 +115,9 @@ diesel::table! {
 }
 
 diesel::table! {
-    exchange_minutes (minute, outcome, error, client_id, audience) {
+    exchange_minutes (minute, chain, outcome, error, client_id, audience) {
         minute -> BigInt,
+        chain -> Text,
         outcome -> Text,
         error -> Text,
         client_id -> Text,

@@ -97,6 +97,21 @@ async fn two_instances_share_revocation_replay_protection_and_the_audit_trail() 
         .map(|r| r["chain"].as_str().unwrap())
         .collect();
     assert_eq!(chains.len(), 2, "one chain per instance");
+    // The console's overview counts both instances' exchanges, whichever one shows it.
+    let (session, _) = super::console::sign_in(&a).await;
+    let overview = super::console::get(&a, "/console/overview", &session)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let granted = from_a.iter().filter(|r| r["outcome"] == "granted").count();
+    let denied = from_a.len() - granted;
+    assert!(
+        overview.contains(&format!(
+            "{granted} granted</span> · <span class=\"denied\">{denied} denied"
+        )),
+        "{overview}"
+    );
 
     drop(b);
     let out = a.cli(&["audit", "verify"]);
