@@ -16,6 +16,7 @@ use diesel::prelude::*;
 use tessera::audit::chain::{self, Tip, append};
 use tessera::audit::query::{self, Filters};
 use tessera::audit::{ExchangeRecord, Outcome};
+use tessera::audit::{lineage, tallies};
 use tessera::config::StorageUrl;
 use tessera::store::{DbConnection, Store};
 
@@ -82,6 +83,7 @@ fn main() {
         ..Default::default()
     });
     time_queries("first page, no filter", &mut conn, Filters::default);
+    time_console(&mut conn, n);
 
     let started = Instant::now();
     let verified = chain::verify(&mut conn, |done| eprintln!("  verify: {done} records…")).unwrap();
@@ -193,4 +195,49 @@ impl Rng {
         self.0 ^= self.0 << 17;
         self.0 % n.max(1)
     }
+}
+
+/// What the console reads beyond a page of records: the overview (an hour and a day of
+/// per-minute counts, the last of the data set) and a record's lineage tree.
+fn time_console(conn: &mut DbConnection, n: u64) {
+    let step_us = DAYS * 86_400_000_000 / n.max(1) as i64;
+    let last_minute = (START_US + n as i64 * step_us).div_euclid(60_000_000);
+    time_it("overview (last hour and last day)", || {
+        let (hour, day) = tallies::overview(conn, last_minute, 10).unwrap();
+        hour.per_minute.len() + day.per_minute.len()
+    });
+    let mut rng = Rng(17);
+    time_it("lineage tree of a record", || {
+        let id = format!("tj-{}", rng.below(n));
+        let filters = Filters {
+            jti: Some(id),
+            ..Default::default()
+        };
+        match query::page(conn, &filters, 1, None).unwrap().pop() {
+            Some(record) => {
+                let tree = lineage::of(conn, &record, &["corp".to_string()]).unwrap();
+                1 + tree.ancestors.len() + tree.descendants.len()
+            }
+            None => 0,
+        }
+    });
+}
+
+fn time_it(what: &str, mut run: impl FnMut() -> usize) {
+    let mut times: Vec<Duration> = Vec::new();
+    let mut rows = 0;
+    for _ in 0..30 {
+        let started = Instant::now();
+        rows += run();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{what:<42} median {:>7.2} ms   p90 {:>7.2} ms   max {:>7.2} ms   ({:.0} rows a run)",
+        ms(times[times.len() / 2]),
+        ms(times[times.len() * 9 / 10]),
+        ms(times[times.len() - 1]),
+        rows as f64 / times.len() as f64
+    );
 }

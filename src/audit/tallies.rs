@@ -1,23 +1,26 @@
-//! Exchanges counted per minute (the console's overview, SPEC §11): by outcome, error, client
-//! and audience, raised by the audit writer in the transaction that writes the records, so the
-//! counts are exactly the records committed, on every instance of a shared database. The
-//! overview then reads at most a day of minutes, whatever the number of records.
+//! Exchanges counted as they are recorded (the console's overview, SPEC §11), by the audit
+//! writer in the transaction that writes the records, so the counts are exactly the records
+//! committed, on every instance of a shared database. Granted and denied per minute, for the
+//! charts; per ten minutes by outcome, error, client and audience, for the largest of each. The
+//! overview then reads a day of counts, whatever the number of records.
 //!
-//! What is counted is bounded by the configuration, not by what callers send: a client id only
-//! once the client authenticated (granted, or denied by the rules), an audience only as
-//! granted; anything else counts under "".
+//! What is counted by name is bounded by the configuration, not by what callers send: a client
+//! id only once the client authenticated (granted, or denied by the rules), an audience only
+//! as granted; anything else counts under "".
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 
 use super::record::{ExchangeRecord, Outcome};
 use crate::store::DbConnection;
-use crate::store::schema::exchange_minutes as m;
+use crate::store::schema::{exchange_minutes as m, exchange_tallies as t};
 
 /// Minutes kept: the overview's longest view is a day.
 pub const KEPT_MINUTES: i64 = 2 * 24 * 60;
+/// Minutes in a bucket of the largest errors, clients and audiences.
+pub const BUCKET_MINUTES: i64 = 10;
 
 /// Errors only an authenticated client's request can come to: their records name a client the
 /// configuration knows.
@@ -31,13 +34,17 @@ const AFTER_AUTHENTICATION: &[&str] = &[
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Key {
-    minute: i64,
+    bucket: i64,
     /// The writer's chain: each writer raises rows of its own.
     chain: String,
     outcome: &'static str,
     error: String,
     client_id: String,
     audience: String,
+}
+
+fn minute_of(r: &ExchangeRecord) -> i64 {
+    r.time_us.div_euclid(60_000_000)
 }
 
 fn key(r: &ExchangeRecord) -> Key {
@@ -54,7 +61,7 @@ fn key(r: &ExchangeRecord) -> Key {
         Outcome::Denied => String::new(),
     };
     Key {
-        minute: r.time_us.div_euclid(60_000_000),
+        bucket: minute_of(r).div_euclid(BUCKET_MINUTES),
         chain: r.chain.clone(),
         outcome: r.outcome.as_str(),
         error,
@@ -67,36 +74,62 @@ fn key(r: &ExchangeRecord) -> Key {
     }
 }
 
-/// Adds the records to their minutes' counts, one statement per distinct key of the batch. The
-/// rows are the writer's own (its chain is in the key), so instances never wait on each other
-/// here; and they are raised in key order all the same.
+/// Adds the records to the counts: one statement per minute and one per distinct key of the
+/// batch, in key order. The rows are the writer's own (its chain is in every key), so instances
+/// never wait on each other here.
 pub fn count(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResult<()> {
-    let mut counts: std::collections::BTreeMap<Key, i64> = Default::default();
+    let mut minutes: BTreeMap<(i64, &str), (i64, i64)> = BTreeMap::new();
+    let mut keys: BTreeMap<Key, i64> = BTreeMap::new();
     for r in records {
-        *counts.entry(key(r)).or_default() += r.count.max(1);
+        let n = r.count.max(1);
+        let at = minutes.entry((minute_of(r), r.chain.as_str())).or_default();
+        match r.outcome {
+            Outcome::Granted => at.0 += n,
+            Outcome::Denied => at.1 += n,
+        }
+        *keys.entry(key(r)).or_default() += n;
     }
-    for (k, n) in counts {
+    for ((minute, chain), (granted, denied)) in minutes {
         let upsert = diesel::insert_into(m::table)
             .values((
-                m::minute.eq(k.minute),
-                m::chain.eq(&k.chain),
-                m::outcome.eq(k.outcome),
-                m::error.eq(&k.error),
-                m::client_id.eq(&k.client_id),
-                m::audience.eq(&k.audience),
-                m::count.eq(n),
+                m::minute.eq(minute),
+                m::chain.eq(chain),
+                m::granted.eq(granted),
+                m::denied.eq(denied),
+            ))
+            .on_conflict((m::minute, m::chain))
+            .do_update()
+            .set((
+                m::granted.eq(m::granted + excluded(m::granted)),
+                m::denied.eq(m::denied + excluded(m::denied)),
+            ));
+        // Each backend builds its own ON CONFLICT; the enum of both builds none.
+        match conn {
+            DbConnection::Sqlite(c) => upsert.execute(c)?,
+            DbConnection::Postgres(c) => upsert.execute(c)?,
+        };
+    }
+    for (k, n) in keys {
+        let upsert = diesel::insert_into(t::table)
+            .values((
+                t::bucket.eq(k.bucket),
+                t::chain.eq(&k.chain),
+                t::outcome.eq(k.outcome),
+                t::error.eq(&k.error),
+                t::client_id.eq(&k.client_id),
+                t::audience.eq(&k.audience),
+                t::count.eq(n),
             ))
             .on_conflict((
-                m::minute,
-                m::chain,
-                m::outcome,
-                m::error,
-                m::client_id,
-                m::audience,
+                t::bucket,
+                t::chain,
+                t::outcome,
+                t::error,
+                t::client_id,
+                t::audience,
             ))
             .do_update()
-            .set(m::count.eq(m::count + excluded(m::count)));
-        // Each backend builds its own ON CONFLICT; the enum of both builds none.
+            .set(t::count.eq(t::count + excluded(t::count)));
         match conn {
             DbConnection::Sqlite(c) => upsert.execute(c)?,
             DbConnection::Postgres(c) => upsert.execute(c)?,
@@ -105,72 +138,125 @@ pub fn count(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResul
     Ok(())
 }
 
-/// Forgets the minutes older than `KEPT_MINUTES` before `now_us`.
+/// Forgets the counts older than `KEPT_MINUTES` before `now_us`.
 pub fn prune(conn: &mut DbConnection, now_us: i64) -> QueryResult<usize> {
     let oldest = now_us.div_euclid(60_000_000) - KEPT_MINUTES;
-    diesel::delete(m::table.filter(m::minute.lt(oldest))).execute(conn)
+    let minutes = diesel::delete(m::table.filter(m::minute.lt(oldest))).execute(conn)?;
+    let buckets = diesel::delete(t::table.filter(t::bucket.lt(oldest.div_euclid(BUCKET_MINUTES))))
+        .execute(conn)?;
+    Ok(minutes + buckets)
 }
 
-/// The overview of the minutes from `from_minute` on: granted and denied per minute, and the
-/// largest errors, clients and audiences.
+/// What a span of time came to: granted and denied per minute, and the largest errors,
+/// clients and audiences.
 #[derive(Debug, Default)]
 pub struct Overview {
     /// (minute, granted, denied), oldest first, minutes without exchanges left out.
     pub per_minute: Vec<(i64, i64, i64)>,
-    /// Whether `MAX_ROWS` cut the oldest minutes off.
-    pub cut: bool,
     pub top_errors: Vec<(String, i64)>,
     pub top_clients: Vec<(String, i64)>,
     pub top_audiences: Vec<(String, i64)>,
+    /// Whether `MAX_ROWS` cut the oldest buckets off the largest.
+    pub cut: bool,
 }
 
-/// Rows read for one overview at most: a day of minutes with a few hundred keys each.
-const MAX_ROWS: i64 = 500_000;
+/// Rows of the largest read for one overview at most.
+const MAX_ROWS: i64 = 200_000;
 
-pub fn overview(conn: &mut DbConnection, from_minute: i64, top: usize) -> QueryResult<Overview> {
+/// The last hour and the last day before `now_minute` (included), read once: the largest over
+/// the hour are those of its ten-minute buckets (the current one and the five before).
+pub fn overview(
+    conn: &mut DbConnection,
+    now_minute: i64,
+    top: usize,
+) -> QueryResult<(Overview, Overview)> {
+    let day_from = now_minute - 24 * 60 + 1;
+    let hour_from = now_minute - 59;
+    let minutes: Vec<(i64, i64, i64)> = m::table
+        .filter(m::minute.ge(day_from))
+        .select((m::minute, m::granted, m::denied))
+        .load(conn)?;
+    let mut per_minute: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for (minute, granted, denied) in minutes {
+        let at = per_minute.entry(minute).or_default();
+        at.0 += granted;
+        at.1 += denied;
+    }
+    let per_minute: Vec<(i64, i64, i64)> = per_minute
+        .into_iter()
+        .map(|(m, (g, d))| (m, g, d))
+        .collect();
     type Row = (i64, String, String, String, String, i64);
-    let rows: Vec<Row> = m::table
-        .filter(m::minute.ge(from_minute))
-        .order(m::minute.desc())
+    let rows: Vec<Row> = t::table
+        .filter(t::bucket.ge(day_from.div_euclid(BUCKET_MINUTES)))
+        .order(t::bucket.desc())
         .select((
-            m::minute,
-            m::outcome,
-            m::error,
-            m::client_id,
-            m::audience,
-            m::count,
+            t::bucket,
+            t::outcome,
+            t::error,
+            t::client_id,
+            t::audience,
+            t::count,
         ))
         .limit(MAX_ROWS)
         .load(conn)?;
     let cut = rows.len() as i64 == MAX_ROWS;
-    let mut minutes: std::collections::BTreeMap<i64, (i64, i64)> = Default::default();
-    let mut errors: HashMap<String, i64> = HashMap::new();
-    let mut clients: HashMap<String, i64> = HashMap::new();
-    let mut audiences: HashMap<String, i64> = HashMap::new();
-    for (minute, outcome, error, client, audience, n) in rows {
-        let at = minutes.entry(minute).or_default();
-        if outcome == Outcome::Granted.as_str() {
-            at.0 += n;
-            *audiences.entry(audience).or_default() += n;
-        } else {
-            at.1 += n;
-            *errors.entry(error).or_default() += n;
+    let hour_bucket = hour_from.div_euclid(BUCKET_MINUTES) + 1;
+    let mut hour = Tops::default();
+    let mut day = Tops::default();
+    for (bucket, outcome, error, client, audience, n) in &rows {
+        let granted = outcome == Outcome::Granted.as_str();
+        day.add(granted, error, client, audience, *n);
+        if *bucket >= hour_bucket {
+            hour.add(granted, error, client, audience, *n);
         }
-        *clients.entry(client).or_default() += n;
     }
-    let largest = |map: HashMap<String, i64>| {
-        let mut list: Vec<(String, i64)> = map.into_iter().collect();
-        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        list.truncate(top);
-        list
-    };
-    Ok(Overview {
-        cut,
-        per_minute: minutes.into_iter().map(|(m, (g, d))| (m, g, d)).collect(),
-        top_errors: largest(errors),
-        top_clients: largest(clients),
-        top_audiences: largest(audiences),
-    })
+    Ok((
+        hour.into_overview(
+            per_minute
+                .iter()
+                .filter(|p| p.0 >= hour_from)
+                .copied()
+                .collect(),
+            top,
+            cut,
+        ),
+        day.into_overview(per_minute, top, cut),
+    ))
+}
+
+#[derive(Default)]
+struct Tops {
+    errors: HashMap<String, i64>,
+    clients: HashMap<String, i64>,
+    audiences: HashMap<String, i64>,
+}
+
+impl Tops {
+    fn add(&mut self, granted: bool, error: &str, client: &str, audience: &str, n: i64) {
+        if granted {
+            *self.audiences.entry(audience.to_string()).or_default() += n;
+        } else {
+            *self.errors.entry(error.to_string()).or_default() += n;
+        }
+        *self.clients.entry(client.to_string()).or_default() += n;
+    }
+
+    fn into_overview(self, per_minute: Vec<(i64, i64, i64)>, top: usize, cut: bool) -> Overview {
+        let largest = |map: HashMap<String, i64>| {
+            let mut list: Vec<(String, i64)> = map.into_iter().collect();
+            list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            list.truncate(top);
+            list
+        };
+        Overview {
+            per_minute,
+            top_errors: largest(self.errors),
+            top_clients: largest(self.clients),
+            top_audiences: largest(self.audiences),
+            cut,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -182,7 +268,8 @@ mod tests {
         r.outcome = outcome;
         r.error = error.map(str::to_string);
         r.client_id = Some(client.to_string());
-        r.time_us = 125_000_000;
+        // Minute 25: the third ten-minute step.
+        r.time_us = 1_500_000_000;
         r.requested_audiences = vec!["chosen-by-caller".into()];
         r.granted_audiences = match outcome {
             Outcome::Granted => vec!["inventory-api".into()],
@@ -196,7 +283,7 @@ mod tests {
         let granted = key(&record(Outcome::Granted, None, "orders-svc"));
         assert_eq!(
             (
-                granted.minute,
+                granted.bucket,
                 granted.client_id.as_str(),
                 granted.audience.as_str()
             ),

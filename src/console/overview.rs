@@ -31,11 +31,7 @@ pub async fn page(
     let day = window.window.as_deref() == Some("day");
     let read = state
         .store
-        .audit_read(move |c| {
-            let hour = tallies::overview(c, now_minute - 59, TOP)?;
-            let whole_day = tallies::overview(c, now_minute - 1439, TOP)?;
-            Ok::<_, diesel::result::Error>((hour, whole_day))
-        })
+        .audit_read(move |c| tallies::overview(c, now_minute, TOP))
         .await;
     let (hour, whole_day) = match read {
         Ok(read) => read,
@@ -84,7 +80,7 @@ pub async fn page(
 
 fn totals(o: &Overview) -> String {
     let cut = if o.cut {
-        " (too many distinct clients, audiences and errors to count them all: the oldest minutes are left out)"
+        " (too many distinct clients, audiences and errors to weigh them all: the largest leave the oldest out)"
     } else {
         ""
     };

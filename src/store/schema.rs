@@ -115,8 +115,17 @@ diesel::table! {
 }
 
 diesel::table! {
-    exchange_minutes (minute, chain, outcome, error, client_id, audience) {
+    exchange_minutes (minute, chain) {
         minute -> BigInt,
+        chain -> Text,
+        granted -> BigInt,
+        denied -> BigInt,
+    }
+}
+
+diesel::table! {
+    exchange_tallies (bucket, chain, outcome, error, client_id, audience) {
+        bucket -> BigInt,
         chain -> Text,
         outcome -> Text,
         error -> Text,

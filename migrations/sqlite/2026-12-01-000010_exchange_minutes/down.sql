@@ -1,1 +1,2 @@
+DROP TABLE exchange_tallies;
 DROP TABLE exchange_minutes;
