@@ -83,6 +83,16 @@ fn main() {
         ..Default::default()
     });
     time_queries("first page, no filter", &mut conn, Filters::default);
+    let first = query::page(&mut conn, &Filters::default(), 100, None).unwrap();
+    let cursor = query::Cursor::after(first.last().unwrap());
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let started = Instant::now();
+        let next = query::page(&mut conn, &Filters::default(), 100, Some(&cursor)).unwrap();
+        times.push(started.elapsed());
+        assert_eq!(next.len(), 100);
+    }
+    println!("second page, no filter (after a cursor)   {times:?}");
     time_console(&mut conn, n);
 
     let started = Instant::now();

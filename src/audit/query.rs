@@ -195,10 +195,14 @@ pub fn page(
         q = q.filter(x::time_us.le(v));
     }
     if let Some(c) = cursor {
+        // The bound on `time_us` alone comes first, so the planner always walks the time index
+        // from the cursor down. Written only as `time_us < t OR (time_us = t AND id < i)`,
+        // SQLite may serve a small LIMIT by collecting every older record of the OR's two
+        // branches and sorting them: seconds at millions of records.
         q = q.filter(
             x::time_us
-                .lt(c.time_us)
-                .or(x::time_us.eq(c.time_us).and(x::id.lt(c.id.clone()))),
+                .le(c.time_us)
+                .and(x::time_us.lt(c.time_us).or(x::id.lt(c.id.clone()))),
         );
     }
     // Checked on every row the query looks at: a query that looks at too many stops at its
