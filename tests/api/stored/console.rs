@@ -1,5 +1,7 @@
 //! The console (SPEC §11) over HTTP: sign-in with the admin token, sessions, the audit search
-//! and a record's detail, escaping and the security headers. (Browser tests join later.)
+//! and a record's detail, lineage, overview, try-it, reload, escaping and the security headers.
+//! Sign-in with an identity provider is in `console_sign_in`; the browser tests in
+//! `tests/api/console_browser.rs`.
 
 use serde_json::{Value, json};
 
