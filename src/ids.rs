@@ -26,6 +26,15 @@ pub fn record_id(at: UnixTime) -> String {
 #[error("the random generator failed")]
 pub struct RandomFailed;
 
+/// 256 random bits, base64url (43 characters): what no one can guess, for the console's
+/// sessions, forms and sign-ins (no time in it: it orders nothing).
+pub fn secret() -> Result<String, RandomFailed> {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut bytes).map_err(|_| RandomFailed)?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
 /// 128 bits in lowercase hex: the time in milliseconds (48 bits), then 80 random bits. Never
 /// starts with `-`, so `tessera audit --jti` takes it as it is, and needs no escaping in URLs
 /// or filters. Time first keeps the audit trail's unique `token_jti` index appending at its

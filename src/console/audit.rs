@@ -4,7 +4,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 
-use super::html::{Viewer, esc, page_response, url_value};
+use super::html::{Viewer, error, esc, failed, page_response, url_value};
 use super::{SessionKey, SignedIn};
 use crate::audit::ExchangeRecord;
 use crate::audit::query::{self, Cursor};
@@ -49,7 +49,7 @@ pub async fn search(
     let (filters, limit, cursor) = match filters_of(req.query_string()) {
         Ok(parsed) => parsed,
         Err(why) => {
-            let body = format!(r#"{form}<p class="error">{}</p>"#, esc(&why));
+            let body = format!("{form}{}", error(&why));
             return page_response(
                 HttpResponse::BadRequest(),
                 "Exchanges",
@@ -75,7 +75,7 @@ pub async fn search(
         Ok(page) => page,
         Err(e) => {
             let e = crate::http::admin::audit_query_failed(e, state.store.audit_budget());
-            let body = format!(r#"{form}<p class="error">{}</p>"#, esc(&e.description));
+            let body = format!("{form}{}", error(&e.description));
             return page_response(
                 HttpResponse::ServiceUnavailable(),
                 "Exchanges",
@@ -218,10 +218,10 @@ pub async fn detail(
         }
         Err(e) => {
             let e = crate::http::admin::audit_query_failed(e, state.store.audit_budget());
-            return page_response(
+            return failed(
                 HttpResponse::ServiceUnavailable(),
                 "Record",
-                &format!(r#"<p class="error">{}</p>"#, esc(&e.description)),
+                &e.description,
                 Some(&viewer),
             );
         }

@@ -8,7 +8,7 @@ use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::html::{Viewer, esc, page_response};
+use super::html::{Viewer, failed};
 use super::{SessionKey, SignedIn};
 use crate::audit::format::{Format, Writer};
 use crate::audit::query::{self, Cursor, Filters};
@@ -53,12 +53,7 @@ async fn export(
                 session: &session,
                 key: &key,
             };
-            return page_response(
-                HttpResponse::BadRequest(),
-                "Export",
-                &format!(r#"<p class="error">{}</p>"#, esc(&why)),
-                Some(&viewer),
-            );
+            return failed(HttpResponse::BadRequest(), "Export", &why, Some(&viewer));
         }
     };
     tracing::info!(who = %session.who, "console export");

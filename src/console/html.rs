@@ -76,9 +76,7 @@ pub fn page_response(
 /// The ways to sign in: with the identity provider (named by its issuer id), with the admin
 /// token (the form token given), or both.
 pub fn sign_in(provider: Option<&str>, form_token: Option<&str>, refused: Option<&str>) -> String {
-    let mut out = refused
-        .map(|why| format!(r#"<p class="error">{}</p>"#, esc(why)))
-        .unwrap_or_default();
+    let mut out = refused.map(error).unwrap_or_default();
     if let Some(provider) = provider {
         out.push_str(&format!(
             r#"<p><a class="button" id="sign-in-oidc" href="/console/sign-in/oidc">Sign in with {}</a></p>"#,
@@ -97,11 +95,31 @@ pub fn sign_in(provider: Option<&str>, form_token: Option<&str>, refused: Option
     out
 }
 
+/// A paragraph saying what went wrong.
+pub fn error(why: &str) -> String {
+    format!(r#"<p class="error">{}</p>"#, esc(why))
+}
+
+/// A page that says only what went wrong.
+pub fn failed(
+    builder: HttpResponseBuilder,
+    title: &str,
+    why: &str,
+    viewer: Option<&Viewer<'_>>,
+) -> HttpResponse {
+    page_response(builder, title, &error(why), viewer)
+}
+
 pub fn forbidden(why: &str) -> HttpResponse {
-    page_response(
-        HttpResponse::Forbidden(),
-        "Forbidden",
-        &format!(r#"<p class="error">{}</p>"#, esc(why)),
+    failed(HttpResponse::Forbidden(), "Forbidden", why, None)
+}
+
+/// No random bytes for a session, a form or a sign-in: nothing that needs them is made.
+pub fn no_randomness() -> HttpResponse {
+    failed(
+        HttpResponse::ServiceUnavailable(),
+        "Unavailable",
+        "the system's random generator failed; try again",
         None,
     )
 }

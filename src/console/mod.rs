@@ -3,8 +3,9 @@
 //! answer under a strict Content-Security-Policy. Records hold text an attacker chose (client
 //! ids, user agents, reasons): everything shown goes through `html::esc`.
 //!
-//! Signing in: with the admin bearer token, as an operator. Sessions are signed cookies
-//! (`session`); every form that changes something carries the session's CSRF token.
+//! Signing in: with the organisation's identity provider (`oidc`, roles from the ID token) or
+//! the admin bearer token (an operator). Sessions are signed cookies (`session`); every form
+//! posted carries the session's CSRF token (`refused_form`).
 
 mod actions;
 mod audit;
@@ -153,6 +154,27 @@ impl actix_web::FromRequest for SignedIn {
     }
 }
 
+/// Why a posted form may not go on, as the page that says so: it must carry the session's CSRF
+/// token, and an action `operators_only` names ("revoking") needs the operator role.
+pub(crate) fn refused_form(
+    session: &Session,
+    key: &SessionKey,
+    csrf: &str,
+    operators_only: Option<&str>,
+) -> Option<HttpResponse> {
+    if !session.csrf_matches(key, csrf) {
+        return Some(html::forbidden(
+            "the form is not this session's; reload the page and try again",
+        ));
+    }
+    match operators_only {
+        Some(action) if session.role != Role::Operator => Some(html::forbidden(&format!(
+            "{action} needs the operator role"
+        ))),
+        _ => None,
+    }
+}
+
 /// Whether the browser says the request comes from the console's own pages or from the person
 /// (a bookmark, the address bar): a page of another site, or of another port of this host
 /// (`SameSite` does not tell ports apart), never acts with the session. Browsers that send no
@@ -206,9 +228,13 @@ fn sign_in_page(
     builder: actix_web::HttpResponseBuilder,
     refused: Option<&str>,
 ) -> HttpResponse {
-    let form_token = req
-        .filter(|_| config.admin_token)
-        .map(|req| session::form_token(req, key));
+    let form_token = match req.filter(|_| config.admin_token) {
+        None => None,
+        Some(req) => match session::form_token(req, key) {
+            Ok(token) => Some(token),
+            Err(_) => return html::no_randomness(),
+        },
+    };
     let provider = config.oidc.as_ref().map(|o| o.config.issuer.as_str());
     let body = html::sign_in(
         provider,
@@ -269,7 +295,9 @@ async fn sign_in(
         crate::telemetry::repeated::warn("console sign-in with a wrong admin token", "");
         return refused(unauthorized, "that is not the admin token");
     }
-    let session = Session::new("admin token", Role::Operator, now);
+    let Ok(session) = Session::new("admin token", Role::Operator, now) else {
+        return html::no_randomness();
+    };
     tracing::info!(who = %session.who, role = session.role.as_str(), "console sign-in");
     let mut answer = see_other("/console/exchanges");
     set_cookie(&mut answer, &session.cookie(&key));
@@ -288,8 +316,8 @@ async fn sign_out(
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if !session.csrf_matches(&key, &form.csrf) {
-        return html::forbidden("the form is not this session's; reload the page and try again");
+    if let Some(refused) = refused_form(&session, &key, &form.csrf, None) {
+        return refused;
     }
     session.end(&key, state.clock.now().secs());
     tracing::info!(who = %session.who, "console sign-out");

@@ -144,10 +144,14 @@ pub async fn start(
             );
         }
     };
+    let secret = crate::ids::secret;
+    let (Ok(state_value), Ok(nonce), Ok(verifier)) = (secret(), secret(), secret()) else {
+        return super::html::no_randomness();
+    };
     let flow = Flow {
-        state: random(),
-        nonce: random(),
-        verifier: random(),
+        state: state_value,
+        nonce,
+        verifier,
         iat: state.clock.now().secs(),
     };
     let challenge =
@@ -248,17 +252,16 @@ pub async fn callback(
         }
     };
     let (who, role) = person;
-    let session = Session::new(&who, role, now);
+    let Ok(session) = Session::new(&who, role, now) else {
+        return done(super::html::no_randomness());
+    };
     tracing::info!(who = %session.who, role = role.as_str(), "console sign-in");
     let body = r#"<p>Signed in. <a href="/console/exchanges">Continue to the console</a>.</p>"#;
     let mut answer = page_response(HttpResponse::Ok(), "Signed in", body, None);
-    if let Ok(refresh) = actix_web::http::header::HeaderValue::from_str("0;url=/console/exchanges")
-    {
-        answer.headers_mut().insert(
-            actix_web::http::header::HeaderName::from_static("refresh"),
-            refresh,
-        );
-    }
+    answer.headers_mut().insert(
+        actix_web::http::header::HeaderName::from_static("refresh"),
+        actix_web::http::header::HeaderValue::from_static("0;url=/console/exchanges"),
+    );
     set_cookie(&mut answer, &session.cookie(&key));
     done(answer)
 }
@@ -428,12 +431,6 @@ fn claim_at<'a>(claims: &'a Map<String, Value>, path: &str) -> Option<&'a Value>
         at = at.as_object()?.get(part)?;
     }
     Some(at)
-}
-
-fn random() -> String {
-    let mut bytes = [0u8; 32];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The sign-in page again, saying why.

@@ -5,7 +5,7 @@
 
 use actix_web::{HttpResponse, web};
 
-use super::html::{Viewer, esc, page_response, url_value};
+use super::html::{Viewer, esc, failed, page_response, url_value};
 use super::{SessionKey, SignedIn};
 use crate::audit::tallies::{self, Overview};
 use crate::state::AppState;
@@ -37,10 +37,10 @@ pub async fn page(
         Ok(read) => read,
         Err(e) => {
             let e = crate::http::admin::audit_query_failed(e, state.store.audit_budget());
-            return page_response(
+            return failed(
                 HttpResponse::ServiceUnavailable(),
                 "Overview",
-                &format!(r#"<p class="error">{}</p>"#, esc(&e.description)),
+                &e.description,
                 Some(&viewer),
             );
         }

@@ -6,8 +6,7 @@ use actix_web::{HttpResponse, web};
 use diesel::Connection;
 
 use super::actions::{self, Action};
-use super::html::{Viewer, esc, forbidden, page_response, url_value};
-use super::session::Role;
+use super::html::{Viewer, error, esc, failed, page_response, url_value};
 use super::{SessionKey, SignedIn, see_other};
 use crate::audit::query;
 use crate::audit::revocation::{self, Target};
@@ -28,11 +27,8 @@ pub async fn revoke(
     state: web::Data<AppState>,
 ) -> HttpResponse {
     let now = state.clock.now();
-    if !session.csrf_matches(&key, &form.csrf) {
-        return forbidden("the form is not this session's; reload the page and try again");
-    }
-    if session.role != Role::Operator {
-        return forbidden("revoking needs the operator role");
+    if let Some(refused) = super::refused_form(&session, &key, &form.csrf, Some("revoking")) {
+        return refused;
     }
     let viewer = Viewer {
         session: &session,
@@ -51,10 +47,10 @@ pub async fn revoke(
         Ok(None) => return see_other("/console/exchanges"),
         Err(e) => {
             let e = crate::http::store_unavailable(e);
-            return page_response(
+            return failed(
                 HttpResponse::ServiceUnavailable(),
                 "Revoke",
-                &format!(r#"<p class="error">{}</p>"#, esc(&e.description)),
+                &e.description,
                 Some(&viewer),
             );
         }
@@ -113,10 +109,10 @@ pub async fn revoke(
         }
         Err(e) => {
             let e = crate::http::store_unavailable(e);
-            page_response(
+            failed(
                 HttpResponse::ServiceUnavailable(),
                 "Revoke",
-                &format!(r#"<p class="error">{}</p>"#, esc(&e.description)),
+                &e.description,
                 Some(&viewer),
             )
         }
@@ -157,7 +153,7 @@ pub async fn activity(
         }
         Err(e) => {
             let e = crate::http::admin::audit_query_failed(e, state.store.audit_budget());
-            format!(r#"<p class="error">{}</p>"#, esc(&e.description))
+            error(&e.description)
         }
     };
     page_response(HttpResponse::Ok(), "Console activity", &body, Some(&viewer))

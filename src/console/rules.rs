@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, web};
 
 use super::actions::{self, Action};
-use super::html::{Viewer, esc, forbidden, page_response};
+use super::html::{Viewer, esc, page_response};
 use super::session::Role;
 use super::{SessionKey, SignedIn};
 use crate::config::{ClientAuth, KeySource, RuleConfig};
@@ -35,11 +35,8 @@ pub async fn reload(
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if !session.csrf_matches(&key, &form.csrf) {
-        return forbidden("the form is not this session's; reload the page and try again");
-    }
-    if session.role != Role::Operator {
-        return forbidden("reloading needs the operator role");
+    if let Some(refused) = super::refused_form(&session, &key, &form.csrf, Some("reloading")) {
+        return refused;
     }
     let viewer = Viewer {
         session: &session,

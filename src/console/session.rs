@@ -118,16 +118,16 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(who: &str, role: Role, now: i64) -> Self {
-        let mut sid = [0u8; 16];
-        let _ = aws_lc_rs::rand::fill(&mut sid);
-        Self {
+    /// A new session; without random bytes for its id there is none (its CSRF token and its
+    /// sign-out are keyed by that id).
+    pub fn new(who: &str, role: Role, now: i64) -> Result<Self, crate::ids::RandomFailed> {
+        Ok(Self {
             who: who.to_string(),
             role,
             iat: now,
             seen: now,
-            sid: crate::hex(&sid),
-        }
+            sid: crate::ids::secret()?,
+        })
     }
 
     /// The session a request's cookie holds, when its signature verifies and it has not
@@ -186,20 +186,21 @@ pub struct FormToken {
     pub cookie: Option<String>,
 }
 
-pub fn form_token(req: &HttpRequest, key: &SessionKey) -> FormToken {
+pub fn form_token(
+    req: &HttpRequest,
+    key: &SessionKey,
+) -> Result<FormToken, crate::ids::RandomFailed> {
     if let Some(value) = cookie(req, FORM_COOKIE).filter(|v| v.len() == 43) {
-        return FormToken {
+        return Ok(FormToken {
             value: value.to_string(),
             cookie: None,
-        };
+        });
     }
-    let mut bytes = [0u8; 32];
-    let _ = aws_lc_rs::rand::fill(&mut bytes);
-    let value = URL_SAFE_NO_PAD.encode(bytes);
-    FormToken {
+    let value = crate::ids::secret()?;
+    Ok(FormToken {
         cookie: Some(key.cookie(FORM_COOKIE, &value, "/console", 3600, "Strict")),
         value,
-    }
+    })
 }
 
 /// Whether the sign-in form's token is the one its cookie holds.
@@ -246,7 +247,7 @@ mod tests {
     #[test]
     fn a_session_holds_until_idle_or_old_and_only_as_signed() {
         let key = SessionKey::random(false).expect("key");
-        let session = Session::new("admin token", Role::Operator, 1_000);
+        let session = Session::new("admin token", Role::Operator, 1_000).expect("random");
         let set = session.cookie(&key);
         assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict"));
         let req = request_with(value_of(&set));
@@ -281,7 +282,7 @@ mod tests {
         assert!(s.csrf_matches(&key, &s.csrf(&key)));
         assert!(!s.csrf_matches(&key, "forged"));
         // Signed out, a copy of its cookie is no session.
-        let fresh = Session::new("admin token", Role::Operator, 5_000);
+        let fresh = Session::new("admin token", Role::Operator, 5_000).expect("random");
         let copy = request_with(value_of(&fresh.cookie(&key)));
         assert!(Session::of(&copy, &key, 5_001).is_some());
         fresh.end(&key, 5_002);

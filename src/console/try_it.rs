@@ -8,7 +8,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 
 use super::actions::{self, Action};
-use super::html::{Viewer, esc, esc_lines, forbidden, page_response};
+use super::html::{Viewer, esc, esc_lines, page_response};
 use super::{SessionKey, SignedIn};
 use crate::explain::{self, Request};
 use crate::oauth::{Resource, Scopes, TokenType};
@@ -95,8 +95,8 @@ pub async fn run(
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
 ) -> HttpResponse {
-    if !session.csrf_matches(&key, &form.csrf) {
-        return forbidden("the form is not this session's; reload the page and try again");
+    if let Some(refused) = super::refused_form(&session, &key, &form.csrf, None) {
+        return refused;
     }
     let viewer = Viewer {
         session: &session,
@@ -239,15 +239,14 @@ fn form_html(state: &AppState, form: &Form, csrf: &str, explained: Option<&str>)
         names.sort();
         names
     };
+    // In order of id already.
     let clients = options(
-        sorted(
-            policy
-                .clients
-                .configs()
-                .iter()
-                .map(|c| c.id.clone())
-                .collect(),
-        ),
+        policy
+            .clients
+            .configs()
+            .iter()
+            .map(|c| c.id.clone())
+            .collect(),
         &form.client,
     );
     let issuers = options(

@@ -113,10 +113,8 @@ pub async fn start(
     verification: web::Data<Verification>,
 ) -> HttpResponse {
     let now = state.clock.now().secs();
-    if !session.csrf_matches(&key, &form.csrf) {
-        return super::html::forbidden(
-            "the form is not this session's; reload the page and try again",
-        );
+    if let Some(refused) = super::refused_form(&session, &key, &form.csrf, None) {
+        return refused;
     }
     let checked = Arc::new(AtomicU64::new(0));
     {

@@ -269,8 +269,8 @@ fn compare_context(expect: &Expect, grant: &Granted) -> Result<(), String> {
     Ok(())
 }
 
-/// A token as if verified: the claims given, an hour of life unless `exp` says otherwise.
-/// The token a case's claims stand for, as if verified.
+/// The token a case's claims stand for, as if verified: the claims given, an hour of life
+/// unless `exp` says otherwise.
 pub fn token(config: &Config, t: &TokenClaims, now: i64) -> Result<VerifiedToken, String> {
     let (issuer_id, iss) = match config.issuers.iter().find(|i| i.id == t.issuer) {
         Some(issuer) => (issuer.id.clone(), issuer.issuer.clone()),
