@@ -74,9 +74,10 @@ fn key(r: &ExchangeRecord) -> Key<'_> {
     }
 }
 
-/// Adds the records to the counts: one statement per minute and one per distinct key of the
-/// batch, in key order. The rows are the writer's own (its chain is in every key), so instances
-/// never wait on each other here.
+/// Adds the records to the counts, in key order. The rows are the writer's own (its chain is
+/// in every key), so instances never wait on each other here. PostgreSQL takes each table's
+/// rows in one statement (one round trip); SQLite one prepared statement a row, from its cache,
+/// as the records themselves (see `chain::insert_rows`).
 pub fn count(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResult<()> {
     let mut minutes: BTreeMap<(i64, &str), (i64, i64)> = BTreeMap::new();
     let mut keys: BTreeMap<Key, i64> = BTreeMap::new();
@@ -89,29 +90,21 @@ pub fn count(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResul
         }
         *keys.entry(key(r)).or_default() += n;
     }
-    for ((minute, chain), (granted, denied)) in minutes {
-        let upsert = diesel::insert_into(m::table)
-            .values((
+    let minute_rows: Vec<_> = minutes
+        .into_iter()
+        .map(|((minute, chain), (granted, denied))| {
+            (
                 m::minute.eq(minute),
                 m::chain.eq(chain),
                 m::granted.eq(granted),
                 m::denied.eq(denied),
-            ))
-            .on_conflict((m::minute, m::chain))
-            .do_update()
-            .set((
-                m::granted.eq(m::granted + excluded(m::granted)),
-                m::denied.eq(m::denied + excluded(m::denied)),
-            ));
-        // Each backend builds its own ON CONFLICT; the enum of both builds none.
-        match conn {
-            DbConnection::Sqlite(c) => upsert.execute(c)?,
-            DbConnection::Postgres(c) => upsert.execute(c)?,
-        };
-    }
-    for (k, n) in keys {
-        let upsert = diesel::insert_into(t::table)
-            .values((
+            )
+        })
+        .collect();
+    let tally_rows: Vec<_> = keys
+        .into_iter()
+        .map(|(k, n)| {
+            (
                 t::bucket.eq(k.bucket),
                 t::chain.eq(k.chain),
                 t::outcome.eq(k.outcome),
@@ -119,21 +112,53 @@ pub fn count(conn: &mut DbConnection, records: &[&ExchangeRecord]) -> QueryResul
                 t::client_id.eq(k.client_id),
                 t::audience.eq(k.audience),
                 t::count.eq(n),
-            ))
-            .on_conflict((
-                t::bucket,
-                t::chain,
-                t::outcome,
-                t::error,
-                t::client_id,
-                t::audience,
-            ))
-            .do_update()
-            .set(t::count.eq(t::count + excluded(t::count)));
-        match conn {
-            DbConnection::Sqlite(c) => upsert.execute(c)?,
-            DbConnection::Postgres(c) => upsert.execute(c)?,
+            )
+        })
+        .collect();
+    // Each backend builds its own ON CONFLICT; the enum of both builds none.
+    macro_rules! add_minutes {
+        ($values:expr) => {
+            diesel::insert_into(m::table)
+                .values($values)
+                .on_conflict((m::minute, m::chain))
+                .do_update()
+                .set((
+                    m::granted.eq(m::granted + excluded(m::granted)),
+                    m::denied.eq(m::denied + excluded(m::denied)),
+                ))
         };
+    }
+    macro_rules! add_tallies {
+        ($values:expr) => {
+            diesel::insert_into(t::table)
+                .values($values)
+                .on_conflict((
+                    t::bucket,
+                    t::chain,
+                    t::outcome,
+                    t::error,
+                    t::client_id,
+                    t::audience,
+                ))
+                .do_update()
+                .set(t::count.eq(t::count + excluded(t::count)))
+        };
+    }
+    match conn {
+        DbConnection::Sqlite(c) => {
+            for row in minute_rows {
+                add_minutes!(row).execute(c)?;
+            }
+            for row in tally_rows {
+                add_tallies!(row).execute(c)?;
+            }
+        }
+        DbConnection::Postgres(c) => {
+            if !minute_rows.is_empty() {
+                add_minutes!(minute_rows).execute(c)?;
+                add_tallies!(tally_rows).execute(c)?;
+            }
+        }
     }
     Ok(())
 }
