@@ -186,7 +186,8 @@ pub(crate) fn from_the_console(req: &HttpRequest) -> bool {
 }
 
 /// Failed sign-ins this process takes in a minute; past them, sign-in is refused until the
-/// minute is over, so the admin token cannot be guessed at speed.
+/// minute is over, so the admin token cannot be guessed at speed, nor made-up codes sent to
+/// the identity provider at will.
 const FAILED_SIGN_INS_PER_MINUTE: u32 = 10;
 
 /// The failed sign-ins of the current minute: (the minute, how many).
@@ -195,13 +196,13 @@ pub struct SignInFailures(std::sync::Mutex<(i64, u32)>);
 
 impl SignInFailures {
     /// Whether another attempt may be judged now.
-    fn open(&self, now: i64) -> bool {
+    pub(crate) fn open(&self, now: i64) -> bool {
         self.0
             .lock()
             .is_ok_and(|w| w.0 != now / 60 || w.1 < FAILED_SIGN_INS_PER_MINUTE)
     }
 
-    fn failed(&self, now: i64) {
+    pub(crate) fn failed(&self, now: i64) {
         if let Ok(mut w) = self.0.lock() {
             if w.0 != now / 60 {
                 *w = (now / 60, 0);

@@ -192,6 +192,7 @@ pub async fn callback(
     sign_in: web::Data<SignInConfig>,
     key: web::Data<SessionKey>,
     state: web::Data<AppState>,
+    failures: web::Data<super::SignInFailures>,
 ) -> HttpResponse {
     let Some(oidc) = &sign_in.oidc else {
         return super::see_other("/console/sign-in");
@@ -235,6 +236,16 @@ pub async fn callback(
     let Some(code) = back.code.as_deref() else {
         return unauthorized("the identity provider sent no code; sign in again");
     };
+    // Anyone can get a flow cookie and send made-up codes with it: each would be a request to
+    // the provider with the console's credentials. Refused ones count as failed sign-ins.
+    if !failures.open(now) {
+        return done(refused(
+            &sign_in,
+            &key,
+            HttpResponse::TooManyRequests(),
+            "too many failed sign-ins; wait a minute",
+        ));
+    }
     let person = match redeem(oidc, &state, code, &flow, now).await {
         Ok(person) => person,
         Err(Refusal::Upstream(why)) => {
@@ -247,6 +258,7 @@ pub async fn callback(
             ));
         }
         Err(Refusal::Denied(why)) => {
+            failures.failed(now);
             tracing::warn!(why = %why, "console sign-in refused");
             return unauthorized(&why);
         }

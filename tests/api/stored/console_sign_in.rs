@@ -379,3 +379,23 @@ async fn the_console_section_is_checked() {
         assert!(stderr.contains(says), "{toml}: {stderr}");
     }
 }
+
+#[tokio::test]
+async fn refused_ways_back_count_as_failed_sign_ins() {
+    let app = TestApp::spawn_with(with_sign_in).await;
+    // Codes the provider refuses (here: a person without a role) are failed sign-ins; past ten
+    // in a minute the provider is not asked again until the minute is over.
+    person(&app, json!({"groups": ["staff"]}));
+    let mut statuses = Vec::new();
+    // Ten refusals then a 429, within one minute; should the minute turn meanwhile, the count
+    // starts again, and ten more reach it all the same.
+    while statuses.len() < 22 && statuses.last() != Some(&429) {
+        statuses.push(round_trip(&app, |_| {}).await.status().as_u16());
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    assert!(statuses.len() >= 11, "ten refusals first: {statuses:?}");
+    assert!(
+        statuses[..statuses.len() - 1].iter().all(|s| *s == 401),
+        "{statuses:?}"
+    );
+}
