@@ -7,6 +7,8 @@
 #   DURATION=10s REPEATS=1 TOKENS=2000 bash benches/load.sh
 #   RULES=10000 ISSUERS=100 bash benches/load.sh   # cost growth: that many rules and issuers
 #   BIN=/tmp/tessera-old bash benches/load.sh        # another build, same setup
+#   SUBJECT_TOKENS=/tmp/tokens.txt bash benches/load.sh  # keep the subject tokens made there, and
+#                                                   # reuse them on the next run (within the hour)
 #   DB=/data/audit-10m.db bash benches/load.sh       # cost growth: on a database already holding
 #                                                   # records (make one with benches/audit_scale.rs)
 #   STORE_URL=postgres://postgres@127.0.0.1/bench bash benches/load.sh   # on PostgreSQL (migrated
@@ -41,10 +43,16 @@ bin="${BIN:-$root/target/release/tessera}"
 work="$(mktemp -d)"
 trap 'kill "${server:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
 
-echo "making $tokens subject tokens…"
-for _ in $(seq "$tokens"); do
-  "$root/deploy/examples/dev-token.sh" "user-$RANDOM$RANDOM" "exchange inventory:read inventory:write" 3600
-done > "$work/tokens.txt"
+# SUBJECT_TOKENS: reuse the tokens of an earlier run (they last an hour); making them takes minutes.
+if [ -n "${SUBJECT_TOKENS:-}" ] && [ -s "$SUBJECT_TOKENS" ]; then
+  cp "$SUBJECT_TOKENS" "$work/tokens.txt"
+else
+  echo "making $tokens subject tokens…"
+  for _ in $(seq "$tokens"); do
+    "$root/deploy/examples/dev-token.sh" "user-$RANDOM$RANDOM" "exchange inventory:read inventory:write" 3600
+  done > "$work/tokens.txt"
+  [ -z "${SUBJECT_TOKENS:-}" ] || cp "$work/tokens.txt" "$SUBJECT_TOKENS"
+fi
 
 # The example configuration, its paths made absolute, with extra rules (for another client, so the
 # measured client's lookup goes through the index) and extra issuers (file JWKS, no network).

@@ -7,8 +7,10 @@
 //! map, filter) it holds, and that none runs inside another's loop (whose cost would multiply).
 //! At evaluation a condition with comprehensions is refused, as over its budget, for an input
 //! holding a list or object longer than `MAX_ITERATIONS`, so that each loop is short whatever
-//! the token carries. The exchange evaluates conditions off the HTTP workers, under a time
-//! budget (`CONDITION_BUDGET`) as well.
+//! the token carries. The exchange evaluates conditions with comprehensions off the HTTP
+//! workers, under a time budget (`CONDITION_BUDGET`) as well; one without them costs time linear
+//! in its size and its input's (the standard library alone, no regular expressions), so it runs
+//! where the exchange does, without a thread hop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +38,33 @@ pub struct Condition {
     program: Arc<Program>,
     /// It holds comprehension macros, whose cost grows with the input.
     loops: bool,
+    /// The variables it names: only those are passed to CEL.
+    uses: Uses,
+}
+
+/// A set of the five variables (`VARIABLES`), one bit each.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+struct Uses(u8);
+
+const VARIABLES: [&str; 5] = ["subject", "actor", "client", "request", "spiffe"];
+
+impl Uses {
+    fn of<'a>(names: impl IntoIterator<Item = &'a str>) -> Self {
+        Self(names.into_iter().fold(0, |bits, name| {
+            bits | VARIABLES
+                .iter()
+                .position(|v| *v == name)
+                .map_or(0, |i| 1 << i)
+        }))
+    }
+
+    fn has(self, name: &str) -> bool {
+        self.0 & Self::of([name]).0 != 0
+    }
+
+    fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
 }
 
 impl std::fmt::Debug for Condition {
@@ -166,6 +195,12 @@ fn plain_range(e: &IdedExpr) -> bool {
 }
 
 impl Condition {
+    /// It holds comprehension macros: its cost grows with the lists it loops over, so the
+    /// exchange evaluates it off the HTTP workers, under `CONDITION_BUDGET`.
+    pub fn loops(&self) -> bool {
+        self.loops
+    }
+
     pub fn compile(source: &str) -> Result<Self, String> {
         if source.len() > MAX_SOURCE {
             return Err(format!("is longer than {MAX_SOURCE} bytes"));
@@ -196,22 +231,23 @@ impl Condition {
                     .into(),
             );
         }
-        let known = ["subject", "actor", "client", "request", "spiffe"];
         let references = program.references();
-        if let Some(unknown) = references
-            .variables()
-            .into_iter()
-            .find(|v| !known.contains(v) && !shape.bound.contains(v))
+        let variables = references.variables();
+        if let Some(unknown) = variables
+            .iter()
+            .find(|v| !VARIABLES.contains(v) && !shape.bound.contains(v))
         {
             return Err(format!(
                 "uses \"{unknown}\"; the variables are subject, actor, client, request and spiffe"
             ));
         }
         let loops = shape.comprehensions > 0;
+        let uses = Uses::of(variables);
         Ok(Self {
             source: source.to_string(),
             program: Arc::new(program),
             loops,
+            uses,
         })
     }
 
@@ -239,7 +275,10 @@ impl Condition {
         {
             return Err((i, Failure::OverBudget));
         }
-        with_scope(input, |scope| {
+        let uses = expressions
+            .iter()
+            .fold(Uses::default(), |all, e| all.union(e.uses));
+        with_scope(input, uses, |scope| {
             expressions
                 .iter()
                 .enumerate()
@@ -262,7 +301,7 @@ impl Condition {
         if self.loops && longest_collection(input) > MAX_ITERATIONS {
             return Err(Failure::OverBudget);
         }
-        with_scope(input, |scope| {
+        with_scope(input, self.uses, |scope| {
             self.program
                 .execute(scope)
                 .map_err(|e| Failure::Error(e.to_string()))
@@ -270,26 +309,34 @@ impl Condition {
     }
 }
 
-/// `f` in a scope holding the input's variables, passed to CEL once.
-fn with_scope<R>(input: &Input<'_>, f: impl FnOnce(&Context<'_, '_>) -> R) -> Result<R, Failure> {
-    let empty = Value::Object(serde_json::Map::new());
-    let request = json!({
-        "audiences": input.audiences,
-        "resources": input.resources,
-        "scopes": input.scopes,
-        "context": input.context.unwrap_or(&empty),
-        "details": input.details.unwrap_or(&empty),
-    });
-    let values = [
-        ("subject", cel::to_value(input.subject)),
-        ("actor", cel::to_value(input.actor)),
-        ("client", Ok(CelValue::from(input.client.to_string()))),
-        ("request", cel::to_value(&request)),
-        ("spiffe", cel::to_value(spiffe_of(input.spiffe))),
-    ];
+/// `f` in a scope holding the input's variables that `uses` names, each passed to CEL once
+/// (converting a token's claims costs more than most expressions).
+fn with_scope<R>(
+    input: &Input<'_>,
+    uses: Uses,
+    f: impl FnOnce(&Context<'_, '_>) -> R,
+) -> Result<R, Failure> {
+    let request = || {
+        let empty = Value::Object(serde_json::Map::new());
+        cel::to_value(json!({
+            "audiences": input.audiences,
+            "resources": input.resources,
+            "scopes": input.scopes,
+            "context": input.context.unwrap_or(&empty),
+            "details": input.details.unwrap_or(&empty),
+        }))
+    };
+    let value = |name| match name {
+        "subject" => cel::to_value(input.subject),
+        "actor" => cel::to_value(input.actor),
+        "client" => Ok(CelValue::from(input.client.to_string())),
+        "request" => request(),
+        _ => cel::to_value(spiffe_of(input.spiffe)),
+    };
     STANDARD.with(|standard| {
         let mut scope = standard.new_inner_scope();
-        for (name, value) in values {
+        for name in VARIABLES.into_iter().filter(|v| uses.has(v)) {
+            let value = value(name);
             scope.add_variable_from_value(
                 name,
                 value.map_err(|e| Failure::Error(format!("cannot pass {name} to CEL: {e}")))?,
@@ -535,6 +582,21 @@ mod tests {
             .collect::<Vec<_>>()
             .join(" && ");
         assert!(Condition::compile(&wide).is_err(), "too many nodes");
+    }
+
+    #[test]
+    fn only_loops_leave_the_worker_and_only_named_variables_reach_cel() {
+        let compiled = |s: &str| Condition::compile(s).expect("compiles");
+        assert!(compiled("subject.g.exists(x, x == client)").loops());
+        assert!(!compiled(r#"subject.sub.startsWith("svc-") && "a" in subject.g"#).loops());
+        assert!(compiled("request.details.action").uses == Uses::of(["request"]));
+        let uses = compiled("subject.g.all(x, x != actor.sub)").uses;
+        assert!(
+            uses == Uses::of(["subject", "actor"]),
+            "a loop's own variable is none of the five"
+        );
+        let uses = compiled("spiffe.path").uses;
+        assert!(uses.has("spiffe") && !uses.has("subject") && !uses.has("request"));
     }
 
     #[test]
