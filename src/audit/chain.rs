@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use serde_json::json;
 
 use super::record::ExchangeRecord;
-use super::row::{ExchangeRow, KindRow};
+use super::row::{ExchangeRow, InsertExchange, InsertKind, KindRow};
 use crate::store::DbConnection;
 use crate::store::schema::{audit_chains, exchange_kinds, exchanges, store_probes};
 
@@ -186,15 +186,14 @@ pub fn probe_batch_size(conn: &mut DbConnection, chain: &str, now_us: i64) -> Qu
 const PROBE_BYTES: usize = 64 * 1024;
 
 /// PostgreSQL: one multi-row INSERT (one round trip), which diesel builds per backend only.
-/// SQLite: one prepared single-row INSERT per record, run from the statement cache; a
-/// multi-row INSERT would be parsed anew for each batch size and needs a statement journal.
+/// SQLite: one prepared single-row INSERT per record, found in the statement cache by its type
+/// (`InsertExchange`); a multi-row INSERT would be parsed anew for each batch size and needs a
+/// statement journal.
 fn insert_rows(conn: &mut DbConnection, rows: &[ExchangeRow]) -> QueryResult<usize> {
     match conn {
-        DbConnection::Sqlite(c) => rows.iter().try_fold(0, |n, row| {
-            Ok(n + diesel::insert_into(exchanges::table)
-                .values(row)
-                .execute(c)?)
-        }),
+        DbConnection::Sqlite(c) => rows
+            .iter()
+            .try_fold(0, |n, row| Ok(n + InsertExchange(row).execute(c)?)),
         DbConnection::Postgres(c) => diesel::insert_into(exchanges::table)
             .values(rows)
             .execute(c),
@@ -204,11 +203,9 @@ fn insert_rows(conn: &mut DbConnection, rows: &[ExchangeRow]) -> QueryResult<usi
 /// As `insert_rows`, for the rows of `exchange_kinds`.
 fn insert_kinds(conn: &mut DbConnection, kinds: &[KindRow]) -> QueryResult<usize> {
     match conn {
-        DbConnection::Sqlite(c) => kinds.iter().try_fold(0, |n, kind| {
-            Ok(n + diesel::insert_into(exchange_kinds::table)
-                .values(kind)
-                .execute(c)?)
-        }),
+        DbConnection::Sqlite(c) => kinds
+            .iter()
+            .try_fold(0, |n, kind| Ok(n + InsertKind(kind).execute(c)?)),
         DbConnection::Postgres(_) if kinds.is_empty() => Ok(0),
         DbConnection::Postgres(c) => diesel::insert_into(exchange_kinds::table)
             .values(kinds)

@@ -73,6 +73,98 @@ impl KindRow {
     }
 }
 
+/// `$insert(&row)`: a single-row INSERT of a `$row` into SQLite, which diesel prepares once
+/// and finds again by its type. A derived `Insertable` has no static query id, so diesel
+/// rebuilds its SQL, column by column, to look its statement up for every row: about a sixth of
+/// the audit writer's time. Each field is bound with its column's type from the schema, and a
+/// field left out of the list does not compile.
+macro_rules! sqlite_insert {
+    ($insert:ident, $row:ident, $table:ident, $first:ident $(, $field:ident)* $(,)?) => {
+        pub struct $insert<'a>(pub &'a $row);
+
+        impl diesel::query_builder::QueryId for $insert<'_> {
+            type QueryId = $insert<'static>;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for $insert<'_> {
+            fn walk_ast<'b>(
+                &'b self,
+                mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+            ) -> QueryResult<()> {
+                let $row { $first, $($field),* } = self.0;
+                out.push_sql(concat!("INSERT INTO ", stringify!($table), " ("));
+                out.push_identifier(<$table::$first as diesel::Column>::NAME)?;
+                $(
+                    out.push_sql(", ");
+                    out.push_identifier(<$table::$field as diesel::Column>::NAME)?;
+                )*
+                out.push_sql(") VALUES (");
+                out.push_bind_param::<<$table::$first as diesel::Expression>::SqlType, _>($first)?;
+                $(
+                    out.push_sql(", ");
+                    out.push_bind_param::<<$table::$field as diesel::Expression>::SqlType, _>(
+                        $field,
+                    )?;
+                )*
+                out.push_sql(")");
+                Ok(())
+            }
+        }
+
+        impl<Conn> diesel::RunQueryDsl<Conn> for $insert<'_> {}
+    };
+}
+
+sqlite_insert!(
+    InsertExchange,
+    ExchangeRow,
+    exchanges,
+    id,
+    time_us,
+    outcome,
+    error,
+    reason,
+    client_id,
+    subject_issuer,
+    subject,
+    subject_jti,
+    actor_issuer,
+    actor,
+    requested_audiences,
+    requested_resources,
+    requested_scopes,
+    granted_audiences,
+    granted_scopes,
+    rule,
+    token_jti,
+    expires_at,
+    revoked_at,
+    remote_addr,
+    user_agent,
+    request_id,
+    duration_us,
+    chain,
+    seq,
+    prev_hash,
+    hash,
+    subject_until_us,
+    actor_jti,
+    count,
+    truncated,
+);
+
+sqlite_insert!(
+    InsertKind,
+    KindRow,
+    exchange_kinds,
+    id,
+    token_type,
+    txn,
+    grant_type,
+    grant_kind
+);
+
 fn list(items: &[String]) -> String {
     serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
 }
