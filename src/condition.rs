@@ -590,6 +590,11 @@ mod tests {
         assert!(compiled("subject.g.exists(x, x == client)").loops());
         assert!(!compiled(r#"subject.sub.startsWith("svc-") && "a" in subject.g"#).loops());
         assert!(compiled("request.details.action").uses == Uses::of(["request"]));
+        assert!(compiled("has(subject.tenant)").uses == Uses::of(["subject"]));
+        assert_eq!(
+            eval("has(subject.tenant)", json!({"tenant": "acme"})),
+            Ok(true)
+        );
         let uses = compiled("subject.g.all(x, x != actor.sub)").uses;
         assert!(
             uses == Uses::of(["subject", "actor"]),
