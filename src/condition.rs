@@ -7,10 +7,8 @@
 //! map, filter) it holds, and that none runs inside another's loop (whose cost would multiply).
 //! At evaluation a condition with comprehensions is refused, as over its budget, for an input
 //! holding a list or object longer than `MAX_ITERATIONS`, so that each loop is short whatever
-//! the token carries. The exchange evaluates conditions with comprehensions off the HTTP
-//! workers, under a time budget (`CONDITION_BUDGET`) as well; one without them costs time linear
-//! in its size and its input's (the standard library alone, no regular expressions), so it runs
-//! where the exchange does, without a thread hop.
+//! the token carries. The exchange evaluates conditions off the HTTP workers, under a time
+//! budget (`CONDITION_BUDGET`) as well.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,12 +193,6 @@ fn plain_range(e: &IdedExpr) -> bool {
 }
 
 impl Condition {
-    /// It holds comprehension macros: its cost grows with the lists it loops over, so the
-    /// exchange evaluates it off the HTTP workers, under `CONDITION_BUDGET`.
-    pub fn loops(&self) -> bool {
-        self.loops
-    }
-
     pub fn compile(source: &str) -> Result<Self, String> {
         if source.len() > MAX_SOURCE {
             return Err(format!("is longer than {MAX_SOURCE} bytes"));
@@ -585,10 +577,8 @@ mod tests {
     }
 
     #[test]
-    fn only_loops_leave_the_worker_and_only_named_variables_reach_cel() {
+    fn only_named_variables_reach_cel() {
         let compiled = |s: &str| Condition::compile(s).expect("compiles");
-        assert!(compiled("subject.g.exists(x, x == client)").loops());
-        assert!(!compiled(r#"subject.sub.startsWith("svc-") && "a" in subject.g"#).loops());
         assert!(compiled("request.details.action").uses == Uses::of(["request"]));
         assert!(compiled("has(subject.tenant)").uses == Uses::of(["subject"]));
         assert_eq!(

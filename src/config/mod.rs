@@ -554,15 +554,6 @@ pub struct RuleConfig {
     pub audience_client_id: Option<String>,
 }
 
-impl RuleConfig {
-    /// Every CEL expression of the rule: its condition, then the claims it builds.
-    pub fn expressions(&self) -> impl Iterator<Item = &crate::condition::Condition> {
-        self.condition
-            .iter()
-            .chain(self.tctx.iter().chain(&self.rctx).map(|(_, e)| e))
-    }
-}
-
 /// Claims that carry identity, audience, lifetime, scope, binding or delegation meaning, or that
 /// make a token look like an ID token (SPEC §5): a minted token sets its own or carries none, so
 /// `copy_claims` may not name them.

@@ -111,9 +111,9 @@ pub struct Context<'a> {
 pub enum Conditions<'a> {
     /// On the caller's thread (the command line).
     Inline,
-    /// Expressions with loops on the blocking pool, at most as many at once as `slots` holds,
-    /// within `CONDITION_BUDGET`: such a condition never holds an HTTP worker, and one that runs
-    /// long denies its own request only. Loop-free ones, linear in their input, on the caller's.
+    /// On the blocking pool, at most as many at once as `slots` holds, within
+    /// `CONDITION_BUDGET`: a condition never holds an HTTP worker, and one that runs long denies
+    /// its own request only.
     Pooled(&'a Arc<tokio::sync::Semaphore>),
 }
 
@@ -160,7 +160,7 @@ async fn plan(
     rule: &mut Option<String>,
 ) -> Result<Granted, OAuthError> {
     let (chosen, granted) = match conditions {
-        Conditions::Pooled(slots) if policy.rules.has_loops(ex.client_id) => {
+        Conditions::Pooled(slots) if policy.rules.has_conditions(ex.client_id) => {
             plan_pooled(policy, slots, ex).await?
         }
         _ => {

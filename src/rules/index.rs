@@ -14,9 +14,8 @@ pub struct RuleSet {
     by_client: HashMap<String, Vec<usize>>,
     /// Client id → issuer id → indexes by subject pattern.
     by_client_issuer: HashMap<String, HashMap<String, SubjectIndex>>,
-    /// Clients named by a rule with an expression (its condition or, for Txn-Tokens, a claim
-    /// it builds) that loops: their rules are evaluated under the conditions' budget.
-    looping: HashSet<String>,
+    /// Clients named by a rule with a condition (or, for Txn-Tokens, claims it builds).
+    conditional: HashSet<String>,
     /// The kinds of token the rules naming each client mint.
     kinds: HashMap<String, Vec<Mints>>,
 }
@@ -25,12 +24,12 @@ impl RuleSet {
     pub fn new(rules: Vec<RuleConfig>) -> Self {
         let mut by_client: HashMap<String, Vec<usize>> = HashMap::new();
         let mut by_client_issuer: HashMap<String, HashMap<String, SubjectIndex>> = HashMap::new();
-        let mut looping = HashSet::new();
+        let mut conditional = HashSet::new();
         let mut kinds: HashMap<String, Vec<Mints>> = HashMap::new();
         for (i, rule) in rules.iter().enumerate() {
             for client in &rule.clients {
-                if rule.expressions().any(crate::condition::Condition::loops) {
-                    looping.insert(client.clone());
+                if rule.condition.is_some() || !rule.tctx.is_empty() || !rule.rctx.is_empty() {
+                    conditional.insert(client.clone());
                 }
                 let minted = kinds.entry(client.clone()).or_default();
                 if !minted.contains(&rule.mints) {
@@ -50,7 +49,7 @@ impl RuleSet {
             rules,
             by_client,
             by_client_issuer,
-            looping,
+            conditional,
             kinds,
         }
     }
@@ -59,10 +58,9 @@ impl RuleSet {
         &self.rules
     }
 
-    /// Whether a rule naming the client has an expression with loops (to evaluate off the HTTP
-    /// workers, under a budget).
-    pub fn has_loops(&self, client: &str) -> bool {
-        self.looping.contains(client)
+    /// Whether a rule naming the client has a condition (to evaluate under a budget).
+    pub fn has_conditions(&self, client: &str) -> bool {
+        self.conditional.contains(client)
     }
 
     pub fn names_client(&self, client: &str) -> bool {
