@@ -21,6 +21,27 @@ pub struct Action {
     pub result: String,
 }
 
+impl Action {
+    /// `action` done now by the signed-in `session` on `target`, coming to `result`.
+    pub fn by(
+        session: &super::session::Session,
+        now: crate::clock::UnixTime,
+        action: &str,
+        target: String,
+        result: String,
+    ) -> Self {
+        Self {
+            id: crate::ids::record_id(now),
+            time_us: now.micros(),
+            who: session.who.clone(),
+            role: session.role.as_str().into(),
+            action: action.into(),
+            target,
+            result,
+        }
+    }
+}
+
 pub fn record(conn: &mut DbConnection, action: &Action) -> QueryResult<()> {
     diesel::insert_into(console_actions::table)
         .values(action)

@@ -75,15 +75,7 @@ pub async fn revoke(
     let policy = state.policy.load();
     let local = policy.local_issuers.clone();
     let when = policy.revocation_bounds(None, now.secs());
-    let action = Action {
-        id: crate::ids::record_id(now),
-        time_us: now.micros(),
-        who: session.who.clone(),
-        role: session.role.as_str().into(),
-        action: "revoke".into(),
-        target: format!("jti {jti}"),
-        result: String::new(),
-    };
+    let action = Action::by(&session, now, "revoke", format!("jti {jti}"), String::new());
     let revoked = state
         .store
         .blocking_write(move |c| {

@@ -66,15 +66,13 @@ pub async fn reload(
     };
     tracing::info!(who = %session.who, result = %result, "console reload");
     let now = state.clock.now();
-    let action = Action {
-        id: crate::ids::record_id(now),
-        time_us: now.micros(),
-        who: session.who.clone(),
-        role: session.role.as_str().into(),
-        action: "reload".into(),
-        target: state.config_file.display().to_string(),
-        result: crate::text::shown(&result, 1000),
-    };
+    let action = Action::by(
+        &session,
+        now,
+        "reload",
+        state.config_file.display().to_string(),
+        crate::text::shown(&result, 1000),
+    );
     let recorded = state
         .store
         .blocking_write(move |c| actions::record(c, &action))

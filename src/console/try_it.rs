@@ -113,13 +113,11 @@ pub async fn run(
         let hash =
             aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, form.token.trim().as_bytes());
         let now = state.clock.now();
-        let action = Action {
-            id: crate::ids::record_id(now),
-            time_us: now.micros(),
-            who: session.who.clone(),
-            role: session.role.as_str().into(),
-            action: "try".into(),
-            target: crate::text::shown(
+        let action = Action::by(
+            &session,
+            now,
+            "try",
+            crate::text::shown(
                 &format!(
                     "client {}, a token with SHA-256 {}",
                     form.client.trim(),
@@ -127,14 +125,14 @@ pub async fn run(
                 ),
                 300,
             ),
-            result: crate::text::shown(
+            crate::text::shown(
                 explained
                     .lines()
                     .find(|l| l.starts_with("result: "))
                     .unwrap_or("not tried"),
                 300,
             ),
-        };
+        );
         let recorded = state
             .store
             .blocking_write(move |c| actions::record(c, &action))
